@@ -1,0 +1,754 @@
+"""``MIMModel``: the MIM network as a Darts torch forecasting model.
+
+This module turns Darts tensors into frames and back: ``(batch, time, C*H*W)`` target windows become
+``(batch, time, C, H, W)`` frames, covariates become extra channels (gridded ones per cell, plain ones
+broadcast to every cell), and the network's ``(batch, time, C, params, H, W)`` output becomes Darts'
+``(batch, time, components, params)``. It knows nothing of the gates inside the cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from darts import TimeSeries
+from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
+from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel
+from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput
+from darts.utils.likelihood_models.torch import QuantileRegression
+from torch import Tensor
+
+from darts_mim.grid import GridSpec, always_missing_cells, grid_spec_of
+from darts_mim.nn.network import CELL_TYPES, DIFF_MODES, MIMNetwork
+from darts_mim.validation import check_series_values, check_target_grid
+
+SAMPLING_SCHEDULES = ("linear", "teacher_forcing", "free_running")
+
+
+def _cov_to_channels(cov: Tensor, grid_channels: int, height: int, width: int) -> Tensor:
+    """``(B, T, G*H*W + K) -> (B, T, G + K, H, W)``: gridded channels per cell, plain ones broadcast."""
+    b, t, _ = cov.shape
+    g = grid_channels * height * width
+    gridded = cov[..., :g].reshape(b, t, grid_channels, height, width)
+    plain = cov[..., g:]
+    plain = plain.reshape(b, t, plain.shape[-1], 1, 1).expand(-1, -1, -1, height, width)
+    return torch.cat([gridded, plain], dim=2)
+
+
+class _MIMModule(PLForecastingModule):
+    """Lightning module: Darts batches in, :class:`MIMNetwork` call, Darts predictions out."""
+
+    def __init__(
+        self,
+        grid: tuple[int, int, int],
+        past_cov_layout: tuple[int, int] | None,
+        future_cov_layout: tuple[int, int] | None,
+        static_cov_layout: tuple[str, int] | None,
+        num_hidden: Sequence[int],
+        filter_size: int,
+        patch_size: int,
+        layer_norm: bool,
+        diff_mode: str,
+        cell_type: str,
+        nr_params: int,
+        feedback_param: int,
+        sampling_schedule: str,
+        sampling_start: float,
+        sampling_decay_steps: int,
+        activation_checkpointing: bool,
+        missing_components: Sequence[int] | None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.grid = tuple(grid)
+        self.past_cov_layout = past_cov_layout
+        self.future_cov_layout = future_cov_layout
+        self.static_cov_layout = static_cov_layout
+        self.sampling_schedule = sampling_schedule
+        self.sampling_start = sampling_start
+        self.sampling_decay_steps = sampling_decay_steps
+        channels, height, width = self.grid
+        cond = 0
+        for layout in (past_cov_layout, future_cov_layout):
+            if layout is not None:
+                cond += layout[0] + layout[1]
+        if static_cov_layout is not None:
+            kind, n_static = static_cov_layout
+            cond += n_static * channels if kind == "per_component" else n_static
+        self.net = MIMNetwork(
+            target_channels=channels,
+            cond_channels=cond,
+            height=height,
+            width=width,
+            num_hidden=num_hidden,
+            filter_size=filter_size,
+            patch_size=patch_size,
+            layer_norm=layer_norm,
+            diff_mode=diff_mode,
+            cell_type=cell_type,
+            nr_params=nr_params,
+            feedback_param=feedback_param,
+            activation_checkpointing=activation_checkpointing,
+        )
+        n_components = channels * height * width
+        missing = torch.zeros(n_components, dtype=torch.bool)
+        if missing_components:
+            missing[list(missing_components)] = True
+        # Components that are NaN at every step of the training data (land, outside the radar range):
+        # fed as 0, left out of the loss, forecast as NaN.
+        self.register_buffer("missing", missing, persistent=False)
+        self.has_missing = bool(missing_components)
+
+    # ------------------------------------------------------------------ tensors <-> frames
+    def _frames(self, values: Tensor) -> Tensor:
+        b, t, _ = values.shape
+        return values.reshape(b, t, *self.grid)
+
+    def _conditioning(self, x_in: PLModuleInput, n_out: int) -> Tensor | None:
+        """Per-step covariate channels ``[B, T_in + n_out - 1, cond, H, W]``.
+
+        Step ``t`` reads frame ``t`` and predicts frame ``t + 1``: it sees the past covariates observed at
+        ``t`` (zero once they are unknown, in the decoder) and the future covariates of ``t + 1``, the
+        time it forecasts (zero inside an ``output_chunk_shift`` gap, where Darts provides none).
+        """
+        _, height, width = self.grid
+        past_target = x_in.past_target
+        b, t_in, _ = past_target.shape
+        n_steps = t_in - 1 + n_out
+        parts = []
+        if self.past_cov_layout is not None and x_in.past_covariates is not None:
+            pc = _cov_to_channels(x_in.past_covariates, self.past_cov_layout[0], height, width)
+            pad = pc.new_zeros(b, n_steps - t_in, *pc.shape[2:])
+            parts.append(torch.cat([pc, pad], dim=1))
+        if self.future_cov_layout is not None and x_in.future_covariates is not None:
+            g = self.future_cov_layout[0]
+            hist = _cov_to_channels(x_in.historic_future_covariates, g, height, width)[:, 1:]
+            fut = _cov_to_channels(x_in.future_covariates, g, height, width)
+            gap = fut.new_zeros(b, n_out - fut.shape[1], *fut.shape[2:])
+            parts.append(torch.cat([hist, gap, fut], dim=1))
+        if self.static_cov_layout is not None and x_in.static_covariates is not None:
+            static = x_in.static_covariates  # (B, rows, S)
+            if self.static_cov_layout[0] == "per_component":
+                channels = self.grid[0]
+                static = static.reshape(b, channels, height, width, -1)
+                static = static.permute(0, 1, 4, 2, 3).reshape(b, -1, height, width)
+            else:
+                static = static.reshape(b, -1, 1, 1).expand(-1, -1, height, width)
+            parts.append(static.unsqueeze(1).expand(-1, n_steps, -1, -1, -1))
+        if not parts:
+            return None
+        return torch.cat(parts, dim=2).to(past_target.dtype)
+
+    def _teacher_mask(self, batch: int, n_out: int, ref: Tensor) -> Tensor | None:
+        """Scheduled sampling: 1 feeds the true frame, with probability ``eta`` decaying over steps."""
+        if self.sampling_schedule == "free_running" or n_out < 2:
+            return None
+        if self.sampling_schedule == "teacher_forcing":
+            eta = 1.0
+        else:
+            progress = min(1.0, self.global_step / max(1, self.sampling_decay_steps))
+            eta = self.sampling_start * (1.0 - progress)
+        shift = self.output_chunk_shift
+        draws = (torch.rand(batch, n_out - 1 - shift, device=ref.device) < eta).to(ref.dtype)
+        # No true frames exist inside an output_chunk_shift gap: always free running there.
+        return torch.cat([ref.new_zeros(batch, shift), draws], dim=1)
+
+    @io_processor
+    def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
+        past = x_in.past_target
+        if self.has_missing:
+            past = past.masked_fill(self.missing, 0.0)
+        b = past.shape[0]
+        shift, ocl = self.output_chunk_shift, self.output_chunk_length
+        n_out = shift + ocl
+        future_frames = teacher = None
+        if x_in.stage is ModuleStage.TRAIN and x_in.future_target is not None:
+            teacher = self._teacher_mask(b, n_out, past)
+            if teacher is not None:
+                future = x_in.future_target
+                if self.rin is not None:
+                    future = self.rin.transform(future)
+                if self.has_missing:
+                    future = future.masked_fill(self.missing, 0.0)
+                gap = future.new_zeros(b, shift, future.shape[-1])
+                future_frames = self._frames(torch.cat([gap, future], dim=1))
+        out = self.net(
+            self._frames(past),
+            n_out,
+            cond=self._conditioning(x_in, n_out),
+            future_frames=future_frames,
+            teacher_mask=teacher,
+        )[:, shift:]
+        # (B, T, C, P, H, W) -> (B, T, C*H*W, P), channel-major like the series' components.
+        prediction = out.permute(0, 1, 2, 4, 5, 3).reshape(b, ocl, -1, self.net.nr_params)
+        if self.has_missing and x_in.stage is ModuleStage.PREDICT:
+            prediction = prediction.masked_fill(self.missing[:, None], float("nan"))
+        return PLModuleOutput(prediction=prediction)
+
+    # ------------------------------------------------------------------ masked loss
+    def _drop_missing(self, prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        keep = ~self.missing
+        return prediction[:, :, keep], target[:, :, keep]
+
+    def _compute_loss(self, output: PLModuleOutput, target, criterion, sample_weight):
+        if self.has_missing:
+            prediction, target = self._drop_missing(output.prediction, target)
+            output = output.replace(prediction=prediction)
+            if sample_weight is not None and sample_weight.shape[-1] == self.missing.numel():
+                sample_weight = sample_weight[:, :, ~self.missing]
+        return super()._compute_loss(output, target, criterion, sample_weight)
+
+    def _update_metrics(self, output: PLModuleOutput, target: Tensor, metrics):
+        if self.has_missing and len(metrics):
+            prediction, target = self._drop_missing(output.prediction, target)
+            # torchmetrics expect whole components: flatten kept components into rows.
+            n_keep = prediction.shape[2]
+            prediction = prediction.reshape(-1, 1, n_keep, prediction.shape[-1])
+            target = target.reshape(-1, 1, n_keep)
+            saved = self.n_targets
+            self.n_targets = n_keep
+            try:
+                return super()._update_metrics(
+                    output.replace(prediction=prediction), target, metrics
+                )
+            finally:
+                self.n_targets = saved
+        return super()._update_metrics(output, target, metrics)
+
+
+def _likelihood_feedback_param(likelihood) -> int:
+    """Which likelihood parameter is fed back as the next frame: the median of a quantile regression,
+    the first parameter (the location: mean, mu, lambda...) otherwise."""
+    if likelihood is None:
+        return 0
+    if isinstance(likelihood, QuantileRegression):
+        return (
+            likelihood.quantiles.index(0.5)
+            if 0.5 in likelihood.quantiles
+            else len(likelihood.quantiles) // 2
+        )
+    return 0
+
+
+class MIMModel(MixedCovariatesTorchModel):
+    def __init__(
+        self,
+        input_chunk_length: int,
+        output_chunk_length: int,
+        output_chunk_shift: int = 0,
+        num_hidden: Sequence[int] = (64, 64, 64, 64),
+        filter_size: int = 5,
+        patch_size: int = 1,
+        layer_norm: bool = True,
+        diff_mode: str = "cascade",
+        cell_type: str = "mim",
+        grid_shape: Sequence[int] | None = None,
+        sampling_schedule: str = "linear",
+        sampling_start: float = 1.0,
+        sampling_decay_steps: int = 5000,
+        activation_checkpointing: bool = False,
+        precision: str | None = None,
+        **kwargs,
+    ):
+        """Memory In Memory network (MIM, Wang et al., CVPR 2019) for gridded and multivariate series.
+
+        MIM is a stack of recurrent convolutional cells: an ST-LSTM first layer, then MIM blocks whose
+        temporal forget path is replaced by two cascaded memories, MIM-N (modelling the non-stationary part
+        from differences of hidden states) and MIM-S (the stationary part). A spatiotemporal memory zigzags
+        up the layers and from the top layer back to the bottom at the next step. The model reads
+        ``input_chunk_length`` frames, then forecasts ``output_chunk_length`` frames autoregressively inside
+        one call (each prediction is the next input); ``n > output_chunk_length`` continues the same way.
+
+        A grid of ``C`` channels on ``H x W`` cells is one ``TimeSeries`` of ``C*H*W`` components in
+        channel-major order (see :func:`darts_mim.grid_to_series`); the grid is read from the series'
+        metadata unless ``grid_shape`` is given. A series without grid metadata is treated as ``C``
+        channels on a 1x1 grid, where the convolutional cells reduce to fully connected LSTM-like cells.
+
+        Past and future covariates become extra input channels: a covariate series with the same grid
+        metadata contributes its channels per cell, any other (plain) covariate is broadcast to every cell.
+        Future covariates of the step being forecast are fed to the step that predicts it; past covariates
+        are zero in the decoder, where they are not observed. Static covariates (one row, or one row per
+        component) are constant extra channels.
+
+        Parameters
+        ----------
+        input_chunk_length
+            Number of past frames the network reads before forecasting.
+        output_chunk_length
+            Number of frames forecast by one call of the network (autoregressively, inside the call).
+        output_chunk_shift
+            Optionally, the number of steps to shift the start of the output chunk into the future; the
+            network free-runs through the gap. Default: ``0``.
+        num_hidden
+            Hidden width of each layer; its length is the number of layers. Layer 1 is an ST-LSTM, the
+            others are MIM blocks. Widths may differ. Default: ``(64, 64, 64, 64)`` (the paper's).
+        filter_size
+            Odd kernel size of the gate convolutions. Use 1 for multivariate (1x1) series. Default: ``5``.
+        patch_size
+            Space-to-depth factor (must divide height and width): frames are cut into ``p x p`` patches
+            stacked as channels, which shrinks the grid the cells run on by ``p^2``. Default: ``1``.
+        layer_norm
+            Layer norm on each gate convolution, as in the authors' code. Default: ``True``.
+        diff_mode
+            ``"cascade"`` (the authors' code, default): MIM blocks above the first take the MIM-N output of
+            the block below as their difference signal. ``"difference"`` (the paper's text): every block
+            differences its own input ``H^{l-1}_t - H^{l-1}_{t-1}``.
+        cell_type
+            ``"mim"`` (default) or ``"stlstm"``: ST-LSTM layers only, the PredRNN-style ablation.
+        grid_shape
+            ``(C, H, W)`` or ``(H, W)`` of the target grid, for series without grid metadata. Default:
+            ``None`` (read from the metadata, else a 1x1 grid).
+        sampling_schedule
+            How decoder inputs are chosen during training: ``"linear"`` (scheduled sampling: each sample and
+            step gets the true previous frame with probability ``eta``, which falls linearly from
+            ``sampling_start`` to 0 over ``sampling_decay_steps`` optimizer steps, as in the authors'
+            recipe), ``"teacher_forcing"`` (always the true frame) or ``"free_running"`` (always the
+            model's own prediction, as at prediction time). Validation and prediction always free-run.
+        sampling_start
+            Initial probability ``eta`` of feeding the true frame. Default: ``1.0``.
+        sampling_decay_steps
+            Optimizer steps over which ``eta`` reaches 0 (the authors use 50,000). Default: ``5000``.
+        activation_checkpointing
+            Recompute each time step's activations in the backward pass instead of storing them: less
+            memory for long sequences and big grids, at the cost of one more forward pass. Default:
+            ``False``.
+        precision
+            Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs) or
+            ``"16-mixed"`` (GPUs). Shorthand for ``pl_trainer_kwargs={"precision": ...}``. Default: ``None``
+            (follow the series' dtype).
+        **kwargs
+            Optional arguments to initialize the pytorch_lightning.Module, pytorch_lightning.Trainer, and
+            Darts' :class:`TorchForecastingModel`.
+
+        loss_fn
+            PyTorch loss function used for training. Ignored for probabilistic models if the ``likelihood``
+            parameter is specified. Default: ``torch.nn.MSELoss()``.
+        likelihood
+            One of Darts' :meth:`Likelihood <darts.utils.likelihood_models.torch.TorchLikelihood>` models to
+            be used for probabilistic forecasts (e.g. ``GaussianLikelihood()``, ``QuantileRegression()``).
+            The point estimate fed back while decoding is the first parameter (the mean) or the median
+            quantile. Default: ``None``.
+        torch_metrics
+            A torch metric or a ``MetricCollection`` used for evaluation. Default: ``None``.
+        optimizer_cls
+            The PyTorch optimizer class to be used. Default: ``torch.optim.Adam``.
+        optimizer_kwargs
+            Keyword arguments for the optimizer, e.g. ``{"lr": 1e-3, "betas": (0.95, 0.9995)}`` (the authors').
+            Default: ``None``.
+        lr_scheduler_cls
+            Optionally, the PyTorch learning rate scheduler class. Default: ``None``.
+        lr_scheduler_kwargs
+            Optionally, keyword arguments for the learning rate scheduler. Default: ``None``.
+        use_reversible_instance_norm
+            Whether to use reversible instance normalization ``RINorm`` on the target. Default: ``False``.
+        batch_size
+            Number of time series (input and output sequences) used in each training pass. Default: ``32``.
+        n_epochs
+            Number of epochs over which to train the model. Default: ``100``.
+        model_name
+            Name of the model. Used for creating checkpoints and saving tensorboard data.
+        work_dir
+            Path of the working directory, where to save checkpoints and Tensorboard summaries. Pass it
+            explicitly: Darts' default is the working directory at the time darts was imported.
+        log_tensorboard
+            If set, use Tensorboard to log the different parameters. Default: ``False``.
+        nr_epochs_val_period
+            Number of epochs to wait before evaluating the validation loss. Default: ``1``.
+        force_reset
+            If set to ``True``, any previously-existing model with the same name will be reset. Default:
+            ``False``.
+        save_checkpoints
+            Whether to automatically save the untrained model and checkpoints from training. Default:
+            ``False``.
+        add_encoders
+            A large number of past and future covariates can be automatically generated with
+            ``add_encoders`` (see Darts' ``SequentialEncoder``); they are plain covariates, broadcast to
+            every cell. Default: ``None``.
+        random_state
+            Controls the randomness of the weights initialization, of scheduled sampling and of
+            probabilistic forecasts. Default: ``None``.
+        pl_trainer_kwargs
+            Keyword arguments for the PyTorch Lightning Trainer, e.g. ``{"accelerator": "gpu", "devices":
+            [0]}``, ``{"devices": 2, "strategy": "ddp"}`` for data-parallel training, or
+            ``{"callbacks": [EarlyStopping(...)]}``. Prediction always runs on a single device, even when
+            training used several processes. Default: ``None``.
+        show_warnings
+            Whether to show warnings raised from PyTorch Lightning. Default: ``False``.
+
+        References
+        ----------
+        .. [1] Y. Wang, J. Zhang, H. Zhu, M. Long, J. Wang, P. S. Yu, "Memory In Memory: A Predictive Neural
+               Network for Learning Higher-Order Non-Stationarity from Spatiotemporal Dynamics", CVPR 2019,
+               https://arxiv.org/abs/1811.07490
+
+        Examples
+        --------
+        >>> from darts_mim import MIMModel
+        >>> from darts_mim.datasets import load_bike_flows
+        >>> flows = load_bike_flows().series  # 2 channels on a 14x8 grid, 30-minute steps
+        >>> train, test = flows[:-48], flows[-48:]
+        >>> model = MIMModel(
+        ...     input_chunk_length=12,
+        ...     output_chunk_length=6,
+        ...     num_hidden=(32, 32),
+        ...     filter_size=3,
+        ...     n_epochs=1,
+        ... )
+        >>> model.fit(train)
+        >>> forecast = model.predict(6)  # a gridded TimeSeries: series_to_grid(forecast) is (6, 2, 14, 8)
+        """
+        model_kwargs = dict(self.model_params)
+        _check_hyper_parameters(model_kwargs)
+        if precision is not None:
+            trainer_kwargs = dict(model_kwargs.get("pl_trainer_kwargs") or {})
+            trainer_kwargs["precision"] = precision
+            model_kwargs["pl_trainer_kwargs"] = trainer_kwargs
+        super().__init__(**self._extract_torch_model_params(**model_kwargs))
+        self.pl_module_params = self._extract_pl_module_params(**model_kwargs)
+
+        self.num_hidden = tuple(int(n) for n in num_hidden)
+        self.filter_size = filter_size
+        self.patch_size = patch_size
+        self.layer_norm = layer_norm
+        self.diff_mode = diff_mode
+        self.cell_type = cell_type
+        self.grid_shape = tuple(grid_shape) if grid_shape is not None else None
+        self.sampling_schedule = sampling_schedule
+        self.sampling_start = sampling_start
+        self.sampling_decay_steps = sampling_decay_steps
+        self.activation_checkpointing = activation_checkpointing
+        # Resolved at the first fit from the series and covariates; saved with the model.
+        self._mim_layout: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ Darts hooks
+    @property
+    def supports_static_covariates(self) -> bool:
+        return True
+
+    @property
+    def supports_multivariate(self) -> bool:
+        return True
+
+    @property
+    def grid(self) -> GridSpec | None:
+        """The target grid the model was fitted on (``None`` before fitting)."""
+        if self._mim_layout is None:
+            return None
+        return GridSpec(*self._mim_layout["grid"])
+
+    def _create_model(self, train_sample) -> PLForecastingModule:
+        layout = self._mim_layout
+        if layout is None:
+            raise ValueError(
+                "The grid layout is unknown: call fit() (or load a saved model) before creating the network."
+            )
+        channels = len(layout["grid"][0])
+        height, width = layout["grid"][1], layout["grid"][2]
+        n_cells = height * width
+
+        def cov_layout(sample: np.ndarray | None, grid_channels: int) -> tuple[int, int] | None:
+            if sample is None:
+                return None
+            plain = sample.shape[1] - grid_channels * n_cells
+            return (grid_channels, plain)
+
+        past_layout = cov_layout(train_sample.past_covariates, layout["past_grid_channels"])
+        future_cov = train_sample.future_covariates
+        if future_cov is None:
+            future_cov = train_sample.historic_future_covariates
+        future_layout = cov_layout(future_cov, layout["future_grid_channels"])
+        static_layout = None
+        if train_sample.static_covariates is not None:
+            rows, n_static = train_sample.static_covariates.shape
+            if rows == channels * n_cells and rows > 1:
+                static_layout = ("per_component", n_static)
+            elif rows == 1:
+                static_layout = ("global", n_static)
+            else:
+                raise ValueError(
+                    f"Static covariates have {rows} rows; MIMModel takes one row (global) or one row per "
+                    f"component ({channels * n_cells})."
+                )
+        nr_params = 1 if self.likelihood is None else self.likelihood.num_parameters
+        return _MIMModule(
+            grid=(channels, height, width),
+            past_cov_layout=past_layout,
+            future_cov_layout=future_layout,
+            static_cov_layout=static_layout,
+            num_hidden=self.num_hidden,
+            filter_size=self.filter_size,
+            patch_size=self.patch_size,
+            layer_norm=self.layer_norm,
+            diff_mode=self.diff_mode,
+            cell_type=self.cell_type,
+            nr_params=nr_params,
+            feedback_param=_likelihood_feedback_param(self.likelihood),
+            sampling_schedule=self.sampling_schedule,
+            sampling_start=self.sampling_start,
+            sampling_decay_steps=self.sampling_decay_steps,
+            activation_checkpointing=self.activation_checkpointing,
+            missing_components=layout["missing"],
+            **self.pl_module_params,
+        )
+
+    def _check_ckpt_parameters(self, tfm_save):
+        # Darts calls this with the saved model before rebuilding the network in load_weights(): adopt
+        # the saved grid layout, which the network's shape depends on.
+        super()._check_ckpt_parameters(tfm_save)
+        if getattr(tfm_save, "_mim_layout", None) is not None:
+            self._mim_layout = tfm_save._mim_layout
+
+    def to_onnx(self, path: str | None = None, **kwargs) -> str:
+        """Export the fitted model to one ONNX file for torch-free serving with
+        :class:`darts_mim.OnnxForecaster`; see :func:`darts_mim.onnx.export.export_model` for the options.
+
+        Returns the path written.
+        """
+        from darts_mim.onnx.export import export_model
+
+        return export_model(self, path, **kwargs)
+
+    # ------------------------------------------------------------------ layout and validation
+    def _resolve_layout(
+        self,
+        series: Sequence[TimeSeries],
+        past_covariates: Sequence[TimeSeries] | None,
+        future_covariates: Sequence[TimeSeries] | None,
+    ) -> dict[str, Any]:
+        spec = check_target_grid(series, self.grid_shape)
+        if self.patch_size < 1 or spec.height % self.patch_size or spec.width % self.patch_size:
+            raise ValueError(
+                f"patch_size={self.patch_size} does not divide the {spec.height}x{spec.width} grid; "
+                "choose a patch size that divides both sides (or 1)."
+            )
+
+        def grid_channels(covs: Sequence[TimeSeries] | None, kind: str) -> int:
+            if not covs:
+                return 0
+            counts = set()
+            for cov in covs:
+                cov_spec = grid_spec_of(cov)
+                if cov_spec is None or cov_spec.n_cells == 1:
+                    counts.add(0)
+                elif (cov_spec.height, cov_spec.width) != (spec.height, spec.width):
+                    raise ValueError(
+                        f"The {kind} covariates are gridded on {cov_spec.height}x{cov_spec.width} but the "
+                        f"target grid is {spec.height}x{spec.width}; regrid them, or pass plain "
+                        "(non-gridded) covariates, which are broadcast to every cell."
+                    )
+                else:
+                    counts.add(cov_spec.n_channels)
+            if len(counts) > 1:
+                raise ValueError(
+                    f"All {kind} covariate series must share one layout (same grid channels)."
+                )
+            return counts.pop()
+
+        missing = always_missing_cells(series)
+        return {
+            "grid": (spec.channels, spec.height, spec.width),
+            "past_grid_channels": grid_channels(past_covariates, "past"),
+            "future_grid_channels": grid_channels(future_covariates, "future"),
+            "missing": [int(i) for i in np.flatnonzero(missing)] if missing.any() else None,
+            "components": list(series[0].components),
+        }
+
+    def _check_inputs(
+        self,
+        series: Sequence[TimeSeries],
+        past_covariates: Sequence[TimeSeries] | None,
+        future_covariates: Sequence[TimeSeries] | None,
+        missing: Sequence[int] | None,
+    ) -> None:
+        for s in series:
+            check_series_values(s, "series", allowed_nan_components=missing)
+        for kind, covs in (
+            ("past_covariates", past_covariates),
+            ("future_covariates", future_covariates),
+        ):
+            for cov in covs or []:
+                check_series_values(cov, kind)
+
+    @staticmethod
+    def _as_list(x) -> list[TimeSeries] | None:
+        if x is None:
+            return None
+        return [x] if isinstance(x, TimeSeries) else list(x)
+
+    def fit(
+        self,
+        series: TimeSeries | Sequence[TimeSeries],
+        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_series: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        *args,
+        **kwargs,
+    ) -> MIMModel:
+        """Fit the model; see :meth:`darts.models.forecasting.torch_forecasting_model.TorchForecastingModel.fit`.
+
+        Besides Darts' own checks, validates the grid (channels, ``patch_size``), NaN and infinite values
+        (components that are NaN at every step are masked out of the loss and forecast as NaN), and that
+        every series is long enough for one training sample.
+        """
+        series_l = self._as_list(series)
+        pc_l, fc_l = self._as_list(past_covariates), self._as_list(future_covariates)
+        layout = self._resolve_layout(series_l, pc_l, fc_l)
+        if self._mim_layout is not None and self.model_created:
+            _check_same_layout(self._mim_layout, layout)
+        min_len = self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length
+        for s in series_l + (self._as_list(val_series) or []):
+            if len(s) < min_len:
+                raise ValueError(
+                    f"A series has {len(s)} time steps but MIMModel needs at least input_chunk_length + "
+                    f"output_chunk_shift + output_chunk_length = {min_len} to make one training sample. "
+                    "Use a longer series or shorter chunks."
+                )
+        self._check_inputs(series_l, pc_l, fc_l, layout["missing"])
+        if val_series is not None:
+            self._check_inputs(
+                self._as_list(val_series),
+                self._as_list(val_past_covariates),
+                self._as_list(val_future_covariates),
+                layout["missing"],
+            )
+        self._mim_layout = layout
+        return super().fit(
+            series,
+            past_covariates,
+            future_covariates,
+            val_series,
+            val_past_covariates,
+            val_future_covariates,
+            *args,
+            **kwargs,
+        )
+
+    def predict(
+        self,
+        n: int,
+        series: TimeSeries | Sequence[TimeSeries] | None = None,
+        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        *args,
+        **kwargs,
+    ):
+        """Forecast ``n`` steps; see :meth:`TorchForecastingModel.predict`.
+
+        Checks that the series has the training grid and components and no NaN outside the masked cells
+        before predicting. Forecasts keep the input series' metadata, so gridded forecasts convert back
+        with :func:`darts_mim.series_to_grid`.
+        """
+        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"`n` must be a positive integer, got {n!r}.")
+        if self._mim_layout is not None and series is not None:
+            series_l = self._as_list(series)
+            layout = self._mim_layout
+            expected = GridSpec(*layout["grid"])
+            for s in series_l:
+                spec = grid_spec_of(s)
+                if s.n_components != expected.n_components or (
+                    spec is not None and spec != expected
+                ):
+                    got = (
+                        f"{spec.n_channels}x{spec.height}x{spec.width} grid"
+                        if spec
+                        else (f"{s.n_components} components")
+                    )
+                    raise ValueError(
+                        f"The model was trained on a {expected.n_channels}x{expected.height}x"
+                        f"{expected.width} grid ({expected.n_components} components) but got a series "
+                        f"with a {got}. Predict on series with the training grid and components."
+                    )
+            self._check_inputs(
+                series_l,
+                self._as_list(past_covariates),
+                self._as_list(future_covariates),
+                layout["missing"],
+            )
+        return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
+
+    def predict_from_dataset(self, *args, **kwargs):
+        # Predicting with a multi-process (DDP) trainer fails in Darts (issues 1385, 1945, 2265):
+        # prediction always runs on one device of the training accelerator instead.
+        if kwargs.get("trainer") is None and _is_multi_device(self.trainer_params):
+            params = {
+                k: v
+                for k, v in self.trainer_params.items()
+                if k not in ("strategy", "devices", "num_nodes")
+            }
+            params["devices"] = 1
+            verbose = kwargs.get("verbose")
+            if verbose is not None:
+                params["enable_progress_bar"] = bool(verbose)
+            kwargs["trainer"] = self._init_trainer(trainer_params=params, max_epochs=self.n_epochs)
+        return super().predict_from_dataset(*args, **kwargs)
+
+
+def _is_multi_device(trainer_params: dict) -> bool:
+    devices = trainer_params.get("devices", "auto")
+    strategy = str(trainer_params.get("strategy", "auto"))
+    multi = (isinstance(devices, int) and (devices > 1 or devices == -1)) or (
+        isinstance(devices, list | tuple) and len(devices) > 1
+    )
+    return multi or "ddp" in strategy or int(trainer_params.get("num_nodes", 1)) > 1
+
+
+def _check_same_layout(old: dict, new: dict) -> None:
+    for key, what in (
+        ("grid", "target grid"),
+        ("past_grid_channels", "gridded past covariates"),
+        ("future_grid_channels", "gridded future covariates"),
+    ):
+        if old[key] != new[key]:
+            raise ValueError(
+                f"This model was fitted with {what} {old[key]} but got {new[key]}. Fit a new model "
+                "(or call reset_model()) to change the layout."
+            )
+
+
+def _check_hyper_parameters(params: dict) -> None:
+    """Clear errors for hyper-parameters that would fail deep inside the network."""
+
+    def positive_int(name: str, value, minimum: int = 1) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+    positive_int("input_chunk_length", params["input_chunk_length"])
+    positive_int("output_chunk_length", params["output_chunk_length"])
+    positive_int("output_chunk_shift", params.get("output_chunk_shift", 0), minimum=0)
+    num_hidden = params.get("num_hidden", (64, 64, 64, 64))
+    if isinstance(num_hidden, int | np.integer) or not len(num_hidden):
+        raise ValueError(
+            f"`num_hidden` must be a sequence of layer widths, e.g. (64, 64, 64, 64); got {num_hidden!r}."
+        )
+    for width in num_hidden:
+        positive_int("num_hidden entries", width)
+    filter_size = params.get("filter_size", 5)
+    positive_int("filter_size", filter_size)
+    if filter_size % 2 == 0:
+        raise ValueError(f"`filter_size` must be odd (same padding), got {filter_size}.")
+    positive_int("patch_size", params.get("patch_size", 1))
+    positive_int("sampling_decay_steps", params.get("sampling_decay_steps", 5000))
+    if params.get("diff_mode", "cascade") not in DIFF_MODES:
+        raise ValueError(f"`diff_mode` must be one of {DIFF_MODES}, got {params['diff_mode']!r}.")
+    if params.get("cell_type", "mim") not in CELL_TYPES:
+        raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {params['cell_type']!r}.")
+    if params.get("sampling_schedule", "linear") not in SAMPLING_SCHEDULES:
+        raise ValueError(
+            f"`sampling_schedule` must be one of {SAMPLING_SCHEDULES}, got "
+            f"{params['sampling_schedule']!r}."
+        )
+    start = params.get("sampling_start", 1.0)
+    if not 0.0 <= float(start) <= 1.0:
+        raise ValueError(f"`sampling_start` is a probability in [0, 1], got {start!r}.")
+    grid_shape = params.get("grid_shape")
+    if grid_shape is not None and (
+        len(grid_shape) not in (2, 3) or any(int(g) < 1 for g in grid_shape)
+    ):
+        raise ValueError(
+            f"`grid_shape` must be (C, H, W) or (H, W) of positive sizes, got {grid_shape}."
+        )

@@ -1,0 +1,258 @@
+"""The recurrent cells of MIM (Wang et al., CVPR 2019), in plain torch.
+
+Notation and equations follow ``MIM.md``: ``*`` is a stride-1, same-padded convolution with bias, ``LN`` an
+optional layer norm per sample over (C, H, W) with a per-channel scale and shift. Every cell is a pure
+function of its inputs and states: no state lives on a module.
+
+Gate convolutions that share an input are one convolution: ``W_x * X`` gives all of ``[i_x, g_x, f_x, o_x]``
+at once (one layer norm over the whole output, as in the equations), so each cell runs one convolution
+per input source rather than one per gate.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+# The forget gates get +1 inside the sigmoid so that memories are kept by default (authors' code).
+FORGET_BIAS = 1.0
+
+
+class GateConv(nn.Module):
+    """``LN(W * x)``: one convolution producing several gates' pre-activations, optionally normalised.
+
+    Parameters
+    ----------
+    in_channels
+        Channels of the input.
+    out_channels
+        Channels of the output (number of gates times the hidden width).
+    kernel_size
+        Odd kernel size; padding keeps the spatial size.
+    layer_norm
+        Normalise each sample over (C, H, W) with a per-channel scale and shift (``GroupNorm`` with one
+        group is exactly that).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, layer_norm: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.GroupNorm(1, out_channels) if layer_norm else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.conv(x))
+
+
+class STLSTMCell(nn.Module):
+    """Layer 1 of MIM: the spatiotemporal LSTM of MIM.md (one output gate over ``x``, ``h`` and ``m``).
+
+    ``forward`` takes the input-side gates already computed (``conv_x(x)``), so that the network can run
+    that convolution for every known input frame in one batched call.
+
+    Parameters
+    ----------
+    in_channels
+        Channels of the layer's input ``X_t``.
+    hidden
+        Hidden width ``nh`` (of ``H``, ``C`` and ``M``).
+    kernel_size
+        Kernel size of the gate convolutions.
+    layer_norm
+        Layer norm on each gate convolution.
+    """
+
+    n_states = 2  # (h, c)
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, layer_norm: bool):
+        super().__init__()
+        self.hidden = hidden
+        self.conv_x = GateConv(in_channels, 4 * hidden, kernel_size, layer_norm)
+        self.conv_h = GateConv(hidden, 4 * hidden, kernel_size, layer_norm)
+        self.conv_m = GateConv(hidden, 4 * hidden, kernel_size, layer_norm)
+        self.conv_cm = nn.Conv2d(2 * hidden, hidden, 1)
+
+    def forward(
+        self, x_gates: Tensor, h: Tensor, c: Tensor, m: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One step. Returns ``(h_t, c_t, m_t)``."""
+        i_x, g_x, f_x, o_x = x_gates.chunk(4, dim=1)
+        i_t, g_t, f_t, o_t = self.conv_h(h).chunk(4, dim=1)
+        i_s, g_s, f_s, o_s = self.conv_m(m).chunk(4, dim=1)
+        i = torch.sigmoid(i_x + i_t)
+        g = torch.tanh(g_x + g_t)
+        f = torch.sigmoid(f_x + f_t + FORGET_BIAS)
+        i_m = torch.sigmoid(i_x + i_s)
+        g_m = torch.tanh(g_x + g_s)
+        f_m = torch.sigmoid(f_x + f_s + FORGET_BIAS)
+        o = torch.sigmoid(o_x + o_t + o_s)
+        c_new = f * c + i * g
+        m_new = f_m * m + i_m * g_m
+        h_new = o * torch.tanh(self.conv_cm(torch.cat([c_new, m_new], dim=1)))
+        return h_new, c_new, m_new
+
+
+class PeepholeCell(nn.Module):
+    """The peephole ConvLSTM that MIM-N and MIM-S share.
+
+    ``i = σ(i_h + i_x + W_ci ⊙ c)``, ``f = σ(f_h + f_x + W_cf ⊙ c + 1)``, ``g = tanh(g_h + g_x)``,
+    ``c' = f ⊙ c + i ⊙ g``, ``out = σ(o_h + o_x + W_co ⊙ c') ⊙ tanh(c')``.
+
+    Parameters
+    ----------
+    in_channels
+        Channels of the input (``Δ`` for MIM-N, ``D`` for MIM-S).
+    hidden
+        Width of the hidden input, the cell and the output.
+    height, width
+        Spatial size (after patching): the peephole weights are per position, ``[hidden, H, W]``.
+    kernel_size
+        Kernel size of the gate convolutions.
+    layer_norm
+        Layer norm on each gate convolution.
+    init_range
+        When given, the convolution weights and biases are drawn from ``U(-init_range, init_range)``
+        (MIM-N starts quiet with 0.001); otherwise PyTorch's default initialisation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden: int,
+        height: int,
+        width: int,
+        kernel_size: int,
+        layer_norm: bool,
+        init_range: float | None = None,
+    ):
+        super().__init__()
+        self.conv_x = GateConv(in_channels, 4 * hidden, kernel_size, layer_norm)
+        self.conv_h = GateConv(hidden, 4 * hidden, kernel_size, layer_norm)
+        self.w_ci = nn.Parameter(torch.zeros(hidden, height, width))
+        self.w_cf = nn.Parameter(torch.zeros(hidden, height, width))
+        self.w_co = nn.Parameter(torch.zeros(hidden, height, width))
+        if init_range is not None:
+            for conv in (self.conv_x.conv, self.conv_h.conv):
+                nn.init.uniform_(conv.weight, -init_range, init_range)
+                nn.init.uniform_(conv.bias, -init_range, init_range)
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """One step. Returns ``(out_t, c_t)``."""
+        i_h, g_h, f_h, o_h = self.conv_h(h).chunk(4, dim=1)
+        i_x, g_x, f_x, o_x = self.conv_x(x).chunk(4, dim=1)
+        i = torch.sigmoid(i_h + i_x + self.w_ci * c)
+        f = torch.sigmoid(f_h + f_x + self.w_cf * c + FORGET_BIAS)
+        g = torch.tanh(g_h + g_x)
+        c_new = f * c + i * g
+        out = torch.sigmoid(o_h + o_x + self.w_co * c_new) * torch.tanh(c_new)
+        return out, c_new
+
+
+# MIM-N's convolutions start in U(-0.001, 0.001) so that the difference path starts quiet (MIM.md).
+MIM_N_INIT_RANGE = 1e-3
+
+
+class MIMBlock(nn.Module):
+    """A MIM block (layers 2..L): ST-LSTM gates whose temporal forget path ``f ⊙ C_{t-1}`` is replaced by
+    the cascade MIM-N (differences, non-stationary part) -> MIM-S (stationary part).
+
+    Parameters
+    ----------
+    in_channels
+        Channels of ``H^{l-1}`` (the layer below).
+    hidden
+        Hidden width ``nh`` of this block.
+    diff_channels
+        Channels of MIM-N's input ``Δ`` (the width of the layer below, or of the MIM-N below it).
+    height, width
+        Spatial size after patching (for the peephole weights).
+    kernel_size
+        Kernel size of the gate convolutions.
+    layer_norm
+        Layer norm on each gate convolution.
+    """
+
+    n_states = 5  # (h, c, n, d, s)
+
+    def __init__(
+        self,
+        in_channels: int,
+        hidden: int,
+        diff_channels: int,
+        height: int,
+        width: int,
+        kernel_size: int,
+        layer_norm: bool,
+    ):
+        super().__init__()
+        self.hidden = hidden
+        self.conv_x = GateConv(in_channels, 4 * hidden, kernel_size, layer_norm)
+        self.conv_h = GateConv(hidden, 3 * hidden, kernel_size, layer_norm)
+        self.conv_m = GateConv(hidden, 4 * hidden, kernel_size, layer_norm)
+        self.conv_cm = nn.Conv2d(2 * hidden, hidden, 1)
+        self.mim_n = PeepholeCell(
+            diff_channels, hidden, height, width, kernel_size, layer_norm, MIM_N_INIT_RANGE
+        )
+        self.mim_s = PeepholeCell(hidden, hidden, height, width, kernel_size, layer_norm)
+
+    def forward(
+        self,
+        x: Tensor,
+        delta: Tensor | None,
+        h: Tensor,
+        c: Tensor,
+        m: Tensor,
+        n: Tensor,
+        d: Tensor,
+        s: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """One step. ``delta`` is ``None`` at t = 0 (no difference yet: D = 0, N unchanged).
+
+        Returns ``(h_t, c_t, m_t, n_t, d_t, s_t)``.
+        """
+        if delta is None:
+            d_new, n_new = torch.zeros_like(d), n
+        else:
+            d_new, n_new = self.mim_n(delta, d, n)
+        t_mem, s_new = self.mim_s(d_new, c, s)
+        i_x, g_x, f_x, o_x = self.conv_x(x).chunk(4, dim=1)
+        i_t, g_t, o_t = self.conv_h(h).chunk(3, dim=1)
+        i_s, g_s, f_s, o_s = self.conv_m(m).chunk(4, dim=1)
+        i = torch.sigmoid(i_x + i_t)
+        g = torch.tanh(g_x + g_t)
+        i_m = torch.sigmoid(i_x + i_s)
+        g_m = torch.tanh(g_x + g_s)
+        f_m = torch.sigmoid(f_x + f_s + FORGET_BIAS)
+        o = torch.sigmoid(o_x + o_t + o_s)
+        m_new = f_m * m + i_m * g_m
+        c_new = t_mem + i * g
+        h_new = o * torch.tanh(self.conv_cm(torch.cat([c_new, m_new], dim=1)))
+        return h_new, c_new, m_new, n_new, d_new, s_new
+
+
+def space_to_depth(x: Tensor, patch: int) -> Tensor:
+    """``[N, C, H, W] -> [N, C*p*p, H/p, W/p]`` (a pure reshape/permute, exported as such to ONNX)."""
+    if patch == 1:
+        return x
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // patch, patch, w // patch, patch)
+    return x.permute(0, 1, 3, 5, 2, 4).reshape(n, c * patch * patch, h // patch, w // patch)
+
+
+def depth_to_space(x: Tensor, patch: int) -> Tensor:
+    """Inverse of :func:`space_to_depth`."""
+    if patch == 1:
+        return x
+    n, cpp, hp, wp = x.shape
+    c = cpp // (patch * patch)
+    x = x.reshape(n, c, patch, patch, hp, wp)
+    return x.permute(0, 1, 4, 2, 5, 3).reshape(n, c, hp * patch, wp * patch)
+
+
+__all__ = [
+    "GateConv",
+    "STLSTMCell",
+    "PeepholeCell",
+    "MIMBlock",
+    "space_to_depth",
+    "depth_to_space",
+]
