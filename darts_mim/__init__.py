@@ -1,19 +1,19 @@
 """darts-mim: the Memory In Memory network (Wang et al., CVPR 2019) as a Darts forecasting model."""
 
-from darts.utils.serialization import add_safe_globals
-
 from darts_mim.grid import GridSpec, grid_to_series, series_to_grid
-from darts_mim.model import MIMModel, _MIMModule
 
 __version__ = "0.1.0"
 
-# Darts loads saved models with a restricted unpickler: allow-list our classes once, at import.
-add_safe_globals([MIMModel, _MIMModule])
-
 
 def __getattr__(name: str):
-    # The ONNX runtime is imported lazily so that `import darts_mim` stays light, and so that serving
-    # code can import darts_mim.onnx.runtime without torch.
+    # Torch-backed names are imported lazily so that torch-free serving code
+    # (`from darts_mim.onnx.runtime import OnnxForecaster`) can import this package without torch.
+    # darts_mim.model allow-lists MIMModel with Darts' safe unpickler when it is imported, so
+    # `from darts_mim import MIMModel; MIMModel.load(path)` works.
+    if name in ("MIMModel", "_MIMModule"):
+        from darts_mim import model
+
+        return getattr(model, name)
     if name == "OnnxForecaster":
         from darts_mim.onnx.runtime import OnnxForecaster
 

@@ -446,10 +446,13 @@ def load_grid_npz(
         with np.load(p, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        raise ValueError(
-            f"{p} is not a readable .npz file ({err}). Save grids with numpy.savez_compressed(path, "
-            "data=..., time=...)."
-        ) from err
+        hint = (
+            " It holds Python objects, which are not loaded for safety: save strings as fixed-width "
+            "arrays, e.g. time=numpy.asarray(times, dtype=str)."
+            if "allow_pickle" in str(err)
+            else " Save grids with numpy.savez_compressed(path, data=..., time=...)."
+        )
+        raise ValueError(f"{p} is not a readable .npz file ({err}).{hint}") from err
     if "data" not in arrays:
         raise ValueError(
             f"{p} has no `data` array (found {sorted(arrays)}). Store the grid as "

@@ -136,9 +136,13 @@ def grid_to_series(
             channels = [str(c) for c in da.coords[da.dims[1]].values]
         array = da.values
     values = np.asarray(array)
-    if values.dtype == object or not np.issubdtype(values.dtype, np.number):
+    if (
+        values.dtype == object
+        or not np.issubdtype(values.dtype, np.number)
+        or np.issubdtype(values.dtype, np.complexfloating)
+    ):
         raise ValueError(
-            f"Grid values must be numeric, got dtype {values.dtype}. Convert with "
+            f"Grid values must be numeric (real), got dtype {values.dtype}. Convert with "
             "array.astype('float32') first."
         )
     if values.ndim == 3:
@@ -148,7 +152,8 @@ def grid_to_series(
             f"Expected a (T, C, H, W) or (T, H, W) array, got shape {values.shape}. "
             "Move the time axis first and the two spatial axes last."
         )
-    if not np.issubdtype(values.dtype, np.floating):
+    if values.dtype not in (np.float32, np.float64):
+        # Darts supports only float32 / float64: integers, float16 and long doubles become float32.
         values = values.astype(np.float32)
     t, c, h, w = values.shape
     if channels is None:

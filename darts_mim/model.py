@@ -8,6 +8,9 @@ broadcast to every cell), and the network's ``(batch, time, C, params, H, W)`` o
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +21,7 @@ from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, 
 from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel
 from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput
 from darts.utils.likelihood_models.torch import QuantileRegression
+from darts.utils.serialization import add_safe_globals
 from torch import Tensor
 
 from darts_mim.grid import GridSpec, always_missing_cells, grid_spec_of
@@ -250,6 +254,7 @@ class MIMModel(MixedCovariatesTorchModel):
         sampling_decay_steps: int = 5000,
         activation_checkpointing: bool = False,
         precision: str | None = None,
+        use_static_covariates: bool = True,
         **kwargs,
     ):
         """Memory In Memory network (MIM, Wang et al., CVPR 2019) for gridded and multivariate series.
@@ -318,6 +323,9 @@ class MIMModel(MixedCovariatesTorchModel):
             Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs) or
             ``"16-mixed"`` (GPUs). Shorthand for ``pl_trainer_kwargs={"precision": ...}``. Default: ``None``
             (follow the series' dtype).
+        use_static_covariates
+            Whether to use the target's static covariates when it has any: one row (broadcast to every
+            cell) or one row per component (per cell and channel). Default: ``True``.
         **kwargs
             Optional arguments to initialize the pytorch_lightning.Module, pytorch_lightning.Trainer, and
             Darts' :class:`TorchForecastingModel`.
@@ -419,6 +427,7 @@ class MIMModel(MixedCovariatesTorchModel):
         self.sampling_start = sampling_start
         self.sampling_decay_steps = sampling_decay_steps
         self.activation_checkpointing = activation_checkpointing
+        self._considers_static_covariates = use_static_covariates
         # Resolved at the first fit from the series and covariates; saved with the model.
         self._mim_layout: dict[str, Any] | None = None
 
@@ -509,6 +518,57 @@ class MIMModel(MixedCovariatesTorchModel):
         from darts_mim.onnx.export import export_model
 
         return export_model(self, path, **kwargs)
+
+    def save(self, path: str | None = None, clean: bool = False) -> None:
+        """Save the model to ``path`` (and its weights to ``path + ".ckpt"``) without ever leaving a
+        half-written file in place of a good one.
+
+        Both files are first written next to their destination under temporary names, then moved into
+        place with an atomic rename; a crash or a full disk mid-save leaves any previous save intact.
+
+        Parameters
+        ----------
+        path
+            Destination, e.g. ``"mim.pt"``. Default: ``"MIMModel_<timestamp>.pt"``.
+        clean
+            Store a cleaned model without training series and trainer parameters (see Darts).
+        """
+        if path is None:
+            path = self._default_save_path() + ".pt"
+        path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=".mim-save-", dir=directory)
+        try:
+            tmp_path = os.path.join(tmp_dir, os.path.basename(path))
+            super().save(tmp_path, clean=clean)
+            for suffix in ("", ".ckpt"):
+                if os.path.exists(tmp_path + suffix):
+                    os.replace(tmp_path + suffix, path + suffix)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    @staticmethod
+    def load(path: str, pl_trainer_kwargs: dict | None = None, trusted: bool = False, **kwargs):
+        """Load a model saved with :meth:`save`; a corrupt, truncated or foreign file raises a
+        ``ValueError`` that names it. See Darts' ``TorchForecastingModel.load`` for the arguments."""
+        for file in (path, path + ".ckpt"):
+            if os.path.exists(file) and os.path.getsize(file) == 0:
+                raise ValueError(f"The saved model file {file} is empty (an interrupted copy?).")
+        try:
+            model = MixedCovariatesTorchModel.load(
+                path, pl_trainer_kwargs=pl_trainer_kwargs, trusted=trusted, **kwargs
+            )
+        except FileNotFoundError:
+            raise
+        except Exception as err:
+            raise ValueError(
+                f"Could not load a MIMModel from {path} (and {path}.ckpt): the file is corrupt, "
+                f"truncated, or was not written by MIMModel.save(). Cause: {type(err).__name__}: {err}"
+            ) from err
+        if not isinstance(model, MIMModel):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a MIMModel.")
+        return model
 
     # ------------------------------------------------------------------ layout and validation
     def _resolve_layout(
@@ -752,3 +812,8 @@ def _check_hyper_parameters(params: dict) -> None:
         raise ValueError(
             f"`grid_shape` must be (C, H, W) or (H, W) of positive sizes, got {grid_shape}."
         )
+
+
+# Darts loads saved models with a restricted unpickler: allow-list our classes where they are defined,
+# so that loading works however the package was imported (darts_mim imports this module lazily).
+add_safe_globals([MIMModel, _MIMModule])

@@ -1,0 +1,267 @@
+"""Export a fitted :class:`~darts_mim.MIMModel` to one self-describing ONNX file.
+
+The graph holds the whole forecast of one call of the network: reversible instance norm, the masked
+cells, the encode-then-decode unroll (the network's python loop is unrolled into the graph) and, for a
+likelihood model, the likelihood's parameter transform (a Gaussian's softplus on sigma), so its output
+equals ``MIMModel.predict(..., predict_likelihood_parameters=True)``. Everything the torch-free
+:class:`darts_mim.onnx.runtime.OnnxForecaster` needs to slice inputs and rebuild ``TimeSeries`` is
+written into the file's metadata, as JSON values under keys prefixed ``darts_mim.``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from typing import Any
+
+import onnx
+import torch
+from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput
+from darts.utils.likelihood_models.torch import QuantileRegression
+from torch import Tensor, nn
+
+from darts_mim.onnx.runtime import FEATURE_NAMES, FORMAT_VERSION, METADATA_PREFIX
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+class _ForecastGraph(nn.Module):
+    """Named feature tensors in, ``prediction`` ``(B, ocl, components, nr_params)`` out.
+
+    Parameters
+    ----------
+    module
+        The fitted ``_MIMModule`` (a copy: it is cast to the export dtype).
+    feature_names
+        Which of :data:`FEATURE_NAMES` the graph takes, in order.
+    """
+
+    def __init__(self, module: nn.Module, feature_names: list[str]):
+        super().__init__()
+        self.module = module
+        self.feature_names = list(feature_names)
+
+    def forward(self, *tensors: Tensor) -> Tensor:
+        x_in = PLModuleInput(
+            **dict(zip(self.feature_names, tensors, strict=True)), stage=ModuleStage.PREDICT
+        )
+        raw = self.module(x_in).prediction  # (B, ocl, components, nr_params)
+        likelihood = self.module.likelihood
+        if likelihood is None:
+            return raw
+        # Darts' own transform (softplus for sigma, ...), interleaved per component: back to 4-d.
+        return likelihood.predict_likelihood_parameters(raw).reshape(raw.shape)
+
+
+def _example_inputs(module: nn.Module, dtype: torch.dtype, batch: int) -> dict[str, Tensor]:
+    """Random inputs shaped like the training sample (batch > 1 so the batch axis stays symbolic)."""
+    shapes = module.train_sample_shape
+    icl, ocl = module.input_chunk_length, module.output_chunk_length
+    time_dims = {
+        "past_target": icl,
+        "past_covariates": icl,
+        "historic_future_covariates": icl,
+        "future_covariates": ocl,
+        "static_covariates": None,
+    }
+    inputs = {}
+    for name in FEATURE_NAMES:
+        shape = shapes.get(name)
+        if not shape:
+            continue
+        shape = tuple(shape) if time_dims[name] is None else (time_dims[name], shape[-1])
+        inputs[name] = torch.rand((batch,) + shape, dtype=dtype)
+    return inputs
+
+
+def _covariate_info(model: Any, kind: str, n_components: int | None) -> dict | None:
+    if n_components is None:
+        return None
+    series = getattr(model, f"{kind}_covariate_series", None)
+    names = list(series.components) if series is not None else None
+    layout = model._mim_layout or {}
+    return {
+        "n_components": int(n_components),
+        # Known when the model was fitted on one series; checked by name then, by count otherwise.
+        "components": names,
+        "grid_channels": int(layout.get(f"{kind}_grid_channels", 0)),
+    }
+
+
+def _likelihood_info(likelihood: Any) -> dict | None:
+    if likelihood is None:
+        return None
+    info = {
+        "name": type(likelihood).__name__,
+        "parameter_names": list(likelihood.parameter_names),
+    }
+    if isinstance(likelihood, QuantileRegression):
+        info["quantiles"] = [float(q) for q in likelihood.quantiles]
+    return info
+
+
+def _freq_info(model: Any) -> str | int | None:
+    series = model.training_series
+    if series is None:
+        return None
+    freq = series.freq
+    return int(freq) if isinstance(freq, int) else str(freq.freqstr)
+
+
+def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str, Any]:
+    """Everything the runtime needs, keyed without the ``darts_mim.`` prefix.
+
+    Parameters
+    ----------
+    model
+        The fitted ``MIMModel``.
+    feature_names
+        The graph's input names.
+    dtype
+        ``"float32"`` or ``"float16"``: the graph's input and output dtype.
+    """
+    from darts_mim import __version__
+
+    module = model.model
+    layout = model._mim_layout
+    shapes = module.train_sample_shape
+    static = None
+    if "static_covariates" in feature_names and model.static_covariates is not None:
+        static = {
+            "columns": [str(c) for c in model.static_covariates.columns],
+            "values": model.static_covariates.values.astype(float).tolist(),
+        }
+    channels, height, width = layout["grid"]
+    return {
+        "format_version": FORMAT_VERSION,
+        "version": __version__,
+        "grid": {"channels": list(channels), "height": int(height), "width": int(width)},
+        "components": list(layout["components"]),
+        "input_chunk_length": int(model.input_chunk_length),
+        "output_chunk_length": int(model.output_chunk_length),
+        "output_chunk_shift": int(model.output_chunk_shift),
+        "inputs": list(feature_names),
+        "past_covariates": _covariate_info(
+            model, "past", (shapes.get("past_covariates") or [None])[-1]
+        ),
+        "future_covariates": _covariate_info(
+            model, "future", (shapes.get("future_covariates") or [None])[-1]
+        ),
+        "static_covariates": static,
+        "likelihood": _likelihood_info(model.likelihood),
+        "nr_params": int(module.net.nr_params),
+        "freq": _freq_info(model),
+        "dtype": dtype,
+        "training_dtype": str(module.dtype).removeprefix("torch."),
+        "missing_components": layout["missing"],
+    }
+
+
+def _torch_export(
+    graph: nn.Module, inputs: dict[str, Tensor], opset: int | None, path: str
+) -> onnx.ModelProto:
+    """Dynamo export with a symbolic batch axis; the TorchScript exporter if dynamo fails."""
+    names = list(inputs)
+    args = tuple(inputs.values())
+    kwargs: dict[str, Any] = {"input_names": names, "output_names": ["prediction"]}
+    if opset is not None:
+        kwargs["opset_version"] = opset
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                graph,
+                args,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes=(tuple({0: batch} for _ in args),),
+                verbose=False,
+                **kwargs,
+            )
+        return program.model_proto
+    except Exception as dynamo_err:  # noqa: BLE001 - any exporter failure: try the other exporter
+        try:
+            axes = {name: {0: "batch"} for name in names + ["prediction"]}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    graph, args, path, dynamo=False, dynamic_axes=axes, **kwargs
+                )
+            return onnx.load(path)
+        except Exception as legacy_err:
+            raise RuntimeError(
+                f"ONNX export failed with both exporters: dynamo: {dynamo_err!r}; "
+                f"TorchScript: {legacy_err!r}"
+            ) from legacy_err
+
+
+def export_model(
+    model: Any,
+    path: str | os.PathLike | None = None,
+    fp16: bool = False,
+    opset: int | None = None,
+) -> str:
+    """Write a fitted ``MIMModel`` as an ONNX file for :class:`darts_mim.OnnxForecaster`.
+
+    The graph is float32 whatever the training dtype (ONNX Runtime's CPU convolution has no float64
+    kernel), has a dynamic batch axis, inputs ``past_target`` ``(B, input_chunk_length, C*H*W)`` and,
+    when the model uses them, ``past_covariates``, ``historic_future_covariates``, ``future_covariates``
+    and ``static_covariates``, and one output ``prediction`` ``(B, output_chunk_length, C*H*W,
+    nr_params)`` (likelihood parameters after Darts' transform for a likelihood model).
+
+    Parameters
+    ----------
+    model
+        A fitted ``MIMModel``. Models with ``add_encoders`` are refused: encoders are not computed on
+        the ONNX side; pass the encodings as explicit covariates instead.
+    path
+        Where to write the file. Default: Darts' ``"{ModelClass}_{date}.onnx"`` in the working directory.
+    fp16
+        Export the network in half precision (inputs and outputs float16; for GPU serving). The
+        runtime casts inputs to float16 and forecasts back to float32.
+    opset
+        ONNX opset; ``None`` for the exporter's default.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    if not getattr(model, "_fit_called", False) or model.model is None:
+        raise ValueError("The model is not fitted: call fit() (or load a fitted model) before export.")
+    encoders = getattr(model, "encoders", None)
+    if encoders is not None and encoders.encoding_available:
+        raise ValueError(
+            "This model uses `add_encoders`, which the ONNX runtime does not compute. Build the "
+            "encodings yourself (e.g. darts.utils.timeseries_generation.datetime_attribute_timeseries), "
+            "fit with them as explicit covariates, and pass them to OnnxForecaster.predict()."
+        )
+    if path is None:
+        path = model._default_save_path() + ".onnx"
+    path = os.fspath(path)
+    dtype_name = "float16" if fp16 else "float32"
+    dtype = _DTYPES[dtype_name]
+
+    module = model.model
+    trainer = getattr(module, "_trainer", None)
+    try:
+        # Do not deep-copy the Lightning trainer along with the module.
+        module._trainer = None
+        export_module = copy.deepcopy(module)
+    finally:
+        module._trainer = trainer
+    export_module = export_module.to(device="cpu", dtype=dtype).eval()
+    inputs = _example_inputs(export_module, dtype, batch=2)
+    graph = _ForecastGraph(export_module, list(inputs)).eval()
+    with torch.inference_mode(False), torch.no_grad():
+        proto = _torch_export(graph, inputs, opset, path)
+
+    meta = build_metadata(model, list(inputs), dtype_name)
+    props = {METADATA_PREFIX + k: json.dumps(v) for k, v in meta.items()}
+    onnx.helper.set_model_props(proto, props)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, path)
+    return path

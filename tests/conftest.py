@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny gridded and multivariate series and fast trainer settings."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from darts_mim import grid_to_series  # noqa: E402
+
+FAST_TRAINER = {
+    "accelerator": "cpu",
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "logger": False,
+}
+
+
+def tiny_kwargs(tmp_path, **overrides) -> dict:
+    """Keyword arguments for a MIMModel that trains in about a second."""
+    kwargs = dict(
+        input_chunk_length=6,
+        output_chunk_length=3,
+        num_hidden=(4, 4),
+        filter_size=3,
+        n_epochs=1,
+        batch_size=16,
+        random_state=0,
+        pl_trainer_kwargs=dict(FAST_TRAINER),
+        work_dir=str(tmp_path),
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def make_grid_series(
+    n_steps: int = 60,
+    channels: int = 2,
+    height: int = 4,
+    width: int = 6,
+    seed: int = 0,
+    dtype=np.float32,
+    start: str = "2024-01-01",
+    freq: str = "h",
+):
+    """A smooth travelling wave on a grid plus a little noise: learnable, deterministic by seed."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_steps)[:, None, None, None]
+    c = np.arange(channels)[None, :, None, None]
+    y = np.arange(height)[None, None, :, None]
+    x = np.arange(width)[None, None, None, :]
+    values = np.sin(0.3 * t + 0.5 * x + 0.2 * y + c) + 0.05 * rng.standard_normal(
+        (n_steps, channels, height, width)
+    )
+    times = pd.date_range(start, periods=n_steps, freq=freq)
+    return grid_to_series(values.astype(dtype), times, [f"ch{i}" for i in range(channels)])
+
+
+@pytest.fixture
+def grid_series():
+    return make_grid_series()

@@ -1,0 +1,410 @@
+"""MIMModel as a Darts model: everything a Darts user expects from a torch model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import FAST_TRAINER, make_grid_series, tiny_kwargs
+from darts import TimeSeries, concatenate
+from darts.metrics import mae, rmse
+from darts.utils.likelihood_models.torch import GaussianLikelihood, QuantileRegression
+from pytorch_lightning.callbacks import EarlyStopping
+
+from darts_mim import MIMModel, grid_to_series, series_to_grid
+from darts_mim.grid import GRID_KEY
+
+
+def _fit(tmp_path, series, **overrides):
+    model = MIMModel(**tiny_kwargs(tmp_path, **overrides))
+    model.fit(series)
+    return model
+
+
+def test_grid_fit_predict_shapes_index_and_metadata(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series, patch_size=2)
+    pred = model.predict(3)
+    assert pred.n_timesteps == 3
+    assert list(pred.components) == list(grid_series.components)
+    assert pred.start_time() == grid_series.end_time() + grid_series.freq
+    assert pred.metadata[GRID_KEY] == grid_series.metadata[GRID_KEY]
+    assert series_to_grid(pred).shape == (3, 2, 4, 6)
+    assert np.isfinite(pred.values()).all()
+    assert model.grid.height == 4 and model.grid.width == 6
+
+
+def test_n_above_output_chunk_length_is_autoregressive(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series)
+    long = model.predict(8)
+    short = model.predict(3)
+    assert long.n_timesteps == 8
+    np.testing.assert_allclose(long.values()[:3], short.values(), atol=1e-6)
+
+
+def test_multivariate_and_univariate_series(tmp_path):
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024", periods=80, freq="h")
+    values = np.cumsum(rng.standard_normal((80, 7)), axis=0).astype(np.float32)
+    multi = TimeSeries.from_times_and_values(times, values, columns=[f"c{i}" for i in range(7)])
+    model = _fit(tmp_path, multi, filter_size=1)
+    assert model.grid.n_channels == 7 and model.grid.n_cells == 1
+    pred = model.predict(5)
+    assert pred.n_components == 7 and list(pred.components) == list(multi.components)
+
+    uni = multi["c0"]
+    model = _fit(tmp_path / "uni", uni, filter_size=1)
+    pred = model.predict(4)
+    assert pred.n_components == 1 and pred.n_timesteps == 4
+
+
+def test_grid_shape_argument_for_series_without_metadata(tmp_path, grid_series):
+    plain = TimeSeries.from_times_and_values(grid_series.time_index, grid_series.values())
+    model = _fit(tmp_path, plain, grid_shape=(4, 6))
+    assert (model.grid.n_channels, model.grid.height, model.grid.width) == (2, 4, 6)
+    assert model.predict(2).n_components == 48
+
+
+def test_several_series_in_one_fit_and_predict(tmp_path):
+    series = [make_grid_series(seed=s, n_steps=40 + 5 * s) for s in range(3)]
+    model = _fit(tmp_path, series)
+    preds = model.predict(4, series=series)
+    assert len(preds) == 3
+    for s, p in zip(series, preds):
+        assert p.start_time() == s.end_time() + s.freq
+
+
+def test_covariates_gridded_plain_and_static(tmp_path, grid_series):
+    times = grid_series.time_index
+    rng = np.random.default_rng(1)
+    gridded_past = grid_to_series(
+        rng.random((len(times), 1, 4, 6)).astype(np.float32), times, ["rain"]
+    )
+    future_times = pd.date_range(times[0], periods=len(times) + 10, freq="h")
+    plain_future = TimeSeries.from_times_and_values(
+        future_times,
+        np.stack([np.sin(np.arange(len(future_times))), np.cos(np.arange(len(future_times)))], 1)
+        .astype(np.float32),
+        columns=["sin", "cos"],
+    )
+    static = pd.DataFrame({"elevation": [1.5]})
+    target = grid_series.with_static_covariates(static)
+    model = MIMModel(**tiny_kwargs(tmp_path))
+    model.fit(target, past_covariates=gridded_past, future_covariates=plain_future)
+    module = model.model
+    assert module.past_cov_layout == (1, 0)
+    assert module.future_cov_layout == (0, 2)
+    assert module.static_cov_layout == ("global", 1)
+    assert module.net.cond_channels == 1 + 2 + 1
+    pred = model.predict(3, series=target, past_covariates=gridded_past, future_covariates=plain_future)
+    assert pred.n_timesteps == 3
+    # Future covariates change the forecast: they are really used.
+    shifted = plain_future.with_values(plain_future.all_values() + 3.0)
+    pred2 = model.predict(3, series=target, past_covariates=gridded_past, future_covariates=shifted)
+    assert not np.allclose(pred.values(), pred2.values())
+
+
+def test_per_component_static_covariates(tmp_path, grid_series):
+    static = pd.DataFrame({"land": np.arange(grid_series.n_components) % 2})
+    target = grid_series.with_static_covariates(static)
+    model = MIMModel(**tiny_kwargs(tmp_path))
+    model.fit(target)
+    assert model.model.static_cov_layout == ("per_component", 1)
+    assert model.model.net.cond_channels == 2  # one static value per channel
+    assert model.predict(3).n_timesteps == 3
+
+
+def test_encoders_are_plain_covariates(tmp_path, grid_series):
+    model = MIMModel(
+        **tiny_kwargs(tmp_path, add_encoders={"cyclic": {"future": ["hour"]}})
+    )
+    model.fit(grid_series)
+    assert model.model.future_cov_layout == (0, 2)
+    assert model.predict(5).n_timesteps == 5
+
+
+def test_output_chunk_shift(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series, output_chunk_shift=2)
+    pred = model.predict(3)
+    assert pred.start_time() == grid_series.end_time() + 3 * grid_series.freq
+
+
+def test_validation_series_and_early_stopping(tmp_path, grid_series):
+    train, val = grid_series[:40], grid_series[30:]
+    stopper = EarlyStopping(monitor="val_loss", patience=1, min_delta=10.0, mode="min")
+    trainer = dict(FAST_TRAINER, callbacks=[stopper])
+    model = MIMModel(**tiny_kwargs(tmp_path, n_epochs=20, pl_trainer_kwargs=trainer))
+    model.fit(train, val_series=val)
+    assert model.epochs_trained < 20  # min_delta=10 can never be met: stops after patience
+    assert "val_loss" in model.trainer.callback_metrics
+
+
+@pytest.mark.parametrize(
+    "likelihood, n_params", [(GaussianLikelihood(), 2), (QuantileRegression([0.1, 0.5, 0.9]), 3)]
+)
+def test_likelihoods(tmp_path, grid_series, likelihood, n_params):
+    model = _fit(tmp_path, grid_series, likelihood=likelihood)
+    assert model.model.net.nr_params == n_params
+    samples = model.predict(3, num_samples=20)
+    assert samples.n_samples == 20
+    assert series_to_grid(samples).shape == (3, 2, 4, 6, 20)
+    params = model.predict(3, predict_likelihood_parameters=True)
+    assert params.n_components == grid_series.n_components * n_params
+    if isinstance(likelihood, QuantileRegression):
+        vals = params.values().reshape(3, -1, 3)
+        assert (vals[..., 0] <= vals[..., 2] + 1e-6).mean() > 0.5
+    else:
+        sigma = params.values()[:, 1::2]
+        assert (sigma > 0).all()
+
+
+def test_quantile_feedback_is_the_median(tmp_path):
+    from darts_mim.model import _likelihood_feedback_param
+
+    assert _likelihood_feedback_param(QuantileRegression([0.1, 0.5, 0.9])) == 1
+    assert _likelihood_feedback_param(GaussianLikelihood()) == 0
+    assert _likelihood_feedback_param(None) == 0
+
+
+def test_historical_forecasts_and_backtest(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series[:45])
+    hf = model.historical_forecasts(
+        grid_series, start=45, forecast_horizon=3, stride=3, retrain=False, last_points_only=False
+    )
+    assert len(hf) == 4
+    errors = model.backtest(
+        grid_series, start=45, forecast_horizon=3, stride=3, retrain=False, metric=[mae, rmse]
+    )
+    assert np.all(np.isfinite(errors))
+    retrained = model.backtest(
+        grid_series, start=50, forecast_horizon=3, stride=5, retrain=True, metric=rmse
+    )
+    assert np.isfinite(retrained)
+
+
+def test_save_load_and_predict_identically(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series)
+    before = model.predict(4)
+    path = tmp_path / "mim.pt"
+    model.save(str(path))
+    loaded = MIMModel.load(str(path))
+    np.testing.assert_array_equal(loaded.predict(4).values(), before.values())
+    assert loaded.grid == model.grid
+
+
+def test_load_from_checkpoint_and_load_weights(tmp_path, grid_series):
+    kwargs = tiny_kwargs(tmp_path, save_checkpoints=True, model_name="ckpt_model", force_reset=True)
+    model = MIMModel(**kwargs)
+    model.fit(grid_series)
+    expected = model.predict(3).values()
+    restored = MIMModel.load_from_checkpoint("ckpt_model", work_dir=str(tmp_path), best=False)
+    np.testing.assert_allclose(restored.predict(3).values(), expected, atol=1e-6)
+
+    path = tmp_path / "weights.pt"
+    model.save(str(path))
+    fresh = MIMModel(**kwargs)
+    fresh.load_weights(str(path))
+    np.testing.assert_allclose(fresh.predict(3, series=grid_series).values(), expected, atol=1e-6)
+
+
+def test_lr_find(tmp_path, grid_series):
+    model = MIMModel(**tiny_kwargs(tmp_path))
+    result = model.lr_find(series=grid_series, num_training=8, min_lr=1e-4, max_lr=1e-1)
+    assert result.suggestion() > 0
+
+
+def test_same_random_state_same_forecast(tmp_path, grid_series):
+    a = _fit(tmp_path / "a", grid_series).predict(3)
+    b = _fit(tmp_path / "b", grid_series).predict(3)
+    np.testing.assert_array_equal(a.values(), b.values())
+    c = _fit(tmp_path / "c", grid_series, random_state=1).predict(3)
+    assert not np.array_equal(a.values(), c.values())
+
+
+def test_float64_series(tmp_path):
+    series = make_grid_series(dtype=np.float64)
+    model = _fit(tmp_path, series)
+    assert model.model.dtype == torch.float64
+    pred = model.predict(3)
+    assert pred.dtype == np.float64
+
+
+def test_predict_does_not_change_the_model(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series)
+    state = {k: v.clone() for k, v in model.model.state_dict().items()}
+    model.predict(7)
+    model.predict(3, num_samples=1)
+    for key, value in model.model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_prediction_does_not_depend_on_batch(tmp_path):
+    series = [make_grid_series(seed=s) for s in range(9)]
+    model = _fit(tmp_path, series)
+    alone = model.predict(3, series=series[4]).values()
+    for batch_size in (1, 4, 32):
+        batch = model.predict(3, series=series[::-1], batch_size=batch_size)
+        np.testing.assert_allclose(batch[4].values(), alone, atol=1e-5)
+
+
+def test_bf16_precision_trains(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series, precision="bf16-mixed")
+    assert model.trainer_params["precision"] == "bf16-mixed"
+    assert np.isfinite(model.predict(3).values()).all()
+
+
+def test_activation_checkpointing_matches(tmp_path, grid_series):
+    a = _fit(tmp_path / "a", grid_series, activation_checkpointing=False).predict(3)
+    b = _fit(tmp_path / "b", grid_series, activation_checkpointing=True).predict(3)
+    np.testing.assert_allclose(a.values(), b.values(), atol=1e-5)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "teacher_forcing", "free_running"])
+def test_sampling_schedules_train(tmp_path, grid_series, schedule):
+    model = _fit(tmp_path, grid_series, sampling_schedule=schedule)
+    assert np.isfinite(model.predict(3).values()).all()
+
+
+def test_scheduled_sampling_eta_decays(tmp_path, grid_series, monkeypatch):
+    model = _fit(tmp_path, grid_series, sampling_decay_steps=100)
+    module = model.model
+    ref = torch.zeros(1)
+    torch.manual_seed(0)
+
+    def at_step(step: int, batch: int) -> float:
+        # global_step counts optimizer steps; eta falls linearly from 1 to 0 over 100 of them.
+        monkeypatch.setattr(type(module), "global_step", property(lambda self: step))
+        return module._teacher_mask(batch, 3, ref).mean().item()
+
+    assert at_step(0, 2000) == 1.0
+    assert abs(at_step(50, 4000) - 0.5) < 0.05
+    assert at_step(500, 100) == 0.0
+    module.sampling_schedule = "teacher_forcing"
+    assert at_step(500, 100) == 1.0
+    module.sampling_schedule = "free_running"
+    assert module._teacher_mask(10, 3, ref) is None
+
+
+# ---------------------------------------------------------------------- bad input
+def test_components_not_divisible_by_grid(tmp_path, grid_series):
+    plain = TimeSeries.from_times_and_values(grid_series.time_index, grid_series.values())
+    with pytest.raises(ValueError, match="not a multiple"):
+        _fit(tmp_path, plain, grid_shape=(5, 5))
+
+
+def test_patch_size_must_divide_grid(tmp_path, grid_series):
+    with pytest.raises(ValueError, match="patch_size=4 does not divide the 4x6 grid"):
+        _fit(tmp_path, grid_series, patch_size=4)
+
+
+def test_series_too_short(tmp_path, grid_series):
+    with pytest.raises(ValueError, match="needs at least input_chunk_length"):
+        _fit(tmp_path, grid_series[:8])
+
+
+def test_nan_in_target_says_where(tmp_path, grid_series):
+    values = grid_series.all_values().copy()
+    values[10, 5, 0] = np.nan
+    bad = grid_series.with_values(values)
+    with pytest.raises(ValueError, match=r"NaN: 1 value\(s\), the first at time 2024-01-01 10:00"):
+        _fit(tmp_path, bad)
+
+
+def test_nan_and_inf_in_covariates(tmp_path, grid_series):
+    cov = TimeSeries.from_times_and_values(
+        grid_series.time_index, np.ones((len(grid_series), 1), dtype=np.float32), columns=["x"]
+    )
+    values = cov.all_values().copy()
+    values[3] = np.inf
+    model = MIMModel(**tiny_kwargs(tmp_path))
+    with pytest.raises(ValueError, match="past_covariates` contains infinite values"):
+        model.fit(grid_series, past_covariates=cov.with_values(values))
+
+
+def test_always_missing_cells_are_masked(tmp_path, grid_series):
+    values = grid_series.all_values().copy()
+    land = [0, 7, 30]
+    values[:, land] = np.nan
+    sea = grid_series.with_values(values)
+    model = _fit(tmp_path, sea)
+    assert model._mim_layout["missing"] == land
+    pred = model.predict(4)
+    out = pred.values()
+    assert np.isnan(out[:, land]).all()
+    keep = np.setdiff1d(np.arange(sea.n_components), land)
+    assert np.isfinite(out[:, keep]).all()
+    hf = model.historical_forecasts(sea, start=50, forecast_horizon=3, retrain=False)
+    assert np.isfinite(hf.values()[:, keep]).all()
+
+
+def test_predict_on_different_components_or_grid(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series)
+    other = make_grid_series(height=6, width=4)
+    with pytest.raises(ValueError, match="trained on a 2x4x6 grid"):
+        model.predict(3, series=other)
+    fewer = TimeSeries.from_times_and_values(grid_series.time_index, grid_series.values()[:, :10])
+    with pytest.raises(ValueError, match="trained on a 2x4x6 grid"):
+        model.predict(3, series=fewer)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5])
+def test_invalid_n(tmp_path, grid_series, n):
+    model = _fit(tmp_path, grid_series)
+    with pytest.raises(ValueError, match="positive integer"):
+        model.predict(n)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"input_chunk_length": 0}, "input_chunk_length"),
+        ({"output_chunk_length": -2}, "output_chunk_length"),
+        ({"num_hidden": ()}, "num_hidden"),
+        ({"num_hidden": (8, 0)}, "num_hidden entries"),
+        ({"filter_size": 4}, "odd"),
+        ({"patch_size": 0}, "patch_size"),
+        ({"diff_mode": "sideways"}, "diff_mode"),
+        ({"cell_type": "gru"}, "cell_type"),
+        ({"sampling_schedule": "sometimes"}, "sampling_schedule"),
+        ({"sampling_start": 1.5}, "sampling_start"),
+        ({"grid_shape": (0, 3)}, "grid_shape"),
+    ],
+)
+def test_invalid_hyper_parameters(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        MIMModel(**tiny_kwargs(tmp_path, **overrides))
+
+
+def test_corrupt_and_truncated_saved_model(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series)
+    path = tmp_path / "m.pt"
+    model.save(str(path))
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="corrupt, truncated"):
+        MIMModel.load(str(path))
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        MIMModel.load(str(path))
+
+
+def test_save_never_leaves_a_half_written_file(tmp_path, grid_series, monkeypatch):
+    model = _fit(tmp_path, grid_series)
+    path = tmp_path / "keep.pt"
+    model.save(str(path))
+    original = path.read_bytes(), (tmp_path / "keep.pt.ckpt").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model.trainer, "save_checkpoint", crash)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(str(path))
+    assert (path.read_bytes(), (tmp_path / "keep.pt.ckpt").read_bytes()) == original
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mim-save-")]
+    assert MIMModel.load(str(path)).predict(2).n_timesteps == 2
+
+
+def test_concatenated_series_keep_grid(grid_series):
+    joined = concatenate([grid_series[:20], grid_series[20:]])
+    assert series_to_grid(joined).shape == (60, 2, 4, 6)
