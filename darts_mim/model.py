@@ -637,23 +637,16 @@ class MIMModel(MixedCovariatesTorchModel):
             return None
         return [x] if isinstance(x, TimeSeries) else list(x)
 
-    def fit(
+    def _prepare_fit(
         self,
-        series: TimeSeries | Sequence[TimeSeries],
-        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_series: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        *args,
-        **kwargs,
-    ) -> MIMModel:
-        """Fit the model; see :meth:`darts.models.forecasting.torch_forecasting_model.TorchForecastingModel.fit`.
-
-        Besides Darts' own checks, validates the grid (channels, ``patch_size``), NaN and infinite values
-        (components that are NaN at every step are masked out of the loss and forecast as NaN), and that
-        every series is long enough for one training sample.
-        """
+        series,
+        past_covariates=None,
+        future_covariates=None,
+        val_series=None,
+        val_past_covariates=None,
+        val_future_covariates=None,
+    ) -> None:
+        """Resolve the grid layout from the training data and validate it (before any training)."""
         series_l = self._as_list(series)
         pc_l, fc_l = self._as_list(past_covariates), self._as_list(future_covariates)
         layout = self._resolve_layout(series_l, pc_l, fc_l)
@@ -676,6 +669,63 @@ class MIMModel(MixedCovariatesTorchModel):
                 layout["missing"],
             )
         self._mim_layout = layout
+
+    def lr_find(
+        self,
+        series: TimeSeries | Sequence[TimeSeries],
+        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_series: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        *args,
+        **kwargs,
+    ):
+        """Learning-rate range test; see Darts' ``TorchForecastingModel.lr_find``."""
+        self._prepare_fit(
+            series,
+            past_covariates,
+            future_covariates,
+            val_series,
+            val_past_covariates,
+            val_future_covariates,
+        )
+        return super().lr_find(
+            series,
+            past_covariates,
+            future_covariates,
+            val_series,
+            val_past_covariates,
+            val_future_covariates,
+            *args,
+            **kwargs,
+        )
+
+    def fit(
+        self,
+        series: TimeSeries | Sequence[TimeSeries],
+        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_series: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        *args,
+        **kwargs,
+    ) -> MIMModel:
+        """Fit the model; see :meth:`darts.models.forecasting.torch_forecasting_model.TorchForecastingModel.fit`.
+
+        Besides Darts' own checks, validates the grid (channels, ``patch_size``), NaN and infinite values
+        (components that are NaN at every step are masked out of the loss and forecast as NaN), and that
+        every series is long enough for one training sample.
+        """
+        self._prepare_fit(
+            series,
+            past_covariates,
+            future_covariates,
+            val_series,
+            val_past_covariates,
+            val_future_covariates,
+        )
         return super().fit(
             series,
             past_covariates,

@@ -171,7 +171,7 @@ def test_historical_forecasts_and_backtest(tmp_path, grid_series):
     hf = model.historical_forecasts(
         grid_series, start=45, forecast_horizon=3, stride=3, retrain=False, last_points_only=False
     )
-    assert len(hf) == 4
+    assert len(hf) == 5  # origins 45, 48, 51, 54, 57
     errors = model.backtest(
         grid_series, start=45, forecast_horizon=3, stride=3, retrain=False, metric=[mae, rmse]
     )

@@ -7,6 +7,11 @@ function of its inputs and states: no state lives on a module.
 Gate convolutions that share an input are one convolution: ``W_x * X`` gives all of ``[i_x, g_x, f_x, o_x]``
 at once (one layer norm over the whole output, as in the equations), so each cell runs one convolution
 per input source rather than one per gate.
+
+A state passed as ``None`` is a zero state (every state is zero at the start of a sequence). Its
+convolution is then just the (normalised) bias, computed without convolving, and products with it are
+skipped: at t = 0 most of the work of a step is known in advance. Tensors derived only from zero
+states keep a batch dimension of 1 and broadcast, which is exact since they are equal for all samples.
 """
 
 from __future__ import annotations
@@ -39,8 +44,34 @@ class GateConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.norm = nn.GroupNorm(1, out_channels) if layer_norm else nn.Identity()
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.norm(self.conv(x))
+    def forward(self, x: Tensor | None) -> Tensor:
+        """``LN(W * x)``; for ``x=None`` (a zero input) the ``[1, C, 1, 1]`` result of ``LN(bias)``."""
+        if x is not None:
+            return self.norm(self.conv(x))
+        bias = self.conv.bias.reshape(1, -1, 1, 1)
+        if isinstance(self.norm, nn.GroupNorm):
+            # A map that is constant per channel: its (C, H, W) statistics are those of the biases.
+            mean = bias.mean()
+            var = (bias - mean).square().mean()
+            scale = self.norm.weight.reshape(1, -1, 1, 1)
+            shift = self.norm.bias.reshape(1, -1, 1, 1)
+            return (bias - mean) * torch.rsqrt(var + self.norm.eps) * scale + shift
+        return bias
+
+
+def _mul(a: Tensor, state: Tensor | None) -> Tensor | None:
+    """``a ⊙ state`` where ``None`` is a zero state."""
+    return None if state is None else a * state
+
+
+def _add(*terms: Tensor | None) -> Tensor:
+    """Sum of the terms that are not ``None`` (zero)."""
+    out = None
+    for term in terms:
+        if term is not None:
+            out = term if out is None else out + term
+    assert out is not None, "at least one term must be non-zero"
+    return out
 
 
 class STLSTMCell(nn.Module):
@@ -72,9 +103,9 @@ class STLSTMCell(nn.Module):
         self.conv_cm = nn.Conv2d(2 * hidden, hidden, 1)
 
     def forward(
-        self, x_gates: Tensor, h: Tensor, c: Tensor, m: Tensor
+        self, x_gates: Tensor, h: Tensor | None, c: Tensor | None, m: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """One step. Returns ``(h_t, c_t, m_t)``."""
+        """One step from ``x_gates = conv_x(x)``; ``None`` states are zero. Returns ``(h_t, c_t, m_t)``."""
         i_x, g_x, f_x, o_x = x_gates.chunk(4, dim=1)
         i_t, g_t, f_t, o_t = self.conv_h(h).chunk(4, dim=1)
         i_s, g_s, f_s, o_s = self.conv_m(m).chunk(4, dim=1)
@@ -85,8 +116,8 @@ class STLSTMCell(nn.Module):
         g_m = torch.tanh(g_x + g_s)
         f_m = torch.sigmoid(f_x + f_s + FORGET_BIAS)
         o = torch.sigmoid(o_x + o_t + o_s)
-        c_new = f * c + i * g
-        m_new = f_m * m + i_m * g_m
+        c_new = _add(_mul(f, c), i * g)
+        m_new = _add(_mul(f_m, m), i_m * g_m)
         h_new = o * torch.tanh(self.conv_cm(torch.cat([c_new, m_new], dim=1)))
         return h_new, c_new, m_new
 
@@ -135,14 +166,16 @@ class PeepholeCell(nn.Module):
                 nn.init.uniform_(conv.weight, -init_range, init_range)
                 nn.init.uniform_(conv.bias, -init_range, init_range)
 
-    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """One step. Returns ``(out_t, c_t)``."""
+    def forward(
+        self, x: Tensor | None, h: Tensor | None, c: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """One step; ``None`` inputs and states are zero. Returns ``(out_t, c_t)``."""
         i_h, g_h, f_h, o_h = self.conv_h(h).chunk(4, dim=1)
         i_x, g_x, f_x, o_x = self.conv_x(x).chunk(4, dim=1)
-        i = torch.sigmoid(i_h + i_x + self.w_ci * c)
-        f = torch.sigmoid(f_h + f_x + self.w_cf * c + FORGET_BIAS)
+        i = torch.sigmoid(_add(i_h + i_x, _mul(self.w_ci, c)))
+        f = torch.sigmoid(_add(f_h + f_x + FORGET_BIAS, _mul(self.w_cf, c)))
         g = torch.tanh(g_h + g_x)
-        c_new = f * c + i * g
+        c_new = _add(_mul(f, c), i * g)
         out = torch.sigmoid(o_h + o_x + self.w_co * c_new) * torch.tanh(c_new)
         return out, c_new
 
@@ -198,19 +231,20 @@ class MIMBlock(nn.Module):
         self,
         x: Tensor,
         delta: Tensor | None,
-        h: Tensor,
-        c: Tensor,
+        h: Tensor | None,
+        c: Tensor | None,
         m: Tensor,
-        n: Tensor,
-        d: Tensor,
-        s: Tensor,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """One step. ``delta`` is ``None`` at t = 0 (no difference yet: D = 0, N unchanged).
+        n: Tensor | None,
+        d: Tensor | None,
+        s: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None, Tensor]:
+        """One step; ``None`` states are zero. ``delta`` is ``None`` at t = 0 (no difference yet: D is zero,
+        returned as ``None``, and N is unchanged).
 
         Returns ``(h_t, c_t, m_t, n_t, d_t, s_t)``.
         """
         if delta is None:
-            d_new, n_new = torch.zeros_like(d), n
+            d_new, n_new = None, n
         else:
             d_new, n_new = self.mim_n(delta, d, n)
         t_mem, s_new = self.mim_s(d_new, c, s)

@@ -132,25 +132,26 @@ class MIMNetwork(nn.Module):
     def _is_mim(self, layer: int) -> bool:
         return isinstance(self.cells[layer], MIMBlock)
 
-    def _zero_states(self, ref: Tensor) -> list[Tensor]:
-        """Flat list of zero states: per layer (h, c) or (h, c, n, d, s); then the memory M."""
-        batch = ref.shape[0]
-        hp, wp = self.height // self.patch_size, self.width // self.patch_size
-        states = []
-        for layer, hidden in enumerate(self.num_hidden):
-            n_states = MIMBlock.n_states if self._is_mim(layer) else STLSTMCell.n_states
-            states += [ref.new_zeros(batch, hidden, hp, wp) for _ in range(n_states)]
-        states.append(ref.new_zeros(batch, self.num_hidden[-1], hp, wp))
+    def _zero_states(self) -> list[Tensor | None]:
+        """Flat list of zero states (``None``, see :mod:`darts_mim.nn.cells`): per layer (h, c) or
+        (h, c, n, d, s); then the memory M."""
+        states: list[Tensor | None] = []
+        for layer in range(len(self.cells)):
+            states += [None] * (MIMBlock.n_states if self._is_mim(layer) else STLSTMCell.n_states)
+        states.append(None)
         return states
 
-    def _step(self, x_gates: Tensor, first_step: bool, *states: Tensor) -> tuple[Tensor, ...]:
+    def _step(
+        self, x_gates: Tensor, first_step: bool, *states: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
         """Advance the whole stack by one time step; returns the new flat state list."""
         memory = states[-1]
-        new_states: list[Tensor] = []
+        new_states: list[Tensor | None] = []
         offset = 0
         h_below_old = h_below = d_below = None
         for layer, cell in enumerate(self.cells):
-            memory = self.memory_proj[layer](memory)
+            if memory is not None:
+                memory = self.memory_proj[layer](memory)
             if isinstance(cell, MIMBlock):
                 h, c, n, d, s = states[offset : offset + 5]
                 offset += 5
@@ -240,7 +241,7 @@ class MIMNetwork(nn.Module):
         first = self.cells[0]
         known_gates = first.conv_x(known).unflatten(0, (batch, t_in))
 
-        states = self._zero_states(past_frames)
+        states = self._zero_states()
         outputs: list[Tensor] = []
         for t in range(n_steps):
             if t < t_in:

@@ -159,15 +159,16 @@ def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str
     }
 
 
-def _torch_export(
-    graph: nn.Module, inputs: dict[str, Tensor], opset: int | None, path: str
-) -> onnx.ModelProto:
-    """Dynamo export with a symbolic batch axis; the TorchScript exporter if dynamo fails."""
-    names = list(inputs)
-    args = tuple(inputs.values())
-    kwargs: dict[str, Any] = {"input_names": names, "output_names": ["prediction"]}
+def _torch_export(graph: nn.Module, inputs: dict[str, Tensor], opset: int | None) -> onnx.ModelProto:
+    """Dynamo export with a symbolic batch axis.
+
+    The TorchScript exporter (``dynamo=False``) is not used as a fallback: it traces the network's
+    reshapes with the example batch size baked in, so its graphs fail at any other batch size.
+    """
+    kwargs: dict[str, Any] = {"input_names": list(inputs), "output_names": ["prediction"]}
     if opset is not None:
         kwargs["opset_version"] = opset
+    args = tuple(inputs.values())
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
         with warnings.catch_warnings():
@@ -181,21 +182,9 @@ def _torch_export(
                 verbose=False,
                 **kwargs,
             )
-        return program.model_proto
-    except Exception as dynamo_err:  # noqa: BLE001 - any exporter failure: try the other exporter
-        try:
-            axes = {name: {0: "batch"} for name in names + ["prediction"]}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    graph, args, path, dynamo=False, dynamic_axes=axes, **kwargs
-                )
-            return onnx.load(path)
-        except Exception as legacy_err:
-            raise RuntimeError(
-                f"ONNX export failed with both exporters: dynamo: {dynamo_err!r}; "
-                f"TorchScript: {legacy_err!r}"
-            ) from legacy_err
+    except Exception as err:
+        raise RuntimeError(f"torch.onnx.export (dynamo) failed for this MIMModel: {err}") from err
+    return program.model_proto
 
 
 def export_model(
@@ -257,7 +246,7 @@ def export_model(
     inputs = _example_inputs(export_module, dtype, batch=2)
     graph = _ForecastGraph(export_module, list(inputs)).eval()
     with torch.inference_mode(False), torch.no_grad():
-        proto = _torch_export(graph, inputs, opset, path)
+        proto = _torch_export(graph, inputs, opset)
 
     meta = build_metadata(model, list(inputs), dtype_name)
     props = {METADATA_PREFIX + k: json.dumps(v) for k, v in meta.items()}
