@@ -675,9 +675,6 @@ class MIMModel(MixedCovariatesTorchModel):
         series: TimeSeries | Sequence[TimeSeries],
         past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
         future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_series: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
         *args,
         **kwargs,
     ):
@@ -686,20 +683,11 @@ class MIMModel(MixedCovariatesTorchModel):
             series,
             past_covariates,
             future_covariates,
-            val_series,
-            val_past_covariates,
-            val_future_covariates,
+            kwargs.get("val_series"),
+            kwargs.get("val_past_covariates"),
+            kwargs.get("val_future_covariates"),
         )
-        return super().lr_find(
-            series,
-            past_covariates,
-            future_covariates,
-            val_series,
-            val_past_covariates,
-            val_future_covariates,
-            *args,
-            **kwargs,
-        )
+        return super().lr_find(series, past_covariates, future_covariates, *args, **kwargs)
 
     def fit(
         self,

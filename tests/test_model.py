@@ -209,8 +209,10 @@ def test_load_from_checkpoint_and_load_weights(tmp_path, grid_series):
 
 def test_lr_find(tmp_path, grid_series):
     model = MIMModel(**tiny_kwargs(tmp_path))
-    result = model.lr_find(series=grid_series, num_training=8, min_lr=1e-4, max_lr=1e-1)
-    assert result.suggestion() > 0
+    result = model.lr_find(series=grid_series, num_training=12, min_lr=1e-4, max_lr=1e-1)
+    lrs, losses = result.results["lr"], result.results["loss"]
+    assert len(lrs) == 12 and lrs[0] < lrs[-1]
+    assert np.isfinite(losses).all()
 
 
 def test_same_random_state_same_forecast(tmp_path, grid_series):

@@ -159,7 +159,9 @@ def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str
     }
 
 
-def _torch_export(graph: nn.Module, inputs: dict[str, Tensor], opset: int | None) -> onnx.ModelProto:
+def _torch_export(
+    graph: nn.Module, inputs: dict[str, Tensor], opset: int | None
+) -> onnx.ModelProto:
     """Dynamo export with a symbolic batch axis.
 
     The TorchScript exporter (``dynamo=False``) is not used as a fallback: it traces the network's
@@ -220,7 +222,9 @@ def export_model(
         The path written.
     """
     if not getattr(model, "_fit_called", False) or model.model is None:
-        raise ValueError("The model is not fitted: call fit() (or load a fitted model) before export.")
+        raise ValueError(
+            "The model is not fitted: call fit() (or load a fitted model) before export."
+        )
     encoders = getattr(model, "encoders", None)
     if encoders is not None and encoders.encoding_available:
         raise ValueError(

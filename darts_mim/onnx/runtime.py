@@ -194,7 +194,9 @@ class OnnxForecaster:
             )
         missing = [k for k in _REQUIRED_KEYS if k not in meta]
         if missing:
-            raise ValueError(f"{path!r} lacks darts-mim metadata entries {missing}; export it again.")
+            raise ValueError(
+                f"{path!r} lacks darts-mim metadata entries {missing}; export it again."
+            )
         graph_inputs = [i.name for i in self.session.get_inputs()]
         if graph_inputs != meta["inputs"]:
             raise ValueError(

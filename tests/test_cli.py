@@ -1,0 +1,258 @@
+"""Tests of the `darts-mim` command line: every subcommand on tiny data, and clean failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from darts_mim.cli import _apply_scaling, _read_scaling, main
+
+T, C, H, W = 48, 1, 4, 4
+FIT_ARGS = ["--icl", "4", "--ocl", "2", "--hidden", "4,4", "--epochs", "1", "--quiet"]
+
+
+def _write_grid(path: Path, t: int = T, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    steps = np.arange(t)[:, None, None, None]
+    data = (10 + 5 * np.sin(steps / 3.0) + rng.random((t, C, H, W))).astype(np.float32)
+    times = pd.date_range("2024-01-01", periods=t, freq="30min").strftime("%Y-%m-%dT%H:%M")
+    np.savez_compressed(
+        path, data=data, time=np.asarray(times, dtype=str), channels=np.asarray(["flow"])
+    )
+    return path
+
+
+def _one_line_error(capsys, code: int, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "\n" not in err, f"expected one line on stderr, got:\n{err}"
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A tiny model fitted once through `darts-mim fit` on a 1 x 4 x 4 grid."""
+    d = tmp_path_factory.mktemp("cli")
+    data = _write_grid(d / "grid.npz")
+    model = d / "mim.pt"
+    assert main(["fit", "--data", str(data), "--out", str(model), *FIT_ARGS]) == 0
+    return data, model
+
+
+def test_help_lists_commands_and_examples(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("demo", "fit", "predict", "backtest", "export", "examples:"):
+        assert word in out
+
+
+def test_fit_writes_model_and_scaling(fitted):
+    data, model = fitted
+    assert model.is_file() and Path(str(model) + ".ckpt").is_file()
+    scaling = _read_scaling(str(model))
+    values = np.load(data)["data"].reshape(T, -1)
+    np.testing.assert_allclose(scaling["offset"], values.min(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(scaling["scale"], values.max(axis=0) - values.min(axis=0), rtol=1e-5)
+
+
+def test_predict_npz_matches_library(fitted, tmp_path, capsys):
+    from darts_mim.datasets import load_grid_npz
+    from darts_mim.model import MIMModel
+
+    data, model = fitted
+    out = tmp_path / "forecast.npz"
+    assert (
+        main(["predict", "--model", str(model), "--data", str(data), "--n", "3", "--out", str(out)])
+        == 0
+    )
+    assert "wrote 3 forecast steps" in capsys.readouterr().out
+    with np.load(out) as f:
+        assert f["data"].shape == (3, C, H, W)
+        assert list(f["time"]) == [
+            str(t) for t in pd.date_range("2024-01-02 00:00", periods=3, freq="30min")
+        ]
+        got = f["data"]
+    # The same forecast through the library, scaled and unscaled by hand.
+    series = load_grid_npz(data).series.astype(np.float32)
+    scaling = _read_scaling(str(model))
+    lib = MIMModel.load(str(model)).predict(
+        3, series=_apply_scaling(series, scaling), verbose=False
+    )
+    lib = _apply_scaling(lib, scaling, inverse=True).values().reshape(3, C, H, W)
+    np.testing.assert_allclose(got, lib, rtol=1e-5, atol=1e-4)
+    # back on the original scale, not the scaled [0, 1] one
+    assert got.mean() > 2.0
+
+
+def test_predict_csv_via_console_script(fitted, tmp_path):
+    data, model = fitted
+    out = tmp_path / "forecast.csv"
+    cmd = [sys.executable, "-m", "darts_mim.cli", "predict", "--model", str(model), "--data"]
+    cmd += [str(data), "--n", "2", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    df = pd.read_csv(out, index_col=0)
+    assert df.shape == (2, C * H * W)
+    assert df.columns[0] == "flow_r0_c0"
+
+
+def test_fit_and_backtest_csv(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    n = 40
+    df = pd.DataFrame(
+        {
+            "date": pd.date_range("2016-07-01", periods=n, freq="h"),
+            "HUFL": 5 + np.sin(np.arange(n) / 2) + rng.random(n),
+            "OT": 30 + rng.random(n),
+        }
+    )
+    csv = tmp_path / "ett.csv"
+    df.to_csv(csv, index=False)
+    model = tmp_path / "ett.pt"
+    assert (
+        main(["fit", "--data", str(csv), "--out", str(model), *FIT_ARGS, "--filter-size", "1"]) == 0
+    )
+    capsys.readouterr()
+    code = main(["backtest", "--model", str(model), "--data", str(csv), "--start", "0.5",
+                 "--horizon", "2", "--stride", "2"])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "10 forecasts of 2 steps" in out
+    rmse = float(out.split("RMSE ")[1].split()[0])
+    mae = float(out.split("MAE ")[1].split()[0])
+    # errors on the original scale (values around 5 and 30), not on the scaled one
+    assert 0 < mae <= rmse < 30
+
+
+def test_backtest_prints_errors(fitted, capsys):
+    data, model = fitted
+    assert main(["backtest", "--model", str(model), "--data", str(data), "--start", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "RMSE" in out and "MAE" in out and "by horizon step" in out
+
+
+@pytest.mark.slow
+def test_export_and_serve(fitted, tmp_path):
+    from darts_mim.datasets import load_grid_npz
+    from darts_mim.model import MIMModel
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    data, model = fitted
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(model), "--out", str(out)]) == 0
+    assert out.is_file() and Path(str(out) + ".scaling.json").is_file()
+    series = _apply_scaling(
+        load_grid_npz(data).series.astype(np.float32), _read_scaling(str(model))
+    )
+    onnx = OnnxForecaster(str(out)).predict(2, series=series)
+    torch_fc = MIMModel.load(str(model)).predict(2, series=series, verbose=False)
+    np.testing.assert_allclose(onnx.values(), torch_fc.values(), atol=1e-4)
+
+
+# ------------------------------------------------------------------ bad input: exit 2, one line
+
+
+def test_missing_data_file(tmp_path, capsys):
+    code = main(["fit", "--data", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "m.pt")])
+    _one_line_error(capsys, code, "darts-mim fit: error:", "nope.npz", "does not exist")
+
+
+def test_unknown_extension(tmp_path, capsys):
+    bad = tmp_path / "data.txt"
+    bad.write_text("1,2,3\n")
+    code = main(["fit", "--data", str(bad), "--out", str(tmp_path / "m.pt")])
+    _one_line_error(capsys, code, "unknown data file extension '.txt'", ".npz")
+
+
+def test_unreadable_npz(tmp_path, capsys):
+    bad = tmp_path / "data.npz"
+    bad.write_bytes(b"this is not a zip file at all")
+    code = main(["fit", "--data", str(bad), "--out", str(tmp_path / "m.pt")])
+    _one_line_error(capsys, code, "not a readable .npz")
+
+
+def test_npz_with_wrong_keys(tmp_path, capsys):
+    bad = tmp_path / "data.npz"
+    np.savez(bad, values=np.zeros((10, 2, 2)))
+    code = main(["fit", "--data", str(bad), "--out", str(tmp_path / "m.pt")])
+    _one_line_error(capsys, code, "no `data` array", "values")
+
+
+def test_corrupt_model(fitted, tmp_path, capsys):
+    data, _ = fitted
+    model = tmp_path / "broken.pt"
+    model.write_bytes(b"\x80\x04garbage that is not a pickle")
+    Path(str(model) + ".ckpt").write_bytes(b"garbage")
+    code = main(
+        ["predict", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "f.npz")]
+    )
+    _one_line_error(capsys, code, "Could not load a MIMModel", "broken.pt")
+
+
+def test_missing_model(fitted, tmp_path, capsys):
+    data, _ = fitted
+    code = main(["export", "--model", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m.onnx")])
+    _one_line_error(capsys, code, "model file", "does not exist")
+
+
+def test_bad_output_extension(fitted, tmp_path, capsys):
+    data, model = fitted
+    code = main(
+        ["predict", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "f.txt")]
+    )
+    _one_line_error(capsys, code, "--out must end in .csv or .npz")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["fit", "--data", "x.npz", "--out", "m.pt", "--hidden", "a,b"], "--hidden"),
+        (
+            ["predict", "--model", "m.pt", "--data", "x.npz", "--out", "f.npz", "--n", "0"],
+            "positive",
+        ),
+        (["backtest", "--model", "m.pt", "--data", "x.npz", "--start", "-1"], "--start"),
+        (["fit", "--data", "x.npz"], "--out"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_arguments(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    _one_line_error(capsys, exc.value.code, needle)
+
+
+def test_demo_quick_writes_pictures(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--skip-onnx", "--out", str(out)]) == 0
+    for name in ("frames_true_vs_forecast.png", "error_by_horizon.png", "cell_series.png"):
+        assert (out / name).stat().st_size > 1000, name
+    text = (out / "results.md").read_text()
+    for model in ("MIM", "seasonal naive", "TCN", "ARIMA"):
+        assert f"| {model}" in text
+    printed = capsys.readouterr().out
+    assert "=== [5/5]" in printed and "RMSE per cell" in printed
+
+
+@pytest.mark.slow
+def test_demo_quick_with_onnx(tmp_path, capsys):
+    out = tmp_path / "demo"
+    env_debug = os.environ.pop("DARTS_MIM_DEBUG", None)
+    try:
+        assert main(["demo", "--quick", "--out", str(out)]) == 0
+    finally:
+        if env_debug is not None:
+            os.environ["DARTS_MIM_DEBUG"] = env_debug
+    text = (out / "results.md").read_text()
+    assert "differ from `MIMModel.predict` by at most" in text, text

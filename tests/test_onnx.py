@@ -1,0 +1,329 @@
+"""ONNX export and the torch-free OnnxForecaster: forecasts equal MIMModel.predict, clear errors.
+
+Each export traces the whole unrolled network with the dynamo exporter (seconds per model), so the
+models are tiny, trained once per module, and each covers several cases.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from darts import TimeSeries
+from darts.utils.likelihood_models.torch import GaussianLikelihood, QuantileRegression
+
+from darts_mim import MIMModel, grid_to_series
+from darts_mim.onnx.runtime import OnnxForecaster, select_providers
+
+TRAINER = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
+TOL = 1e-4
+
+
+def _model(work_dir, **kwargs) -> MIMModel:
+    params = dict(
+        input_chunk_length=3,
+        output_chunk_length=2,
+        num_hidden=(4, 4),
+        filter_size=3,
+        n_epochs=1,
+        batch_size=16,
+        random_state=0,
+        work_dir=str(work_dir),
+        pl_trainer_kwargs=TRAINER,
+    )
+    params.update(kwargs)
+    return MIMModel(**params)
+
+
+def _close(torch_fc: TimeSeries, onnx_fc: TimeSeries) -> None:
+    assert onnx_fc.time_index.equals(torch_fc.time_index)
+    assert list(onnx_fc.components) == list(torch_fc.components)
+    assert onnx_fc.metadata == torch_fc.metadata
+    assert onnx_fc.dtype == torch_fc.dtype
+    np.testing.assert_allclose(onnx_fc.values(), torch_fc.values(), atol=TOL, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def gridded(tmp_path_factory):
+    """float64, 2x4x4 grid with a masked cell, patch 2, gridded past and plain future covariates."""
+    tmp = tmp_path_factory.mktemp("gridded")
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=60, freq="30min")
+    values = rng.random((60, 2, 4, 4))
+    values[:, 0, 0, 0] = np.nan  # an always-missing cell: masked, forecast as NaN
+    series = grid_to_series(values, times, ["in", "out"])
+    past = grid_to_series(
+        rng.random((70, 1, 4, 4)), pd.date_range(times[0], periods=70, freq="30min")
+    )
+    future_times = pd.date_range(times[0], periods=70, freq="30min")
+    future = TimeSeries.from_times_and_values(
+        future_times, np.sin(np.arange(70.0))[:, None], columns=["hour"]
+    )
+    model = _model(tmp, patch_size=2)
+    model.fit(series, past_covariates=past, future_covariates=future)
+    path = model.to_onnx(str(tmp / "gridded.onnx"))
+    return {
+        "model": model,
+        "path": path,
+        "forecaster": OnnxForecaster(path),
+        "series": series,
+        "past": past,
+        "future": future,
+    }
+
+
+@pytest.fixture(scope="module")
+def gaussian(tmp_path_factory):
+    """Multivariate (1x1 grid), Gaussian likelihood, output_chunk_shift=2."""
+    tmp = tmp_path_factory.mktemp("gaussian")
+    rng = np.random.default_rng(1)
+    series = TimeSeries.from_times_and_values(
+        pd.RangeIndex(50), rng.random((50, 3)).astype("float32"), columns=["a", "b", "c"]
+    )
+    model = _model(tmp, filter_size=1, output_chunk_shift=2, likelihood=GaussianLikelihood())
+    model.fit(series)
+    path = model.to_onnx(str(tmp / "gaussian.onnx"))
+    return {"model": model, "path": path, "forecaster": OnnxForecaster(path), "series": series}
+
+
+@pytest.fixture(scope="module")
+def quantile(tmp_path_factory):
+    """Multivariate (1x1 grid), quantile regression, reversible instance norm."""
+    tmp = tmp_path_factory.mktemp("quantile")
+    rng = np.random.default_rng(2)
+    series = TimeSeries.from_times_and_values(
+        pd.date_range("2024", periods=50, freq="h"),
+        (rng.random((50, 2)) * 10).astype("float32"),
+        columns=["x", "y"],
+    )
+    model = _model(
+        tmp,
+        filter_size=1,
+        likelihood=QuantileRegression([0.1, 0.5, 0.9]),
+        use_reversible_instance_norm=True,
+    )
+    model.fit(series)
+    path = model.to_onnx(str(tmp / "quantile.onnx"))
+    return {"model": model, "path": path, "forecaster": OnnxForecaster(path), "series": series}
+
+
+# ---------------------------------------------------------------------- agreement with torch
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_gridded_with_covariates_matches_torch(gridded, n):
+    g = gridded
+    kwargs = dict(past_covariates=g["past"], future_covariates=g["future"])
+    expected = g["model"].predict(n, g["series"], verbose=False, **kwargs)
+    got = g["forecaster"].predict(n, g["series"], **kwargs)
+    assert expected.dtype == np.float64  # float64-trained model, float32 graph
+    assert np.isnan(got.values()[:, 0]).all() and not np.isnan(got.values()[:, 1:]).any()
+    _close(expected, got)
+
+
+def test_gridded_list_of_32_series_in_batches(gridded):
+    g = gridded
+    series = [g["series"][: 60 - k] for k in range(32)]
+    kwargs = dict(past_covariates=[g["past"]] * 32, future_covariates=[g["future"]] * 32)
+    expected = g["model"].predict(5, series, verbose=False, **kwargs)
+    got = g["forecaster"].predict(5, series, batch_size=10, **kwargs)
+    assert isinstance(got, list) and len(got) == 32
+    for e, o in zip(expected, got, strict=True):
+        _close(e, o)
+
+
+def test_predict_array_takes_frames(gridded):
+    g = gridded
+    f: OnnxForecaster = g["forecaster"]
+    n = 5
+    expected = f.predict(n, g["series"], past_covariates=g["past"], future_covariates=g["future"])
+    icl = f.input_chunk_length
+    frames = g["series"].values()[-icl:].reshape(1, icl, 2, 4, 4)
+    past = g["past"].values()[60 - icl : 60 + n - 2][None]
+    future = g["future"].values()[60 - icl : 60 + n][None]
+    out = f.predict_array(frames, n, past_covariates=past, future_covariates=future)
+    assert out.shape == (1, n, 2, 4, 4)
+    np.testing.assert_allclose(out.reshape(n, -1), expected.values(), atol=1e-6)
+
+
+def test_metadata_describes_the_model(gridded):
+    props = {p.key: json.loads(p.value) for p in onnx.load(gridded["path"]).metadata_props}
+    assert props["darts_mim.grid"] == {"channels": ["in", "out"], "height": 4, "width": 4}
+    assert props["darts_mim.input_chunk_length"] == 3
+    assert props["darts_mim.output_chunk_length"] == 2
+    assert props["darts_mim.inputs"] == [
+        "past_target",
+        "past_covariates",
+        "historic_future_covariates",
+        "future_covariates",
+    ]
+    assert props["darts_mim.past_covariates"]["grid_channels"] == 1
+    assert props["darts_mim.future_covariates"]["components"] == ["hour"]
+    assert props["darts_mim.freq"] == "30min"
+    assert props["darts_mim.dtype"] == "float32"
+    assert props["darts_mim.training_dtype"] == "float64"
+    assert props["darts_mim.likelihood"] is None
+    assert props["darts_mim.missing_components"] == [0]
+    model = onnx.load(gridded["path"])
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch.dim_param  # symbolic batch axis
+
+
+def test_gaussian_parameters_with_output_shift(gaussian):
+    g = gaussian
+    for n in (1, 2):
+        expected = g["model"].predict(
+            n, g["series"], predict_likelihood_parameters=True, verbose=False
+        )
+        got = g["forecaster"].predict(n, g["series"])
+        assert list(got.components)[:2] == ["a_mu", "a_sigma"]
+        assert got.start_time() == g["series"].end_time() + 3  # shift 2
+        _close(expected, got)
+    assert (got.values()[:, 1::2] > 0).all()  # softplus applied in the graph
+    with pytest.raises(ValueError, match="smaller than or equal to `output_chunk_length`"):
+        g["forecaster"].predict(3, g["series"])
+
+
+def test_quantile_parameters_list(quantile):
+    q = quantile
+    series = [q["series"], q["series"][:-7]]
+    expected = q["model"].predict(2, series, predict_likelihood_parameters=True, verbose=False)
+    got = q["forecaster"].predict(2, series)
+    assert list(got[0].components) == [
+        "x_q0.100",
+        "x_q0.500",
+        "x_q0.900",
+        "y_q0.100",
+        "y_q0.500",
+        "y_q0.900",
+    ]
+    for e, o in zip(expected, got, strict=True):
+        _close(e, o)
+
+
+def test_fp16_export_runs_close(quantile, tmp_path):
+    path = quantile["model"].to_onnx(str(tmp_path / "half.onnx"), fp16=True)
+    half = OnnxForecaster(path)
+    assert half.session.get_inputs()[0].type == "tensor(float16)"
+    assert half.metadata["dtype"] == "float16"
+    full = quantile["forecaster"].predict(2, quantile["series"])
+    got = half.predict(2, quantile["series"])
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.values(), full.values(), atol=0.05 * np.abs(full.values()).max())
+
+
+# ---------------------------------------------------------------------- input errors
+def test_wrong_grid_or_components(gridded):
+    f, s = gridded["forecaster"], gridded["series"]
+    kwargs = dict(past_covariates=gridded["past"], future_covariates=gridded["future"])
+    other = grid_to_series(s.values().reshape(60, 2, 4, 4), s.time_index, ["a", "b"])
+    with pytest.raises(ValueError, match="trained on a 2x4x4 grid"):
+        f.predict(2, other, **kwargs)
+    with pytest.raises(ValueError, match="trained on a 2x4x4 grid"):
+        f.predict(2, s.with_metadata(None)[s.components[:5].tolist()], **kwargs)
+
+
+def test_too_short_series(gridded):
+    with pytest.raises(ValueError, match="needs at least input_chunk_length=3"):
+        gridded["forecaster"].predict(
+            2,
+            gridded["series"][:2],
+            past_covariates=gridded["past"],
+            future_covariates=gridded["future"],
+        )
+
+
+def test_missing_or_short_covariates(gridded):
+    f, s = gridded["forecaster"], gridded["series"]
+    with pytest.raises(ValueError, match="trained with past covariates"):
+        f.predict(2, s, future_covariates=gridded["future"])
+    with pytest.raises(ValueError, match="trained with future covariates"):
+        f.predict(2, s, past_covariates=gridded["past"])
+    with pytest.raises(ValueError, match="do not extend far enough into the future"):
+        f.predict(5, s, past_covariates=gridded["past"], future_covariates=gridded["future"][:62])
+    with pytest.raises(ValueError, match="do not extend far enough into the past"):
+        f.predict(2, s, past_covariates=gridded["past"][58:], future_covariates=gridded["future"])
+    with pytest.raises(ValueError, match="have components"):
+        f.predict(2, s, past_covariates=gridded["future"], future_covariates=gridded["future"])
+
+
+def test_nan_in_input_window(gridded):
+    s = gridded["series"]
+    values = s.values().copy()
+    values[-1, 3] = np.nan
+    bad = s.with_values(values)
+    with pytest.raises(ValueError, match="NaN or infinite values"):
+        gridded["forecaster"].predict(
+            2, bad, past_covariates=gridded["past"], future_covariates=gridded["future"]
+        )
+
+
+def test_bad_n(gridded):
+    with pytest.raises(ValueError, match="positive integer"):
+        gridded["forecaster"].predict(0, gridded["series"])
+
+
+# ---------------------------------------------------------------------- file and provider errors
+def test_garbage_file(tmp_path):
+    path = tmp_path / "garbage.onnx"
+    path.write_bytes(b"this is not an onnx model" * 10)
+    with pytest.raises(ValueError, match="could not be read as an ONNX model"):
+        OnnxForecaster(path)
+
+
+def test_truncated_file(gridded, tmp_path):
+    data = open(gridded["path"], "rb").read()
+    path = tmp_path / "truncated.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="could not be read as an ONNX model"):
+        OnnxForecaster(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No ONNX file"):
+        OnnxForecaster(tmp_path / "nope.onnx")
+
+
+def test_foreign_onnx_file(tmp_path):
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "foreign.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ValueError, match="not written by darts-mim"):
+        OnnxForecaster(path)
+
+
+def test_unavailable_provider(gridded):
+    with pytest.raises(ValueError, match="not available.*CPUExecutionProvider"):
+        OnnxForecaster(gridded["path"], providers=["NoSuchExecutionProvider"])
+
+
+def test_select_providers():
+    cpu = ["CPUExecutionProvider"]
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers(None, cpu) == ["CPUExecutionProvider"]
+    assert select_providers(None, gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert select_providers("CPUExecutionProvider", gpu) == ["CPUExecutionProvider"]
+    opts = ("CUDAExecutionProvider", {"device_id": 0})
+    assert select_providers([opts, "CPUExecutionProvider"], gpu) == [opts, "CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="needs the onnxruntime-gpu package"):
+        select_providers(["CUDAExecutionProvider"], cpu)
+    with pytest.raises(ValueError, match="empty"):
+        select_providers([], cpu)
+
+
+# ---------------------------------------------------------------------- export refusals
+def test_export_refuses_unfitted_and_encoders(tmp_path):
+    with pytest.raises(ValueError, match="not fitted"):
+        _model(tmp_path).to_onnx(str(tmp_path / "x.onnx"))
+    series = TimeSeries.from_times_and_values(
+        pd.date_range("2024", periods=20, freq="h"), np.random.rand(20, 2).astype("float32")
+    )
+    model = _model(tmp_path, filter_size=1, add_encoders={"cyclic": {"future": ["hour"]}})
+    model.fit(series)
+    with pytest.raises(ValueError, match="add_encoders"):
+        model.to_onnx(str(tmp_path / "x.onnx"))
