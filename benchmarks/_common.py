@@ -159,3 +159,55 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MiB (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except OSError:
+        return 0.0
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def child_train(spec: dict) -> dict:
+    """Time training steps of one production configuration and measure the step's peak memory.
+
+    Meant to run in a fresh process (see :func:`run_child`): ``ru_maxrss`` is the process's peak, so the
+    peak minus the RSS before the first step is what the step needs (activations, gradients, Adam).
+    """
+    import resource
+
+    cfg = Config(**{k: tuple(v) if k == "num_hidden" else v for k, v in spec["config"].items()})
+    torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
+    net = build(cfg, "production", **spec.get("extra", {}))
+    batch = make_batch(cfg)
+    step = make_train_step(net, cfg, batch, spec.get("precision", "32"))
+    base = current_rss_mb()
+    (sec,) = time_calls([step], spec.get("repeats", 1), warmup=1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"sec": sec, "base_mb": base, "peak_mb": peak, "step_mb": peak - base}
+
+
+def run_child(cfg: Config, **spec) -> dict:
+    """Run :func:`child_train` for ``cfg`` in a subprocess and return its measurements."""
+    import dataclasses
+    import json
+    import subprocess
+
+    payload = json.dumps({"config": dataclasses.asdict(cfg), **spec})
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__)), payload], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed for {cfg}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":  # the child process of run_child
+    import json
+
+    print(json.dumps(child_train(json.loads(sys.argv[1]))))

@@ -208,10 +208,10 @@ def test_load_from_checkpoint_and_load_weights(tmp_path, grid_series):
 
 
 def test_lr_find(tmp_path, grid_series):
-    model = MIMModel(**tiny_kwargs(tmp_path))
-    result = model.lr_find(series=grid_series, num_training=12, min_lr=1e-4, max_lr=1e-1)
+    model = MIMModel(**tiny_kwargs(tmp_path, batch_size=4))  # 13 batches: room for 10 trials
+    result = model.lr_find(series=grid_series, num_training=10, min_lr=1e-4, max_lr=1e-1)
     lrs, losses = result.results["lr"], result.results["loss"]
-    assert len(lrs) == 12 and lrs[0] < lrs[-1]
+    assert len(lrs) == 10 and lrs[0] < lrs[-1]
     assert np.isfinite(losses).all()
 
 
