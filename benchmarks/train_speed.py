@@ -14,8 +14,17 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _common import MNIST, SMALL, big_conv_rate, build, count_flops, make_batch, make_train_step
-from _common import markdown_table, time_calls
+from _common import (
+    MNIST,
+    SMALL,
+    big_conv_rate,
+    build,
+    count_flops,
+    make_batch,
+    make_train_step,
+    markdown_table,
+    time_calls,
+)
 
 TARGETS = {  # issue 7: production speed-up over the float32 literal reference
     (SMALL.name, "32"): 1.5,
@@ -41,13 +50,17 @@ def main(argv: list[str] | None = None) -> list[list[object]]:
             for prec in ("32", "bf16-mixed")
         }
         flops = count_flops(prod_steps["32"])
-        t_ref, t32, t16 = time_calls([ref_step, prod_steps["32"], prod_steps["bf16-mixed"]], repeats)
+        t_ref, t32, t16 = time_calls(
+            [ref_step, prod_steps["32"], prod_steps["bf16-mixed"]], repeats
+        )
         rows.append([cfg.name, "32", "reference", 1 / t_ref, 1.0, flops / t_ref / 1e9, "", ""])
         for prec, sec in (("32", t32), ("bf16-mixed", t16)):
             peak = big_conv_rate(cfg, prec)
             target = TARGETS.get((cfg.name, prec))
             speedup = t_ref / sec
-            verdict = "" if target is None else f">= {target}: {'yes' if speedup >= target else 'NO'}"
+            verdict = (
+                "" if target is None else f">= {target}: {'yes' if speedup >= target else 'NO'}"
+            )
             rate = flops / sec
             rows.append(
                 [cfg.name, prec, "production", 1 / sec, speedup, rate / 1e9, rate / peak, verdict]

@@ -59,6 +59,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: X)" only where there is a meaningful default (not for required or flags)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.required:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 # ---------------------------------------------------------------------------------------------------
 # helpers
 
@@ -142,7 +151,14 @@ def _load_model(path: str):
         raise CliError(
             f"model weights {p}.ckpt are missing; MIMModel.save() writes them next to {p.name}"
         )
-    trainer = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
+    # These replace the saved trainer parameters whole (Darts' `load`), so `logger=False` must be
+    # repeated, or Lightning writes TensorBoard logs to ./lightning_logs at every prediction.
+    trainer = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
     return MIMModel.load(str(p), pl_trainer_kwargs=trainer)
 
 
@@ -331,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _DefaultsFormatter
 
     p = sub.add_parser(
         "demo",
@@ -361,9 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model file to write, e.g. mim.pt")
     p.add_argument("--icl", type=_positive_int, default=12, help="input chunk length")
     p.add_argument("--ocl", type=_positive_int, default=6, help="output chunk length")
-    p.add_argument(
-        "--hidden", type=_parse_hidden, default=(32, 32), help="layer widths, e.g. 32,32"
-    )
+    p.add_argument("--hidden", type=_parse_hidden, default="32,32", help="layer widths, e.g. 32,32")
     p.add_argument("--filter-size", type=_positive_int, default=3, help="odd convolution size")
     p.add_argument("--patch-size", type=_positive_int, default=1, help="space-to-depth factor")
     p.add_argument("--epochs", type=_positive_int, default=5, help="training epochs")

@@ -89,6 +89,14 @@ def _as_time_index(times, n: int) -> pd.Index:
                 ) from err
     if len(index) != n:
         raise ValueError(f"`times` has {len(index)} entries but the array has {n} time steps.")
+    if index.has_duplicates:
+        first = index[index.duplicated()][0]
+        raise ValueError(
+            f"The time index has duplicated timestamps (the first: {first}). Aggregate or drop the "
+            "duplicates before building the series."
+        )
+    if not index.is_monotonic_increasing:
+        raise ValueError("The time index must be sorted in increasing order.")
     return index
 
 

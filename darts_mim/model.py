@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import psutil
 import torch
 from darts import TimeSeries
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from darts_mim.grid import GridSpec, always_missing_cells, grid_spec_of
 from darts_mim.nn.network import CELL_TYPES, DIFF_MODES, MIMNetwork
+from darts_mim.resources import available_bytes, check_fits_in_memory, estimate_training_bytes
 from darts_mim.validation import check_series_values, check_target_grid
 
 SAMPLING_SCHEDULES = ("linear", "teacher_forcing", "free_running")
@@ -103,6 +105,9 @@ class _MIMModule(PLForecastingModule):
         # Components that are NaN at every step of the training data (land, outside the radar range):
         # fed as 0, left out of the loss, forecast as NaN.
         self.register_buffer("missing", missing, persistent=False)
+        # Seed of the scheduled-sampling draws, taken from the (seeded) global RNG at creation and saved
+        # with the weights.
+        self.register_buffer("sampling_seed", torch.randint(0, 2**31 - 1, ()), persistent=True)
         self.has_missing = bool(missing_components)
 
     # ------------------------------------------------------------------ tensors <-> frames
@@ -155,7 +160,12 @@ class _MIMModule(PLForecastingModule):
             progress = min(1.0, self.global_step / max(1, self.sampling_decay_steps))
             eta = self.sampling_start * (1.0 - progress)
         shift = self.output_chunk_shift
-        draws = (torch.rand(batch, n_out - 1 - shift, device=ref.device) < eta).to(ref.dtype)
+        # The draws depend only on the module's sampling seed and the step, not on the global RNG's
+        # history, so training resumed from a checkpoint draws exactly what an uninterrupted run draws.
+        generator = torch.Generator(device=ref.device)
+        generator.manual_seed(int(self.sampling_seed) * 1_000_003 + int(self.global_step))
+        uniform = torch.rand(batch, n_out - 1 - shift, device=ref.device, generator=generator)
+        draws = (uniform < eta).to(ref.dtype)
         # No true frames exist inside an output_chunk_shift gap: always free running there.
         return torch.cat([ref.new_zeros(batch, shift), draws], dim=1)
 
@@ -631,6 +641,28 @@ class MIMModel(MixedCovariatesTorchModel):
             for cov in covs or []:
                 check_series_values(cov, kind)
 
+    def _check_memory(self, layout: dict[str, Any]) -> None:
+        """Fail before training when one training step clearly cannot fit in memory."""
+        _, height, width = layout["grid"]
+        precision = str(self.trainer_params.get("precision", "32"))
+        bytes_per_value = 8 if precision.startswith("64") else 4
+        needed = estimate_training_bytes(
+            self.num_hidden,
+            self.cell_type,
+            height,
+            width,
+            self.patch_size,
+            self.batch_size,
+            self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length - 1,
+            bytes_per_value,
+            self.activation_checkpointing,
+        )
+        check_fits_in_memory(
+            needed,
+            available_bytes(self.trainer_params.get("accelerator")),
+            "One training step of this configuration",
+        )
+
     @staticmethod
     def _as_list(x) -> list[TimeSeries] | None:
         if x is None:
@@ -660,6 +692,7 @@ class MIMModel(MixedCovariatesTorchModel):
                     f"output_chunk_shift + output_chunk_length = {min_len} to make one training sample. "
                     "Use a longer series or shorter chunks."
                 )
+        self._check_memory(layout)
         self._check_inputs(series_l, pc_l, fc_l, layout["missing"])
         if val_series is not None:
             self._check_inputs(
@@ -742,6 +775,15 @@ class MIMModel(MixedCovariatesTorchModel):
         """
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}.")
+        if self._mim_layout is not None:
+            n_series = 1 if series is None else len(self._as_list(series))
+            n_values = n * GridSpec(*self._mim_layout["grid"]).n_components * n_series
+            check_fits_in_memory(
+                8 * n_values * max(1, int(kwargs.get("num_samples", 1))),
+                int(psutil.virtual_memory().available),
+                f"A forecast of n={n} steps",
+                "Forecast fewer steps at a time, or fewer samples or series per call.",
+            )
         if self._mim_layout is not None and series is not None:
             series_l = self._as_list(series)
             layout = self._mim_layout

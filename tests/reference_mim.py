@@ -31,7 +31,9 @@ def layer_norm(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
     """Per sample over (C, H, W): ``(x - mean) / sqrt(var + eps) * scale_c + shift_c`` (biased var)."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     var = ((x - mean) ** 2).mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) / torch.sqrt(var + LN_EPS) * scale[None, :, None, None] + shift[None, :, None, None]
+    return (x - mean) / torch.sqrt(var + LN_EPS) * scale[None, :, None, None] + shift[
+        None, :, None, None
+    ]
 
 
 class GateConvs(nn.Module):
@@ -51,7 +53,10 @@ class GateConvs(nn.Module):
         super().__init__()
         self.gates = gates
         self.convs = nn.ModuleDict(
-            {g: nn.Conv2d(in_channels, hidden, kernel_size, padding=kernel_size // 2) for g in gates}
+            {
+                g: nn.Conv2d(in_channels, hidden, kernel_size, padding=kernel_size // 2)
+                for g in gates
+            }
         )
         self.use_ln = use_ln
         if use_ln:
@@ -76,7 +81,9 @@ class RefSTLSTM(nn.Module):
         self.w_m = GateConvs("igfo", hidden, hidden, kernel_size, use_ln)
         self.w_1x1 = nn.Conv2d(2 * hidden, hidden, 1)
 
-    def forward(self, x: Tensor, h: Tensor, c: Tensor, m_in: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, h: Tensor, c: Tensor, m_in: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         gx, gt, gs = self.w_x(x), self.w_h(h), self.w_m(m_in)
         i = torch.sigmoid(gx["i"] + gt["i"])
         g = torch.tanh(gx["g"] + gt["g"])
@@ -126,7 +133,8 @@ class RefMIMBlock(nn.Module):
         self.mim_n = RefPeephole(diff_ch, hidden, hw, k, use_ln)
         self.mim_s = RefPeephole(hidden, hidden, hw, k, use_ln)
 
-    def forward(self, x, delta, h, c, m_below, n, d, s):  # noqa: ANN001, D102 - literal transcription
+    def forward(self, x, delta, h, c, m_below, n, d, s):  # noqa: ANN001 - names of the equations
+        """One step; ``delta`` is ``None`` at t = 0."""
         if delta is None:  # t = 0: no difference yet, D = 0 and N stays 0
             d_t, n_t = torch.zeros_like(d), n
         else:
@@ -206,8 +214,16 @@ class ReferenceMIM(nn.Module):
         )
         self.head = nn.Conv2d(self.num_hidden[-1], target_channels * nr_params * pp, 1)
 
-    def forward(self, past_frames, n_out, cond=None, future_frames=None, teacher_mask=None,
-                return_all=False):  # fmt: skip  # noqa: ANN001, D102
+    def forward(
+        self,
+        past_frames: Tensor,
+        n_out: int,
+        cond: Tensor | None = None,
+        future_frames: Tensor | None = None,
+        teacher_mask: Tensor | None = None,
+        return_all: bool = False,
+    ) -> Tensor:
+        """Same arguments and output as ``MIMNetwork.forward``, computed step by step."""
         b, t_in = past_frames.shape[:2]
         hw = (self.height // self.p, self.width // self.p)
         n_layers = len(self.layers)
@@ -235,11 +251,15 @@ class ReferenceMIM(nn.Module):
                 if str(layer) in self.m_proj:
                     M = self.m_proj[str(layer)](M)  # noqa: N806
                 if isinstance(cell, RefSTLSTM):
-                    H[layer], C[layer], M = cell(x if layer == 0 else H[layer - 1], H[layer], C[layer], M)
+                    H[layer], C[layer], M = cell(
+                        x if layer == 0 else H[layer - 1], H[layer], C[layer], M
+                    )
                 else:
                     if t == 0:
                         delta = None
-                    elif self.diff_mode == "cascade" and isinstance(self.layers[layer - 1], RefMIMBlock):
+                    elif self.diff_mode == "cascade" and isinstance(
+                        self.layers[layer - 1], RefMIMBlock
+                    ):
                         delta = D[layer - 1]  # already D^{l-1}_t: the layer below ran first
                     else:
                         delta = H[layer - 1] - H_prev[layer - 1]
@@ -263,7 +283,10 @@ def _gate_convs_map(prefix: str, ref: GateConvs) -> list[tuple[str, list[Tensor]
         (f"{prefix}.conv.bias", [ref.convs[g].bias for g in ref.gates]),
     ]
     if ref.use_ln:
-        pairs += [(f"{prefix}.norm.weight", [ref.ln_scale]), (f"{prefix}.norm.bias", [ref.ln_shift])]
+        pairs += [
+            (f"{prefix}.norm.weight", [ref.ln_scale]),
+            (f"{prefix}.norm.bias", [ref.ln_shift]),
+        ]
     return pairs
 
 
@@ -282,7 +305,9 @@ def _param_map(reference: ReferenceMIM) -> list[tuple[str, list[Tensor]]]:
                 sub = getattr(cell, name)
                 pairs += _gate_convs_map(f"{pre}.{name}.conv_x", sub.w_x)
                 pairs += _gate_convs_map(f"{pre}.{name}.conv_h", sub.w_h)
-                pairs += [(f"{pre}.{name}.{w}", [getattr(sub, w)]) for w in ("w_ci", "w_cf", "w_co")]
+                pairs += [
+                    (f"{pre}.{name}.{w}", [getattr(sub, w)]) for w in ("w_ci", "w_cf", "w_co")
+                ]
     for layer, proj in reference.m_proj.items():
         pairs.append((f"memory_proj.{layer}.weight", [proj.weight]))
     pairs += [("head.weight", [reference.head.weight]), ("head.bias", [reference.head.bias])]

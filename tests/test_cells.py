@@ -172,7 +172,9 @@ def test_none_states_equal_zero_states():
     explicit = block(x, None, z3, z3, m, z3, z3, z3)
     shortcut = block(x, None, None, None, m, None, None, None)
     for k in (0, 1, 2, 5):  # h, c, m, s; n and d stay zero at t = 0
-        torch.testing.assert_close(shortcut[k].expand_as(explicit[k]), explicit[k], atol=1e-12, rtol=0)
+        torch.testing.assert_close(
+            shortcut[k].expand_as(explicit[k]), explicit[k], atol=1e-12, rtol=0
+        )
     assert shortcut[4] is None
     cell = STLSTMCell(2, 3, 3, True).double()
     randomise(cell, 24)

@@ -105,6 +105,8 @@ def test_predict_csv_via_console_script(fitted, tmp_path):
     df = pd.read_csv(out, index_col=0)
     assert df.shape == (2, C * H * W)
     assert df.columns[0] == "flow_r0_c0"
+    # a loaded model must not leave Lightning's TensorBoard logs in the working directory
+    assert not (tmp_path / "lightning_logs").exists()
 
 
 def test_fit_and_backtest_csv(tmp_path, capsys):
@@ -256,3 +258,20 @@ def test_demo_quick_with_onnx(tmp_path, capsys):
             os.environ["DARTS_MIM_DEBUG"] = env_debug
     text = (out / "results.md").read_text()
     assert "differ from `MIMModel.predict` by at most" in text, text
+
+
+def test_predict_from_netcdf(fitted, tmp_path):
+    import xarray as xr
+
+    data, model = fitted
+    with np.load(data) as f:
+        grid = f["data"][:, 0]
+        times = pd.DatetimeIndex(f["time"].astype(str))
+    nc = tmp_path / "grid.nc"
+    xr.Dataset({"flow": (("time", "y", "x"), grid)}, coords={"time": times}).to_netcdf(nc)
+    out_nc, out_npz = tmp_path / "from_nc.npz", tmp_path / "from_npz.npz"
+    for src, out in ((nc, out_nc), (data, out_npz)):
+        argv = ["predict", "--model", str(model), "--data", str(src), "--n", "2", "--out", str(out)]
+        assert main(argv) == 0
+    with np.load(out_nc) as a, np.load(out_npz) as b:
+        np.testing.assert_allclose(a["data"], b["data"], rtol=1e-5)

@@ -14,6 +14,16 @@ from reference_mim import ReferenceMIM, load_production_weights, reference_grads
 
 from darts_mim.nn import MIMNetwork
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: threads only add contention on the shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 CONFIGS = {
     "1x1_grid": dict(target_channels=1, cond_channels=0, height=1, width=1, num_hidden=(3, 3)),
     "patch2_cond": dict(
@@ -23,15 +33,26 @@ CONFIGS = {
         target_channels=1, cond_channels=0, height=3, width=4, num_hidden=(3, 5, 2)
     ),
     "difference_mode": dict(
-        target_channels=1, cond_channels=0, height=3, width=3, num_hidden=(4, 3, 4),
+        target_channels=1,
+        cond_channels=0,
+        height=3,
+        width=3,
+        num_hidden=(4, 3, 4),
         diff_mode="difference",
     ),  # fmt: skip
     "stlstm_only": dict(
         target_channels=2, cond_channels=0, height=2, width=4, num_hidden=(4, 3), cell_type="stlstm"
     ),
     "no_layer_norm_params": dict(
-        target_channels=1, cond_channels=2, height=4, width=4, num_hidden=(4, 4, 4),
-        layer_norm=False, nr_params=3, feedback_param=1, patch_size=2,
+        target_channels=1,
+        cond_channels=2,
+        height=4,
+        width=4,
+        num_hidden=(4, 4, 4),
+        layer_norm=False,
+        nr_params=3,
+        feedback_param=1,
+        patch_size=2,
     ),  # fmt: skip
     "one_layer": dict(target_channels=1, cond_channels=0, height=2, width=2, num_hidden=(4,)),
 }
@@ -88,7 +109,9 @@ def _compare(name, dtype, atol, teacher=False, return_all=False, **extra):
     n_nonzero = 0
     for pname, param in prod.named_parameters():
         grad = param.grad if param.grad is not None else torch.zeros_like(param)
-        torch.testing.assert_close(grad, ref_grads[pname], atol=atol * 10, rtol=atol * 10, msg=pname)
+        torch.testing.assert_close(
+            grad, ref_grads[pname], atol=atol * 10, rtol=atol * 10, msg=pname
+        )
         n_nonzero += bool(grad.abs().sum() > 0)
     # All but (at most) the MIM-N weights of a 1-frame difference path carry gradient here.
     assert n_nonzero >= 0.9 * len(ref_grads)

@@ -1,0 +1,115 @@
+"""Smoke tests of benchmarks/accuracy.py: its --quick mode on tiny slices from tests/data."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["accuracy"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+accuracy = _load_script()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory in the layout of shared/data, built from the fixtures of tests/data and the
+    bike file that the package ships."""
+    root = tmp_path / "data"
+    (root / "gridded").mkdir(parents=True)
+    (root / "series").mkdir()
+    (root / "mnist").mkdir()
+    shutil.copy(
+        ROOT / "darts_mim" / "data" / "nycbike_2016-08-01_2016-10-29.npz",
+        root / "gridded" / "nycbike_2016-08-01_2016-10-29.npz",
+    )
+    # the loader looks the radar file up by its full-size name; the 24x64x64 crop has its layout
+    shutil.copy(
+        DATA / "radar_knmi_2010-08-26_T24x64x64_mmh.npz",
+        root / "gridded" / "radar_knmi_2010-08-26_T92x128x128_mmh.npz",
+    )
+    shutil.copy(DATA / "ETTh1_first2000.csv", root / "series" / "ETTh1.csv")
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(DATA / name, root / "mnist" / name)
+    return root
+
+
+def _table_rows(text: str, first_cell: str) -> list[list[str]]:
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith(f"| {first_cell} |")
+    ]
+
+
+def test_quick_etth1_radar_mnist(data_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    # hand-written findings below the marker must survive a re-run
+    (out / "accuracy_results.md").write_text(f"old table\n{accuracy.MARKER}\nmy findings\n")
+    argv = ["--quick", "--data", str(data_dir), "--only", "etth1,radar,mnist"]
+    assert accuracy.main([*argv, "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "## etth1" in printed and "## radar" in printed and "## mnist" in printed
+    md = (out / "accuracy_results.md").read_text()
+    assert "old table" not in md and md.rstrip().endswith("my findings")
+    for label in ("MIM (1x1, filter 1)", "TCN", "NHiTS", "seasonal naive 24 h"):
+        assert np.isfinite(float(_table_rows(md, label)[0][1])), label
+    assert np.isfinite(float(_table_rows(md, "ARIMA(2,1,1) per column")[0][5]))
+    radar_rows = _table_rows(md, "persistence")
+    assert 0.0 <= float(radar_rows[0][2]) <= 1.0  # CSI at 1 mm/h
+    mim_mnist = _table_rows(md, "MIM")[-1]  # the last MIM row is Moving MNIST's
+    assert float(mim_mnist[1]) > 0 and -1.0 <= float(mim_mnist[3]) <= 1.0
+    for name in ("etth1", "radar", "mnist"):
+        assert (out / f"accuracy_{name}.png").stat().st_size > 1000
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--only got"):
+        accuracy.parse_args(["--data", str(tmp_path), "--only", "bike,weather"])
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        accuracy.parse_args(["--data", str(tmp_path / "missing")])
+    with pytest.raises(ValueError, match="must be >= 1"):
+        accuracy.parse_args(["--data", str(tmp_path), "--epochs", "0"])
+
+
+def test_csi_and_ssim() -> None:
+    true = np.array([0.0, 2.0, 6.0, 0.5])
+    pred = np.array([1.5, 2.0, 0.0, 0.0])
+    # at 1 mm/h: hits 1 (2.0), misses 1 (6.0), false alarms 1 (1.5) -> 1/3
+    assert accuracy.csi(pred, true, 1.0) == pytest.approx(1 / 3)
+    assert np.isnan(accuracy.csi(pred, true, 10.0))
+    rng = np.random.default_rng(0)
+    frames = rng.random((2, 3, 32, 32)).astype(np.float32)
+    assert accuracy.ssim_per_frame(frames, frames) == pytest.approx(1.0, abs=1e-4)
+    assert accuracy.ssim_per_frame(frames, 1 - frames) < 0.5
+
+
+@pytest.mark.slow
+def test_quick_bike(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert (
+        accuracy.main(["--quick", "--data", str(data_dir), "--only", "bike", "--out-dir", str(out)])
+        == 0
+    )
+    md = (out / "accuracy_results.md").read_text()
+    for label in ("MIM", "MIM + covariates", "TCN", "LSTM (BlockRNN)", "seasonal naive 1 day"):
+        rows = _table_rows(md, label)
+        assert rows, label
+        assert np.isfinite(float(rows[0][1]))
+    assert _table_rows(md, "ARIMA(2,0,1) busiest 4")
+    assert (out / "accuracy_bike.png").stat().st_size > 1000
