@@ -1,9 +1,9 @@
 """``MIMModel``: the MIM network as a Darts torch forecasting model.
 
-This module turns Darts tensors into frames and back: ``(batch, time, C*H*W)`` target windows become
-``(batch, time, C, H, W)`` frames, covariates become extra channels (gridded ones per cell, plain ones
-broadcast to every cell), and the network's ``(batch, time, C, params, H, W)`` output becomes Darts'
-``(batch, time, components, params)``. It knows nothing of the gates inside the cells.
+The Darts side of the package: hyper-parameters and their checks, the grid layout resolved from the
+training series and covariates (and saved with the model), input validation before fit and predict,
+atomic saving, and single-device prediction after multi-process training. The tensor plumbing is in
+:mod:`darts_mim.module`, the network in :mod:`darts_mim.nn`.
 """
 
 from __future__ import annotations
@@ -16,234 +16,15 @@ from typing import Any
 
 import numpy as np
 import psutil
-import torch
 from darts import TimeSeries
-from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
+from darts.models.forecasting.pl_forecasting_module import PLForecastingModule
 from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel
-from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput
-from darts.utils.likelihood_models.torch import QuantileRegression
 from darts.utils.serialization import add_safe_globals
-from torch import Tensor
 
 from darts_mim.grid import GridSpec, always_missing_cells, grid_spec_of
-from darts_mim.nn.network import CELL_TYPES, DIFF_MODES, MIMNetwork
+from darts_mim.module import _likelihood_feedback_param, _MIMModule
 from darts_mim.resources import available_bytes, check_fits_in_memory, estimate_training_bytes
-from darts_mim.validation import check_series_values, check_target_grid
-
-SAMPLING_SCHEDULES = ("linear", "teacher_forcing", "free_running")
-
-
-def _cov_to_channels(cov: Tensor, grid_channels: int, height: int, width: int) -> Tensor:
-    """``(B, T, G*H*W + K) -> (B, T, G + K, H, W)``: gridded channels per cell, plain ones broadcast."""
-    b, t, _ = cov.shape
-    g = grid_channels * height * width
-    gridded = cov[..., :g].reshape(b, t, grid_channels, height, width)
-    plain = cov[..., g:]
-    plain = plain.reshape(b, t, plain.shape[-1], 1, 1).expand(-1, -1, -1, height, width)
-    return torch.cat([gridded, plain], dim=2)
-
-
-class _MIMModule(PLForecastingModule):
-    """Lightning module: Darts batches in, :class:`MIMNetwork` call, Darts predictions out."""
-
-    def __init__(
-        self,
-        grid: tuple[int, int, int],
-        past_cov_layout: tuple[int, int] | None,
-        future_cov_layout: tuple[int, int] | None,
-        static_cov_layout: tuple[str, int] | None,
-        num_hidden: Sequence[int],
-        filter_size: int,
-        patch_size: int,
-        layer_norm: bool,
-        diff_mode: str,
-        cell_type: str,
-        nr_params: int,
-        feedback_param: int,
-        sampling_schedule: str,
-        sampling_start: float,
-        sampling_decay_steps: int,
-        activation_checkpointing: bool,
-        missing_components: Sequence[int] | None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.grid = tuple(grid)
-        self.past_cov_layout = past_cov_layout
-        self.future_cov_layout = future_cov_layout
-        self.static_cov_layout = static_cov_layout
-        self.sampling_schedule = sampling_schedule
-        self.sampling_start = sampling_start
-        self.sampling_decay_steps = sampling_decay_steps
-        channels, height, width = self.grid
-        cond = 0
-        for layout in (past_cov_layout, future_cov_layout):
-            if layout is not None:
-                cond += layout[0] + layout[1]
-        if static_cov_layout is not None:
-            kind, n_static = static_cov_layout
-            cond += n_static * channels if kind == "per_component" else n_static
-        self.net = MIMNetwork(
-            target_channels=channels,
-            cond_channels=cond,
-            height=height,
-            width=width,
-            num_hidden=num_hidden,
-            filter_size=filter_size,
-            patch_size=patch_size,
-            layer_norm=layer_norm,
-            diff_mode=diff_mode,
-            cell_type=cell_type,
-            nr_params=nr_params,
-            feedback_param=feedback_param,
-            activation_checkpointing=activation_checkpointing,
-        )
-        n_components = channels * height * width
-        missing = torch.zeros(n_components, dtype=torch.bool)
-        if missing_components:
-            missing[list(missing_components)] = True
-        # Components that are NaN at every step of the training data (land, outside the radar range):
-        # fed as 0, left out of the loss, forecast as NaN.
-        self.register_buffer("missing", missing, persistent=False)
-        # Seed of the scheduled-sampling draws, taken from the (seeded) global RNG at creation and saved
-        # with the weights.
-        self.register_buffer("sampling_seed", torch.randint(0, 2**31 - 1, ()), persistent=True)
-        self.has_missing = bool(missing_components)
-
-    # ------------------------------------------------------------------ tensors <-> frames
-    def _frames(self, values: Tensor) -> Tensor:
-        b, t, _ = values.shape
-        return values.reshape(b, t, *self.grid)
-
-    def _conditioning(self, x_in: PLModuleInput, n_out: int) -> Tensor | None:
-        """Per-step covariate channels ``[B, T_in + n_out - 1, cond, H, W]``.
-
-        Step ``t`` reads frame ``t`` and predicts frame ``t + 1``: it sees the past covariates observed at
-        ``t`` (zero once they are unknown, in the decoder) and the future covariates of ``t + 1``, the
-        time it forecasts (zero inside an ``output_chunk_shift`` gap, where Darts provides none).
-        """
-        _, height, width = self.grid
-        past_target = x_in.past_target
-        b, t_in, _ = past_target.shape
-        n_steps = t_in - 1 + n_out
-        parts = []
-        if self.past_cov_layout is not None and x_in.past_covariates is not None:
-            pc = _cov_to_channels(x_in.past_covariates, self.past_cov_layout[0], height, width)
-            pad = pc.new_zeros(b, n_steps - t_in, *pc.shape[2:])
-            parts.append(torch.cat([pc, pad], dim=1))
-        if self.future_cov_layout is not None and x_in.future_covariates is not None:
-            g = self.future_cov_layout[0]
-            hist = _cov_to_channels(x_in.historic_future_covariates, g, height, width)[:, 1:]
-            fut = _cov_to_channels(x_in.future_covariates, g, height, width)
-            gap = fut.new_zeros(b, n_out - fut.shape[1], *fut.shape[2:])
-            parts.append(torch.cat([hist, gap, fut], dim=1))
-        if self.static_cov_layout is not None and x_in.static_covariates is not None:
-            static = x_in.static_covariates  # (B, rows, S)
-            if self.static_cov_layout[0] == "per_component":
-                channels = self.grid[0]
-                static = static.reshape(b, channels, height, width, -1)
-                static = static.permute(0, 1, 4, 2, 3).reshape(b, -1, height, width)
-            else:
-                static = static.reshape(b, -1, 1, 1).expand(-1, -1, height, width)
-            parts.append(static.unsqueeze(1).expand(-1, n_steps, -1, -1, -1))
-        if not parts:
-            return None
-        return torch.cat(parts, dim=2).to(past_target.dtype)
-
-    def _teacher_mask(self, batch: int, n_out: int, ref: Tensor) -> Tensor | None:
-        """Scheduled sampling: 1 feeds the true frame, with probability ``eta`` decaying over steps."""
-        if self.sampling_schedule == "free_running" or n_out < 2:
-            return None
-        if self.sampling_schedule == "teacher_forcing":
-            eta = 1.0
-        else:
-            progress = min(1.0, self.global_step / max(1, self.sampling_decay_steps))
-            eta = self.sampling_start * (1.0 - progress)
-        shift = self.output_chunk_shift
-        # The draws depend only on the module's sampling seed and the step, not on the global RNG's
-        # history, so training resumed from a checkpoint draws exactly what an uninterrupted run draws.
-        generator = torch.Generator(device=ref.device)
-        generator.manual_seed(int(self.sampling_seed) * 1_000_003 + int(self.global_step))
-        uniform = torch.rand(batch, n_out - 1 - shift, device=ref.device, generator=generator)
-        draws = (uniform < eta).to(ref.dtype)
-        # No true frames exist inside an output_chunk_shift gap: always free running there.
-        return torch.cat([ref.new_zeros(batch, shift), draws], dim=1)
-
-    @io_processor
-    def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
-        past = x_in.past_target
-        if self.has_missing:
-            past = past.masked_fill(self.missing, 0.0)
-        b = past.shape[0]
-        shift, ocl = self.output_chunk_shift, self.output_chunk_length
-        n_out = shift + ocl
-        future_frames = teacher = None
-        if x_in.stage is ModuleStage.TRAIN and x_in.future_target is not None:
-            teacher = self._teacher_mask(b, n_out, past)
-            if teacher is not None:
-                future = x_in.future_target
-                if self.rin is not None:
-                    future = self.rin.transform(future)
-                if self.has_missing:
-                    future = future.masked_fill(self.missing, 0.0)
-                gap = future.new_zeros(b, shift, future.shape[-1])
-                future_frames = self._frames(torch.cat([gap, future], dim=1))
-        out = self.net(
-            self._frames(past),
-            n_out,
-            cond=self._conditioning(x_in, n_out),
-            future_frames=future_frames,
-            teacher_mask=teacher,
-        )[:, shift:]
-        # (B, T, C, P, H, W) -> (B, T, C*H*W, P), channel-major like the series' components.
-        prediction = out.permute(0, 1, 2, 4, 5, 3).reshape(b, ocl, -1, self.net.nr_params)
-        if self.has_missing and x_in.stage is ModuleStage.PREDICT:
-            prediction = prediction.masked_fill(self.missing[:, None], float("nan"))
-        return PLModuleOutput(prediction=prediction)
-
-    # ------------------------------------------------------------------ masked loss
-    def _drop_missing(self, prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-        keep = ~self.missing
-        return prediction[:, :, keep], target[:, :, keep]
-
-    def _compute_loss(self, output: PLModuleOutput, target, criterion, sample_weight):
-        if self.has_missing:
-            prediction, target = self._drop_missing(output.prediction, target)
-            output = output.replace(prediction=prediction)
-            if sample_weight is not None and sample_weight.shape[-1] == self.missing.numel():
-                sample_weight = sample_weight[:, :, ~self.missing]
-        return super()._compute_loss(output, target, criterion, sample_weight)
-
-    def _update_metrics(self, output: PLModuleOutput, target: Tensor, metrics):
-        if self.has_missing and len(metrics):
-            prediction, target = self._drop_missing(output.prediction, target)
-            # torchmetrics expect whole components: flatten kept components into rows.
-            n_keep = prediction.shape[2]
-            prediction = prediction.reshape(-1, 1, n_keep, prediction.shape[-1])
-            target = target.reshape(-1, 1, n_keep)
-            saved = self.n_targets
-            self.n_targets = n_keep
-            try:
-                return super()._update_metrics(
-                    output.replace(prediction=prediction), target, metrics
-                )
-            finally:
-                self.n_targets = saved
-        return super()._update_metrics(output, target, metrics)
-
-
-def _likelihood_feedback_param(likelihood) -> int:
-    """Which likelihood parameter is fed back as the next frame: the median of a quantile regression,
-    the first parameter (the location: mean, mu, lambda...) otherwise."""
-    if likelihood is None:
-        return 0
-    if isinstance(likelihood, QuantileRegression):
-        return (
-            likelihood.quantiles.index(0.5)
-            if 0.5 in likelihood.quantiles
-            else len(likelihood.quantiles) // 2
-        )
-    return 0
+from darts_mim.validation import check_hyper_parameters, check_series_values, check_target_grid
 
 
 class MIMModel(MixedCovariatesTorchModel):
@@ -418,7 +199,7 @@ class MIMModel(MixedCovariatesTorchModel):
         >>> forecast = model.predict(6)  # a gridded TimeSeries: series_to_grid(forecast) is (6, 2, 14, 8)
         """
         model_kwargs = dict(self.model_params)
-        _check_hyper_parameters(model_kwargs)
+        check_hyper_parameters(model_kwargs)
         if precision is not None:
             trainer_kwargs = dict(model_kwargs.get("pl_trainer_kwargs") or {})
             trainer_kwargs["precision"] = precision
@@ -848,50 +629,6 @@ def _check_same_layout(old: dict, new: dict) -> None:
                 f"This model was fitted with {what} {old[key]} but got {new[key]}. Fit a new model "
                 "(or call reset_model()) to change the layout."
             )
-
-
-def _check_hyper_parameters(params: dict) -> None:
-    """Clear errors for hyper-parameters that would fail deep inside the network."""
-
-    def positive_int(name: str, value, minimum: int = 1) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-            raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-
-    positive_int("input_chunk_length", params["input_chunk_length"])
-    positive_int("output_chunk_length", params["output_chunk_length"])
-    positive_int("output_chunk_shift", params.get("output_chunk_shift", 0), minimum=0)
-    num_hidden = params.get("num_hidden", (64, 64, 64, 64))
-    if isinstance(num_hidden, int | np.integer) or not len(num_hidden):
-        raise ValueError(
-            f"`num_hidden` must be a sequence of layer widths, e.g. (64, 64, 64, 64); got {num_hidden!r}."
-        )
-    for width in num_hidden:
-        positive_int("num_hidden entries", width)
-    filter_size = params.get("filter_size", 5)
-    positive_int("filter_size", filter_size)
-    if filter_size % 2 == 0:
-        raise ValueError(f"`filter_size` must be odd (same padding), got {filter_size}.")
-    positive_int("patch_size", params.get("patch_size", 1))
-    positive_int("sampling_decay_steps", params.get("sampling_decay_steps", 5000))
-    if params.get("diff_mode", "cascade") not in DIFF_MODES:
-        raise ValueError(f"`diff_mode` must be one of {DIFF_MODES}, got {params['diff_mode']!r}.")
-    if params.get("cell_type", "mim") not in CELL_TYPES:
-        raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {params['cell_type']!r}.")
-    if params.get("sampling_schedule", "linear") not in SAMPLING_SCHEDULES:
-        raise ValueError(
-            f"`sampling_schedule` must be one of {SAMPLING_SCHEDULES}, got "
-            f"{params['sampling_schedule']!r}."
-        )
-    start = params.get("sampling_start", 1.0)
-    if not 0.0 <= float(start) <= 1.0:
-        raise ValueError(f"`sampling_start` is a probability in [0, 1], got {start!r}.")
-    grid_shape = params.get("grid_shape")
-    if grid_shape is not None and (
-        len(grid_shape) not in (2, 3) or any(int(g) < 1 for g in grid_shape)
-    ):
-        raise ValueError(
-            f"`grid_shape` must be (C, H, W) or (H, W) of positive sizes, got {grid_shape}."
-        )
 
 
 # Darts loads saved models with a restricted unpickler: allow-list our classes where they are defined,

@@ -12,6 +12,9 @@ import numpy as np
 from darts import TimeSeries
 
 from darts_mim.grid import GridSpec, grid_spec_of
+from darts_mim.nn.network import CELL_TYPES, DIFF_MODES
+
+SAMPLING_SCHEDULES = ("linear", "teacher_forcing", "free_running")
 
 
 def check_target_grid(series: Sequence[TimeSeries], grid_shape: Sequence[int] | None) -> GridSpec:
@@ -91,3 +94,47 @@ def check_series_values(
                 f"`{name}` contains {what}: {int(bad.sum())} value(s), the first at time "
                 f"{series.time_index[t_idx]} in component {series.components[c_idx]!r}. {fix}."
             )
+
+
+def check_hyper_parameters(params: dict) -> None:
+    """Clear errors for hyper-parameters that would fail deep inside the network."""
+
+    def positive_int(name: str, value, minimum: int = 1) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+            raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
+
+    positive_int("input_chunk_length", params["input_chunk_length"])
+    positive_int("output_chunk_length", params["output_chunk_length"])
+    positive_int("output_chunk_shift", params.get("output_chunk_shift", 0), minimum=0)
+    num_hidden = params.get("num_hidden", (64, 64, 64, 64))
+    if isinstance(num_hidden, int | np.integer) or not len(num_hidden):
+        raise ValueError(
+            f"`num_hidden` must be a sequence of layer widths, e.g. (64, 64, 64, 64); got {num_hidden!r}."
+        )
+    for width in num_hidden:
+        positive_int("num_hidden entries", width)
+    filter_size = params.get("filter_size", 5)
+    positive_int("filter_size", filter_size)
+    if filter_size % 2 == 0:
+        raise ValueError(f"`filter_size` must be odd (same padding), got {filter_size}.")
+    positive_int("patch_size", params.get("patch_size", 1))
+    positive_int("sampling_decay_steps", params.get("sampling_decay_steps", 5000))
+    if params.get("diff_mode", "cascade") not in DIFF_MODES:
+        raise ValueError(f"`diff_mode` must be one of {DIFF_MODES}, got {params['diff_mode']!r}.")
+    if params.get("cell_type", "mim") not in CELL_TYPES:
+        raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {params['cell_type']!r}.")
+    if params.get("sampling_schedule", "linear") not in SAMPLING_SCHEDULES:
+        raise ValueError(
+            f"`sampling_schedule` must be one of {SAMPLING_SCHEDULES}, got "
+            f"{params['sampling_schedule']!r}."
+        )
+    start = params.get("sampling_start", 1.0)
+    if not 0.0 <= float(start) <= 1.0:
+        raise ValueError(f"`sampling_start` is a probability in [0, 1], got {start!r}.")
+    grid_shape = params.get("grid_shape")
+    if grid_shape is not None and (
+        len(grid_shape) not in (2, 3) or any(int(g) < 1 for g in grid_shape)
+    ):
+        raise ValueError(
+            f"`grid_shape` must be (C, H, W) or (H, W) of positive sizes, got {grid_shape}."
+        )

@@ -1,0 +1,232 @@
+"""The Lightning module behind ``MIMModel``: Darts tensors in, one ``MIMNetwork`` call, Darts tensors out.
+
+``(batch, time, C*H*W)`` target windows become ``(batch, time, C, H, W)`` frames, covariates become extra
+channels (gridded ones per cell, plain ones broadcast to every cell), and the network's
+``(batch, time, C, params, H, W)`` output becomes Darts' ``(batch, time, components, params)``. Scheduled
+sampling and the masking of always-missing cells live here; nothing about gates does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
+from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput
+from darts.utils.likelihood_models.torch import QuantileRegression
+from torch import Tensor
+
+from darts_mim.nn.network import MIMNetwork
+
+
+def _cov_to_channels(cov: Tensor, grid_channels: int, height: int, width: int) -> Tensor:
+    """``(B, T, G*H*W + K) -> (B, T, G + K, H, W)``: gridded channels per cell, plain ones broadcast."""
+    b, t, _ = cov.shape
+    g = grid_channels * height * width
+    gridded = cov[..., :g].reshape(b, t, grid_channels, height, width)
+    plain = cov[..., g:]
+    plain = plain.reshape(b, t, plain.shape[-1], 1, 1).expand(-1, -1, -1, height, width)
+    return torch.cat([gridded, plain], dim=2)
+
+
+class _MIMModule(PLForecastingModule):
+    """Lightning module: Darts batches in, :class:`MIMNetwork` call, Darts predictions out."""
+
+    def __init__(
+        self,
+        grid: tuple[int, int, int],
+        past_cov_layout: tuple[int, int] | None,
+        future_cov_layout: tuple[int, int] | None,
+        static_cov_layout: tuple[str, int] | None,
+        num_hidden: Sequence[int],
+        filter_size: int,
+        patch_size: int,
+        layer_norm: bool,
+        diff_mode: str,
+        cell_type: str,
+        nr_params: int,
+        feedback_param: int,
+        sampling_schedule: str,
+        sampling_start: float,
+        sampling_decay_steps: int,
+        activation_checkpointing: bool,
+        missing_components: Sequence[int] | None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.grid = tuple(grid)
+        self.past_cov_layout = past_cov_layout
+        self.future_cov_layout = future_cov_layout
+        self.static_cov_layout = static_cov_layout
+        self.sampling_schedule = sampling_schedule
+        self.sampling_start = sampling_start
+        self.sampling_decay_steps = sampling_decay_steps
+        channels, height, width = self.grid
+        cond = 0
+        for layout in (past_cov_layout, future_cov_layout):
+            if layout is not None:
+                cond += layout[0] + layout[1]
+        if static_cov_layout is not None:
+            kind, n_static = static_cov_layout
+            cond += n_static * channels if kind == "per_component" else n_static
+        self.net = MIMNetwork(
+            target_channels=channels,
+            cond_channels=cond,
+            height=height,
+            width=width,
+            num_hidden=num_hidden,
+            filter_size=filter_size,
+            patch_size=patch_size,
+            layer_norm=layer_norm,
+            diff_mode=diff_mode,
+            cell_type=cell_type,
+            nr_params=nr_params,
+            feedback_param=feedback_param,
+            activation_checkpointing=activation_checkpointing,
+        )
+        n_components = channels * height * width
+        missing = torch.zeros(n_components, dtype=torch.bool)
+        if missing_components:
+            missing[list(missing_components)] = True
+        # Components that are NaN at every step of the training data (land, outside the radar range):
+        # fed as 0, left out of the loss, forecast as NaN.
+        self.register_buffer("missing", missing, persistent=False)
+        # Seed of the scheduled-sampling draws, taken from the (seeded) global RNG at creation and saved
+        # with the weights.
+        self.register_buffer("sampling_seed", torch.randint(0, 2**31 - 1, ()), persistent=True)
+        self.has_missing = bool(missing_components)
+
+    # ------------------------------------------------------------------ tensors <-> frames
+    def _frames(self, values: Tensor) -> Tensor:
+        b, t, _ = values.shape
+        return values.reshape(b, t, *self.grid)
+
+    def _conditioning(self, x_in: PLModuleInput, n_out: int) -> Tensor | None:
+        """Per-step covariate channels ``[B, T_in + n_out - 1, cond, H, W]``.
+
+        Step ``t`` reads frame ``t`` and predicts frame ``t + 1``: it sees the past covariates observed at
+        ``t`` (zero once they are unknown, in the decoder) and the future covariates of ``t + 1``, the
+        time it forecasts (zero inside an ``output_chunk_shift`` gap, where Darts provides none).
+        """
+        _, height, width = self.grid
+        past_target = x_in.past_target
+        b, t_in, _ = past_target.shape
+        n_steps = t_in - 1 + n_out
+        parts = []
+        if self.past_cov_layout is not None and x_in.past_covariates is not None:
+            pc = _cov_to_channels(x_in.past_covariates, self.past_cov_layout[0], height, width)
+            pad = pc.new_zeros(b, n_steps - t_in, *pc.shape[2:])
+            parts.append(torch.cat([pc, pad], dim=1))
+        if self.future_cov_layout is not None and x_in.future_covariates is not None:
+            g = self.future_cov_layout[0]
+            hist = _cov_to_channels(x_in.historic_future_covariates, g, height, width)[:, 1:]
+            fut = _cov_to_channels(x_in.future_covariates, g, height, width)
+            gap = fut.new_zeros(b, n_out - fut.shape[1], *fut.shape[2:])
+            parts.append(torch.cat([hist, gap, fut], dim=1))
+        if self.static_cov_layout is not None and x_in.static_covariates is not None:
+            static = x_in.static_covariates  # (B, rows, S)
+            if self.static_cov_layout[0] == "per_component":
+                channels = self.grid[0]
+                static = static.reshape(b, channels, height, width, -1)
+                static = static.permute(0, 1, 4, 2, 3).reshape(b, -1, height, width)
+            else:
+                static = static.reshape(b, -1, 1, 1).expand(-1, -1, height, width)
+            parts.append(static.unsqueeze(1).expand(-1, n_steps, -1, -1, -1))
+        if not parts:
+            return None
+        return torch.cat(parts, dim=2).to(past_target.dtype)
+
+    def _teacher_mask(self, batch: int, n_out: int, ref: Tensor) -> Tensor | None:
+        """Scheduled sampling: 1 feeds the true frame, with probability ``eta`` decaying over steps."""
+        if self.sampling_schedule == "free_running" or n_out < 2:
+            return None
+        if self.sampling_schedule == "teacher_forcing":
+            eta = 1.0
+        else:
+            progress = min(1.0, self.global_step / max(1, self.sampling_decay_steps))
+            eta = self.sampling_start * (1.0 - progress)
+        shift = self.output_chunk_shift
+        # The draws depend only on the module's sampling seed and the step, not on the global RNG's
+        # history, so training resumed from a checkpoint draws exactly what an uninterrupted run draws.
+        generator = torch.Generator(device=ref.device)
+        generator.manual_seed(int(self.sampling_seed) * 1_000_003 + int(self.global_step))
+        uniform = torch.rand(batch, n_out - 1 - shift, device=ref.device, generator=generator)
+        draws = (uniform < eta).to(ref.dtype)
+        # No true frames exist inside an output_chunk_shift gap: always free running there.
+        return torch.cat([ref.new_zeros(batch, shift), draws], dim=1)
+
+    @io_processor
+    def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
+        past = x_in.past_target
+        if self.has_missing:
+            past = past.masked_fill(self.missing, 0.0)
+        b = past.shape[0]
+        shift, ocl = self.output_chunk_shift, self.output_chunk_length
+        n_out = shift + ocl
+        future_frames = teacher = None
+        if x_in.stage is ModuleStage.TRAIN and x_in.future_target is not None:
+            teacher = self._teacher_mask(b, n_out, past)
+            if teacher is not None:
+                future = x_in.future_target
+                if self.rin is not None:
+                    future = self.rin.transform(future)
+                if self.has_missing:
+                    future = future.masked_fill(self.missing, 0.0)
+                gap = future.new_zeros(b, shift, future.shape[-1])
+                future_frames = self._frames(torch.cat([gap, future], dim=1))
+        out = self.net(
+            self._frames(past),
+            n_out,
+            cond=self._conditioning(x_in, n_out),
+            future_frames=future_frames,
+            teacher_mask=teacher,
+        )[:, shift:]
+        # (B, T, C, P, H, W) -> (B, T, C*H*W, P), channel-major like the series' components.
+        prediction = out.permute(0, 1, 2, 4, 5, 3).reshape(b, ocl, -1, self.net.nr_params)
+        if self.has_missing and x_in.stage is ModuleStage.PREDICT:
+            prediction = prediction.masked_fill(self.missing[:, None], float("nan"))
+        return PLModuleOutput(prediction=prediction)
+
+    # ------------------------------------------------------------------ masked loss
+    def _drop_missing(self, prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        keep = ~self.missing
+        return prediction[:, :, keep], target[:, :, keep]
+
+    def _compute_loss(self, output: PLModuleOutput, target, criterion, sample_weight):
+        if self.has_missing:
+            prediction, target = self._drop_missing(output.prediction, target)
+            output = output.replace(prediction=prediction)
+            if sample_weight is not None and sample_weight.shape[-1] == self.missing.numel():
+                sample_weight = sample_weight[:, :, ~self.missing]
+        return super()._compute_loss(output, target, criterion, sample_weight)
+
+    def _update_metrics(self, output: PLModuleOutput, target: Tensor, metrics):
+        if self.has_missing and len(metrics):
+            prediction, target = self._drop_missing(output.prediction, target)
+            # torchmetrics expect whole components: flatten kept components into rows.
+            n_keep = prediction.shape[2]
+            prediction = prediction.reshape(-1, 1, n_keep, prediction.shape[-1])
+            target = target.reshape(-1, 1, n_keep)
+            saved = self.n_targets
+            self.n_targets = n_keep
+            try:
+                return super()._update_metrics(
+                    output.replace(prediction=prediction), target, metrics
+                )
+            finally:
+                self.n_targets = saved
+        return super()._update_metrics(output, target, metrics)
+
+
+def _likelihood_feedback_param(likelihood) -> int:
+    """Which likelihood parameter is fed back as the next frame: the median of a quantile regression,
+    the first parameter (the location: mean, mu, lambda...) otherwise."""
+    if likelihood is None:
+        return 0
+    if isinstance(likelihood, QuantileRegression):
+        return (
+            likelihood.quantiles.index(0.5)
+            if 0.5 in likelihood.quantiles
+            else len(likelihood.quantiles) // 2
+        )
+    return 0
