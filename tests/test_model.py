@@ -70,7 +70,7 @@ def test_several_series_in_one_fit_and_predict(tmp_path):
     model = _fit(tmp_path, series)
     preds = model.predict(4, series=series)
     assert len(preds) == 3
-    for s, p in zip(series, preds):
+    for s, p in zip(series, preds, strict=True):
         assert p.start_time() == s.end_time() + s.freq
 
 
@@ -83,8 +83,9 @@ def test_covariates_gridded_plain_and_static(tmp_path, grid_series):
     future_times = pd.date_range(times[0], periods=len(times) + 10, freq="h")
     plain_future = TimeSeries.from_times_and_values(
         future_times,
-        np.stack([np.sin(np.arange(len(future_times))), np.cos(np.arange(len(future_times)))], 1)
-        .astype(np.float32),
+        np.stack(
+            [np.sin(np.arange(len(future_times))), np.cos(np.arange(len(future_times)))], 1
+        ).astype(np.float32),
         columns=["sin", "cos"],
     )
     static = pd.DataFrame({"elevation": [1.5]})
@@ -96,7 +97,9 @@ def test_covariates_gridded_plain_and_static(tmp_path, grid_series):
     assert module.future_cov_layout == (0, 2)
     assert module.static_cov_layout == ("global", 1)
     assert module.net.cond_channels == 1 + 2 + 1
-    pred = model.predict(3, series=target, past_covariates=gridded_past, future_covariates=plain_future)
+    pred = model.predict(
+        3, series=target, past_covariates=gridded_past, future_covariates=plain_future
+    )
     assert pred.n_timesteps == 3
     # Future covariates change the forecast: they are really used.
     shifted = plain_future.with_values(plain_future.all_values() + 3.0)
@@ -115,9 +118,7 @@ def test_per_component_static_covariates(tmp_path, grid_series):
 
 
 def test_encoders_are_plain_covariates(tmp_path, grid_series):
-    model = MIMModel(
-        **tiny_kwargs(tmp_path, add_encoders={"cyclic": {"future": ["hour"]}})
-    )
+    model = MIMModel(**tiny_kwargs(tmp_path, add_encoders={"cyclic": {"future": ["hour"]}}))
     model.fit(grid_series)
     assert model.model.future_cov_layout == (0, 2)
     assert model.predict(5).n_timesteps == 5

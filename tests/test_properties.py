@@ -68,7 +68,9 @@ def _fit(tmp_path, cfg):
     return model, target, past, future
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cfg=configurations())
 def test_fit_predict_shapes_index_and_names(tmp_path_factory, cfg):
     tmp_path = tmp_path_factory.mktemp("prop")
@@ -91,7 +93,9 @@ def test_fit_predict_shapes_index_and_names(tmp_path_factory, cfg):
     width=st.integers(1, 9),
     patch=st.integers(2, 5),
 )
-def test_patch_size_that_does_not_divide_the_grid_is_refused(tmp_path_factory, height, width, patch):
+def test_patch_size_that_does_not_divide_the_grid_is_refused(
+    tmp_path_factory, height, width, patch
+):
     if height % patch == 0 and width % patch == 0:
         return
     tmp_path = tmp_path_factory.mktemp("patch")
@@ -102,7 +106,9 @@ def test_patch_size_that_does_not_divide_the_grid_is_refused(tmp_path_factory, h
         model.fit(series)
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cfg=configurations())
 def test_onnx_agrees_with_torch_on_random_configurations(tmp_path_factory, cfg):
     from darts_mim.onnx.runtime import OnnxForecaster

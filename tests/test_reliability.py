@@ -61,7 +61,9 @@ def test_duplicated_time_index_is_refused():
 
 
 def test_irregular_time_index_is_refused():
-    times = pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 01:00", "2024-01-01 03:00", "2024-01-01 04:00"])
+    times = pd.DatetimeIndex(
+        ["2024-01-01 00:00", "2024-01-01 01:00", "2024-01-01 03:00", "2024-01-01 04:00"]
+    )
     with pytest.raises(ValueError, match="(?i)freq"):
         grid_to_series(np.zeros((4, 1, 2, 2), dtype=np.float32), times)
 
