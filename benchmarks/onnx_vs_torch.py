@@ -165,7 +165,9 @@ def main() -> None:
     print()
     for r in results:
         print(
-            f"{r['name']}: export {r['export_s']:.0f} s; largest |torch - ONNX| = {r['max_diff']:.2e}"
+            f"{r['name']}: "
+            + ("export reused" if np.isnan(r["export_s"]) else f"export {r['export_s']:.0f} s")
+            + f"; largest |torch - ONNX| = {r['max_diff']:.2e}"
         )
 
 
