@@ -47,13 +47,15 @@ over 50,000 iterations, 10,000 training sequences; on a GPU when ``torch.cuda.is
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -79,16 +81,13 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass
 class Budget:
-    """Training budget shared by the neural models of one data set."""
+    """Training budget shared by the neural models of one data set: the same number of optimizer
+    steps for every model (Lightning ``max_steps``), with a wall-time cap as a safety net."""
 
-    epochs: int
-    batches: int  # batches per epoch
+    steps: int
     max_seconds: int  # wall-time cap per model
     batch_size: int = 32
-
-    @property
-    def steps(self) -> int:
-        return self.epochs * self.batches
+    max_epochs: int = 1000  # the steps end training first unless the data set is tiny
 
 
 @dataclass
@@ -101,20 +100,19 @@ class Section:
 
 def trainer_kwargs(budget: Budget) -> dict:
     """CPU trainer kwargs that enforce the budget."""
-    secs = budget.max_seconds
     return {
         "accelerator": "cpu",
         "enable_progress_bar": False,
         "enable_model_summary": False,
         "logger": False,
-        "limit_train_batches": budget.batches,
-        "max_time": {"seconds": secs},
+        "max_steps": budget.steps,
+        "max_time": {"seconds": budget.max_seconds},
     }
 
 
 def common_kwargs(budget: Budget, work_dir: str, seed: int = 0) -> dict:
     return {
-        "n_epochs": budget.epochs,
+        "n_epochs": budget.max_epochs,
         "batch_size": budget.batch_size,
         "pl_trainer_kwargs": trainer_kwargs(budget),
         "work_dir": work_dir,
@@ -122,6 +120,13 @@ def common_kwargs(budget: Budget, work_dir: str, seed: int = 0) -> dict:
         "save_checkpoints": False,
         "force_reset": True,
     }
+
+
+def budget_line(budget: Budget) -> str:
+    return (
+        f"Budget per neural model: {budget.steps} optimizer steps (batches of {budget.batch_size}), "
+        f"wall-time cap {budget.max_seconds} s; column `steps` = steps actually done."
+    )
 
 
 def fit_timed(model, series, **kwargs) -> tuple[float, int]:
@@ -200,163 +205,192 @@ def plot_by_step(name: str, curves: dict[str, np.ndarray], ylabel: str, out_dir:
 # ---------------------------------------------------------------------------------------------------
 # 1. crowd flows
 
-
-def mim_crowd_kwargs(quick: bool) -> dict:
-    return {
-        "num_hidden": (8, 8) if quick else (32, 32, 32),
-        "filter_size": 3,
-        "patch_size": 2,
-    }
-
-
-def crowd_tune(data, split, budget, work_dir, quick) -> tuple[dict, list[str]]:
-    """Compare a few MIM settings on the validation split of one crowd-flow set; return the best."""
-    series, train_end, val_end = data, split[0], split[1]
-    scaler = Scaler().fit(series[:train_end])
-    scaled = scaler.transform(series[:val_end])
-    base = {"optimizer_kwargs": {"lr": 1e-3}, "sampling_decay_steps": budget.steps}
-    settings = {
-        "lr 1e-3, decay=run steps": base,
-        "lr 5e-3, decay=run steps": {**base, "optimizer_kwargs": {"lr": 5e-3}},
-        "lr 5e-3, decay 5000 (default)": {
-            "optimizer_kwargs": {"lr": 5e-3},
-            "sampling_decay_steps": 5000,
-        },
-        "lr 5e-3, decay=run steps, RIN": {
-            **base,
-            "optimizer_kwargs": {"lr": 5e-3},
-            "use_reversible_instance_norm": True,
-        },
-    }
-    if quick:
-        settings = dict(list(settings.items())[:2])
-    rows, best, best_rmse = [], None, np.inf
-    true_vals = series[:val_end].values(copy=False)
-    for label, extra in settings.items():
-        model = MIMModel(
-            12, 6, **mim_crowd_kwargs(quick), **common_kwargs(budget, work_dir), **extra
-        )
-        secs, steps = fit_timed(model, scaled[:train_end])
-        hf = model.historical_forecasts(
-            scaled,
-            start=train_end,
-            forecast_horizon=6,
-            stride=6,
-            retrain=False,
-            last_points_only=False,
-            verbose=False,
-        )
-        pred = invert(scaler, stack_forecasts(hf))
-        starts = np.array([scaled.get_index_at_point(f.start_time()) for f in hf])
-        rmse, mae, _ = rmse_mae_by_step(pred, truth_windows(true_vals, starts, 6))
-        rows.append([label, rmse, mae, steps, round(secs, 1)])
-        if rmse < best_rmse:
-            best, best_rmse = extra, rmse
-    lines = ["Validation split (MIMModel without covariates):", ""]
-    lines += markdown_table(["setting", "val RMSE", "val MAE", "steps", "fit s"], rows)
-    return best, lines
+WEEK, DAY = 336, 48  # in half-hours
+CALENDAR = ["slot_sin", "slot_cos", "dow_sin", "dow_cos"]
+# The crowd-flow recipe, chosen on the bike validation split (see the findings).
+CROWD_RECIPE = {
+    "num_hidden": (32, 32, 32),
+    "filter_size": 3,
+    "patch_size": 2,
+    "optimizer_kwargs": {"lr": 1e-3},
+}
 
 
-def crowd(name: str, args, work_dir: str, tuned: dict | None) -> tuple[Section, dict | None]:
-    """Backtest every crowd-flow model on one data set."""
+def calendar_features(times: pd.DatetimeIndex, slots_per_day: int = 48) -> np.ndarray:
+    """Cyclic encodings (sin, cos) of the time slot of the day and of the day of the week.
+
+    Parameters
+    ----------
+    times
+        The time index.
+    slots_per_day
+        Number of time steps per day.
+
+    Returns
+    -------
+    np.ndarray
+        ``(len(times), 4)`` float32 array, columns :data:`CALENDAR`.
+    """
+    minutes = 24 * 60 // slots_per_day
+    slot = np.asarray(times.hour * 60 + times.minute, dtype=np.float64) / minutes
+    dow = np.asarray(times.dayofweek, dtype=np.float64)
+    a, b = 2 * np.pi * slot / slots_per_day, 2 * np.pi * dow / 7
+    return np.stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)], axis=1).astype(np.float32)
+
+
+def lagged(values: np.ndarray, lag: int) -> np.ndarray:
+    """``values`` moved ``lag`` steps later in time (row ``t`` holds ``values[t - lag]``); the first
+    ``lag`` rows are NaN."""
+    if lag <= 0:
+        raise ValueError(f"lag must be >= 1, got {lag}.")
+    out = np.full_like(values, np.nan)
+    out[lag:] = values[:-lag]
+    return out
+
+
+@dataclass
+class SeasonalCovariates:
+    """Seasonal covariates of a crowd-flow series, all known at forecast time."""
+
+    gridded: TimeSeries  # MIM: future covariates on the target's grid
+    flat: TimeSeries  # TCN / BlockRNN: plain past covariates
+    start: int  # first index of the target where they are defined
+
+
+def seasonal_covariates(
+    scaled: TimeSeries, grid, horizon: int, lags: tuple[int, ...] = (WEEK, DAY)
+) -> SeasonalCovariates:
+    """The target lagged by a week and a day, and 4 calendar channels.
+
+    MIM gets them as future covariates on the target's grid (per cell: the lagged in- and outflow
+    of that cell, plus the calendar broadcast to every cell); every lag is >= ``horizon`` so they
+    are known over the whole forecast. TCN and BlockRNN take past covariates only: there the lags
+    are shortened by ``horizon`` so that the lagged values of the steps being forecast sit at the
+    end of their input window (still values observed before the forecast origin).
+
+    Parameters
+    ----------
+    scaled
+        The (scaled) gridded target.
+    grid
+        Its :class:`darts_mim.grid.GridSpec`.
+    horizon
+        Output chunk length.
+    lags
+        Lags in time steps, each >= ``horizon``.
+
+    Returns
+    -------
+    SeasonalCovariates
+    """
+    if min(lags) < horizon:
+        raise ValueError(f"every lag must be >= the horizon {horizon}; got {lags}.")
+    values = scaled.values(copy=False)
+    times = scaled.time_index
+    n, start = len(values), max(lags)
+    cal = calendar_features(times)
+    arr = values.reshape(n, grid.n_channels, grid.height, grid.width)
+    cal_grid = np.broadcast_to(cal[:, :, None, None], (n, len(CALENDAR), grid.height, grid.width))
+    parts = [lagged(arr, lag) for lag in lags] + [cal_grid]
+    names = [f"{ch}_lag{lag}" for lag in lags for ch in grid.channels] + CALENDAR
+    gridded = grid_to_series(np.concatenate(parts, axis=1)[start:], times[start:], names)
+    flat_parts = [lagged(values, lag - horizon) if lag > horizon else values for lag in lags]
+    flat_values = np.concatenate([*flat_parts, cal], axis=1)[start:]
+    flat = TimeSeries.from_times_and_values(times[start:], flat_values.astype(np.float32))
+    return SeasonalCovariates(gridded, flat, start)
+
+
+def crowd(name: str, args, work_dir: str) -> Section:
+    """Backtest every crowd-flow model on one data set (test split, or validation with --split)."""
     loader = load_bike_flows if name == "bike" else load_taxi_flows
     data = loader(args.data)
-    series, covs = data.series.astype(np.float32), data.covariates.astype(np.float32)
-    spd = 48  # steps per day
+    series = data.series.astype(np.float32)
+    spd, horizon = 48, 6
     if args.quick:
-        series, covs = series[-8 * spd :], covs[-8 * spd :]
+        series = series[-11 * spd :]
         test_len, val_len, stride = spd, spd, 12
-        budget = Budget(1, 2, 60, 16)
+        budget = Budget(args.steps or 2, args.seconds, 16, args.epochs)
+        mk = {**CROWD_RECIPE, "num_hidden": (8, 8)}
     else:
         test_len, val_len, stride = 10 * spd, 10 * spd, 6
-        budget = Budget(args.epochs, 10, args.seconds, 32)
+        budget = Budget(args.steps or 300, args.seconds, 32, args.epochs)
+        mk = dict(CROWD_RECIPE)
+    mk["sampling_decay_steps"] = budget.steps
     n = len(series)
     train_end, val_end = n - test_len - val_len, n - test_len
+    # --split val: score on the validation period (for choosing settings), never on the test
+    eval_start, eval_end = (train_end, val_end) if args.split == "val" else (val_end, n)
     grid = data.grid
-    sec = Section(f"{name}: NYC {name} flows {grid.n_channels}x{grid.height}x{grid.width}")
-    lines = sec.lines
-    lines += [
-        f"{n} steps of 30 min; train {train_end}, validation {val_len}, test {test_len} "
-        f"(last {test_len // spd} days); 12 in, 6 out; forecast origins every {stride} steps in the "
-        f"test period. Budget per neural model: {budget.epochs} epoch(s) x {budget.batches} batches "
-        f"of {budget.batch_size} (= {budget.steps} steps), capped at {budget.max_seconds} s.",
-        "",
-    ]
-    if name == "bike" and tuned is None:
-        tuned, tune_lines = crowd_tune(series, (train_end, val_end), budget, work_dir, args.quick)
-        lines += tune_lines + [""]
-    mim_extra = tuned or {"optimizer_kwargs": {"lr": 1e-3}, "sampling_decay_steps": budget.steps}
-    lines += [f"MIM setting used: `{mim_extra}`", ""]
+    times = series.time_index
 
     scaler = Scaler().fit(series[:train_end])
     scaled = scaler.transform(series)
-    train = scaled[:train_end]
-    cov_scaler = Scaler().fit(covs[:train_end])
-    covs_s = cov_scaler.transform(covs)
+    covs = seasonal_covariates(scaled, grid, horizon)
+    # every model trains on the same windows: those whose covariates exist
+    target = scaled[covs.start :]
+    train = target.drop_after(times[train_end])
+    history = target.drop_after(times[eval_end]) if eval_end < n else target
     true_vals = series.values(copy=False)
     ck = common_kwargs(budget, work_dir)
-    mk = mim_crowd_kwargs(args.quick)
+    mim_cov = {"future_covariates": covs.gridded}
+    flat_cov = {"past_covariates": covs.flat}
     models = {
-        "MIM": (MIMModel(12, 6, **mk, **ck, **mim_extra), False),
-        "MIM + covariates": (MIMModel(12, 6, **mk, **ck, **mim_extra), True),
-        "MIM stlstm (PredRNN)": (
-            MIMModel(12, 6, cell_type="stlstm", **mk, **ck, **mim_extra),
-            False,
-        ),
-        "MIM diff_mode=difference": (
-            MIMModel(12, 6, diff_mode="difference", **mk, **ck, **mim_extra),
-            False,
-        ),
-        "TCN": (
-            TCNModel(12, 6, num_filters=32, kernel_size=3, dilation_base=2, **ck),
-            False,
-        ),
-        "LSTM (BlockRNN)": (
-            BlockRNNModel(12, 6, model="LSTM", hidden_dim=64, n_rnn_layers=1, **ck),
-            False,
+        "MIM + seasonal covariates": (MIMModel(horizon * 2, horizon, **mk, **ck), mim_cov),
+        "MIM": (MIMModel(horizon * 2, horizon, **mk, **ck), {}),
+        "MIM stlstm (PredRNN) + seasonal covariates": (
+            MIMModel(horizon * 2, horizon, cell_type="stlstm", **mk, **ck),
+            mim_cov,
         ),
     }
+    if args.ablations:
+        models["MIM diff_mode=difference + seasonal covariates"] = (
+            MIMModel(horizon * 2, horizon, diff_mode="difference", **mk, **ck),
+            mim_cov,
+        )
+    tcn = {"num_filters": 32, "kernel_size": 3, "dilation_base": 2, "optimizer_kwargs": {"lr": 1e-3}}
+    lstm = {"model": "LSTM", "hidden_dim": 64, "n_rnn_layers": 1, "optimizer_kwargs": {"lr": 1e-3}}
+    for with_cov in (True, False):
+        suffix, kw = (" + seasonal covariates", flat_cov) if with_cov else ("", {})
+        models["TCN" + suffix] = (TCNModel(horizon * 2, horizon, **tcn, **ck), kw)
+        models["LSTM (BlockRNN)" + suffix] = (BlockRNNModel(horizon * 2, horizon, **lstm, **ck), kw)
+
     preds, timing, starts = {}, {}, None
-    for label, (model, use_cov) in models.items():
-        fc = {"future_covariates": covs_s} if use_cov else {}
-        fit_fc = {"future_covariates": covs_s} if use_cov else {}
-        secs, steps = fit_timed(model, train, **fit_fc)
+    for label, (model, cov_kw) in models.items():
+        secs, steps = fit_timed(model, train, **cov_kw)
         t0 = time.perf_counter()
         hf = model.historical_forecasts(
-            scaled,
-            start=val_end,
-            forecast_horizon=6,
+            history,
+            start=times[eval_start],
+            forecast_horizon=horizon,
             stride=stride,
             retrain=False,
             last_points_only=False,
             verbose=False,
-            **fc,
+            **cov_kw,
         )
         timing[label] = (secs, time.perf_counter() - t0, steps)
         preds[label] = invert(scaler, stack_forecasts(hf))
         if starts is None:
-            starts = np.array([scaled.get_index_at_point(f.start_time()) for f in hf])
-    truth = truth_windows(true_vals, starts, 6)
+            starts = np.array([times.get_loc(f.start_time()) for f in hf])
+        print(f"  {name} {label}: {steps} steps, {secs:.0f} s", flush=True)
+    truth = truth_windows(true_vals, starts, horizon)
     for season, label in ((spd, "seasonal naive 1 day"), (7 * spd, "seasonal naive 1 week")):
-        if starts.min() - season < 0:
-            continue
-        t0 = time.perf_counter()
-        preds[label] = np.stack([true_vals[s - season : s - season + 6] for s in starts])
-        timing[label] = (0.0, time.perf_counter() - t0, 0)
+        preds[label] = np.stack([true_vals[s - season : s - season + horizon] for s in starts])
+        timing[label] = (0.0, 0.0, 0)
 
     # ARIMA on the busiest components of the train part (too slow for every cell)
     busiest = np.argsort(true_vals[:train_end].mean(axis=0))[::-1][:4]
     names = series.components
     t0 = time.perf_counter()
-    sub = np.arange(0, len(starts), 4)  # ARIMA origins: every 4th test origin (time)
-    arima_pred = np.zeros((len(sub), 6, len(busiest)))
+    sub = np.arange(0, len(starts), 4)  # ARIMA origins: every 4th origin
+    arima_pred = np.zeros((len(sub), horizon, len(busiest)))
     ctx = 2 * spd if args.quick else 7 * spd
     for j, comp in enumerate(busiest):
         uni = scaled.univariate_component(int(comp))
         model = ARIMA(p=2, d=0, q=1)
         model.fit(uni[max(0, train_end - 3 * ctx) : train_end])
         for i, s in enumerate(starts[sub]):
-            fc = model.predict(6, series=uni[s - ctx : s])
+            fc = model.predict(horizon, series=uni[s - ctx : s])
             arima_pred[i, :, j] = fc.values()[:, 0]
     arima_pred = invert(scaler, arima_pred, busiest)
     arima_secs = time.perf_counter() - t0
@@ -373,28 +407,31 @@ def crowd(name: str, args, work_dir: str, tuned: dict | None) -> tuple[Section, 
         curves[label] = per_step
     a_rmse, a_mae, _ = rmse_mae_by_step(arima_pred, truth[sub][:, :, busiest])
     rows.append(["ARIMA(2,0,1) busiest 4", "-", "-", a_rmse, a_mae, 0, "-", round(arima_secs, 1)])
-    rows[-1] += ["-"] * 6
-    header = [
-        "model",
-        "RMSE",
-        "MAE",
-        "RMSE busiest4",
-        "MAE busiest4",
-        "steps",
-        "fit s",
-        "predict s",
-    ]
-    header += [f"RMSE h{h}" for h in range(1, 7)]
-    lines += [
-        f"Test period, {len(starts)} origins; original scale (trips per 30 min). Columns "
+    rows[-1] += ["-"] * horizon
+    header = ["model", "RMSE", "MAE", "RMSE busiest4", "MAE busiest4", "steps", "fit s"]
+    header += ["predict s"] + [f"RMSE h{h}" for h in range(1, horizon + 1)]
+    period = "validation" if args.split == "val" else "test"
+    sec = Section(f"{name}: NYC {name} flows {grid.n_channels}x{grid.height}x{grid.width}")
+    sec.lines += [
+        f"{n} steps of 30 min; train {train_end} (windows from step {covs.start} on, where the "
+        f"week-lagged covariate exists, for every model), validation {val_len}, test {test_len} "
+        f"(last {test_len // spd} days); 12 in, 6 out; scored on the **{period}** period, "
+        f"{len(starts)} origins every {stride} steps; original scale (trips per 30 min). "
+        + budget_line(budget),
+        "",
+        f"MIM setting: `{mk}`. Seasonal covariates: the (scaled) target lagged by 1 week and 1 day "
+        "on the target's grid + 4 calendar channels (sin/cos of time slot and day of week), future "
+        "covariates for MIM; for TCN / LSTM the same as plain past covariates, lags shortened by the "
+        "horizon (6) so the lagged values of the forecast steps end their input window. Columns "
         f"'busiest4': the 4 busiest components of the train part, {[names[i] for i in busiest]}, "
         f"on every 4th origin ({len(sub)}), the sample ARIMA is run on.",
         "",
     ]
-    lines += markdown_table(header, rows)
-    fname = plot_by_step(name, curves, "RMSE (trips / 30 min)", args.out_dir)
-    lines += ["", f"![{name}]({fname})"]
-    return sec, tuned
+    sec.lines += markdown_table(header, rows)
+    tag = name if args.split == "test" else f"{name}_val"
+    fname = plot_by_step(tag, curves, "RMSE (trips / 30 min)", args.out_dir)
+    sec.lines += ["", f"![{tag}]({fname})"]
+    return sec
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -406,9 +443,10 @@ def etth1(args, work_dir: str) -> Section:
     series = load_csv_series(Path(args.data) / "series" / "ETTh1.csv").astype(np.float32)
     if args.quick:
         series = series[:600]
-        budget, stride, ctx = Budget(1, 2, 60, 16), 48, 96
+        budget, stride, ctx = Budget(args.steps or 2, args.seconds, 16, args.epochs), 48, 96
     else:
-        budget, stride, ctx = Budget(args.epochs, 20, args.seconds, 32), 24, 14 * 24
+        budget = Budget(args.steps or 300, args.seconds, 32, args.epochs)
+        stride, ctx = 24, 14 * 24
     n = len(series)
     test_len = int(0.2 * n)
     val_len = int(0.1 * n)
@@ -485,9 +523,8 @@ def etth1(args, work_dir: str) -> Section:
     sec = Section("etth1: ETTh1, 7 columns, hourly")
     sec.lines += [
         f"{n} steps; train {train_end}, validation {val_len} (unused), test {test_len} (last 20 %); "
-        f"96 in, 24 out; {len(starts)} origins every {stride} h. Budget per neural model: "
-        f"{budget.epochs} epoch(s) x {budget.batches} batches of {budget.batch_size} "
-        f"(= {budget.steps} steps), capped at {budget.max_seconds} s. RMSE/MAE on the original "
+        f"96 in, 24 out; {len(starts)} origins every {stride} h. {budget_line(budget)} "
+        "RMSE/MAE on the original "
         "scale and on the train-MinMax-scaled scale; ARIMA runs on every 6th origin "
         f"({len(np.arange(0, len(starts), 6))}), where every model is also scored.",
         "",
@@ -512,22 +549,35 @@ def csi(pred: np.ndarray, true: np.ndarray, threshold: float) -> float:
     return float(hits / denom) if denom else float("nan")
 
 
+RADAR_HIDDEN = (16, 16, 16)
+
+
 def radar(args, work_dir: str) -> Section:
-    """Nowcast the KNMI radar event: MIM (patch 4) vs persistence and the stlstm ablation."""
+    """Nowcast the KNMI radar event: MIM (patch 4) vs persistence and the stlstm ablation.
+
+    With ``frame differences`` the models are trained on ``x_t - x_{t-1}`` and their forecasts are
+    summed onto the last observed frame: a zero forecast is persistence, so the networks learn a
+    correction to it instead of the whole field from 49 training windows.
+    """
     data = load_radar(args.data)
     frames = data.to_array().astype(np.float32)  # (T, 1, H, W)
+    times = data.series.time_index
+    n = len(frames)
     if args.quick:
-        n_train = 16
-        budget = Budget(1, 2, 60, 4)
+        n_train, n_val = 16, 4
+        budget = Budget(args.steps or 2, args.seconds, 4, args.epochs)
         hidden = (4, 4)
     else:
-        n_train = 60
-        budget = Budget(args.epochs, 10, args.seconds, 8)
-        hidden = (16, 16, 16)
-    # one global scale from the train frames (rain rate is comparable across cells)
-    scale = float(frames[:n_train].max())
-    series = grid_to_series(frames / scale, data.series.time_index, ["rain_rate"])
-    train = series[:n_train]
+        n_train, n_val = 60, 12
+        budget = Budget(args.steps or 300, args.seconds, 8, args.epochs)
+        hidden = RADAR_HIDDEN
+    # --split val: fit on the frames before the last n_val train frames, score on those
+    fit_end, eval_end = (n_train - n_val, n_train) if args.split == "val" else (n_train, n)
+    # one global scale from the fit frames (rain rate is comparable across cells)
+    scale = float(frames[:fit_end].max())
+    x = frames / scale
+    plain = grid_to_series(x, times, ["rain_rate"])
+    diffs = grid_to_series(np.diff(x, axis=0), times[1:], ["rain_rate"])
     ck = common_kwargs(budget, work_dir)
     kw = {
         "num_hidden": hidden,
@@ -537,17 +587,24 @@ def radar(args, work_dir: str) -> Section:
         "optimizer_kwargs": {"lr": 1e-3},
     }
     models = {
-        "MIM": MIMModel(6, 6, **kw, **ck),
-        "MIM stlstm (PredRNN)": MIMModel(6, 6, cell_type="stlstm", **kw, **ck),
+        "MIM (frame differences)": (MIMModel(6, 6, **kw, **ck), True),
+        "MIM": (MIMModel(6, 6, **kw, **ck), False),
+        "MIM stlstm (PredRNN) (frame differences)": (
+            MIMModel(6, 6, cell_type="stlstm", **kw, **ck),
+            True,
+        ),
+        "MIM stlstm (PredRNN)": (MIMModel(6, 6, cell_type="stlstm", **kw, **ck), False),
     }
-    truth_all = frames.reshape(len(frames), -1)
+    flat = x.reshape(n, -1)
+    truth_all = frames.reshape(n, -1)
     preds, timing, starts = {}, {}, None
-    for label, model in models.items():
-        secs, steps = fit_timed(model, train)
+    for label, (model, use_diff) in models.items():
+        series = diffs if use_diff else plain
+        secs, steps = fit_timed(model, series.drop_after(times[fit_end]))
         t0 = time.perf_counter()
         hf = model.historical_forecasts(
-            series,
-            start=n_train,
+            series.drop_after(times[eval_end]) if eval_end < n else series,
+            start=times[fit_end],
             forecast_horizon=6,
             stride=1,
             retrain=False,
@@ -555,9 +612,12 @@ def radar(args, work_dir: str) -> Section:
             verbose=False,
         )
         timing[label] = (secs, time.perf_counter() - t0, steps)
-        preds[label] = np.clip(stack_forecasts(hf) * scale, 0, None)
-        if starts is None:
-            starts = np.array([series.get_index_at_point(f.start_time()) for f in hf])
+        pred = stack_forecasts(hf)
+        starts = np.array([times.get_loc(f.start_time()) for f in hf])
+        if use_diff:  # back to frames: the last observed frame plus the forecast increments
+            pred = flat[starts - 1][:, None, :] + np.cumsum(pred, axis=1)
+        preds[label] = np.clip(pred * scale, 0, None)
+        print(f"  radar {label}: {steps} steps, {secs:.0f} s", flush=True)
     preds["persistence"] = np.stack([np.repeat(truth_all[s - 1 : s], 6, axis=0) for s in starts])
     timing["persistence"] = (0.0, 0.0, 0)
     truth = truth_windows(truth_all, starts, 6)
@@ -567,26 +627,27 @@ def radar(args, work_dir: str) -> Section:
         per_step = np.mean((pred - truth) ** 2, axis=(0, 2))
         fit_s, pred_s, steps = timing[label]
         rows.append(
-            [label, mse, csi(pred, truth, 1.0), csi(pred, truth, 5.0), steps, round(fit_s, 1)]
-            + [round(pred_s, 1)]
+            [label, mse, float(np.sqrt(mse)), csi(pred, truth, 1.0), csi(pred, truth, 5.0), steps]
+            + [round(fit_s, 1), round(pred_s, 1)]
             + [float(v) for v in per_step]
         )
         curves[label] = per_step
+    period = "validation" if args.split == "val" else "test"
     sec = Section("radar: KNMI rain rate 128x128, 5 min")
     sec.lines += [
-        f"{len(frames)} frames; train = frames 0-{n_train - 1}; {len(starts)} origins (every "
-        f"frame) whose 6 targets lie in frames {n_train}-{len(frames) - 1}; 6 in, 6 out. Values "
-        f"divided by the train maximum ({scale:.3g} mm/h), predictions clipped at 0. Budget per "
-        f"neural model: {budget.epochs} epoch(s) x {budget.batches} batches of {budget.batch_size}"
-        f" (= {budget.steps} steps), capped at {budget.max_seconds} s; num_hidden={hidden}, "
-        "filter 3, patch 4.",
+        f"{n} frames; fit on frames 0-{fit_end - 1}; scored on the **{period}** frames: "
+        f"{len(starts)} origins (every frame) whose 6 targets lie in frames {fit_end}-"
+        f"{eval_end - 1}; 6 in, 6 out. Values divided by the fit frames' maximum ({scale:.3g} "
+        f"mm/h), predictions clipped at 0. num_hidden={hidden}, filter 3, patch 4, lr 1e-3. "
+        + budget_line(budget),
         "",
     ]
-    header = ["model", "MSE (mm/h)^2", "CSI 1 mm/h", "CSI 5 mm/h", "steps", "fit s", "predict s"]
-    header += [f"MSE +{5 * h} min" for h in range(1, 7)]
+    header = ["model", "MSE (mm/h)^2", "RMSE mm/h", "CSI 1 mm/h", "CSI 5 mm/h", "steps", "fit s"]
+    header += ["predict s"] + [f"MSE +{5 * h} min" for h in range(1, 7)]
     sec.lines += markdown_table(header, rows)
-    fname = plot_by_step("radar", curves, "MSE (mm/h)^2", args.out_dir)
-    sec.lines += ["", f"![radar]({fname})"]
+    tag = "radar" if args.split == "test" else "radar_val"
+    fname = plot_by_step(tag, curves, "MSE (mm/h)^2", args.out_dir)
+    sec.lines += ["", f"![{tag}]({fname})"]
     return sec
 
 
@@ -627,10 +688,11 @@ def mnist(args, work_dir: str) -> Section:
     """Moving MNIST: MIM vs the stlstm ablation under a CPU budget (or the paper's setting)."""
     mdir = Path(args.data) / "mnist"
     if args.quick:
-        n_train, n_test, budget, hidden = 16, 4, Budget(1, 2, 60, 4), (4, 4)
+        n_train, n_test, hidden = 16, 4, (4, 4)
+        budget = Budget(args.steps or 2, args.seconds, 4, args.epochs)
     else:
         n_train, n_test, hidden = 500, 100, (32, 32)
-        budget = Budget(args.epochs, 15, int(args.seconds * 1.5), 8)
+        budget = Budget(args.steps or 300, args.seconds, 8, args.epochs)
     if args.paper:
         n_train = 10_000
     train_seqs = moving_mnist(mdir, n_sequences=n_train, seed=0, as_series=True)
@@ -650,8 +712,8 @@ def mnist(args, work_dir: str) -> Section:
         }
         setting = (
             f"CPU budget: 64x64, patch 4, num_hidden={hidden}, filter 3, lr 1e-3, "
-            f"{budget.epochs} epoch(s) x {budget.batches} batches of {budget.batch_size} "
-            f"(= {budget.steps} steps), capped at {budget.max_seconds} s"
+            f"{budget.steps} steps of batches of {budget.batch_size}, capped at "
+            f"{budget.max_seconds} s"
         )
     models = {
         "MIM": MIMModel(10, 10, **base),
@@ -702,14 +764,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="data directory (default: default_data_dir())")
     p.add_argument("--only", default=",".join(DATASETS), help=f"subset of {','.join(DATASETS)}")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per neural model (default 3)")
     p.add_argument(
-        "--seconds", type=int, default=35, help="wall-time cap per neural model (default 35)"
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer steps per neural model (default: 300 for every data set, 2 with --quick)",
     )
+    p.add_argument(
+        "--epochs", type=int, default=1000, help="epoch cap per neural model (default 1000)"
+    )
+    p.add_argument(
+        "--seconds", type=int, default=1200, help="wall-time cap per neural model (default 1200)"
+    )
+    p.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="crowd flows and radar: score on the test period (default) or on the validation "
+        "period, the one to choose settings on",
+    )
+    p.add_argument(
+        "--ablations", action="store_true", help="crowd flows: also diff_mode=difference"
+    )
+    p.add_argument("--jobs", type=int, default=1, help="data sets run in parallel (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny slices and models")
     p.add_argument("--paper", action="store_true", help="Moving MNIST in the paper's setting")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out-dir", default=str(HERE), help="where results md and plots go")
+    p.add_argument("--section-json", default=None, help=argparse.SUPPRESS)  # --jobs workers
     args = p.parse_args(argv)
     args.data = Path(args.data) if args.data else default_data_dir()
     if not args.data.is_dir():
@@ -719,14 +801,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not only:
         raise ValueError(f"--only got {unknown or only}; choose from {','.join(DATASETS)}.")
     args.only = only
-    if args.epochs < 1 or args.seconds < 1:
-        raise ValueError("--epochs and --seconds must be >= 1.")
+    if args.epochs < 1 or args.seconds < 1 or args.jobs < 1 or (args.steps or 1) < 1:
+        raise ValueError("--steps, --epochs, --seconds and --jobs must be >= 1.")
     args.out_dir = Path(args.out_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     return args
 
 
 MARKER = "<!-- findings: hand-written, kept when the script re-runs -->"
+
+
+def run_section(name: str, args, work_dir: str) -> Section:
+    """Run one data set and time it."""
+    t0 = time.perf_counter()
+    if name in ("bike", "taxi"):
+        sec = crowd(name, args, work_dir)
+    elif name == "etth1":
+        sec = etth1(args, work_dir)
+    elif name == "radar":
+        sec = radar(args, work_dir)
+    else:
+        sec = mnist(args, work_dir)
+    sec.lines += ["", f"Section wall time: {time.perf_counter() - t0:.0f} s."]
+    return sec
+
+
+def worker_argv(args, name: str, out: Path) -> list[str]:
+    """Command line of a worker process that runs one data set and writes its section to ``out``."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--only", name, "--data", str(args.data)]
+    argv += ["--epochs", str(args.epochs), "--seconds", str(args.seconds), "--split", args.split]
+    argv += ["--threads", str(args.threads), "--out-dir", str(args.out_dir)]
+    argv += ["--section-json", str(out)]
+    if args.steps:
+        argv += ["--steps", str(args.steps)]
+    argv += [flag for flag, on in (("--quick", args.quick), ("--paper", args.paper)) if on]
+    return argv + (["--ablations"] if args.ablations else [])
+
+
+def run_parallel(args) -> list[Section]:
+    """Run the data sets in ``args.jobs`` worker processes (one torch thread each by default)."""
+    sections: dict[str, Section] = {}
+    pending, running = list(args.only), []
+    with tempfile.TemporaryDirectory() as tmp:
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                name = pending.pop(0)
+                out = Path(tmp) / f"{name}.json"
+                running.append((name, out, subprocess.Popen(worker_argv(args, name, out))))
+            time.sleep(1)
+            for item in list(running):
+                name, out, proc = item
+                if proc.poll() is None:
+                    continue
+                running.remove(item)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"the {name} worker failed (exit {proc.returncode}).")
+                sections[name] = Section(**json.loads(out.read_text()))
+    return [sections[name] for name in args.only]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -736,31 +867,29 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "darts"):
         logging.getLogger(name).setLevel(logging.ERROR)
     t_start = time.perf_counter()
-    sections: list[Section] = []
-    tuned = None
-    with tempfile.TemporaryDirectory() as work_dir:
-        for name in args.only:
-            t0 = time.perf_counter()
-            if name in ("bike", "taxi"):
-                sec, tuned = crowd(name, args, work_dir, tuned)
-            elif name == "etth1":
-                sec = etth1(args, work_dir)
-            elif name == "radar":
-                sec = radar(args, work_dir)
-            else:
-                sec = mnist(args, work_dir)
-            sec.lines += ["", f"Section wall time: {time.perf_counter() - t0:.0f} s."]
-            sections.append(sec)
-            print(f"\n## {sec.title}\n\n" + "\n".join(sec.lines), flush=True)
+    if args.jobs > 1 and len(args.only) > 1:
+        sections = run_parallel(args)
+    else:
+        sections = []
+        with tempfile.TemporaryDirectory() as work_dir:
+            for name in args.only:
+                sec = run_section(name, args, work_dir)
+                sections.append(sec)
+                print(f"\n## {sec.title}\n\n" + "\n".join(sec.lines), flush=True)
+    if args.section_json:  # a --jobs worker: hand the section back, write nothing else
+        Path(args.section_json).write_text(json.dumps(asdict(sections[0])))
+        return 0
     total = time.perf_counter() - t_start
     mode = "quick" if args.quick else ("paper" if args.paper else "standard")
+    flags = f"--steps {args.steps}" if args.steps else "default steps"
     head = [
         "# Forecast accuracy on real data",
         "",
-        f"Generated by `python benchmarks/accuracy.py` ({mode} run, `--epochs {args.epochs} "
-        f"--seconds {args.seconds} --only {','.join(args.only)}`), torch threads: {args.threads}, "
-        f"total wall time {total / 60:.1f} min on a 2-core machine shared with other jobs. "
-        "Wall times are therefore noisy; steps = optimizer steps actually done.",
+        f"Generated by `python benchmarks/accuracy.py` ({mode} run, {flags}, `--seconds "
+        f"{args.seconds} --split {args.split} --jobs {args.jobs} --only {','.join(args.only)}`), "
+        f"torch threads: {args.threads} per process, total wall time {total / 60:.1f} min on a "
+        "2-core machine shared with other jobs. Wall times are therefore noisy; steps = optimizer "
+        "steps actually done.",
         "",
     ]
     body = []

@@ -584,6 +584,14 @@ class MIMModel(MixedCovariatesTorchModel):
                         f"{expected.width} grid ({expected.n_components} components) but got a series "
                         f"with a {got}. Predict on series with the training grid and components."
                     )
+                trained = layout.get("components")
+                if trained is not None and list(s.components) != list(trained):
+                    differ = [c for c in s.components if c not in trained][:3]
+                    raise ValueError(
+                        f"The series' components differ from the training series' (e.g. {differ} "
+                        f"not in {list(trained)[:3]}...). Pass the same components in the same order; "
+                        "rename them with series.with_columns_renamed() if only the names changed."
+                    )
             self._check_inputs(
                 series_l,
                 self._as_list(past_covariates),

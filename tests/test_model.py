@@ -350,6 +350,18 @@ def test_predict_on_different_components_or_grid(tmp_path, grid_series):
         model.predict(3, series=fewer)
 
 
+def test_predict_on_renamed_components(tmp_path):
+    times = pd.date_range("2024", periods=40, freq="h")
+    values = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    series = TimeSeries.from_times_and_values(times, values, columns=["a", "b", "c"])
+    model = _fit(tmp_path, series, filter_size=1)
+    other = TimeSeries.from_times_and_values(times, values, columns=["a", "b", "z"])
+    with pytest.raises(
+        ValueError, match=r"components differ from the training series' \(e.g. \['z'\]"
+    ):
+        model.predict(3, series=other)
+
+
 @pytest.mark.parametrize("n", [0, -1, 2.5])
 def test_invalid_n(tmp_path, grid_series, n):
     model = _fit(tmp_path, grid_series)
