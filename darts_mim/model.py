@@ -42,7 +42,7 @@ class MIMModel(MixedCovariatesTorchModel):
         grid_shape: Sequence[int] | None = None,
         sampling_schedule: str = "linear",
         sampling_start: float = 1.0,
-        sampling_decay_steps: int = 5000,
+        sampling_decay_steps: int | None = None,
         activation_checkpointing: bool = False,
         precision: str | None = None,
         use_static_covariates: bool = True,
@@ -105,7 +105,10 @@ class MIMModel(MixedCovariatesTorchModel):
         sampling_start
             Initial probability ``eta`` of feeding the true frame. Default: ``1.0``.
         sampling_decay_steps
-            Optimizer steps over which ``eta`` reaches 0 (the authors use 50,000). Default: ``5000``.
+            Optimizer steps over which ``eta`` reaches 0 (the authors use 50,000 of 80,000). Default:
+            ``None``, 62.5 % of the steps planned for each fit (``n_epochs`` times the batches per
+            epoch), the authors' proportion: a short run then also trains on its own predictions,
+            which a fixed large value would prevent.
         activation_checkpointing
             Recompute each time step's activations in the backward pass instead of storing them: less
             memory for long sequences and big grids, at the cost of one more forward pass. Default:

@@ -118,7 +118,8 @@ def check_hyper_parameters(params: dict) -> None:
     if filter_size % 2 == 0:
         raise ValueError(f"`filter_size` must be odd (same padding), got {filter_size}.")
     positive_int("patch_size", params.get("patch_size", 1))
-    positive_int("sampling_decay_steps", params.get("sampling_decay_steps", 5000))
+    if params.get("sampling_decay_steps") is not None:
+        positive_int("sampling_decay_steps", params["sampling_decay_steps"])
     if params.get("diff_mode", "cascade") not in DIFF_MODES:
         raise ValueError(f"`diff_mode` must be one of {DIFF_MODES}, got {params['diff_mode']!r}.")
     if params.get("cell_type", "mim") not in CELL_TYPES:

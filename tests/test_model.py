@@ -288,6 +288,14 @@ def test_scheduled_sampling_eta_decays(tmp_path, grid_series, monkeypatch):
     assert module._teacher_mask(10, 3, ref) is None
 
 
+def test_default_decay_follows_the_planned_steps(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series, n_epochs=3, batch_size=8)
+    module = model.model
+    planned = module.trainer.estimated_stepping_batches  # 3 epochs x 7 batches
+    assert planned == 21
+    assert module._decay_steps() == round(0.625 * 21)
+
+
 # ---------------------------------------------------------------------- bad input
 def test_components_not_divisible_by_grid(tmp_path, grid_series):
     plain = TimeSeries.from_times_and_values(grid_series.time_index, grid_series.values())
