@@ -1,42 +1,50 @@
-"""Forecast quality of MIMModel on real data, against baselines, under an equal CPU budget.
+"""Forecast quality of MIMModel on real data, against baselines, under an equal training budget.
 
 One command runs rolling-origin backtests (``historical_forecasts(retrain=False)`` after one fit) and
 prints markdown tables; it also writes ``benchmarks/accuracy_results.md`` and ``accuracy_*.png``::
 
-    python benchmarks/accuracy.py                      # the standard run (~15 min on 2 busy cores)
-    python benchmarks/accuracy.py --quick              # smoke test (tiny slices, tiny models)
-    python benchmarks/accuracy.py --only bike,etth1 --epochs 5
-    python benchmarks/accuracy.py --only mnist --paper # the paper's Moving MNIST setting (GPU)
+    python benchmarks/accuracy.py --only taxi,bike,radar --jobs 2  # the standard run (~30 min)
+    python benchmarks/accuracy.py --quick                          # smoke test (tiny slices/models)
+    python benchmarks/accuracy.py --only bike --split val          # score on the validation split
+    python benchmarks/accuracy.py --only bike,etth1 --steps 600
+    python benchmarks/accuracy.py --only mnist --paper             # the paper's setting (GPU)
 
 Data sets (``--data DIR``, default :func:`darts_mim.datasets.default_data_dir`):
 
 1. ``bike`` / ``taxi``: NYC crowd flows (2x14x8 and 2x16x12 cells, 30 min). 12 steps in, 6 out. Split
    by time: test = last 10 days, validation = the 10 days before, train = the rest. Forecast origins
-   in the test period every ``stride`` (6) steps. Models: MIMModel with and without the 65 calendar and
-   weather covariates (plain future covariates, broadcast to every cell), the ``stlstm`` and
-   ``difference`` ablations, seasonal naive (1 day, 1 week), Darts TCNModel and BlockRNNModel (LSTM)
-   on the flattened grid, and ARIMA(2,0,1) on the 4 busiest components (cell x channel) of the train part, on every
-   4th test origin (all models are also scored on that sample).
-   Values are scaled with a Darts ``Scaler`` fit on the train part only and inverted before scoring.
-   On bike, a few MIM settings are first compared on the validation split (``tune``); the best one is
-   used for the MIM models of both crowd-flow sets.
+   every ``stride`` (6) steps in the test period (``--split val``: in the validation period, for
+   choosing settings). Values are scaled with a Darts ``Scaler`` fit on the train part only and
+   inverted before scoring. Seasonal covariates, all known at forecast time: the scaled target lagged
+   by one week (336 steps) and one day (48), plus 4 calendar channels (sin/cos of the time slot and of
+   the day of week). MIMModel takes them as future covariates on the target's grid; TCNModel and
+   BlockRNNModel (LSTM) on the flattened grid take them as past covariates, with the lags shortened by
+   the horizon so that the lagged values of the forecast steps end their input window. Every model
+   trains on the same windows (from step 336 on). Models: MIM with and without covariates, the
+   ``stlstm`` (PredRNN-style) ablation with covariates (``--ablations`` adds ``diff_mode=
+   "difference"``), TCN and LSTM with and without covariates, seasonal naive (1 day, 1 week) and
+   ARIMA(2,0,1) on the 4 busiest components (cell x channel) of the train part, on every 4th origin
+   (all models are also scored on that sample).
 2. ``etth1``: ETTh1 (7 columns, hourly). 96 in, 24 out, last 20 % test, the 10 % before validation
    (unused: no tuning), origins every 24 h. MIMModel on a 1x1 grid (``filter_size=1``), TCNModel,
    NHiTSModel, ARIMA(2,1,1) per column on every 6th origin (fitted once; each origin conditions it
    on the previous 2 weeks), seasonal naive (24 h).
 3. ``radar``: KNMI rain rate, 128x128, 5 min, 92 frames. 6 in, 6 out; frames 0-59 train, the forecast
-   targets all lie in frames 60-91 (every origin). MIMModel (patch 4) vs persistence and the stlstm
-   ablation; MSE (mm/h)^2 and CSI at 1 and 5 mm/h.
+   targets all lie in frames 60-91 (every origin); ``--split val`` fits on frames 0-47 and scores
+   targets in 48-59. MIMModel and the stlstm ablation (patch 4), each on the frames and on frame
+   differences (forecasts summed onto the last observed frame), vs persistence; MSE (mm/h)^2 and CSI
+   at 1 and 5 mm/h.
 4. ``mnist``: Moving MNIST generated from the MNIST digits of ``DIR/mnist`` (64x64, 2 digits, 10 in,
    10 out; train and test sequences from different seeds). MIMModel vs the stlstm ablation, patch 4;
    per-frame MSE and MAE (sums over the 4096 pixels, averaged over frames and sequences, predictions
    clipped to [0, 1]) and SSIM (torchmetrics, Gaussian window 11, sigma 1.5).
 
-Budget. Every neural model of a data set gets the same budget: ``--epochs`` epochs of at most
-``batches`` batches each (a fixed number of optimizer steps, also used as ``sampling_decay_steps``
-so that scheduled sampling reaches free running within the run) and the same wall-time cap
-(Lightning ``max_time``). Torch runs on one thread: on two cores shared with other jobs, two threads
-made one MIM step ~15x slower than one thread (1.4 s vs 22 s for a batch of 32 on the bike grid).
+Budget. Every neural model of a data set gets the same number of optimizer steps (``--steps``,
+default 300; Lightning ``max_steps``), also used as ``sampling_decay_steps`` so that scheduled
+sampling reaches free running within the run, and the same wall-time cap (``--seconds``, a safety
+net). Tables report the steps actually done and the wall time. Torch runs on one thread per process
+(``--threads``): on two cores shared with other jobs, two threads made one MIM step ~15x slower.
+``--jobs 2`` runs data sets in two worker processes.
 
 Paper setting (``--paper``, Moving MNIST only): 4 layers x 64 channels (128 in the paper's larger
 variant), filter 5, patch 4, Adam lr 1e-3, batch 8, 80,000 iterations, scheduled sampling decaying
@@ -347,7 +355,12 @@ def crowd(name: str, args, work_dir: str) -> Section:
             MIMModel(horizon * 2, horizon, diff_mode="difference", **mk, **ck),
             mim_cov,
         )
-    tcn = {"num_filters": 32, "kernel_size": 3, "dilation_base": 2, "optimizer_kwargs": {"lr": 1e-3}}
+    tcn = {
+        "num_filters": 32,
+        "kernel_size": 3,
+        "dilation_base": 2,
+        "optimizer_kwargs": {"lr": 1e-3},
+    }
     lstm = {"model": "LSTM", "hidden_dim": 64, "n_rnn_layers": 1, "optimizer_kwargs": {"lr": 1e-3}}
     for with_cov in (True, False):
         suffix, kw = (" + seasonal covariates", flat_cov) if with_cov else ("", {})
@@ -593,8 +606,11 @@ def radar(args, work_dir: str) -> Section:
             MIMModel(6, 6, cell_type="stlstm", **kw, **ck),
             True,
         ),
-        "MIM stlstm (PredRNN)": (MIMModel(6, 6, cell_type="stlstm", **kw, **ck), False),
     }
+    if args.ablations:  # the networks on the frames themselves
+        models["MIM stlstm (PredRNN)"] = (MIMModel(6, 6, cell_type="stlstm", **kw, **ck), False)
+    else:
+        del models["MIM"]
     flat = x.reshape(n, -1)
     truth_all = frames.reshape(n, -1)
     preds, timing, starts = {}, {}, None
@@ -784,7 +800,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "period, the one to choose settings on",
     )
     p.add_argument(
-        "--ablations", action="store_true", help="crowd flows: also diff_mode=difference"
+        "--ablations",
+        action="store_true",
+        help="crowd flows: also diff_mode=difference; radar: also the models on plain frames",
     )
     p.add_argument("--jobs", type=int, default=1, help="data sets run in parallel (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny slices and models")
@@ -801,7 +819,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not only:
         raise ValueError(f"--only got {unknown or only}; choose from {','.join(DATASETS)}.")
     args.only = only
-    if args.epochs < 1 or args.seconds < 1 or args.jobs < 1 or (args.steps or 1) < 1:
+    bad_steps = args.steps is not None and args.steps < 1
+    if args.epochs < 1 or args.seconds < 1 or args.jobs < 1 or bad_steps:
         raise ValueError("--steps, --epochs, --seconds and --jobs must be >= 1.")
     args.out_dir = Path(args.out_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)

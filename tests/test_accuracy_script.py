@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,43 @@ def test_bad_arguments(tmp_path: Path) -> None:
         accuracy.parse_args(["--data", str(tmp_path / "missing")])
     with pytest.raises(ValueError, match="must be >= 1"):
         accuracy.parse_args(["--data", str(tmp_path), "--epochs", "0"])
+    with pytest.raises(ValueError, match="must be >= 1"):
+        accuracy.parse_args(["--data", str(tmp_path), "--steps", "0"])
+    with pytest.raises(ValueError, match="lag must be >= 1"):
+        accuracy.lagged(np.zeros((4, 2)), 0)
+
+
+def test_seasonal_covariates_are_known_at_forecast_time() -> None:
+    """The lagged target on the grid (MIM) and flat with lags shortened by the horizon (TCN/LSTM)
+    hold only values observed before each forecast step; the calendar is cyclic."""
+    from darts_mim import grid_to_series
+    from darts_mim.grid import grid_spec_of
+
+    n, week, day, horizon = 400, 336, 48, 6
+    times = pd.date_range("2016-08-01", periods=n, freq="30min")
+    values = np.arange(n * 2 * 2 * 3, dtype=np.float32).reshape(n, 2, 2, 3)
+    target = grid_to_series(values, times, ["inflow", "outflow"])
+    covs = accuracy.seasonal_covariates(target, grid_spec_of(target), horizon)
+    assert covs.start == week and len(covs.gridded) == n - week
+    g = covs.gridded.values()
+    flat = values.reshape(n, -1)
+    t = 350  # row t - start of the covariates is time t
+    np.testing.assert_array_equal(g[t - week, :12], flat[t - week])  # the week lag
+    np.testing.assert_array_equal(g[t - week, 12:24], flat[t - day])  # the day lag
+    # the 4 calendar channels are constant over the 6 cells
+    cal = g[t - week, 24:].reshape(4, 6)
+    assert np.allclose(cal, cal[:, :1])
+    f = covs.flat.values()
+    np.testing.assert_array_equal(f[t - week, :12], flat[t - (week - horizon)])
+    np.testing.assert_array_equal(f[t - week, 12:24], flat[t - (day - horizon)])
+    # time slot: same at the same time of day, (sin, cos) on the unit circle
+    c = accuracy.calendar_features(times)
+    np.testing.assert_allclose(c[0, :2], c[48, :2], atol=1e-6)
+    np.testing.assert_allclose(c[0], c[336], atol=1e-6)  # same slot, same weekday
+    assert not np.allclose(c[0, 2:], c[48, 2:])
+    np.testing.assert_allclose(c[:, 0] ** 2 + c[:, 1] ** 2, 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="must be >= the horizon"):
+        accuracy.seasonal_covariates(target, grid_spec_of(target), 60, lags=(week, 48))
 
 
 def test_csi_and_ssim() -> None:
@@ -107,7 +145,9 @@ def test_quick_bike(data_dir: Path, tmp_path: Path) -> None:
         == 0
     )
     md = (out / "accuracy_results.md").read_text()
-    for label in ("MIM", "MIM + covariates", "TCN", "LSTM (BlockRNN)", "seasonal naive 1 day"):
+    labels = ["MIM", "MIM + seasonal covariates", "MIM stlstm (PredRNN) + seasonal covariates"]
+    labels += ["TCN", "TCN + seasonal covariates", "LSTM (BlockRNN)", "seasonal naive 1 week"]
+    for label in labels:
         rows = _table_rows(md, label)
         assert rows, label
         assert np.isfinite(float(rows[0][1]))
