@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     p.add_argument("--out", default="demo_output", help="output directory")
-    p.add_argument("--epochs", type=_positive_int, default=None, help="MIM epochs (default: 3)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="MIM epochs (default: 8)")
     p.add_argument(
         "--quick", action="store_true", help="tiny models and data: seconds, not minutes"
     )

@@ -65,7 +65,7 @@ class DemoConfig:
     train_days: float = 28
     test_days: float = 2
     mim_hidden: tuple[int, ...] = (16, 16)
-    mim_epochs: int = 3
+    mim_epochs: int = 8
     batch_size: int = 32
     tcn_filters: int = 16
     tcn_epochs: int = 5
