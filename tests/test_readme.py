@@ -1,0 +1,34 @@
+"""The README's runnable examples run as written (the quickstart, grids, multivariate)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_has_the_two_commands():
+    text = README.read_text()
+    assert "make demo" in text and "make test" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["quickstart", "grids", "multivariate"])
+def test_readme_example_runs(index, tmp_path, monkeypatch):
+    monkeypatch.chdir(README.parent)  # the multivariate example reads tests/data/...
+    code = _python_blocks()[index]
+    # Keep Lightning's logs and checkpoints out of the repository.
+    code = code.replace("random_state=0)", f"random_state=0, work_dir={str(tmp_path)!r})")
+    namespace: dict = {}
+    exec(compile(code, f"README block {index}", "exec"), namespace)
+    if index == 0:
+        assert namespace["frames"].shape == (6, 2, 14, 8)
+    if index == 2:
+        assert namespace["errors"] > 0
