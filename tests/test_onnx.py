@@ -327,3 +327,29 @@ def test_export_refuses_unfitted_and_encoders(tmp_path):
     model.fit(series)
     with pytest.raises(ValueError, match="add_encoders"):
         model.to_onnx(str(tmp_path / "x.onnx"))
+
+
+def test_onnx_forecast_does_not_depend_on_batch(gridded):
+    """A sequence's ONNX forecast is the same alone or among 1, 7 or 64 others, in any order."""
+    forecaster, series = gridded["forecaster"], gridded["series"]
+    past, future = gridded["past"], gridded["future"]
+    windows = [series[: 20 + i] for i in range(64)]
+    target = 30
+    alone = forecaster.predict(
+        2, windows[target], past_covariates=past, future_covariates=future
+    ).values()
+    rng = np.random.default_rng(1)
+    for size in (1, 7, 64):
+        others = [w for i, w in enumerate(windows) if i != target][: size - 1]
+        batch = [*others, windows[target]]
+        order = rng.permutation(len(batch))
+        shuffled = [batch[i] for i in order]
+        preds = forecaster.predict(
+            2,
+            shuffled,
+            past_covariates=[past] * len(batch),
+            future_covariates=[future] * len(batch),
+            batch_size=64,
+        )
+        position = int(np.flatnonzero(order == len(batch) - 1)[0])
+        np.testing.assert_allclose(preds[position].values(), alone, atol=1e-5, equal_nan=True)
