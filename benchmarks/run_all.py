@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["train_speed.py", "memory.py", "scaling.py", "darts_overhead.py"]
+BENCHMARKS = [
+    "train_speed.py",
+    "memory.py",
+    "scaling.py",
+    "darts_overhead.py",
+    "bf16_accuracy.py",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
