@@ -85,7 +85,11 @@ def main(argv: list[str] | None = None) -> None:
                 work_dir,
             )
             rows.append([precision or "32 (float32)", err, abs_err, fit_s])
-    print(markdown_table(["precision", "RMSE per cell", "MAE per cell", "fit s"], rows))
+    print(
+        markdown_table(
+            ["precision", "RMSE (mean over forecasts)", "MAE (mean over forecasts)", "fit s"], rows
+        )
+    )
     ratio = rows[1][1] / rows[0][1]
     verdict = "yes" if abs(ratio - 1) <= 0.02 else "NO"
     print(
