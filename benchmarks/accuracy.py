@@ -145,6 +145,30 @@ def fit_timed(model, series, **kwargs) -> tuple[float, int]:
     return time.perf_counter() - t0, steps
 
 
+def fit_and_backtest(
+    model, train, history, start, horizon: int, stride: int, times: pd.Index, **cov_kw
+) -> tuple[list[TimeSeries], tuple[float, float, int], np.ndarray]:
+    """Fit once, then rolling-origin forecasts without retraining.
+
+    Returns the forecasts, ``(fit s, forecast s, optimizer steps)`` and each forecast's first index
+    in ``times``.
+    """
+    secs, steps = fit_timed(model, train, **cov_kw)
+    t0 = time.perf_counter()
+    hf = model.historical_forecasts(
+        history,
+        start=start,
+        forecast_horizon=horizon,
+        stride=stride,
+        retrain=False,
+        last_points_only=False,
+        verbose=False,
+        **cov_kw,
+    )
+    timing = (secs, time.perf_counter() - t0, steps)
+    return hf, timing, np.array([times.get_loc(f.start_time()) for f in hf])
+
+
 # ---------------------------------------------------------------------------------------------------
 # scoring helpers
 
@@ -369,22 +393,11 @@ def crowd(name: str, args, work_dir: str) -> Section:
 
     preds, timing, starts = {}, {}, None
     for label, (model, cov_kw) in models.items():
-        secs, steps = fit_timed(model, train, **cov_kw)
-        t0 = time.perf_counter()
-        hf = model.historical_forecasts(
-            history,
-            start=times[eval_start],
-            forecast_horizon=horizon,
-            stride=stride,
-            retrain=False,
-            last_points_only=False,
-            verbose=False,
-            **cov_kw,
+        hf, timing[label], starts = fit_and_backtest(
+            model, train, history, times[eval_start], horizon, stride, times, **cov_kw
         )
-        timing[label] = (secs, time.perf_counter() - t0, steps)
         preds[label] = invert(scaler, stack_forecasts(hf))
-        if starts is None:
-            starts = np.array([times.get_loc(f.start_time()) for f in hf])
+        secs, _, steps = timing[label]
         print(f"  {name} {label}: {steps} steps, {secs:.0f} s", flush=True)
     truth = truth_windows(true_vals, starts, horizon)
     for season, label in ((spd, "seasonal naive 1 day"), (7 * spd, "seasonal naive 1 week")):
@@ -485,21 +498,10 @@ def etth1(args, work_dir: str) -> Section:
     preds, timing, starts = {}, {}, None
     true_vals = series.values(copy=False)
     for label, model in models.items():
-        secs, steps = fit_timed(model, train)
-        t0 = time.perf_counter()
-        hf = model.historical_forecasts(
-            scaled,
-            start=test_start,
-            forecast_horizon=24,
-            stride=stride,
-            retrain=False,
-            last_points_only=False,
-            verbose=False,
+        hf, timing[label], starts = fit_and_backtest(
+            model, train, scaled, test_start, 24, stride, scaled.time_index
         )
-        timing[label] = (secs, time.perf_counter() - t0, steps)
         preds[label] = invert(scaler, stack_forecasts(hf))
-        if starts is None:
-            starts = np.array([scaled.get_index_at_point(f.start_time()) for f in hf])
     t0 = time.perf_counter()
     preds["seasonal naive 24 h"] = np.stack([true_vals[s - 24 : s] for s in starts])
     timing["seasonal naive 24 h"] = (0.0, time.perf_counter() - t0, 0)
@@ -616,20 +618,17 @@ def radar(args, work_dir: str) -> Section:
     preds, timing, starts = {}, {}, None
     for label, (model, use_diff) in models.items():
         series = diffs if use_diff else plain
-        secs, steps = fit_timed(model, series.drop_after(times[fit_end]))
-        t0 = time.perf_counter()
-        hf = model.historical_forecasts(
+        hf, timing[label], starts = fit_and_backtest(
+            model,
+            series.drop_after(times[fit_end]),
             series.drop_after(times[eval_end]) if eval_end < n else series,
-            start=times[fit_end],
-            forecast_horizon=6,
-            stride=1,
-            retrain=False,
-            last_points_only=False,
-            verbose=False,
+            times[fit_end],
+            6,
+            1,
+            times,
         )
-        timing[label] = (secs, time.perf_counter() - t0, steps)
         pred = stack_forecasts(hf)
-        starts = np.array([times.get_loc(f.start_time()) for f in hf])
+        secs, _, steps = timing[label]
         if use_diff:  # back to frames: the last observed frame plus the forecast increments
             pred = flat[starts - 1][:, None, :] + np.cumsum(pred, axis=1)
         preds[label] = np.clip(pred * scale, 0, None)

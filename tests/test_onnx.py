@@ -12,30 +12,18 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+from conftest import tiny_kwargs
 from darts import TimeSeries
 from darts.utils.likelihood_models.torch import GaussianLikelihood, QuantileRegression
 
 from darts_mim import MIMModel, grid_to_series
 from darts_mim.onnx.runtime import OnnxForecaster, select_providers
 
-TRAINER = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
 TOL = 1e-4
 
 
 def _model(work_dir, **kwargs) -> MIMModel:
-    params = dict(
-        input_chunk_length=3,
-        output_chunk_length=2,
-        num_hidden=(4, 4),
-        filter_size=3,
-        n_epochs=1,
-        batch_size=16,
-        random_state=0,
-        work_dir=str(work_dir),
-        pl_trainer_kwargs=TRAINER,
-    )
-    params.update(kwargs)
-    return MIMModel(**params)
+    return MIMModel(**tiny_kwargs(work_dir, input_chunk_length=3, output_chunk_length=2, **kwargs))
 
 
 def _close(torch_fc: TimeSeries, onnx_fc: TimeSeries) -> None:
