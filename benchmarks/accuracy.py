@@ -130,6 +130,15 @@ def common_kwargs(budget: Budget, work_dir: str, seed: int = 0) -> dict:
     }
 
 
+def seeds_line(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return f" Neural models: one run, seed {seeds[0]}."
+    return (
+        f" Neural models: mean over seeds {list(seeds)} (`random_state`: weights, batch order and "
+        "scheduled-sampling draws); `... sd` columns = standard deviation over seeds."
+    )
+
+
 def budget_line(budget: Budget) -> str:
     return (
         f"Budget per neural model: {budget.steps} optimizer steps (batches of {budget.batch_size}), "
@@ -169,6 +178,25 @@ def fit_and_backtest(
     return hf, timing, np.array([times.get_loc(f.start_time()) for f in hf])
 
 
+def backtest_seeds(section: str, models_for, seeds: list[int], run) -> tuple[dict, dict, object]:
+    """Fit and score every model of a section once per seed.
+
+    ``models_for(seed)`` maps labels to ``(model, extra)``; ``run(model, extra)`` returns
+    ``(prediction array, (fit s, predict s, steps), starts)``. Returns ``preds`` and ``timing``, each
+    mapping a label to one entry per seed, and the last ``starts``.
+    """
+    preds: dict[str, list] = {}
+    timing: dict[str, list] = {}
+    starts = None
+    for seed in seeds:
+        for label, (model, extra) in models_for(seed).items():
+            pred, t, starts = run(model, extra)
+            preds.setdefault(label, []).append(pred)
+            timing.setdefault(label, []).append(t)
+            print(f"  {section} seed {seed} {label}: {t[2]} steps, {t[0]:.0f} s", flush=True)
+    return preds, timing, starts
+
+
 # ---------------------------------------------------------------------------------------------------
 # scoring helpers
 
@@ -200,6 +228,11 @@ def rmse_mae_by_step(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, 
     mae = float(np.mean(np.abs(err)))
     per_step = np.sqrt(np.mean(err**2, axis=(0, 2)))
     return rmse, mae, per_step
+
+
+def seed_spread(values: list[float]) -> float | str:
+    """Sample standard deviation over seeds, or "-" for a single run."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else "-"
 
 
 def markdown_table(header: list[str], rows: list[list]) -> list[str]:
@@ -363,22 +396,8 @@ def crowd(name: str, args, work_dir: str) -> Section:
     train = target.drop_after(times[train_end])
     history = target.drop_after(times[eval_end]) if eval_end < n else target
     true_vals = series.values(copy=False)
-    ck = common_kwargs(budget, work_dir)
     mim_cov = {"future_covariates": covs.gridded}
     flat_cov = {"past_covariates": covs.flat}
-    models = {
-        "MIM + seasonal covariates": (MIMModel(horizon * 2, horizon, **mk, **ck), mim_cov),
-        "MIM": (MIMModel(horizon * 2, horizon, **mk, **ck), {}),
-        "MIM stlstm (PredRNN) + seasonal covariates": (
-            MIMModel(horizon * 2, horizon, cell_type="stlstm", **mk, **ck),
-            mim_cov,
-        ),
-    }
-    if args.ablations:
-        models["MIM diff_mode=difference + seasonal covariates"] = (
-            MIMModel(horizon * 2, horizon, diff_mode="difference", **mk, **ck),
-            mim_cov,
-        )
     tcn = {
         "num_filters": 32,
         "kernel_size": 3,
@@ -386,23 +405,42 @@ def crowd(name: str, args, work_dir: str) -> Section:
         "optimizer_kwargs": {"lr": 1e-3},
     }
     lstm = {"model": "LSTM", "hidden_dim": 64, "n_rnn_layers": 1, "optimizer_kwargs": {"lr": 1e-3}}
-    for with_cov in (True, False):
-        suffix, kw = (" + seasonal covariates", flat_cov) if with_cov else ("", {})
-        models["TCN" + suffix] = (TCNModel(horizon * 2, horizon, **tcn, **ck), kw)
-        models["LSTM (BlockRNN)" + suffix] = (BlockRNNModel(horizon * 2, horizon, **lstm, **ck), kw)
 
-    preds, timing, starts = {}, {}, None
-    for label, (model, cov_kw) in models.items():
-        hf, timing[label], starts = fit_and_backtest(
+    def models_for(seed: int) -> dict:
+        """Every neural model of the section, initialised and shuffled with ``seed``."""
+        ck = common_kwargs(budget, work_dir, seed)
+        out = {
+            "MIM + seasonal covariates": (MIMModel(horizon * 2, horizon, **mk, **ck), mim_cov),
+            "MIM": (MIMModel(horizon * 2, horizon, **mk, **ck), {}),
+            "MIM stlstm (PredRNN) + seasonal covariates": (
+                MIMModel(horizon * 2, horizon, cell_type="stlstm", **mk, **ck),
+                mim_cov,
+            ),
+            "MIM diff_mode=difference + seasonal covariates": (
+                MIMModel(horizon * 2, horizon, diff_mode="difference", **mk, **ck),
+                mim_cov,
+            ),
+        }
+        for with_cov in (True, False):
+            suffix, kw = (" + seasonal covariates", flat_cov) if with_cov else ("", {})
+            out["TCN" + suffix] = (TCNModel(horizon * 2, horizon, **tcn, **ck), kw)
+            out["LSTM (BlockRNN)" + suffix] = (
+                BlockRNNModel(horizon * 2, horizon, **lstm, **ck),
+                kw,
+            )
+        return out
+
+    def run(model, cov_kw):
+        hf, t, starts = fit_and_backtest(
             model, train, history, times[eval_start], horizon, stride, times, **cov_kw
         )
-        preds[label] = invert(scaler, stack_forecasts(hf))
-        secs, _, steps = timing[label]
-        print(f"  {name} {label}: {steps} steps, {secs:.0f} s", flush=True)
+        return invert(scaler, stack_forecasts(hf)), t, starts
+
+    preds, timing, starts = backtest_seeds(name, models_for, args.seeds, run)
     truth = truth_windows(true_vals, starts, horizon)
     for season, label in ((spd, "seasonal naive 1 day"), (7 * spd, "seasonal naive 1 week")):
-        preds[label] = np.stack([true_vals[s - season : s - season + horizon] for s in starts])
-        timing[label] = (0.0, 0.0, 0)
+        preds[label] = [np.stack([true_vals[s - season : s - season + horizon] for s in starts])]
+        timing[label] = [(0.0, 0.0, 0)]
 
     # ARIMA on the busiest components of the train part (too slow for every cell)
     busiest = np.argsort(true_vals[:train_end].mean(axis=0))[::-1][:4]
@@ -421,21 +459,32 @@ def crowd(name: str, args, work_dir: str) -> Section:
     arima_pred = invert(scaler, arima_pred, busiest)
     arima_secs = time.perf_counter() - t0
 
-    rows, curves = [], {}
-    for label, pred in preds.items():
-        rmse, mae, per_step = rmse_mae_by_step(pred, truth)
-        b_rmse, b_mae, _ = rmse_mae_by_step(pred[sub][:, :, busiest], truth[sub][:, :, busiest])
-        fit_s, pred_s, steps = timing[label]
+    rows, curves, by_seed = [], {}, []
+    for label, runs in preds.items():
+        scores = [rmse_mae_by_step(p, truth) for p in runs]
+        busy = [rmse_mae_by_step(p[sub][:, :, busiest], truth[sub][:, :, busiest]) for p in runs]
+        rmses = [sc[0] for sc in scores]
+        fit_s, pred_s, steps = np.mean(timing[label], axis=0)
+        per_step = np.mean([sc[2] for sc in scores], axis=0)
         rows.append(
-            [label, rmse, mae, b_rmse, b_mae, steps, round(fit_s, 1), round(pred_s, 1)]
+            [
+                label,
+                float(np.mean(rmses)),
+                seed_spread(rmses),
+                float(np.mean([sc[1] for sc in scores])),
+            ]
+            + [float(np.mean([b[0] for b in busy])), float(np.mean([b[1] for b in busy]))]
+            + [int(steps), round(float(fit_s), 1), round(float(pred_s), 1)]
             + [float(v) for v in per_step]
         )
         curves[label] = per_step
+        if len(runs) > 1 and label.startswith("MIM"):
+            by_seed.append([label] + rmses + [float(np.mean(rmses))])
     a_rmse, a_mae, _ = rmse_mae_by_step(arima_pred, truth[sub][:, :, busiest])
-    rows.append(["ARIMA(2,0,1) busiest 4", "-", "-", a_rmse, a_mae, 0, "-", round(arima_secs, 1)])
-    rows[-1] += ["-"] * horizon
-    header = ["model", "RMSE", "MAE", "RMSE busiest4", "MAE busiest4", "steps", "fit s"]
-    header += ["predict s"] + [f"RMSE h{h}" for h in range(1, horizon + 1)]
+    rows.append(["ARIMA(2,0,1) busiest 4", "-", "-", "-", a_rmse, a_mae, 0, "-"])
+    rows[-1] += [round(arima_secs, 1)] + ["-"] * horizon
+    header = ["model", "RMSE", "RMSE sd", "MAE", "RMSE busiest4", "MAE busiest4", "steps"]
+    header += ["fit s", "predict s"] + [f"RMSE h{h}" for h in range(1, horizon + 1)]
     period = "validation" if args.split == "val" else "test"
     sec = Section(f"{name}: NYC {name} flows {grid.n_channels}x{grid.height}x{grid.width}")
     sec.lines += [
@@ -443,7 +492,8 @@ def crowd(name: str, args, work_dir: str) -> Section:
         f"week-lagged covariate exists, for every model), validation {val_len}, test {test_len} "
         f"(last {test_len // spd} days); 12 in, 6 out; scored on the **{period}** period, "
         f"{len(starts)} origins every {stride} steps; original scale (trips per 30 min). "
-        + budget_line(budget),
+        + budget_line(budget)
+        + seeds_line(args.seeds),
         "",
         f"MIM setting: `{mk}`. Seasonal covariates: the (scaled) target lagged by 1 week and 1 day "
         "on the target's grid + 4 calendar channels (sin/cos of time slot and day of week), future "
@@ -454,6 +504,10 @@ def crowd(name: str, args, work_dir: str) -> Section:
         "",
     ]
     sec.lines += markdown_table(header, rows)
+    if by_seed:
+        sec.lines += ["", f"RMSE of the MIM variants by seed (seeds {list(args.seeds)}):", ""]
+        seed_header = ["model"] + [f"seed {s}" for s in args.seeds] + ["mean"]
+        sec.lines += markdown_table(seed_header, by_seed)
     tag = name if args.split == "test" else f"{name}_val"
     fname = plot_by_step(tag, curves, "RMSE (trips / 30 min)", args.out_dir)
     sec.lines += ["", f"![{tag}]({fname})"]
@@ -480,31 +534,37 @@ def etth1(args, work_dir: str) -> Section:
     scaler = Scaler().fit(series[:train_end])
     scaled = scaler.transform(series)
     train = scaled[:train_end]
-    ck = common_kwargs(budget, work_dir)
     small = args.quick
-    models = {
-        "MIM (1x1, filter 1)": MIMModel(
-            96,
-            24,
-            num_hidden=(8, 8) if small else (64, 64, 64),
-            filter_size=1,
-            sampling_decay_steps=budget.steps,
-            optimizer_kwargs={"lr": 1e-3},
-            **ck,
-        ),
-        "TCN": TCNModel(96, 24, num_filters=32, kernel_size=3, dilation_base=2, **ck),
-        "NHiTS": NHiTSModel(96, 24, num_blocks=1, num_layers=2, layer_widths=128, **ck),
-    }
-    preds, timing, starts = {}, {}, None
-    true_vals = series.values(copy=False)
-    for label, model in models.items():
-        hf, timing[label], starts = fit_and_backtest(
+
+    def models_for(seed: int) -> dict:
+        # reversible instance norm for every neural model: ETTh1's test period drifts from train
+        ck = {**common_kwargs(budget, work_dir, seed), "use_reversible_instance_norm": True}
+        out = {
+            "MIM (1x1, filter 1)": MIMModel(
+                96,
+                24,
+                num_hidden=(8, 8) if small else ETTH1_HIDDEN,
+                filter_size=1,
+                sampling_decay_steps=budget.steps,
+                optimizer_kwargs={"lr": 1e-3},
+                **ck,
+            ),
+            "TCN": TCNModel(96, 24, num_filters=32, kernel_size=3, dilation_base=2, **ck),
+            "NHiTS": NHiTSModel(96, 24, num_blocks=1, num_layers=2, layer_widths=128, **ck),
+        }
+        return {label: (model, None) for label, model in out.items()}
+
+    def run(model, _):
+        hf, t, starts = fit_and_backtest(
             model, train, scaled, test_start, 24, stride, scaled.time_index
         )
-        preds[label] = invert(scaler, stack_forecasts(hf))
+        return invert(scaler, stack_forecasts(hf)), t, starts
+
+    preds, timing, starts = backtest_seeds("etth1", models_for, args.seeds, run)
+    true_vals = series.values(copy=False)
     t0 = time.perf_counter()
-    preds["seasonal naive 24 h"] = np.stack([true_vals[s - 24 : s] for s in starts])
-    timing["seasonal naive 24 h"] = (0.0, time.perf_counter() - t0, 0)
+    preds["seasonal naive 24 h"] = [np.stack([true_vals[s - 24 : s] for s in starts])]
+    timing["seasonal naive 24 h"] = [(0.0, time.perf_counter() - t0, 0)]
     t0 = time.perf_counter()
     sub = np.arange(0, len(starts), 6)  # ARIMA origins: every 6th test origin
     arima = np.zeros((len(sub), 24, series.n_components))
@@ -516,24 +576,30 @@ def etth1(args, work_dir: str) -> Section:
             arima[i, :, c] = model.predict(24, series=uni[s - ctx : s]).values()[:, 0]
     sk = scaler._fitted_params[0]
     arima = invert(scaler, arima)
-    timing["ARIMA(2,1,1) per column"] = (0.0, time.perf_counter() - t0, 0)
+    arima_secs = time.perf_counter() - t0
     truth = truth_windows(true_vals, starts, 24)
     # scores on the train-scaled values too (the usual ETT convention)
     sc_truth = truth * sk.scale_ + sk.min_
     rows, curves = [], {}
-    for label, pred in preds.items():
-        rmse, mae, per_step = rmse_mae_by_step(pred, truth)
-        s_rmse, s_mae, _ = rmse_mae_by_step(pred * sk.scale_ + sk.min_, sc_truth)
-        fit_s, pred_s, steps = timing[label]
-        a_rmse, _, _ = rmse_mae_by_step(pred[sub], truth[sub])
+    for label, runs in preds.items():
+        scores = np.array([rmse_mae_by_step(p, truth)[:2] for p in runs])
+        scaled_scores = np.array(
+            [rmse_mae_by_step(p * sk.scale_ + sk.min_, sc_truth)[:2] for p in runs]
+        )
+        per_step = np.mean([rmse_mae_by_step(p, truth)[2] for p in runs], axis=0)
+        a_rmse = float(np.mean([rmse_mae_by_step(p[sub], truth[sub])[0] for p in runs]))
+        fit_s, pred_s, steps = np.mean(timing[label], axis=0)
         rows.append(
-            [label, rmse, mae, s_rmse, s_mae, a_rmse, steps, round(fit_s, 1), round(pred_s, 1)]
+            [label, float(scores[:, 0].mean()), seed_spread(list(scores[:, 0]))]
+            + [float(scores[:, 1].mean()), float(scaled_scores[:, 0].mean())]
+            + [float(scaled_scores[:, 1].mean()), a_rmse, int(steps), round(float(fit_s), 1)]
+            + [round(float(pred_s), 1)]
             + [float(per_step[h]) for h in (0, 5, 11, 23)]
         )
         curves[label] = per_step
     a_rmse, a_mae, a_step = rmse_mae_by_step(arima, truth[sub])
-    a_secs = timing["ARIMA(2,1,1) per column"][1]
-    rows.append(["ARIMA(2,1,1) per column", "-", "-", "-", "-", a_rmse, 0, "-", round(a_secs, 1)])
+    rows.append(["ARIMA(2,1,1) per column", "-", "-", "-", "-", "-", a_rmse, 0, "-"])
+    rows[-1] += [round(arima_secs, 1)]
     rows[-1] += [float(a_step[h]) for h in (0, 5, 11, 23)]
     sec = Section("etth1: ETTh1, 7 columns, hourly")
     sec.lines += [
@@ -541,10 +607,13 @@ def etth1(args, work_dir: str) -> Section:
         f"96 in, 24 out; {len(starts)} origins every {stride} h. {budget_line(budget)} "
         "RMSE/MAE on the original "
         "scale and on the train-MinMax-scaled scale; ARIMA runs on every 6th origin "
-        f"({len(np.arange(0, len(starts), 6))}), where every model is also scored.",
+        f"({len(np.arange(0, len(starts), 6))}), where every model is also scored. Every neural "
+        "model uses reversible instance normalisation (`use_reversible_instance_norm=True`)."
+        + seeds_line(args.seeds),
         "",
     ]
-    header = ["model", "RMSE", "MAE", "RMSE scaled", "MAE scaled", "RMSE ARIMA origins"]
+    header = ["model", "RMSE", "RMSE sd", "MAE", "RMSE scaled", "MAE scaled"]
+    header += ["RMSE ARIMA origins"]
     header += ["steps", "fit s", "predict s"] + [f"RMSE h{h}" for h in (1, 6, 12, 24)]
     sec.lines += markdown_table(header, rows)
     fname = plot_by_step("etth1", curves, "RMSE (original units)", args.out_dir)
@@ -565,6 +634,7 @@ def csi(pred: np.ndarray, true: np.ndarray, threshold: float) -> float:
 
 
 RADAR_HIDDEN = (16, 16, 16)
+ETTH1_HIDDEN = (64, 64, 64)
 
 
 def radar(args, work_dir: str) -> Section:
@@ -593,7 +663,6 @@ def radar(args, work_dir: str) -> Section:
     x = frames / scale
     plain = grid_to_series(x, times, ["rain_rate"])
     diffs = grid_to_series(np.diff(x, axis=0), times[1:], ["rain_rate"])
-    ck = common_kwargs(budget, work_dir)
     kw = {
         "num_hidden": hidden,
         "filter_size": 3,
@@ -601,24 +670,27 @@ def radar(args, work_dir: str) -> Section:
         "sampling_decay_steps": budget.steps,
         "optimizer_kwargs": {"lr": 1e-3},
     }
-    models = {
-        "MIM (frame differences)": (MIMModel(6, 6, **kw, **ck), True),
-        "MIM": (MIMModel(6, 6, **kw, **ck), False),
-        "MIM stlstm (PredRNN) (frame differences)": (
-            MIMModel(6, 6, cell_type="stlstm", **kw, **ck),
-            True,
-        ),
-    }
-    if args.ablations:  # the networks on the frames themselves
-        models["MIM stlstm (PredRNN)"] = (MIMModel(6, 6, cell_type="stlstm", **kw, **ck), False)
-    else:
-        del models["MIM"]
+
+    def models_for(seed: int) -> dict:
+        ck = common_kwargs(budget, work_dir, seed)
+        out = {
+            "MIM (frame differences)": (MIMModel(6, 6, **kw, **ck), True),
+            "MIM stlstm (PredRNN) (frame differences)": (
+                MIMModel(6, 6, cell_type="stlstm", **kw, **ck),
+                True,
+            ),
+        }
+        if args.ablations:  # the networks on the frames themselves
+            out["MIM"] = (MIMModel(6, 6, **kw, **ck), False)
+            out["MIM stlstm (PredRNN)"] = (MIMModel(6, 6, cell_type="stlstm", **kw, **ck), False)
+        return out
+
     flat = x.reshape(n, -1)
     truth_all = frames.reshape(n, -1)
-    preds, timing, starts = {}, {}, None
-    for label, (model, use_diff) in models.items():
+
+    def run(model, use_diff):
         series = diffs if use_diff else plain
-        hf, timing[label], starts = fit_and_backtest(
+        hf, t, starts = fit_and_backtest(
             model,
             series.drop_after(times[fit_end]),
             series.drop_after(times[eval_end]) if eval_end < n else series,
@@ -628,22 +700,24 @@ def radar(args, work_dir: str) -> Section:
             times,
         )
         pred = stack_forecasts(hf)
-        secs, _, steps = timing[label]
         if use_diff:  # back to frames: the last observed frame plus the forecast increments
             pred = flat[starts - 1][:, None, :] + np.cumsum(pred, axis=1)
-        preds[label] = np.clip(pred * scale, 0, None)
-        print(f"  radar {label}: {steps} steps, {secs:.0f} s", flush=True)
-    preds["persistence"] = np.stack([np.repeat(truth_all[s - 1 : s], 6, axis=0) for s in starts])
-    timing["persistence"] = (0.0, 0.0, 0)
+        return np.clip(pred * scale, 0, None), t, starts
+
+    preds, timing, starts = backtest_seeds("radar", models_for, args.seeds, run)
+    preds["persistence"] = [np.stack([np.repeat(truth_all[s - 1 : s], 6, axis=0) for s in starts])]
+    timing["persistence"] = [(0.0, 0.0, 0)]
     truth = truth_windows(truth_all, starts, 6)
     rows, curves = [], {}
-    for label, pred in preds.items():
-        mse = float(np.mean((pred - truth) ** 2))
-        per_step = np.mean((pred - truth) ** 2, axis=(0, 2))
-        fit_s, pred_s, steps = timing[label]
+    for label, runs in preds.items():
+        mses = [float(np.mean((p - truth) ** 2)) for p in runs]
+        per_step = np.mean([np.mean((p - truth) ** 2, axis=(0, 2)) for p in runs], axis=0)
+        fit_s, pred_s, steps = np.mean(timing[label], axis=0)
         rows.append(
-            [label, mse, float(np.sqrt(mse)), csi(pred, truth, 1.0), csi(pred, truth, 5.0), steps]
-            + [round(fit_s, 1), round(pred_s, 1)]
+            [label, float(np.mean(mses)), seed_spread(mses), float(np.mean(np.sqrt(mses)))]
+            + [float(np.mean([csi(p, truth, 1.0) for p in runs]))]
+            + [float(np.mean([csi(p, truth, 5.0) for p in runs])), int(steps)]
+            + [round(float(fit_s), 1), round(float(pred_s), 1)]
             + [float(v) for v in per_step]
         )
         curves[label] = per_step
@@ -654,10 +728,12 @@ def radar(args, work_dir: str) -> Section:
         f"{len(starts)} origins (every frame) whose 6 targets lie in frames {fit_end}-"
         f"{eval_end - 1}; 6 in, 6 out. Values divided by the fit frames' maximum ({scale:.3g} "
         f"mm/h), predictions clipped at 0. num_hidden={hidden}, filter 3, patch 4, lr 1e-3. "
-        + budget_line(budget),
+        + budget_line(budget)
+        + seeds_line(args.seeds),
         "",
     ]
-    header = ["model", "MSE (mm/h)^2", "RMSE mm/h", "CSI 1 mm/h", "CSI 5 mm/h", "steps", "fit s"]
+    header = ["model", "MSE (mm/h)^2", "MSE sd", "RMSE mm/h", "CSI 1 mm/h", "CSI 5 mm/h", "steps"]
+    header += ["fit s"]
     header += ["predict s"] + [f"MSE +{5 * h} min" for h in range(1, 7)]
     sec.lines += markdown_table(header, rows)
     tag = "radar" if args.split == "test" else "radar_val"
@@ -730,42 +806,63 @@ def mnist(args, work_dir: str) -> Section:
             f"{budget.steps} steps of batches of {budget.batch_size}, capped at "
             f"{budget.max_seconds} s"
         )
-    models = {
-        "MIM": MIMModel(10, 10, **base),
-        "MIM stlstm (PredRNN)": MIMModel(10, 10, cell_type="stlstm", **base),
-    }
+
+    def models_for(seed: int) -> dict:
+        kw = {**base, "random_state": seed}
+        return {
+            "MIM": (MIMModel(10, 10, **kw), None),
+            "MIM stlstm (PredRNN)": (MIMModel(10, 10, cell_type="stlstm", **kw), None),
+        }
+
     truth = test_arr[:, 10:, 0]  # (S, 10, 64, 64)
-    rows, curves = [], {}
-    for label, model in models.items():
+
+    def run(model, _):
         secs, steps = fit_timed(model, train_seqs)
         t0 = time.perf_counter()
         out = model.predict(10, series=test_in, verbose=False)
         pred_s = time.perf_counter() - t0
         pred = np.clip(np.stack([o.values() for o in out]).reshape(truth.shape), 0.0, 1.0)
-        sq = ((pred - truth) ** 2).sum(axis=(2, 3))  # per frame (S, 10)
-        ab = np.abs(pred - truth).sum(axis=(2, 3))
+        return pred, (secs, pred_s, steps), None
+
+    preds, timing, _ = backtest_seeds("mnist", models_for, args.seeds, run)
+    rows, curves, by_seed = [], {}, []
+    for label, runs in preds.items():
+        sq = [((p - truth) ** 2).sum(axis=(2, 3)) for p in runs]  # per frame (S, 10)
+        mses = [float(v.mean()) for v in sq]
+        ssims = [ssim_per_frame(p, truth) for p in runs]
+        fit_s, pred_s, steps = np.mean(timing[label], axis=0)
         rows.append(
-            [label, float(sq.mean()), float(ab.mean()), ssim_per_frame(pred, truth), steps]
-            + [round(secs, 1), round(pred_s, 1)]
+            [label, float(np.mean(mses)), seed_spread(mses)]
+            + [float(np.mean([np.abs(p - truth).sum(axis=(2, 3)).mean() for p in runs]))]
+            + [float(np.mean(ssims)), seed_spread(ssims), int(steps)]
+            + [round(float(fit_s), 1), round(float(pred_s), 1)]
         )
-        curves[label] = sq.mean(axis=0)
+        curves[label] = np.mean([v.mean(axis=0) for v in sq], axis=0)
+        if len(runs) > 1:
+            by_seed.append(
+                [label] + [f"{m:.1f} / {q:.3f}" for m, q in zip(mses, ssims, strict=True)]
+            )
     # reference: copy the last input frame
     last = np.repeat(test_arr[:, 9:10, 0], 10, axis=1)
     sq = ((last - truth) ** 2).sum(axis=(2, 3))
     rows.append(
-        ["copy last frame", float(sq.mean()), float(np.abs(last - truth).sum(axis=(2, 3)).mean())]
-        + [ssim_per_frame(last, truth), 0, 0.0, 0.0]
+        ["copy last frame", float(sq.mean()), "-"]
+        + [float(np.abs(last - truth).sum(axis=(2, 3)).mean()), ssim_per_frame(last, truth), "-"]
+        + [0, 0.0, 0.0]
     )
     curves["copy last frame"] = sq.mean(axis=0)
     sec = Section("mnist: Moving MNIST 64x64, 2 digits, 10 -> 10")
     sec.lines += [
         f"{n_train} training sequences (seed 0) from the MNIST test digits, {n_test} test sequences "
         f"(seed 12345); {setting}. MSE and MAE per frame (sums over 4096 pixels), SSIM mean over "
-        "frames.",
+        "frames." + seeds_line(args.seeds),
         "",
     ]
-    header = ["model", "MSE / frame", "MAE / frame", "SSIM", "steps", "fit s", "predict s"]
-    sec.lines += markdown_table(header, rows)
+    header = ["model", "MSE / frame", "MSE sd", "MAE / frame", "SSIM", "SSIM sd", "steps"]
+    sec.lines += markdown_table(header + ["fit s", "predict s"], rows)
+    if by_seed:
+        sec.lines += ["", f"MSE / SSIM by seed (seeds {list(args.seeds)}):", ""]
+        sec.lines += markdown_table(["model"] + [f"seed {s}" for s in args.seeds], by_seed)
     fname = plot_by_step("mnist", curves, "MSE per frame", args.out_dir)
     sec.lines += ["", f"![mnist]({fname})"]
     return sec
@@ -801,7 +898,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--ablations",
         action="store_true",
-        help="crowd flows: also diff_mode=difference; radar: also the models on plain frames",
+        help="radar: also the networks on the plain frames (not on frame differences)",
+    )
+    p.add_argument(
+        "--seeds",
+        default="0",
+        help="comma-separated seeds; every neural model is fitted once per seed and the tables give "
+        "the mean and the standard deviation (default 0)",
     )
     p.add_argument("--jobs", type=int, default=1, help="data sets run in parallel (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny slices and models")
@@ -818,6 +921,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not only:
         raise ValueError(f"--only got {unknown or only}; choose from {','.join(DATASETS)}.")
     args.only = only
+    try:
+        args.seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}.") from None
+    if not args.seeds or len(set(args.seeds)) != len(args.seeds):
+        raise ValueError(f"--seeds needs distinct integers, got {args.seeds}.")
     bad_steps = args.steps is not None and args.steps < 1
     if args.epochs < 1 or args.seconds < 1 or args.jobs < 1 or bad_steps:
         raise ValueError("--steps, --epochs, --seconds and --jobs must be >= 1.")
@@ -849,7 +958,7 @@ def worker_argv(args, name: str, out: Path) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--only", name, "--data", str(args.data)]
     argv += ["--epochs", str(args.epochs), "--seconds", str(args.seconds), "--split", args.split]
     argv += ["--threads", str(args.threads), "--out-dir", str(args.out_dir)]
-    argv += ["--section-json", str(out)]
+    argv += ["--section-json", str(out), "--seeds", ",".join(map(str, args.seeds))]
     if args.steps:
         argv += ["--steps", str(args.steps)]
     argv += [flag for flag, on in (("--quick", args.quick), ("--paper", args.paper)) if on]
@@ -878,6 +987,53 @@ def run_parallel(args) -> list[Section]:
     return [sections[name] for name in args.only]
 
 
+HEAD = [
+    "# Forecast accuracy on real data",
+    "",
+    "Written by `python benchmarks/accuracy.py`: each data set's section says how it was run. "
+    "Re-running some data sets replaces their sections and keeps the others.",
+    "",
+]
+
+
+def split_sections(lines: list[str]) -> dict[str, list[str]]:
+    """The ``## name: ...`` sections of a results file, keyed by data-set name."""
+    out: dict[str, list[str]] = {}
+    key = None
+    for line in lines:
+        if line.startswith("## "):
+            key = line[3:].split(":")[0].strip()
+            out[key] = []
+        if key is not None:
+            out[key].append(line)
+    return out
+
+
+def write_results(args, sections: list[Section], total: float) -> None:
+    """Write ``accuracy_results.md``: this run's sections replace those of the same data sets, the
+    other data sets' sections and the hand-written findings below :data:`MARKER` are kept."""
+    mode = "quick" if args.quick else ("paper" if args.paper else "standard")
+    flags = f"--steps {args.steps}" if args.steps else "default steps"
+    run_line = (
+        f"Run: `python benchmarks/accuracy.py` ({mode} run, {flags}, `--seconds {args.seconds} "
+        f"--split {args.split} --seeds {','.join(map(str, args.seeds))} --jobs {args.jobs} --only "
+        f"{','.join(args.only)}`{' --ablations' if args.ablations else ''}), torch threads: "
+        f"{args.threads} per process, total wall time {total / 60:.1f} min; wall times are noisy "
+        "when other jobs share the cores, steps = optimizer steps actually done."
+    )
+    results = args.out_dir / "accuracy_results.md"
+    old, tail = [], []
+    if results.is_file():
+        old = results.read_text().splitlines()
+        if MARKER in old:
+            old, tail = old[: old.index(MARKER)], old[old.index(MARKER) :]
+    kept = split_sections(old)
+    for sec in sections:
+        kept[sec.title.split(":")[0]] = [f"## {sec.title}", ""] + sec.lines + ["", run_line, ""]
+    body = [line for name in DATASETS if name in kept for line in kept[name]]
+    results.write_text("\n".join(HEAD + body + tail) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -898,29 +1054,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.section_json).write_text(json.dumps(asdict(sections[0])))
         return 0
     total = time.perf_counter() - t_start
-    mode = "quick" if args.quick else ("paper" if args.paper else "standard")
-    flags = f"--steps {args.steps}" if args.steps else "default steps"
-    head = [
-        "# Forecast accuracy on real data",
-        "",
-        f"Generated by `python benchmarks/accuracy.py` ({mode} run, {flags}, `--seconds "
-        f"{args.seconds} --split {args.split} --jobs {args.jobs} --only {','.join(args.only)}`), "
-        f"torch threads: {args.threads} per process, total wall time {total / 60:.1f} min on a "
-        "2-core machine shared with other jobs. Wall times are therefore noisy; steps = optimizer "
-        "steps actually done.",
-        "",
-    ]
-    body = []
-    for sec in sections:
-        body += [f"## {sec.title}", ""] + sec.lines + [""]
-    # Hand-written findings below the marker survive a re-run.
-    results = args.out_dir / "accuracy_results.md"
-    tail: list[str] = []
-    if results.is_file():
-        old = results.read_text().splitlines()
-        if MARKER in old:
-            tail = old[old.index(MARKER) :]
-    results.write_text("\n".join(head + body + tail) + "\n")
+    write_results(args, sections, total)
     print(f"\nTotal wall time {total:.0f} s", flush=True)
     return 0
 

@@ -60,21 +60,32 @@ def _table_rows(text: str, first_cell: str) -> list[list[str]]:
 def test_quick_etth1_radar_mnist(data_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    # hand-written findings below the marker must survive a re-run
-    (out / "accuracy_results.md").write_text(f"old table\n{accuracy.MARKER}\nmy findings\n")
-    argv = ["--quick", "--data", str(data_dir), "--only", "etth1,radar,mnist"]
+    # an older run's section of another data set, the old sections of the data sets being re-run
+    # and the hand-written findings below the marker
+    old = ["# old head", "", "## bike: kept section", "bike table", "", "## radar: old radar"]
+    old += ["stale radar table", accuracy.MARKER, "my findings"]
+    (out / "accuracy_results.md").write_text("\n".join(old) + "\n")
+    argv = ["--quick", "--data", str(data_dir), "--only", "etth1,radar,mnist", "--seeds", "0,1"]
     assert accuracy.main([*argv, "--out-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "## etth1" in printed and "## radar" in printed and "## mnist" in printed
+    assert "seed 1 MIM (frame differences)" in printed  # every neural model runs on each seed
     md = (out / "accuracy_results.md").read_text()
-    assert "old table" not in md and md.rstrip().endswith("my findings")
-    for label in ("MIM (1x1, filter 1)", "TCN", "NHiTS", "seasonal naive 24 h"):
-        assert np.isfinite(float(_table_rows(md, label)[0][1])), label
-    assert np.isfinite(float(_table_rows(md, "ARIMA(2,1,1) per column")[0][5]))
+    assert "old head" not in md and "stale radar table" not in md
+    assert "## bike: kept section\nbike table" in md and md.rstrip().endswith("my findings")
+    order = [md.index(f"## {name}:") for name in ("bike", "etth1", "radar", "mnist")]
+    assert order == sorted(order)  # sections in the order of accuracy.DATASETS
+    assert "--seeds 0,1" in md  # each section says how it was run
+    for label in ("MIM (1x1, filter 1)", "TCN", "NHiTS"):
+        row = _table_rows(md, label)[0]
+        assert np.isfinite(float(row[1])) and float(row[2]) >= 0, label  # mean and sd over seeds
+    assert _table_rows(md, "seasonal naive 24 h")[0][2] == "-"  # one run: no spread
+    assert np.isfinite(float(_table_rows(md, "ARIMA(2,1,1) per column")[0][6]))
     radar_rows = _table_rows(md, "persistence")
-    assert 0.0 <= float(radar_rows[0][2]) <= 1.0  # CSI at 1 mm/h
-    mim_mnist = _table_rows(md, "MIM")[-1]  # the last MIM row is Moving MNIST's
-    assert float(mim_mnist[1]) > 0 and -1.0 <= float(mim_mnist[3]) <= 1.0
+    assert 0.0 <= float(radar_rows[0][4]) <= 1.0  # CSI at 1 mm/h
+    mim_mnist = _table_rows(md, "MIM")[-2]  # Moving MNIST (the last row is its by-seed table)
+    assert float(mim_mnist[1]) > 0 and -1.0 <= float(mim_mnist[4]) <= 1.0
+    assert "MSE / SSIM by seed (seeds [0, 1])" in md
     for name in ("etth1", "radar", "mnist"):
         assert (out / f"accuracy_{name}.png").stat().st_size > 1000
 
@@ -88,6 +99,11 @@ def test_bad_arguments(tmp_path: Path) -> None:
         accuracy.parse_args(["--data", str(tmp_path), "--epochs", "0"])
     with pytest.raises(ValueError, match="must be >= 1"):
         accuracy.parse_args(["--data", str(tmp_path), "--steps", "0"])
+    with pytest.raises(ValueError, match="comma-separated integers"):
+        accuracy.parse_args(["--data", str(tmp_path), "--seeds", "0,one"])
+    with pytest.raises(ValueError, match="distinct integers"):
+        accuracy.parse_args(["--data", str(tmp_path), "--seeds", "1,1"])
+    assert accuracy.parse_args(["--data", str(tmp_path), "--seeds", "2, 5"]).seeds == [2, 5]
     with pytest.raises(ValueError, match="lag must be >= 1"):
         accuracy.lagged(np.zeros((4, 2)), 0)
 
@@ -146,6 +162,7 @@ def test_quick_bike(data_dir: Path, tmp_path: Path) -> None:
     )
     md = (out / "accuracy_results.md").read_text()
     labels = ["MIM", "MIM + seasonal covariates", "MIM stlstm (PredRNN) + seasonal covariates"]
+    labels += ["MIM diff_mode=difference + seasonal covariates"]
     labels += ["TCN", "TCN + seasonal covariates", "LSTM (BlockRNN)", "seasonal naive 1 week"]
     for label in labels:
         rows = _table_rows(md, label)
@@ -158,9 +175,10 @@ def test_quick_bike(data_dir: Path, tmp_path: Path) -> None:
 def test_quick_jobs_runs_data_sets_in_worker_processes(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = ["--quick", "--jobs", "2", "--data", str(data_dir), "--only", "radar,etth1"]
-    assert accuracy.main([*argv, "--out-dir", str(out)]) == 0
+    assert accuracy.main([*argv, "--seeds", "3", "--out-dir", str(out)]) == 0
     md = (out / "accuracy_results.md").read_text()
-    # sections in the order asked for, whichever worker finished first
-    assert md.index("## radar") < md.index("## etth1")
+    # sections in the order of accuracy.DATASETS, whichever worker finished first
+    assert md.index("## etth1") < md.index("## radar")
+    assert "one run, seed 3" in md  # the workers got the seeds
     assert np.isfinite(float(_table_rows(md, "persistence")[0][1]))
     assert np.isfinite(float(_table_rows(md, "MIM (frame differences)")[0][1]))
