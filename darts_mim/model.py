@@ -44,6 +44,7 @@ class MIMModel(MixedCovariatesTorchModel):
         sampling_start: float = 1.0,
         sampling_decay_steps: int | None = None,
         activation_checkpointing: bool = False,
+        input_window_loss: bool = False,
         precision: str | None = None,
         use_static_covariates: bool = True,
         **kwargs,
@@ -113,6 +114,12 @@ class MIMModel(MixedCovariatesTorchModel):
             Recompute each time step's activations in the backward pass instead of storing them: less
             memory for long sequences and big grids, at the cost of one more forward pass. Default:
             ``False``.
+        input_window_loss
+            Also train on the one-step predictions inside the input window (frames 2..T_in, read with
+            teacher forcing), as the authors' code does: the loss is then the mean over all
+            ``T_in - 1 + output_chunk_length`` predicted frames instead of the output chunk only.
+            More training signal per window at little extra cost; prediction is unchanged. With a
+            likelihood, the window is scored with the same likelihood loss. Default: ``False``.
         precision
             Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs) or
             ``"16-mixed"`` (GPUs). Shorthand for ``pl_trainer_kwargs={"precision": ...}``. Default: ``None``
@@ -221,6 +228,7 @@ class MIMModel(MixedCovariatesTorchModel):
         self.sampling_start = sampling_start
         self.sampling_decay_steps = sampling_decay_steps
         self.activation_checkpointing = activation_checkpointing
+        self.input_window_loss = bool(input_window_loss)
         self._considers_static_covariates = use_static_covariates
         # Resolved at the first fit from the series and covariates; saved with the model.
         self._mim_layout: dict[str, Any] | None = None
@@ -293,6 +301,7 @@ class MIMModel(MixedCovariatesTorchModel):
             sampling_decay_steps=self.sampling_decay_steps,
             activation_checkpointing=self.activation_checkpointing,
             missing_components=layout["missing"],
+            input_window_loss=self.input_window_loss,
             **self.pl_module_params,
         )
 

@@ -57,9 +57,14 @@ class _MIMModule(PLForecastingModule):
         sampling_decay_steps: int | None,
         activation_checkpointing: bool,
         missing_components: Sequence[int] | None,
+        input_window_loss: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.input_window_loss = input_window_loss
+        # The one-step predictions inside the input window of the current training batch, handed
+        # from forward() to _train_val_step() (None unless input_window_loss is on).
+        self._window_prediction: Tensor | None = None
         self.grid = tuple(grid)
         self.past_cov_layout = past_cov_layout
         self.future_cov_layout = future_cov_layout
@@ -173,6 +178,11 @@ class _MIMModule(PLForecastingModule):
         # No true frames exist inside an output_chunk_shift gap: always free running there.
         return torch.cat([ref.new_zeros(batch, shift), draws], dim=1)
 
+    def _to_components(self, frames: Tensor) -> Tensor:
+        """``(B, T, C, P, H, W) -> (B, T, C*H*W, P)``, channel-major like the series' components."""
+        b, t = frames.shape[:2]
+        return frames.permute(0, 1, 2, 4, 5, 3).reshape(b, t, -1, self.net.nr_params)
+
     @io_processor
     def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
         past = x_in.past_target
@@ -186,24 +196,77 @@ class _MIMModule(PLForecastingModule):
             teacher = self._teacher_mask(b, n_out, past)
             if teacher is not None:
                 future = x_in.future_target
+                if self.has_missing:  # before instance norm's affine map: see _train_val_step
+                    future = future.masked_fill(self.missing, 0.0)
                 if self.rin is not None:
                     future = self.rin.transform(future)
-                if self.has_missing:
-                    future = future.masked_fill(self.missing, 0.0)
                 gap = future.new_zeros(b, shift, future.shape[-1])
                 future_frames = self._frames(torch.cat([gap, future], dim=1))
+        t_in = past.shape[1]
+        in_window = self.input_window_loss and x_in.stage is ModuleStage.TRAIN and t_in > 1
         out = self.net(
             self._frames(past),
             n_out,
             cond=self._conditioning(x_in, n_out),
             future_frames=future_frames,
             teacher_mask=teacher,
-        )[:, shift:]
-        # (B, T, C, P, H, W) -> (B, T, C*H*W, P), channel-major like the series' components.
-        prediction = out.permute(0, 1, 2, 4, 5, 3).reshape(b, ocl, -1, self.net.nr_params)
+            return_all=in_window,
+        )
+        if in_window:
+            window = self._to_components(out[:, : t_in - 1])
+            # forward's io_processor undoes instance norm on the forecast only; the window's
+            # predictions are compared with the raw past target, so undo it here too.
+            self._window_prediction = self.rin.inverse(window) if self.rin is not None else window
+            out = out[:, t_in - 1 :]
+        prediction = self._to_components(out[:, shift:])
         if self.has_missing and x_in.stage is ModuleStage.PREDICT:
             prediction = prediction.masked_fill(self.missing[:, None], float("nan"))
         return PLModuleOutput(prediction=prediction)
+
+    # ------------------------------------------------------------------ loss
+    def _train_val_step(self, batch, stage: ModuleStage, criterion, metrics) -> Tensor:
+        """Darts' step, plus (``input_window_loss``) the authors' loss on the one-step predictions
+        inside the input window: the loss is then the mean over every predicted frame, the
+        ``T_in - 1`` teacher-forced ones of the window and the forecast ones."""
+        self._window_prediction = None
+        if self.has_missing:
+            # Always-missing components are NaN in the batch. Zero them before instance norm: its
+            # affine weights would otherwise get NaN gradients (0 * NaN) even though the loss leaves
+            # those components out, and pass them on to every weight.
+            batch = batch.replace(past_target=batch.past_target.masked_fill(self.missing, 0.0))
+        output = self(batch.to_module_input(stage=stage))
+        loss = self._compute_loss(output, batch.future_target, criterion, batch.sample_weight)
+        window, self._window_prediction = self._window_prediction, None
+        if window is not None:
+            target = batch.past_target[:, 1:]
+            window_loss = self._compute_loss(
+                PLModuleOutput(prediction=window), target, criterion, None
+            )
+            n_window, n_out = window.shape[1], output.prediction.shape[1]
+            loss = (n_out * loss + n_window * window_loss.mean()) / (n_window + n_out)
+        self.log(
+            f"{stage.value}_loss",
+            loss,
+            batch_size=batch.past_target.shape[0],
+            prog_bar=True,
+            sync_dist=True,
+        )
+        self._update_metrics(output, batch.future_target, metrics)
+        return loss
+
+    def _produce_predict_output(self, x: PLModuleInput) -> PLModuleOutput:
+        if not (self.has_missing and self.likelihood and not self.predict_likelihood_parameters):
+            return super()._produce_predict_output(x)
+        # Sampling: forward() forecasts always-missing components as NaN, which distributions
+        # refuse as parameters. Sample them from placeholder parameters, then mask the samples.
+        output = self(x)
+        raw = output.prediction.masked_fill(self.missing[:, None], 0.0)
+        samples = self.likelihood.sample(raw)
+        b, t = samples.shape[:2]
+        masked = samples.reshape(b, t, self.missing.numel(), -1).masked_fill(
+            self.missing[:, None], float("nan")
+        )
+        return output.replace(prediction=masked.reshape(samples.shape))
 
     # ------------------------------------------------------------------ masked loss
     def _drop_missing(self, prediction: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
