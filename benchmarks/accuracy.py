@@ -178,8 +178,13 @@ def fit_and_backtest(
     return hf, timing, np.array([times.get_loc(f.start_time()) for f in hf])
 
 
-def backtest_seeds(section: str, models_for, seeds: list[int], run) -> tuple[dict, dict, object]:
-    """Fit and score every model of a section once per seed.
+def mim_model(args, input_chunk_length: int, output_chunk_length: int, **kwargs) -> MIMModel:
+    """A section's ``MIMModel``, with the ``--mim-kwargs`` overrides applied."""
+    return MIMModel(input_chunk_length, output_chunk_length, **{**kwargs, **args.mim_kwargs})
+
+
+def backtest_seeds(section: str, models_for, args, run) -> tuple[dict, dict, object]:
+    """Fit and score every model of a section (those of ``--models`` if given) once per seed.
 
     ``models_for(seed)`` maps labels to ``(model, extra)``; ``run(model, extra)`` returns
     ``(prediction array, (fit s, predict s, steps), starts)``. Returns ``preds`` and ``timing``, each
@@ -188,12 +193,17 @@ def backtest_seeds(section: str, models_for, seeds: list[int], run) -> tuple[dic
     preds: dict[str, list] = {}
     timing: dict[str, list] = {}
     starts = None
-    for seed in seeds:
+    for seed in args.seeds:
         for label, (model, extra) in models_for(seed).items():
+            if args.models and label not in args.models:
+                continue
             pred, t, starts = run(model, extra)
             preds.setdefault(label, []).append(pred)
             timing.setdefault(label, []).append(t)
             print(f"  {section} seed {seed} {label}: {t[2]} steps, {t[0]:.0f} s", flush=True)
+    if not preds:
+        known = "; ".join(models_for(args.seeds[0]))
+        raise ValueError(f"--models matches no {section} model; its models are: {known}.")
     return preds, timing, starts
 
 
@@ -410,14 +420,17 @@ def crowd(name: str, args, work_dir: str) -> Section:
         """Every neural model of the section, initialised and shuffled with ``seed``."""
         ck = common_kwargs(budget, work_dir, seed)
         out = {
-            "MIM + seasonal covariates": (MIMModel(horizon * 2, horizon, **mk, **ck), mim_cov),
-            "MIM": (MIMModel(horizon * 2, horizon, **mk, **ck), {}),
+            "MIM + seasonal covariates": (
+                mim_model(args, horizon * 2, horizon, **mk, **ck),
+                mim_cov,
+            ),
+            "MIM": (mim_model(args, horizon * 2, horizon, **mk, **ck), {}),
             "MIM stlstm (PredRNN) + seasonal covariates": (
-                MIMModel(horizon * 2, horizon, cell_type="stlstm", **mk, **ck),
+                mim_model(args, horizon * 2, horizon, cell_type="stlstm", **mk, **ck),
                 mim_cov,
             ),
             "MIM diff_mode=difference + seasonal covariates": (
-                MIMModel(horizon * 2, horizon, diff_mode="difference", **mk, **ck),
+                mim_model(args, horizon * 2, horizon, diff_mode="difference", **mk, **ck),
                 mim_cov,
             ),
         }
@@ -436,7 +449,7 @@ def crowd(name: str, args, work_dir: str) -> Section:
         )
         return invert(scaler, stack_forecasts(hf)), t, starts
 
-    preds, timing, starts = backtest_seeds(name, models_for, args.seeds, run)
+    preds, timing, starts = backtest_seeds(name, models_for, args, run)
     truth = truth_windows(true_vals, starts, horizon)
     for season, label in ((spd, "seasonal naive 1 day"), (7 * spd, "seasonal naive 1 week")):
         preds[label] = [np.stack([true_vals[s - season : s - season + horizon] for s in starts])]
@@ -540,7 +553,8 @@ def etth1(args, work_dir: str) -> Section:
         # reversible instance norm for every neural model: ETTh1's test period drifts from train
         ck = {**common_kwargs(budget, work_dir, seed), "use_reversible_instance_norm": True}
         out = {
-            "MIM (1x1, filter 1)": MIMModel(
+            "MIM (1x1, filter 1)": mim_model(
+                args,
                 96,
                 24,
                 num_hidden=(8, 8) if small else ETTH1_HIDDEN,
@@ -560,7 +574,7 @@ def etth1(args, work_dir: str) -> Section:
         )
         return invert(scaler, stack_forecasts(hf)), t, starts
 
-    preds, timing, starts = backtest_seeds("etth1", models_for, args.seeds, run)
+    preds, timing, starts = backtest_seeds("etth1", models_for, args, run)
     true_vals = series.values(copy=False)
     t0 = time.perf_counter()
     preds["seasonal naive 24 h"] = [np.stack([true_vals[s - 24 : s] for s in starts])]
@@ -674,15 +688,18 @@ def radar(args, work_dir: str) -> Section:
     def models_for(seed: int) -> dict:
         ck = common_kwargs(budget, work_dir, seed)
         out = {
-            "MIM (frame differences)": (MIMModel(6, 6, **kw, **ck), True),
+            "MIM (frame differences)": (mim_model(args, 6, 6, **kw, **ck), True),
             "MIM stlstm (PredRNN) (frame differences)": (
-                MIMModel(6, 6, cell_type="stlstm", **kw, **ck),
+                mim_model(args, 6, 6, cell_type="stlstm", **kw, **ck),
                 True,
             ),
         }
         if args.ablations:  # the networks on the frames themselves
-            out["MIM"] = (MIMModel(6, 6, **kw, **ck), False)
-            out["MIM stlstm (PredRNN)"] = (MIMModel(6, 6, cell_type="stlstm", **kw, **ck), False)
+            out["MIM"] = (mim_model(args, 6, 6, **kw, **ck), False)
+            out["MIM stlstm (PredRNN)"] = (
+                mim_model(args, 6, 6, cell_type="stlstm", **kw, **ck),
+                False,
+            )
         return out
 
     flat = x.reshape(n, -1)
@@ -704,7 +721,7 @@ def radar(args, work_dir: str) -> Section:
             pred = flat[starts - 1][:, None, :] + np.cumsum(pred, axis=1)
         return np.clip(pred * scale, 0, None), t, starts
 
-    preds, timing, starts = backtest_seeds("radar", models_for, args.seeds, run)
+    preds, timing, starts = backtest_seeds("radar", models_for, args, run)
     preds["persistence"] = [np.stack([np.repeat(truth_all[s - 1 : s], 6, axis=0) for s in starts])]
     timing["persistence"] = [(0.0, 0.0, 0)]
     truth = truth_windows(truth_all, starts, 6)
@@ -810,8 +827,8 @@ def mnist(args, work_dir: str) -> Section:
     def models_for(seed: int) -> dict:
         kw = {**base, "random_state": seed}
         return {
-            "MIM": (MIMModel(10, 10, **kw), None),
-            "MIM stlstm (PredRNN)": (MIMModel(10, 10, cell_type="stlstm", **kw), None),
+            "MIM": (mim_model(args, 10, 10, **kw), None),
+            "MIM stlstm (PredRNN)": (mim_model(args, 10, 10, cell_type="stlstm", **kw), None),
         }
 
     truth = test_arr[:, 10:, 0]  # (S, 10, 64, 64)
@@ -824,7 +841,7 @@ def mnist(args, work_dir: str) -> Section:
         pred = np.clip(np.stack([o.values() for o in out]).reshape(truth.shape), 0.0, 1.0)
         return pred, (secs, pred_s, steps), None
 
-    preds, timing, _ = backtest_seeds("mnist", models_for, args.seeds, run)
+    preds, timing, _ = backtest_seeds("mnist", models_for, args, run)
     rows, curves, by_seed = [], {}, []
     for label, runs in preds.items():
         sq = [((p - truth) ** 2).sum(axis=(2, 3)) for p in runs]  # per frame (S, 10)
@@ -906,6 +923,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated seeds; every neural model is fitted once per seed and the tables give "
         "the mean and the standard deviation (default 0)",
     )
+    p.add_argument(
+        "--models",
+        default="",
+        help="semicolon-separated model labels as in the tables: run only those neural models "
+        "(the seasonal baselines and ARIMA always run)",
+    )
+    p.add_argument(
+        "--mim-kwargs",
+        default="{}",
+        help='JSON of MIMModel arguments applied to every MIM model, e.g. \'{"input_window_loss": '
+        "true}' (for trying a setting on --split val)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="data sets run in parallel (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny slices and models")
     p.add_argument("--paper", action="store_true", help="Moving MNIST in the paper's setting")
@@ -927,6 +956,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}.") from None
     if not args.seeds or len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"--seeds needs distinct integers, got {args.seeds}.")
+    args.models = [m.strip() for m in args.models.split(";") if m.strip()]
+    try:
+        args.mim_kwargs = json.loads(args.mim_kwargs)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--mim-kwargs is not valid JSON ({err}): {args.mim_kwargs!r}.") from None
+    if not isinstance(args.mim_kwargs, dict):
+        raise ValueError(f"--mim-kwargs must be a JSON object, got {args.mim_kwargs!r}.")
     bad_steps = args.steps is not None and args.steps < 1
     if args.epochs < 1 or args.seconds < 1 or args.jobs < 1 or bad_steps:
         raise ValueError("--steps, --epochs, --seconds and --jobs must be >= 1.")
@@ -959,6 +995,7 @@ def worker_argv(args, name: str, out: Path) -> list[str]:
     argv += ["--epochs", str(args.epochs), "--seconds", str(args.seconds), "--split", args.split]
     argv += ["--threads", str(args.threads), "--out-dir", str(args.out_dir)]
     argv += ["--section-json", str(out), "--seeds", ",".join(map(str, args.seeds))]
+    argv += ["--models", ";".join(args.models), "--mim-kwargs", json.dumps(args.mim_kwargs)]
     if args.steps:
         argv += ["--steps", str(args.steps)]
     argv += [flag for flag, on in (("--quick", args.quick), ("--paper", args.paper)) if on]
@@ -1009,6 +1046,12 @@ def split_sections(lines: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def extra_flags(args) -> str:
+    """The --models / --mim-kwargs part of a run's command line, when given."""
+    out = f" --models '{';'.join(args.models)}'" if args.models else ""
+    return out + (f" --mim-kwargs '{json.dumps(args.mim_kwargs)}'" if args.mim_kwargs else "")
+
+
 def write_results(args, sections: list[Section], total: float) -> None:
     """Write ``accuracy_results.md``: this run's sections replace those of the same data sets, the
     other data sets' sections and the hand-written findings below :data:`MARKER` are kept."""
@@ -1017,7 +1060,8 @@ def write_results(args, sections: list[Section], total: float) -> None:
     run_line = (
         f"Run: `python benchmarks/accuracy.py` ({mode} run, {flags}, `--seconds {args.seconds} "
         f"--split {args.split} --seeds {','.join(map(str, args.seeds))} --jobs {args.jobs} --only "
-        f"{','.join(args.only)}`{' --ablations' if args.ablations else ''}), torch threads: "
+        f"{','.join(args.only)}{' --ablations' if args.ablations else ''}"
+        f"{extra_flags(args)}`), torch threads: "
         f"{args.threads} per process, total wall time {total / 60:.1f} min; wall times are noisy "
         "when other jobs share the cores, steps = optimizer steps actually done."
     )

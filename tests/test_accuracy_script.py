@@ -104,6 +104,10 @@ def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="distinct integers"):
         accuracy.parse_args(["--data", str(tmp_path), "--seeds", "1,1"])
     assert accuracy.parse_args(["--data", str(tmp_path), "--seeds", "2, 5"]).seeds == [2, 5]
+    with pytest.raises(ValueError, match="not valid JSON"):
+        accuracy.parse_args(["--data", str(tmp_path), "--mim-kwargs", "{lr: 1}"])
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        accuracy.parse_args(["--data", str(tmp_path), "--mim-kwargs", "[1]"])
     with pytest.raises(ValueError, match="lag must be >= 1"):
         accuracy.lagged(np.zeros((4, 2)), 0)
 
@@ -182,3 +186,19 @@ def test_quick_jobs_runs_data_sets_in_worker_processes(data_dir: Path, tmp_path:
     assert "one run, seed 3" in md  # the workers got the seeds
     assert np.isfinite(float(_table_rows(md, "persistence")[0][1]))
     assert np.isfinite(float(_table_rows(md, "MIM (frame differences)")[0][1]))
+
+
+def test_models_filter_and_mim_kwargs(data_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    argv = ["--quick", "--data", str(data_dir), "--only", "etth1", "--out-dir", str(out)]
+    argv += ["--models", "MIM (1x1, filter 1);NHiTS", "--mim-kwargs", '{"input_window_loss": true}']
+    assert accuracy.main(argv) == 0
+    md = (out / "accuracy_results.md").read_text()
+    assert _table_rows(md, "MIM (1x1, filter 1)") and _table_rows(md, "NHiTS")
+    assert not _table_rows(md, "TCN")  # filtered out; the seasonal baseline always runs
+    assert _table_rows(md, "seasonal naive 24 h")
+    assert "--mim-kwargs '{\"input_window_loss\": true}'" in md  # the run says what it changed
+    model = accuracy.mim_model(accuracy.parse_args(argv), 4, 2, num_hidden=(4,))
+    assert model.input_window_loss is True and model.num_hidden == (4,)
+    with pytest.raises(ValueError, match="matches no etth1 model; its models are: MIM"):
+        accuracy.main([*argv[:-4], "--models", "Transformer"])
