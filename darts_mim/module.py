@@ -57,7 +57,7 @@ class _MIMModule(PLForecastingModule):
         sampling_decay_steps: int | None,
         activation_checkpointing: bool,
         missing_components: Sequence[int] | None,
-        input_window_loss: bool = False,
+        input_window_loss: bool = False,  # False for modules saved before the option existed
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -55,12 +55,13 @@ def test_loss_is_the_mean_over_window_and_forecast_frames(tmp_path, grid_series,
 
 def test_changes_training_not_prediction(tmp_path, grid_series):
     with_window = _fitted(tmp_path / "a", grid_series, input_window_loss=True)
-    without = _fitted(tmp_path / "b", grid_series)
+    without = _fitted(tmp_path / "b", grid_series, input_window_loss=False)
     a, b = with_window.predict(3), without.predict(3)
     assert not np.allclose(a.values(), b.values())  # different training signal, different weights
     with_window.model.input_window_loss = False  # the flag does not touch the forecast path
     np.testing.assert_array_equal(with_window.predict(3).values(), a.values())
     assert with_window.model_params["input_window_loss"] is True
+    assert MIMModel(4, 2).input_window_loss is True  # the authors' recipe is the default
 
 
 @pytest.mark.parametrize("window_loss", [False, True])
