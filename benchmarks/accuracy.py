@@ -1067,7 +1067,7 @@ def split_sections(lines: list[str]) -> dict[str, list[str]]:
 def extra_flags(args) -> str:
     """The --models / --mim-kwargs part of a run's command line, when given."""
     out = f" --models '{';'.join(args.models)}'" if args.models else ""
-    out += f" --tag '{args.tag}'" if args.tag else ""
+    out += f' --tag "{args.tag}"' if args.tag else ""
     return out + (f" --mim-kwargs '{json.dumps(args.mim_kwargs)}'" if args.mim_kwargs else "")
 
 

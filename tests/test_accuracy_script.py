@@ -198,6 +198,11 @@ def test_models_filter_and_mim_kwargs(data_dir: Path, tmp_path: Path, capsys) ->
     assert not _table_rows(md, "TCN")  # filtered out; the seasonal baseline always runs
     assert _table_rows(md, "seasonal naive 24 h")
     assert "--mim-kwargs '{\"input_window_loss\": true}'" in md  # the run says what it changed
+    # a tagged run of the same data set keeps its own section and picture next to the untagged one
+    assert accuracy.main([*argv, "--tag", "my variant"]) == 0
+    md = (out / "accuracy_results.md").read_text()
+    assert md.index("## etth1: ") < md.index("## etth1 [my variant]: ")
+    assert '--tag "my variant"' in md and (out / "accuracy_etth1_my_variant.png").is_file()
     model = accuracy.mim_model(accuracy.parse_args(argv), 4, 2, num_hidden=(4,))
     assert model.input_window_loss is True and model.num_hidden == (4,)
     with pytest.raises(ValueError, match="matches no etth1 model; its models are: MIM"):
