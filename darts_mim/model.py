@@ -303,7 +303,8 @@ class MIMModel(MixedCovariatesTorchModel):
             sampling_decay_steps=self.sampling_decay_steps,
             activation_checkpointing=self.activation_checkpointing,
             missing_components=layout["missing"],
-            input_window_loss=self.input_window_loss,
+            # models pickled before the option existed have no attribute: Darts' loss, as then
+            input_window_loss=getattr(self, "input_window_loss", False),
             **self.pl_module_params,
         )
 
