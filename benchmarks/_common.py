@@ -150,11 +150,13 @@ def big_conv_rate(cfg: Config, precision: str, repeats: int = 3) -> float:
     return flops / sec
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub markdown table; floats get 3 significant digits."""
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], digits: int = 3
+) -> str:
+    """A GitHub markdown table; floats get ``digits`` significant digits."""
 
     def fmt(v: object) -> str:
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
+        return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]

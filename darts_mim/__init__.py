@@ -1,6 +1,6 @@
 """darts-mim: the Memory In Memory network (Wang et al., CVPR 2019) as a Darts forecasting model."""
 
-from darts_mim.grid import GridSpec, grid_to_series, series_to_grid
+from darts_mim.grid import GridSpec, grid_to_series, series_to_grid, series_to_xarray
 
 __version__ = "0.1.0"
 
@@ -26,6 +26,7 @@ __all__ = [
     "GridSpec",
     "grid_to_series",
     "series_to_grid",
+    "series_to_xarray",
     "OnnxForecaster",
     "__version__",
 ]

@@ -5,29 +5,45 @@ A thin layer over the library: it reads data files with :mod:`darts_mim.datasets
 file, a wrong option) ends the command with exit code 2 and one line on stderr, without a traceback;
 set ``DARTS_MIM_DEBUG=1`` to see the traceback.
 
-Scaling: ``fit`` min-max scales each component with the training data's range (unless
-``--no-scale``) and stores that range next to the model in ``MODEL.pt.scaling.json``; ``predict``,
-``backtest`` and ``export`` read it, so that forecasts and errors are on the original scale.
+Scaling: ``fit`` min-max scales each component to [0, 1] with the training data's range, with a
+Darts ``Scaler`` (sklearn's ``MinMaxScaler``), and pickles that scaler next to the model as
+``MODEL.pt.scaler``; with ``--no-scale`` it trains on raw values and stores an identity scaler, so that
+every model written by ``fit`` says how its inputs were scaled. ``predict``, ``backtest`` and
+``export`` read it (Darts' restricted unpickler: no arbitrary code), so that forecasts and errors are
+on the original scale. A missing or unreadable scaler file is an error, never a silently unscaled
+forecast; a model saved from Python without one is used with ``--no-scale``. Models from older
+darts-mim versions, which stored the range as JSON in ``MODEL.pt.scaling.json``, are still read (with
+a note to re-fit): the JSON range converts exactly into a ``Scaler``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import pickle
 import shutil
 import sys
 import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["main", "build_parser"]
+if TYPE_CHECKING:
+    from darts import TimeSeries
+    from darts.dataprocessing.transformers import Scaler
+
+__all__ = ["build_parser", "fit_scaler", "load_scaler", "main", "save_scaler"]
 
 PROG = "darts-mim"
-SCALING_SUFFIX = ".scaling.json"
+SCALER_SUFFIX = ".scaler"
+#: The JSON range that older darts-mim versions stored beside a model; still read (see
+#: :func:`_read_scaler`).
+LEGACY_SCALING_SUFFIX = ".scaling.json"
 DATA_EXTENSIONS = {".npz": "gridded .npz", ".csv": "CSV series", ".nc": "netCDF", ".nc4": "netCDF"}
 
 EPILOG = """\
@@ -97,48 +113,210 @@ def _load_series(path: str):
     return series.astype(np.float32)
 
 
-def _scaling_path(model_path: str | os.PathLike) -> Path:
-    return Path(os.fspath(model_path) + SCALING_SUFFIX)
+def _plural(n: int, word: str) -> str:
+    """``"1 forecast"``, ``"3 forecasts"``: counts in messages read as English."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _fit_scaling(series) -> dict:
-    values = series.values(copy=False).astype(np.float64)
-    lo, hi = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-    lo = np.where(np.isfinite(lo), lo, 0.0)
-    span = np.where(np.isfinite(hi) & (hi > lo), hi - lo, 1.0)
-    return {"offset": lo.tolist(), "scale": span.tolist()}
+def _scaler_path(model_path: str | os.PathLike) -> Path:
+    return Path(os.fspath(model_path) + SCALER_SUFFIX)
 
 
-def _read_scaling(model_path: str) -> dict | None:
-    path = _scaling_path(model_path)
-    if not path.exists():
-        return None
+def _legacy_scaling_path(model_path: str | os.PathLike) -> Path:
+    return Path(os.fspath(model_path) + LEGACY_SCALING_SUFFIX)
+
+
+def fit_scaler(series: TimeSeries, scale: bool = True) -> Scaler:
+    """The Darts ``Scaler`` that ``darts-mim fit`` fits: min-max per component to [0, 1].
+
+    Parameters
+    ----------
+    series
+        The training series.
+    scale
+        ``False`` gives an identity scaler (sklearn's ``FunctionTransformer``), for a model trained
+        on raw values. Default: ``True``.
+
+    Returns
+    -------
+    darts.dataprocessing.transformers.Scaler
+        A fitted scaler. A component that is NaN at every step (a land cell) gets offset 0 and scale
+        1, so that its NaN stays NaN both ways; a constant component maps to 0 (sklearn's rule for a
+        zero range). NaN in other components is ignored by the fit.
+    """
+    from darts.dataprocessing.transformers import Scaler
+    from sklearn.preprocessing import FunctionTransformer, MinMaxScaler
+
+    if not scale:
+        scaler = Scaler(FunctionTransformer())
+        scaler.fit(series)
+        return scaler
+    values = series.all_values(copy=False)
+    empty = np.isnan(values).all(axis=(0, 2))
+    if empty.any():
+        # sklearn ignores NaN in a fit but leaves an all-NaN column's range NaN (with a warning),
+        # which would turn that component's forecasts into NaN even where the model gives a value.
+        # Filling those columns with 0 for the fit only gives offset 0 and (zero range ->) scale 1.
+        series = series.with_values(np.where(empty[None, :, None], 0.0, values))
+    scaler = Scaler(MinMaxScaler(feature_range=(0, 1)))
+    scaler.fit(series)
+    return scaler
+
+
+def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
+    """Pickle ``scaler`` to ``path`` atomically (temporary file + ``os.replace``).
+
+    An interrupted save leaves the previous file intact, never a truncated one beside a new model.
+
+    Parameters
+    ----------
+    scaler
+        A fitted Darts ``Scaler``.
+    path
+        File to write, by convention ``MODEL.pt.scaler``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            # Protocol 4, as Darts' own model files: protocol 5 stores numpy arrays through
+            # `numpy._core.numeric._frombuffer`, which Darts' restricted unpickler refuses.
+            pickle.dump(scaler, fh, protocol=4)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def load_scaler(path: str | os.PathLike) -> Scaler:
+    """Read a scaler written by :func:`save_scaler` with Darts' restricted unpickler.
+
+    Darts' unpickler only rebuilds allow-listed classes (Darts, sklearn, numpy, ...), so a crafted
+    file cannot run code. Torch-free: usable beside :class:`darts_mim.onnx.runtime.OnnxForecaster`.
+
+    Parameters
+    ----------
+    path
+        A ``MODEL.pt.scaler`` (or ``MODEL.onnx.scaler``) file.
+
+    Returns
+    -------
+    darts.dataprocessing.transformers.Scaler
+        Use ``scaler.transform(series)`` on the model's inputs and ``scaler.inverse_transform`` on
+        its forecasts.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        When it is not a readable pickle of a Darts ``Scaler``.
+    """
+    from darts.dataprocessing.transformers import Scaler
+    from darts.utils.serialization.base import restricted_pickle_load
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"scaler file {p} does not exist")
+    try:
+        with open(p, "rb") as fh:
+            scaler = restricted_pickle_load(fh)
+    except Exception as err:  # any unpickling failure: truncated, foreign, not allow-listed
+        raise ValueError(
+            f"scaler file {p} is corrupt or not a Darts Scaler ({type(err).__name__}: "
+            f"{_one_line(err)}); re-fit the model with `darts-mim fit`"
+        ) from err
+    if not isinstance(scaler, Scaler):
+        raise ValueError(
+            f"scaler file {p} holds a {type(scaler).__name__}, not a Darts Scaler; re-fit the model "
+            "with `darts-mim fit`"
+        )
+    return scaler
+
+
+def _read_legacy_scaling(path: Path) -> Scaler:
+    """A ``Scaler`` equal to an older darts-mim's JSON range (``(x - offset) / scale``)."""
+    from darts import TimeSeries
+    from darts.dataprocessing.transformers import Scaler
+    from sklearn.preprocessing import MinMaxScaler
+
     try:
         scaling = json.loads(path.read_text())
         offset = np.asarray(scaling["offset"], dtype=np.float64)
         scale = np.asarray(scaling["scale"], dtype=np.float64)
     except (ValueError, KeyError, TypeError) as err:
-        raise CliError(f"scaling file {path} is corrupt ({err}); delete it and re-fit") from err
-    if offset.shape != scale.shape or offset.ndim != 1:
-        raise CliError(f"scaling file {path} is corrupt (offset and scale differ in shape)")
-    return {"offset": offset, "scale": scale}
+        raise CliError(f"scaling file {path} is corrupt ({err}); re-fit the model") from err
+    if offset.shape != scale.shape or offset.ndim != 1 or not np.all(scale > 0):
+        raise CliError(f"scaling file {path} is corrupt (bad offset or scale); re-fit the model")
+    # A min-max fit on the two rows [offset, offset + scale] has exactly that offset and range
+    # (the JSON writer used scale 1 for constant and all-NaN components: every range is positive).
+    scaler = Scaler(MinMaxScaler(feature_range=(0, 1)))
+    scaler.fit(TimeSeries.from_values(np.stack([offset, offset + scale])))
+    return scaler
 
 
-def _apply_scaling(series, scaling: dict | None, inverse: bool = False):
-    if scaling is None:
-        return series
-    offset, scale = np.asarray(scaling["offset"]), np.asarray(scaling["scale"])
-    if len(offset) != series.n_components:
-        raise CliError(
-            f"the model was fitted on {len(offset)} components but the data has "
-            f"{series.n_components}; use data with the training layout"
+def _read_scaler(model_path: str, no_scale: bool = False) -> Scaler | None:
+    """The scaler of a saved model: ``MODEL.pt.scaler``, else a legacy JSON range, else an error.
+
+    ``None`` (raw values) only when asked with ``no_scale`` and the model has no scaler file.
+    """
+    path, legacy = _scaler_path(model_path), _legacy_scaling_path(model_path)
+    if no_scale:
+        if path.exists() and _is_identity(load_scaler(path)):
+            return None  # written by `fit --no-scale`: consistent with the flag
+        found = path if path.exists() else legacy if legacy.exists() else None
+        if found is not None:
+            raise CliError(
+                f"--no-scale contradicts {found}: the model was trained on scaled values; drop "
+                f"--no-scale (or delete {found.name} if the model was trained on raw values)"
+            )
+        return None
+    if path.exists():
+        return load_scaler(path)
+    if legacy.exists():
+        scaler = _read_legacy_scaling(legacy)
+        print(
+            f"{PROG}: note: {legacy} is the JSON scaling file of an older darts-mim; it is read "
+            f"this time, but run `darts-mim fit` again to write {path.name}",
+            file=sys.stderr,
         )
-    values = series.all_values(copy=False).astype(np.float64)
-    if inverse:
-        out = values * scale[None, :, None] + offset[None, :, None]
-    else:
-        out = (values - offset[None, :, None]) / scale[None, :, None]
-    return series.with_values(out.astype(series.dtype))
+        return scaler
+    raise CliError(
+        f"scaler file {path} is missing: `darts-mim fit` writes it beside the model; put it back, "
+        "re-fit, or pass --no-scale for a model trained on raw values (e.g. saved with "
+        "MIMModel.save())"
+    )
+
+
+def _is_identity(scaler: Scaler | None) -> bool:
+    from sklearn.preprocessing import FunctionTransformer
+
+    return scaler is None or isinstance(scaler.transformer, FunctionTransformer)
+
+
+def _scale(scaler: Scaler | None, series: TimeSeries, model_path: str) -> TimeSeries:
+    """``scaler.transform(series)``, with a CLI message when the layouts differ."""
+    if scaler is None:
+        return series
+    try:
+        return scaler.transform(series)
+    except ValueError as err:
+        raise CliError(
+            f"the data ({_plural(series.n_components, 'component')}) does not match the layout the "
+            f"model {model_path} was fitted on ({_one_line(err)}); use data with the training layout"
+        ) from err
+
+
+def _unscale(scaler: Scaler | None, forecast: TimeSeries) -> TimeSeries:
+    """Forecasts back on the original scale."""
+    return forecast if scaler is None else scaler.inverse_transform(forecast)
 
 
 def _load_model(path: str):
@@ -200,14 +378,6 @@ def _start(text: str) -> float | int:
     )
 
 
-def _errors(forecasts, series) -> tuple[float, float, np.ndarray]:
-    pred = np.stack([f.values(copy=False) for f in forecasts]).astype(np.float64)
-    true = np.stack([series.slice_intersect(f).values(copy=False) for f in forecasts])
-    diff = pred - true.astype(np.float64)
-    by_step = np.sqrt(np.nanmean(diff**2, axis=(0, 2)))
-    return float(np.sqrt(np.nanmean(diff**2))), float(np.nanmean(np.abs(diff))), by_step
-
-
 # ---------------------------------------------------------------------------------------------------
 # commands
 
@@ -226,11 +396,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     series = _load_series(args.data)
     out = Path(args.out).expanduser()
-    scaling = None if args.no_scale else _fit_scaling(series)
-    train = _apply_scaling(series, scaling)
+    scaler = fit_scaler(series, scale=not args.no_scale)
+    train = scaler.transform(series)
     print(
-        f"fitting MIMModel on {args.data}: {len(series)} steps, {series.n_components} components, "
-        f"icl={args.icl}, ocl={args.ocl}, hidden={args.hidden}, {args.epochs} epoch(s)"
+        f"fitting MIMModel on {args.data}: {_plural(len(series), 'step')}, "
+        f"{_plural(series.n_components, 'component')}, icl={args.icl}, ocl={args.ocl}, "
+        f"hidden={args.hidden}, {_plural(args.epochs, 'epoch')}"
     )
     # Lightning's logs go to a temporary work dir: the model file is the only output.
     work_dir = tempfile.mkdtemp(prefix="darts-mim-fit-")
@@ -255,12 +426,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         model.save(str(out))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    scaling_file = _scaling_path(out)
-    if scaling is not None:
-        scaling_file.write_text(json.dumps(scaling))
-    elif scaling_file.exists():
-        scaling_file.unlink()  # a stale range from an earlier fit would corrupt the forecasts
-    print(f"saved {out} (+ {out.name}.ckpt" + (f", {scaling_file.name})" if scaling else ")"))
+    scaler_file = save_scaler(scaler, _scaler_path(out))
+    # A JSON range from an earlier fit by an older darts-mim is ignored now, but would mislead.
+    _legacy_scaling_path(out).unlink(missing_ok=True)
+    kind = "identity scaler, raw values" if args.no_scale else "min-max scaler"
+    print(f"saved {out} (+ {out.name}.ckpt, {scaler_file.name}: {kind})")
     return 0
 
 
@@ -272,9 +442,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CliError(f"--out must end in .csv or .npz, got {out.name!r}")
     model = _load_model(args.model)
     series = _load_series(args.data)
-    scaling = _read_scaling(args.model)
-    forecast = model.predict(args.n, series=_apply_scaling(series, scaling), verbose=False)
-    forecast = _apply_scaling(forecast, scaling, inverse=True)
+    scaler = _read_scaler(args.model, args.no_scale)
+    forecast = model.predict(args.n, series=_scale(scaler, series, args.model), verbose=False)
+    forecast = _unscale(scaler, forecast)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":
         spec = grid_spec_of(forecast) or GridSpec(tuple(forecast.components), 1, 1)
@@ -285,17 +455,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
             channels=np.asarray(spec.channels),
         )
     else:
-        forecast.to_dataframe().to_csv(out)
-    print(f"wrote {args.n} forecast steps after {series.end_time()} to {out}")
+        frame = forecast.to_dataframe()
+        # Without a name the time column reads back as "Unnamed: 0".
+        frame.index.name = series.time_index.name or "time"
+        frame.to_csv(out)
+    print(f"wrote {_plural(args.n, 'forecast step')} after {series.end_time()} to {out}")
     return 0
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from darts_mim.evaluation import forecast_windows, mae, rmse, rmse_by_step
+
     model = _load_model(args.model)
     series = _load_series(args.data)
-    scaling = _read_scaling(args.model)
+    scaler = _read_scaler(args.model, args.no_scale)
     forecasts = model.historical_forecasts(
-        _apply_scaling(series, scaling),
+        _scale(scaler, series, args.model),
         start=args.start,
         forecast_horizon=args.horizon,
         stride=args.stride,
@@ -303,32 +478,38 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         last_points_only=False,
         verbose=False,
     )
-    forecasts = [_apply_scaling(f, scaling, inverse=True) for f in forecasts]
-    rmse, mae, by_step = _errors(forecasts, series)
+    forecasts = [_unscale(scaler, f) for f in forecasts]
+    pred, true = forecast_windows(forecasts, series)
     print(
-        f"backtest of {args.model} on {args.data}: {len(forecasts)} forecasts of {args.horizon} "
-        f"steps every {args.stride} steps from {forecasts[0].start_time()}"
+        f"backtest of {args.model} on {args.data}: {_plural(len(forecasts), 'forecast')} of "
+        f"{_plural(args.horizon, 'step')} every {_plural(args.stride, 'step')} from "
+        f"{forecasts[0].start_time()}"
     )
-    print(f"RMSE {rmse:.4f}")
-    print(f"MAE  {mae:.4f}")
-    print("RMSE by horizon step: " + ", ".join(f"{x:.4f}" for x in by_step))
+    print(f"RMSE {rmse(pred, true):.4f}")
+    print(f"MAE  {mae(pred, true):.4f}")
+    print("RMSE by horizon step: " + ", ".join(f"{x:.4f}" for x in rmse_by_step(pred, true)))
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
+    # Read before exporting (tens of seconds): a missing scaler fails the command at once.
+    scaler = _read_scaler(args.model, args.no_scale)
     out = Path(args.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     written = model.to_onnx(str(out))
     print(f"wrote {written}")
-    scaling_file = _scaling_path(args.model)
-    if scaling_file.exists():
-        target = _scaling_path(written)
-        shutil.copyfile(scaling_file, target)
-        print(
-            f"the graph works on min-max scaled values: scale inputs with {target.name} "
-            "((x - offset) / scale) and invert its forecasts (y * scale + offset)"
-        )
+    if scaler is not None:
+        # Re-saved rather than copied: a legacy JSON range becomes a Scaler file like any other.
+        target = save_scaler(scaler, _scaler_path(written))
+        if _is_identity(scaler):
+            print(f"wrote {target.name} (identity: the model works on raw values)")
+        else:
+            print(
+                f"the graph works on min-max scaled values: load the Darts Scaler in {target.name} "
+                "with darts_mim.cli.load_scaler(), transform the inputs with it and "
+                "inverse_transform the forecasts"
+            )
     return 0
 
 
@@ -369,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fit",
         help="fit a MIMModel on a data file and save it",
         description="Fit a MIMModel on a .npz grid, .csv series or .nc file; save it with "
-        "MIMModel.save (MODEL.pt and MODEL.pt.ckpt, plus MODEL.pt.scaling.json).",
+        "MIMModel.save (MODEL.pt and MODEL.pt.ckpt), plus its Darts Scaler in MODEL.pt.scaler.",
         epilog="example: darts-mim fit --data flows.npz --out mim.pt --hidden 32,32 --epochs 5",
         formatter_class=fmt,
     )
@@ -383,7 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=5, help="training epochs")
     p.add_argument("--batch-size", type=_positive_int, default=32, help="batch size")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--no-scale", action="store_true", help="train on the raw values")
+    p.add_argument(
+        "--no-scale", action="store_true", help="train on the raw values (identity scaler)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 
@@ -400,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="history to forecast from (.npz, .csv or .nc)")
     p.add_argument("--n", type=_positive_int, default=6, help="steps to forecast")
     p.add_argument("--out", required=True, help="forecast file (.npz or .csv)")
+    p.add_argument(
+        "--no-scale",
+        action="store_true",
+        help="the model works on raw values and has no MODEL.pt.scaler file (e.g. saved with "
+        "MIMModel.save() from Python)",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -415,6 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=_start, default=0.8, help="first forecast: fraction or index")
     p.add_argument("--horizon", type=_positive_int, default=6, help="forecast horizon")
     p.add_argument("--stride", type=_positive_int, default=6, help="steps between forecasts")
+    p.add_argument(
+        "--no-scale",
+        action="store_true",
+        help="the model works on raw values and has no MODEL.pt.scaler file (e.g. saved with "
+        "MIMModel.save() from Python)",
+    )
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser(
@@ -427,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model file written by `fit`")
     p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument(
+        "--no-scale",
+        action="store_true",
+        help="the model works on raw values and has no MODEL.pt.scaler file (e.g. saved with "
+        "MIMModel.save() from Python)",
+    )
     p.set_defaults(func=cmd_export)
     return parser
 
@@ -441,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = f"{PROG} {args.command}"
-    from darts_mim.demo import quiet_logs
+    from darts_mim.logs import quiet_logs
 
     try:
         with quiet_logs():

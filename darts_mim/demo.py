@@ -19,13 +19,9 @@ Steps (each prints a header):
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import traceback
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,10 +30,12 @@ import pandas as pd
 from darts import TimeSeries
 
 from darts_mim.datasets import load_bike_flows
+from darts_mim.evaluation import forecast_windows, mae, rmse, rmse_by_step
 from darts_mim.grid import series_to_grid
+from darts_mim.logs import quiet_logs
 from darts_mim.plotting import plot_cell_series, plot_error_by_horizon, plot_frames
 
-__all__ = ["DemoConfig", "DemoResult", "quiet_logs", "run_demo"]
+__all__ = ["DemoConfig", "DemoResult", "run_demo"]
 
 INPUT_STEPS = 12
 OUTPUT_STEPS = 6
@@ -134,34 +132,6 @@ class _Skipped(Exception):
     """The ONNX step was not asked for."""
 
 
-@contextmanager
-def quiet_logs() -> Iterator[None]:
-    """Silence the chatter of Lightning ("GPU available", tips) and Darts' duplicate error logs.
-
-    Darts logs every error it raises before raising it; the command line prints the error itself, once.
-    Lightning's progress bar is not a log and stays.
-    """
-    # Lightning sets its own logger level when first imported: import it before overriding that.
-    import pytorch_lightning  # noqa: F401
-
-    names = ("darts", "pytorch_lightning", "lightning_fabric", "torch.onnx", "onnxscript")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module="pytorch_lightning")
-            warnings.filterwarnings("ignore", module="lightning_fabric")
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            warnings.filterwarnings("ignore", message=".*across ranks is zero.*")
-            warnings.filterwarnings("ignore", message=".*pin_memory.*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
 def _header(step: int, text: str) -> None:
     print(f"\n=== [{step}/5] {text} ===", flush=True)
 
@@ -170,29 +140,22 @@ def _trainer_kwargs(progress: bool) -> dict:
     return {"accelerator": "cpu", "enable_progress_bar": progress, "enable_model_summary": False}
 
 
-def _stack(forecasts: list[TimeSeries]) -> np.ndarray:
-    """``(windows, horizon, components)`` values of a list of forecasts."""
-    return np.stack([f.values(copy=False) for f in forecasts])
-
-
-def _truth_windows(series: TimeSeries, forecasts: list[TimeSeries]) -> np.ndarray:
-    """The observed values over each forecast's time steps, ``(windows, horizon, components)``."""
-    return np.stack([series.slice_intersect(f).values(copy=False) for f in forecasts])
-
-
-def _errors(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
-    diff = pred.astype(np.float64) - true.astype(np.float64)
-    return float(np.sqrt(np.mean(diff**2))), float(np.mean(np.abs(diff)))
-
-
 def _score_grid_model(
     name: str, forecasts: list[TimeSeries], series: TimeSeries, fit_s: float, predict_s: float
 ) -> ModelScore:
-    pred, true = _stack(forecasts), _truth_windows(series, forecasts)
-    rmse_cell, mae_cell = _errors(pred, true)
-    rmse_total, mae_total = _errors(pred.sum(axis=2), true.sum(axis=2))
-    by_step = np.sqrt(np.mean((pred.astype(np.float64) - true) ** 2, axis=(0, 2)))
-    return ModelScore(name, rmse_cell, mae_cell, rmse_total, mae_total, fit_s, predict_s, by_step)
+    pred, true = forecast_windows(forecasts, series)
+    # Total flow: the sum over every cell and channel of each forecast step.
+    pred_total, true_total = pred.sum(axis=2), true.sum(axis=2)
+    return ModelScore(
+        name,
+        rmse(pred, true),
+        mae(pred, true),
+        rmse(pred_total, true_total),
+        mae(pred_total, true_total),
+        fit_s,
+        predict_s,
+        rmse_by_step(pred, true),
+    )
 
 
 def _daily_fourier(index: pd.DatetimeIndex, harmonics: int = 3) -> TimeSeries:
@@ -251,7 +214,9 @@ def run_demo(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run(out, epochs, quick, seed, config, onnx, started, cpu_started)
+        # The same quiet output from Python as from `darts-mim demo` (which is quiet already).
+        with quiet_logs():
+            return _run(out, epochs, quick, seed, config, onnx, started, cpu_started)
     finally:
         torch.set_num_threads(threads)
 
@@ -392,11 +357,17 @@ def _run(
         lambda: arima.fit(total[:test_start][-n_arima:], future_covariates=fourier)
     )
     arima_fc, arima_pred = _timed(lambda: backtest(arima, total, future_covariates=fourier))
-    pred = _stack(arima_fc)[..., 0]
-    true = _truth_windows(total, arima_fc)[..., 0]
-    rmse_t, mae_t = _errors(pred, true)
+    pred, true = forecast_windows(arima_fc, total)
     scores.append(
-        ModelScore("ARIMA (total flow only)", None, None, rmse_t, mae_t, arima_fit, arima_pred)
+        ModelScore(
+            "ARIMA (total flow only)",
+            None,
+            None,
+            rmse(pred, true),
+            mae(pred, true),
+            arima_fit,
+            arima_pred,
+        )
     )
     print(f"ARIMA fitted in {arima_fit:.1f} s, {len(arima_fc)} forecasts in {arima_pred:.1f} s")
 

@@ -9,22 +9,37 @@ atomic saving, and single-device prediction after multi-process training. The te
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import tempfile
-from collections.abc import Sequence
-from typing import Any
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import psutil
+import torch
 from darts import TimeSeries
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule
-from darts.models.forecasting.torch_forecasting_model import MixedCovariatesTorchModel
+from darts.models.forecasting.torch_forecasting_model import (
+    DEFAULT_DARTS_FOLDER,
+    MixedCovariatesTorchModel,
+    _get_checkpoint_fname,
+    _get_checkpoint_folder,
+)
 from darts.utils.serialization import add_safe_globals
+from darts.utils.serialization.torch import load_ckpt_safely
 
-from darts_mim.grid import GridSpec, always_missing_cells, grid_spec_of
-from darts_mim.module import _likelihood_feedback_param, _MIMModule
+from darts_mim.grid import GridLayout, GridSpec, check_series_grid
+from darts_mim.module import _anchored_params, _likelihood_feedback_param, _MIMModule
 from darts_mim.resources import available_bytes, check_fits_in_memory, estimate_training_bytes
-from darts_mim.validation import check_hyper_parameters, check_series_values, check_target_grid
+from darts_mim.validation import (
+    check_hyper_parameters,
+    check_same_layout,
+    check_series_values,
+    resolve_layout,
+    warn_masked_with_values,
+)
 
 
 class MIMModel(MixedCovariatesTorchModel):
@@ -45,6 +60,7 @@ class MIMModel(MixedCovariatesTorchModel):
         sampling_decay_steps: int | None = None,
         activation_checkpointing: bool = False,
         input_window_loss: bool = True,
+        naive_anchor: bool = False,
         precision: str | None = None,
         use_static_covariates: bool = True,
         **kwargs,
@@ -122,6 +138,16 @@ class MIMModel(MixedCovariatesTorchModel):
             likelihood, the window is scored with the same likelihood loss. ``False`` gives Darts'
             usual loss on the output chunk only. Default: ``True`` (on the bike validation split it
             took MIM from RMSE 5.64 to 5.16, see ``benchmarks/accuracy_results.md``).
+        naive_anchor
+            Forecast the change from the naive forecast instead of the value itself: each predicted frame
+            is the step's input frame (the last observed frame, then the model's own previous
+            prediction) plus the network's output, whose head starts at zero. An untrained model is
+            then the persistence forecast that repeats the last frame, and training learns the
+            correction: the paper's differencing applied to the output. With a likelihood, the
+            location (a Gaussian's mean, every quantile) is anchored and the scale is not; likelihoods
+            without a location on the target's scale (Poisson, Beta, ...) are refused. Works with
+            covariates, always-missing cells, instance norm (the anchor is then the normalised frame),
+            ``historical_forecasts`` and ONNX. Default: ``False``.
         precision
             Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs) or
             ``"16-mixed"`` (GPUs). Shorthand for ``pl_trainer_kwargs={"precision": ...}``. Default: ``None``
@@ -231,9 +257,11 @@ class MIMModel(MixedCovariatesTorchModel):
         self.sampling_decay_steps = sampling_decay_steps
         self.activation_checkpointing = activation_checkpointing
         self.input_window_loss = bool(input_window_loss)
+        self.naive_anchor = bool(naive_anchor)
+        if self.naive_anchor:  # refuse a likelihood without a location now, not at fit time
+            likelihood = model_kwargs.get("likelihood")
+            _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
         self._considers_static_covariates = use_static_covariates
-        # Resolved at the first fit from the series and covariates; saved with the model.
-        self._mim_layout: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ Darts hooks
     @property
@@ -245,21 +273,78 @@ class MIMModel(MixedCovariatesTorchModel):
         return True
 
     @property
+    def layout(self) -> GridLayout | None:
+        """The grid layout of the training data (target grid, gridded covariate channels, always-missing
+        components), ``None`` before the network exists.
+
+        Derived from the training dataset when the network is built (by ``fit``, ``fit_from_dataset``,
+        ``lr_find`` or ``scale_batch_size``) or from a checkpoint (``load_weights``), and kept in
+        ``pl_module_params``, the network's hyper-parameters that Darts saves with the model and
+        Lightning with every checkpoint.
+        """
+        params = self.pl_module_params or {}
+        if params.get("grid_layout") is None:
+            return None
+        return GridLayout.from_dict(params["grid_layout"])
+
+    @property
     def grid(self) -> GridSpec | None:
         """The target grid the model was fitted on (``None`` before fitting)."""
-        if self._mim_layout is None:
-            return None
-        return GridSpec(*self._mim_layout["grid"])
+        layout = self.layout
+        return None if layout is None else layout.grid
+
+    def _layout_of_dataset(self, dataset) -> GridLayout:
+        """The layout of a training dataset: from its series when it has them (Darts' datasets do),
+        else from ``grid_shape``, else a 1x1 grid with one channel per target component."""
+        series = getattr(dataset, "series", None)
+        if series:
+            return resolve_layout(
+                _as_list(series),
+                _as_list(getattr(dataset, "past_covariates", None)),
+                _as_list(getattr(dataset, "future_covariates", None)),
+                self.grid_shape,
+                self.patch_size,
+            )
+        sample = dataset[
+            0
+        ]  # a TorchTrainingSample, or a tuple in datasets written for Darts <= 0.47
+        past_target = sample.past_target if hasattr(sample, "past_target") else sample[0]
+        n_components = past_target.shape[-1]
+        if self.grid_shape is None:
+            channels = tuple(f"ch{i}" for i in range(n_components))
+            return GridLayout(GridSpec(channels, 1, 1))
+        height, width = (int(g) for g in self.grid_shape[-2:])
+        n_channels = n_components // (height * width)
+        if n_channels * height * width != n_components:
+            raise ValueError(
+                f"The dataset's samples have {n_components} target components, which a "
+                f"{height}x{width} grid (grid_shape={tuple(self.grid_shape)}) cannot hold."
+            )
+        return GridLayout(GridSpec(tuple(f"ch{i}" for i in range(n_channels)), height, width))
+
+    def _setup_for_train(self, train_dataset, val_dataset=None, *args, **kwargs):
+        # Darts' one path from a training dataset to a network, shared by fit, fit_from_dataset,
+        # lr_find and scale_batch_size: derive the grid layout from the data here, check the data,
+        # and keep the layout with the network's hyper-parameters, where _create_model reads it.
+        layout = self._layout_of_dataset(train_dataset)
+        if self.model_created and self.layout is not None:
+            check_same_layout(self.layout, layout)
+        self._check_training_data(train_dataset, layout)
+        if val_dataset is not None:
+            self._check_training_data(val_dataset, layout)
+        self._check_memory(layout.grid)
+        if not self.model_created:
+            self.pl_module_params["grid_layout"] = layout.to_dict()
+        return super()._setup_for_train(train_dataset, val_dataset, *args, **kwargs)
 
     def _create_model(self, train_sample) -> PLForecastingModule:
-        layout = self._mim_layout
+        layout = self.layout
         if layout is None:
             raise ValueError(
-                "The grid layout is unknown: call fit() (or load a saved model) before creating the network."
+                "The grid layout is unknown: fit the model, or load it with MIMModel.load(), "
+                "load_weights() or load_from_checkpoint()."
             )
-        channels = len(layout["grid"][0])
-        height, width = layout["grid"][1], layout["grid"][2]
-        n_cells = height * width
+        n_cells = layout.grid.n_cells
 
         def cov_layout(sample: np.ndarray | None, grid_channels: int) -> tuple[int, int] | None:
             if sample is None:
@@ -267,26 +352,26 @@ class MIMModel(MixedCovariatesTorchModel):
             plain = sample.shape[1] - grid_channels * n_cells
             return (grid_channels, plain)
 
-        past_layout = cov_layout(train_sample.past_covariates, layout["past_grid_channels"])
+        past_layout = cov_layout(train_sample.past_covariates, layout.past_grid_channels)
         future_cov = train_sample.future_covariates
         if future_cov is None:
             future_cov = train_sample.historic_future_covariates
-        future_layout = cov_layout(future_cov, layout["future_grid_channels"])
+        future_layout = cov_layout(future_cov, layout.future_grid_channels)
         static_layout = None
+        n_components = layout.grid.n_components
         if train_sample.static_covariates is not None:
             rows, n_static = train_sample.static_covariates.shape
-            if rows == channels * n_cells and rows > 1:
+            if rows == n_components and rows > 1:
                 static_layout = ("per_component", n_static)
             elif rows == 1:
                 static_layout = ("global", n_static)
             else:
                 raise ValueError(
                     f"Static covariates have {rows} rows; MIMModel takes one row (global) or one row per "
-                    f"component ({channels * n_cells})."
+                    f"component ({n_components})."
                 )
         nr_params = 1 if self.likelihood is None else self.likelihood.num_parameters
         return _MIMModule(
-            grid=(channels, height, width),
             past_cov_layout=past_layout,
             future_cov_layout=future_layout,
             static_cov_layout=static_layout,
@@ -302,18 +387,25 @@ class MIMModel(MixedCovariatesTorchModel):
             sampling_start=self.sampling_start,
             sampling_decay_steps=self.sampling_decay_steps,
             activation_checkpointing=self.activation_checkpointing,
-            missing_components=layout["missing"],
             # models pickled before the option existed have no attribute: Darts' loss, as then
             input_window_loss=getattr(self, "input_window_loss", False),
-            **self.pl_module_params,
+            naive_anchor=getattr(self, "naive_anchor", False),
+            **self.pl_module_params,  # grid_layout, train_sample_shape and Darts' module arguments
         )
 
-    def _check_ckpt_parameters(self, tfm_save):
-        # Darts calls this with the saved model before rebuilding the network in load_weights(): adopt
-        # the saved grid layout, which the network's shape depends on.
-        super()._check_ckpt_parameters(tfm_save)
-        if getattr(tfm_save, "_mim_layout", None) is not None:
-            self._mim_layout = tfm_save._mim_layout
+    def __setstate__(self, state: dict) -> None:
+        # Models saved by darts-mim 0.1 kept the layout in an attribute beside Darts' state.
+        legacy = state.pop("_mim_layout", None)
+        super().__setstate__(state)
+        if legacy is not None and "grid_layout" not in (self.pl_module_params or {}):
+            channels, height, width = legacy["grid"]
+            self.pl_module_params["grid_layout"] = GridLayout(
+                GridSpec(tuple(channels), height, width),
+                legacy["past_grid_channels"],
+                legacy["future_grid_channels"],
+                tuple(legacy.get("missing") or ()),
+                tuple(legacy["components"]) if legacy.get("components") else None,
+            ).to_dict()
 
     def to_onnx(self, path: str | None = None, **kwargs) -> str:
         """Export the fitted model to one ONNX file for torch-free serving with
@@ -376,50 +468,118 @@ class MIMModel(MixedCovariatesTorchModel):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a MIMModel.")
         return model
 
-    # ------------------------------------------------------------------ layout and validation
-    def _resolve_layout(
+    def load_weights_from_checkpoint(
         self,
-        series: Sequence[TimeSeries],
-        past_covariates: Sequence[TimeSeries] | None,
-        future_covariates: Sequence[TimeSeries] | None,
-    ) -> dict[str, Any]:
-        spec = check_target_grid(series, self.grid_shape)
-        if self.patch_size < 1 or spec.height % self.patch_size or spec.width % self.patch_size:
-            raise ValueError(
-                f"patch_size={self.patch_size} does not divide the {spec.height}x{spec.width} grid; "
-                "choose a patch size that divides both sides (or 1)."
+        model_name: str | None = None,
+        work_dir: str | None = None,
+        file_name: str | None = None,
+        best: bool = True,
+        strict: bool = True,
+        load_encoders: bool = True,
+        skip_checks: bool = False,
+        trusted: bool = False,
+        **kwargs,
+    ):
+        """Load weights from a checkpoint; see Darts' ``TorchForecastingModel.load_weights_from_checkpoint``.
+
+        The grid layout the network's shape depends on is read from the checkpoint itself, so this
+        works on a model that was never fitted, with ``skip_checks=True`` too. A truncated or corrupt
+        checkpoint raises a ``ValueError`` that names the file.
+        """
+        path = _checkpoint_path(
+            model_name or self.model_name,
+            work_dir or os.path.join(os.getcwd(), DEFAULT_DARTS_FOLDER),
+            file_name,
+            best,
+        )
+        with _readable(path):
+            ckpt = load_ckpt_safely(
+                load_fn=torch.load,
+                path=path,
+                trusted=trusted,
+                map_location=kwargs.get("map_location", "cpu"),
+            )
+            hparams = ckpt.get("hyper_parameters") or {}
+        if hparams.get("grid_layout") is not None:
+            self.pl_module_params["grid_layout"] = hparams["grid_layout"]
+        elif hparams.get("grid") is not None:  # checkpoints of darts-mim 0.1
+            self.pl_module_params["grid_layout"] = _MIMModule.legacy_layout(
+                hparams["grid"], hparams.get("missing_components")
+            )
+        with _readable(path):
+            super().load_weights_from_checkpoint(
+                model_name=model_name,
+                work_dir=work_dir,
+                file_name=file_name,
+                best=best,
+                strict=strict,
+                load_encoders=load_encoders,
+                skip_checks=skip_checks,
+                trusted=trusted,
+                **kwargs,
             )
 
-        def grid_channels(covs: Sequence[TimeSeries] | None, kind: str) -> int:
-            if not covs:
-                return 0
-            counts = set()
-            for cov in covs:
-                cov_spec = grid_spec_of(cov)
-                if cov_spec is None or cov_spec.n_cells == 1:
-                    counts.add(0)
-                elif (cov_spec.height, cov_spec.width) != (spec.height, spec.width):
-                    raise ValueError(
-                        f"The {kind} covariates are gridded on {cov_spec.height}x{cov_spec.width} but the "
-                        f"target grid is {spec.height}x{spec.width}; regrid them, or pass plain "
-                        "(non-gridded) covariates, which are broadcast to every cell."
-                    )
-                else:
-                    counts.add(cov_spec.n_channels)
-            if len(counts) > 1:
-                raise ValueError(
-                    f"All {kind} covariate series must share one layout (same grid channels)."
-                )
-            return counts.pop()
+    @staticmethod
+    def load_from_checkpoint(
+        model_name: str,
+        work_dir: str | None = None,
+        file_name: str | None = None,
+        best: bool = True,
+        trusted: bool = False,
+        **kwargs,
+    ) -> MIMModel:
+        """Load a model from the checkpoints that ``save_checkpoints=True`` wrote; see Darts'
+        ``TorchForecastingModel.load_from_checkpoint``. A truncated or corrupt checkpoint raises a
+        ``ValueError`` that names the file."""
+        path = _checkpoint_path(
+            model_name,
+            work_dir or os.path.join(os.getcwd(), DEFAULT_DARTS_FOLDER),
+            file_name,
+            best,
+        )
+        with _readable(path):
+            model = MixedCovariatesTorchModel.load_from_checkpoint(
+                model_name, work_dir, file_name, best, trusted, **kwargs
+            )
+        if not isinstance(model, MIMModel):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a MIMModel.")
+        return model
 
-        missing = always_missing_cells(series)
-        return {
-            "grid": (spec.channels, spec.height, spec.width),
-            "past_grid_channels": grid_channels(past_covariates, "past"),
-            "future_grid_channels": grid_channels(future_covariates, "future"),
-            "missing": [int(i) for i in np.flatnonzero(missing)] if missing.any() else None,
-            "components": list(series[0].components),
-        }
+    # ------------------------------------------------------------------ validation
+    def _check_training_data(self, dataset, layout: GridLayout) -> None:
+        """NaN and infinite values (outside always-missing components) in a training or validation
+        dataset that holds its series (Darts' datasets do)."""
+        self._check_inputs(
+            _as_list(getattr(dataset, "series", None)) or [],
+            _as_list(getattr(dataset, "past_covariates", None)),
+            _as_list(getattr(dataset, "future_covariates", None)),
+            layout.missing,
+        )
+
+    def fit(
+        self,
+        series: TimeSeries | Sequence[TimeSeries],
+        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
+        val_series: TimeSeries | Sequence[TimeSeries] | None = None,
+        *args,
+        **kwargs,
+    ) -> MIMModel:
+        """Fit the model; see :meth:`darts.models.forecasting.torch_forecasting_model.TorchForecastingModel.fit`.
+
+        Besides Darts' own checks, validates the grid (channels, ``patch_size``), NaN and infinite values
+        (components that are NaN at every step are masked out of the loss and forecast as NaN), and that
+        every series is long enough for one training sample.
+        """
+        min_len = self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length
+        for s in _as_list(series) + (_as_list(val_series) or []):
+            if len(s) < min_len:
+                raise ValueError(
+                    f"A series has {len(s)} time steps but MIMModel needs at least "
+                    "input_chunk_length + output_chunk_shift + output_chunk_length = "
+                    f"{min_len} to make one training sample. Use a longer series or shorter chunks."
+                )
+        return super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
 
     def _check_inputs(
         self,
@@ -437,16 +597,15 @@ class MIMModel(MixedCovariatesTorchModel):
             for cov in covs or []:
                 check_series_values(cov, kind)
 
-    def _check_memory(self, layout: dict[str, Any]) -> None:
+    def _check_memory(self, grid: GridSpec) -> None:
         """Fail before training when one training step clearly cannot fit in memory."""
-        _, height, width = layout["grid"]
         precision = str(self.trainer_params.get("precision", "32"))
         bytes_per_value = 8 if precision.startswith("64") else 4
         needed = estimate_training_bytes(
             self.num_hidden,
             self.cell_type,
-            height,
-            width,
+            grid.height,
+            grid.width,
             self.patch_size,
             self.batch_size,
             self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length - 1,
@@ -457,101 +616,6 @@ class MIMModel(MixedCovariatesTorchModel):
             needed,
             available_bytes(self.trainer_params.get("accelerator")),
             "One training step of this configuration",
-        )
-
-    @staticmethod
-    def _as_list(x) -> list[TimeSeries] | None:
-        if x is None:
-            return None
-        return [x] if isinstance(x, TimeSeries) else list(x)
-
-    def _prepare_fit(
-        self,
-        series,
-        past_covariates=None,
-        future_covariates=None,
-        val_series=None,
-        val_past_covariates=None,
-        val_future_covariates=None,
-    ) -> None:
-        """Resolve the grid layout from the training data and validate it (before any training)."""
-        series_l = self._as_list(series)
-        pc_l, fc_l = self._as_list(past_covariates), self._as_list(future_covariates)
-        layout = self._resolve_layout(series_l, pc_l, fc_l)
-        if self._mim_layout is not None and self.model_created:
-            _check_same_layout(self._mim_layout, layout)
-        min_len = self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length
-        for s in series_l + (self._as_list(val_series) or []):
-            if len(s) < min_len:
-                raise ValueError(
-                    f"A series has {len(s)} time steps but MIMModel needs at least input_chunk_length + "
-                    f"output_chunk_shift + output_chunk_length = {min_len} to make one training sample. "
-                    "Use a longer series or shorter chunks."
-                )
-        self._check_memory(layout)
-        self._check_inputs(series_l, pc_l, fc_l, layout["missing"])
-        if val_series is not None:
-            self._check_inputs(
-                self._as_list(val_series),
-                self._as_list(val_past_covariates),
-                self._as_list(val_future_covariates),
-                layout["missing"],
-            )
-        self._mim_layout = layout
-
-    def lr_find(
-        self,
-        series: TimeSeries | Sequence[TimeSeries],
-        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        *args,
-        **kwargs,
-    ):
-        """Learning-rate range test; see Darts' ``TorchForecastingModel.lr_find``."""
-        self._prepare_fit(
-            series,
-            past_covariates,
-            future_covariates,
-            kwargs.get("val_series"),
-            kwargs.get("val_past_covariates"),
-            kwargs.get("val_future_covariates"),
-        )
-        return super().lr_find(series, past_covariates, future_covariates, *args, **kwargs)
-
-    def fit(
-        self,
-        series: TimeSeries | Sequence[TimeSeries],
-        past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_series: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        val_future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
-        *args,
-        **kwargs,
-    ) -> MIMModel:
-        """Fit the model; see :meth:`darts.models.forecasting.torch_forecasting_model.TorchForecastingModel.fit`.
-
-        Besides Darts' own checks, validates the grid (channels, ``patch_size``), NaN and infinite values
-        (components that are NaN at every step are masked out of the loss and forecast as NaN), and that
-        every series is long enough for one training sample.
-        """
-        self._prepare_fit(
-            series,
-            past_covariates,
-            future_covariates,
-            val_series,
-            val_past_covariates,
-            val_future_covariates,
-        )
-        return super().fit(
-            series,
-            past_covariates,
-            future_covariates,
-            val_series,
-            val_past_covariates,
-            val_future_covariates,
-            *args,
-            **kwargs,
         )
 
     def predict(
@@ -565,53 +629,35 @@ class MIMModel(MixedCovariatesTorchModel):
     ):
         """Forecast ``n`` steps; see :meth:`TorchForecastingModel.predict`.
 
-        Checks that the series has the training grid and components and no NaN outside the masked cells
-        before predicting. Forecasts keep the input series' metadata, so gridded forecasts convert back
-        with :func:`darts_mim.series_to_grid`.
+        Checks that each series has the training grid's shape and channel count (a plain series: the
+        training number of components; names may differ, as for Darts' own models) and no NaN outside
+        the always-missing components, and warns when those components have values. Forecasts keep
+        the input series' metadata, so gridded forecasts convert back with
+        :func:`darts_mim.series_to_grid`.
         """
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}.")
-        if self._mim_layout is not None:
-            n_series = 1 if series is None else len(self._as_list(series))
-            n_values = n * GridSpec(*self._mim_layout["grid"]).n_components * n_series
+        layout = self.layout
+        if layout is not None:
+            n_series = 1 if series is None else len(_as_list(series))
+            n_values = n * layout.grid.n_components * n_series
             check_fits_in_memory(
                 8 * n_values * max(1, int(kwargs.get("num_samples", 1))),
                 int(psutil.virtual_memory().available),
                 f"A forecast of n={n} steps",
                 "Forecast fewer steps at a time, or fewer samples or series per call.",
             )
-        if self._mim_layout is not None and series is not None:
-            series_l = self._as_list(series)
-            layout = self._mim_layout
-            expected = GridSpec(*layout["grid"])
-            for s in series_l:
-                spec = grid_spec_of(s)
-                if s.n_components != expected.n_components or (
-                    spec is not None and spec != expected
-                ):
-                    got = (
-                        f"{spec.n_channels}x{spec.height}x{spec.width} grid"
-                        if spec
-                        else (f"{s.n_components} components")
-                    )
-                    raise ValueError(
-                        f"The model was trained on a {expected.n_channels}x{expected.height}x"
-                        f"{expected.width} grid ({expected.n_components} components) but got a series "
-                        f"with a {got}. Predict on series with the training grid and components."
-                    )
-                trained = layout.get("components")
-                if trained is not None and list(s.components) != list(trained):
-                    differ = [c for c in s.components if c not in trained][:3]
-                    raise ValueError(
-                        f"The series' components differ from the training series' (e.g. {differ} "
-                        f"not in {list(trained)[:3]}...). Pass the same components in the same order; "
-                        "rename them with series.with_columns_renamed() if only the names changed."
-                    )
+        if layout is not None and series is not None:
+            series_l = _as_list(series)
+            for i, s in enumerate(series_l):
+                what = "`series`" if len(series_l) == 1 else f"`series` at index {i}"
+                check_series_grid(s, layout.grid, what)
+                warn_masked_with_values(s, layout.missing, what)
             self._check_inputs(
                 series_l,
-                self._as_list(past_covariates),
-                self._as_list(future_covariates),
-                layout["missing"],
+                _as_list(past_covariates),
+                _as_list(future_covariates),
+                layout.missing,
             )
         return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
 
@@ -632,6 +678,46 @@ class MIMModel(MixedCovariatesTorchModel):
         return super().predict_from_dataset(*args, **kwargs)
 
 
+def _as_list(x) -> list[TimeSeries] | None:
+    if x is None:
+        return None
+    return [x] if isinstance(x, TimeSeries) else list(x)
+
+
+def _checkpoint_path(model_name: str, work_dir: str, file_name: str | None, best: bool) -> str:
+    """The checkpoint file Darts' loaders read, resolved the way they resolve it."""
+    if file_name is None:
+        file_name = _get_checkpoint_fname(work_dir, model_name, best=best)
+    if file_name[:5] in ("last-", "best-"):  # written by Lightning's checkpoint callback
+        return os.path.join(_get_checkpoint_folder(work_dir, model_name), file_name)
+    return file_name
+
+
+@contextmanager
+def _readable(path: str) -> Iterator[None]:
+    """Turn the errors of reading a truncated or corrupt checkpoint (torch's zip, pickle and OS
+    errors) into a ValueError that names the file; a missing file stays a FileNotFoundError."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        if isinstance(err, RuntimeError) and os.path.isfile(path) and _is_valid_zip(path):
+            raise  # a readable checkpoint: a genuine error (e.g. weights of another shape)
+        raise ValueError(
+            f"Could not read the checkpoint {path}: the file is truncated, corrupt or not a "
+            f"checkpoint written by MIMModel. Cause: {type(err).__name__}: {err}"
+        ) from err
+
+
+def _is_valid_zip(path: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _is_multi_device(trainer_params: dict) -> bool:
     devices = trainer_params.get("devices", "auto")
     strategy = str(trainer_params.get("strategy", "auto"))
@@ -639,19 +725,6 @@ def _is_multi_device(trainer_params: dict) -> bool:
         isinstance(devices, list | tuple) and len(devices) > 1
     )
     return multi or "ddp" in strategy or int(trainer_params.get("num_nodes", 1)) > 1
-
-
-def _check_same_layout(old: dict, new: dict) -> None:
-    for key, what in (
-        ("grid", "target grid"),
-        ("past_grid_channels", "gridded past covariates"),
-        ("future_grid_channels", "gridded future covariates"),
-    ):
-        if old[key] != new[key]:
-            raise ValueError(
-                f"This model was fitted with {what} {old[key]} but got {new[key]}. Fit a new model "
-                "(or call reset_model()) to change the layout."
-            )
 
 
 # Darts loads saved models with a restricted unpickler: allow-list our classes where they are defined,

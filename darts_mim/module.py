@@ -13,10 +13,16 @@ from collections.abc import Sequence
 
 import torch
 from darts.models.forecasting.pl_forecasting_module import PLForecastingModule, io_processor
-from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput, PLModuleOutput
+from darts.utils.data.torch_datasets.utils import (
+    ModuleStage,
+    PLModuleInput,
+    PLModuleOutput,
+    TorchTrainingBatch,
+)
 from darts.utils.likelihood_models.torch import QuantileRegression
 from torch import Tensor
 
+from darts_mim.grid import GridLayout, GridSpec
 from darts_mim.nn.network import MIMNetwork
 
 # Scheduled sampling reaches free running after this fraction of the planned optimizer steps (the
@@ -40,7 +46,6 @@ class _MIMModule(PLForecastingModule):
 
     def __init__(
         self,
-        grid: tuple[int, int, int],
         past_cov_layout: tuple[int, int] | None,
         future_cov_layout: tuple[int, int] | None,
         static_cov_layout: tuple[str, int] | None,
@@ -56,16 +61,21 @@ class _MIMModule(PLForecastingModule):
         sampling_start: float,
         sampling_decay_steps: int | None,
         activation_checkpointing: bool,
-        missing_components: Sequence[int] | None,
         input_window_loss: bool = False,  # False for modules saved before the option existed
+        naive_anchor: bool = False,  # False for modules saved before the option existed
+        grid_layout: dict | None = None,  # None in modules saved by darts-mim 0.1, which had `grid`
+        grid: tuple[int, int, int] | None = None,  # modules saved before grid_layout existed
+        missing_components: Sequence[int] | None = None,  # likewise
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if grid_layout is None:
+            grid_layout = self.legacy_layout(grid, missing_components)
+        # The grid layout is a hyper-parameter: Lightning saves it in every checkpoint, so that
+        # load_weights() and load_from_checkpoint() rebuild the network without the training data.
+        self.layout = GridLayout.from_dict(grid_layout)
         self.input_window_loss = input_window_loss
-        # The one-step predictions inside the input window of the current training batch, handed
-        # from forward() to _train_val_step() (None unless input_window_loss is on).
-        self._window_prediction: Tensor | None = None
-        self.grid = tuple(grid)
+        self.grid = self.layout.grid.shape
         self.past_cov_layout = past_cov_layout
         self.future_cov_layout = future_cov_layout
         self.static_cov_layout = static_cov_layout
@@ -94,11 +104,13 @@ class _MIMModule(PLForecastingModule):
             nr_params=nr_params,
             feedback_param=feedback_param,
             activation_checkpointing=activation_checkpointing,
+            anchored_params=_anchored_params(self.likelihood, nr_params) if naive_anchor else (),
         )
         n_components = channels * height * width
         missing = torch.zeros(n_components, dtype=torch.bool)
+        missing_components = list(self.layout.missing)
         if missing_components:
-            missing[list(missing_components)] = True
+            missing[missing_components] = True
         # Components that are NaN at every step of the training data (land, outside the radar range):
         # fed as 0, left out of the loss, forecast as NaN.
         self.register_buffer("missing", missing, persistent=False)
@@ -106,6 +118,13 @@ class _MIMModule(PLForecastingModule):
         # with the weights.
         self.register_buffer("sampling_seed", torch.randint(0, 2**31 - 1, ()), persistent=True)
         self.has_missing = bool(missing_components)
+
+    @staticmethod
+    def legacy_layout(grid: Sequence[int], missing_components: Sequence[int] | None) -> dict:
+        """The ``grid_layout`` of a module saved by darts-mim 0.1, which kept only ``(C, H, W)``."""
+        channels = tuple(f"ch{i}" for i in range(grid[0]))
+        spec = GridSpec(channels, int(grid[1]), int(grid[2]))
+        return GridLayout(spec, missing=tuple(missing_components or ())).to_dict()
 
     # ------------------------------------------------------------------ tensors <-> frames
     def _frames(self, values: Tensor) -> Tensor:
@@ -183,76 +202,84 @@ class _MIMModule(PLForecastingModule):
         b, t = frames.shape[:2]
         return frames.permute(0, 1, 2, 4, 5, 3).reshape(b, t, -1, self.net.nr_params)
 
+    def _window_steps(self, t_in: int, stage: ModuleStage) -> int:
+        """Frames of the input window that training scores (``input_window_loss``): the
+        ``t_in - 1`` teacher-forced one-step predictions of frames 2..t_in; none otherwise."""
+        if self.input_window_loss and stage is ModuleStage.TRAIN and t_in > 1:
+            return t_in - 1
+        return 0
+
     @io_processor
     def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
+        """Forecast the output chunk; in training with ``input_window_loss``, every predicted frame.
+
+        Like Darts' TCN, training returns the one-step predictions inside the input window before
+        the forecast, and :meth:`training_step` extends the target to match, so that Darts' own loss,
+        metrics and instance norm (``io_processor``) cover every frame without a side channel.
+        """
         past = x_in.past_target
         if self.has_missing:
             past = past.masked_fill(self.missing, 0.0)
-        b = past.shape[0]
+        b, t_in = past.shape[:2]
         shift, ocl = self.output_chunk_shift, self.output_chunk_length
         n_out = shift + ocl
+        n_window = self._window_steps(t_in, x_in.stage)
         future_frames = teacher = None
         if x_in.stage is ModuleStage.TRAIN and x_in.future_target is not None:
             teacher = self._teacher_mask(b, n_out, past)
             if teacher is not None:
-                future = x_in.future_target
-                if self.has_missing:  # before instance norm's affine map: see _train_val_step
+                future = x_in.future_target[:, n_window:]  # the forecast part of the target
+                if self.has_missing:  # before instance norm's affine map: see training_step
                     future = future.masked_fill(self.missing, 0.0)
                 if self.rin is not None:
                     future = self.rin.transform(future)
                 gap = future.new_zeros(b, shift, future.shape[-1])
                 future_frames = self._frames(torch.cat([gap, future], dim=1))
-        t_in = past.shape[1]
-        in_window = self.input_window_loss and x_in.stage is ModuleStage.TRAIN and t_in > 1
         out = self.net(
             self._frames(past),
             n_out,
             cond=self._conditioning(x_in, n_out),
             future_frames=future_frames,
             teacher_mask=teacher,
-            return_all=in_window,
+            return_all=n_window > 0,
         )
-        if in_window:
-            window = self._to_components(out[:, : t_in - 1])
-            # forward's io_processor undoes instance norm on the forecast only; the window's
-            # predictions are compared with the raw past target, so undo it here too.
-            self._window_prediction = self.rin.inverse(window) if self.rin is not None else window
-            out = out[:, t_in - 1 :]
-        prediction = self._to_components(out[:, shift:])
+        # out: the window's predictions (when scored), the output_chunk_shift gap, the forecast
+        forecast = out[:, n_window + shift :]
+        if n_window:
+            forecast = torch.cat([out[:, :n_window], forecast], dim=1)
+        prediction = self._to_components(forecast)
         if self.has_missing and x_in.stage is ModuleStage.PREDICT:
             prediction = prediction.masked_fill(self.missing[:, None], float("nan"))
         return PLModuleOutput(prediction=prediction)
 
-    # ------------------------------------------------------------------ loss
-    def _train_val_step(self, batch, stage: ModuleStage, criterion, metrics) -> Tensor:
-        """Darts' step, plus (``input_window_loss``) the authors' loss on the one-step predictions
-        inside the input window: the loss is then the mean over every predicted frame, the
-        ``T_in - 1`` teacher-forced ones of the window and the forecast ones."""
-        self._window_prediction = None
+    # ------------------------------------------------------------------ training steps
+    def _prepare_batch(self, batch: TorchTrainingBatch, stage: ModuleStage) -> TorchTrainingBatch:
         if self.has_missing:
             # Always-missing components are NaN in the batch. Zero them before instance norm: its
             # affine weights would otherwise get NaN gradients (0 * NaN) even though the loss leaves
             # those components out, and pass them on to every weight.
             batch = batch.replace(past_target=batch.past_target.masked_fill(self.missing, 0.0))
-        output = self(batch.to_module_input(stage=stage))
-        loss = self._compute_loss(output, batch.future_target, criterion, batch.sample_weight)
-        window, self._window_prediction = self._window_prediction, None
-        if window is not None:
-            target = batch.past_target[:, 1:]
-            window_loss = self._compute_loss(
-                PLModuleOutput(prediction=window), target, criterion, None
-            )
-            n_window, n_out = window.shape[1], output.prediction.shape[1]
-            loss = (n_out * loss + n_window * window_loss.mean()) / (n_window + n_out)
-        self.log(
-            f"{stage.value}_loss",
-            loss,
-            batch_size=batch.past_target.shape[0],
-            prog_bar=True,
-            sync_dist=True,
+        n_window = self._window_steps(batch.past_target.shape[1], stage)
+        if not n_window:
+            return batch
+        # The authors' loss: the target of every predicted frame, the input window's frames 2..T_in
+        # and then the output chunk; the loss is their mean. Window frames weigh 1 with sample weights.
+        weight = batch.sample_weight
+        if weight is not None:
+            ones = weight.new_ones(weight.shape[0], n_window, weight.shape[2])
+            weight = torch.cat([ones, weight], dim=1)
+        return batch.replace(
+            future_target=torch.cat([batch.past_target[:, 1:], batch.future_target], dim=1),
+            sample_weight=weight,
         )
-        self._update_metrics(output, batch.future_target, metrics)
-        return loss
+
+    def training_step(self, train_batch: TorchTrainingBatch, batch_idx: int) -> Tensor:
+        return super().training_step(self._prepare_batch(train_batch, ModuleStage.TRAIN), batch_idx)
+
+    def validation_step(self, val_batch: TorchTrainingBatch, batch_idx: int) -> Tensor:
+        return super().validation_step(
+            self._prepare_batch(val_batch, ModuleStage.VALIDATE), batch_idx
+        )
 
     def _produce_predict_output(self, x: PLModuleInput) -> PLModuleOutput:
         if not (self.has_missing and self.likelihood and not self.predict_likelihood_parameters):
@@ -297,6 +324,32 @@ class _MIMModule(PLForecastingModule):
             finally:
                 self.n_targets = saved
         return super()._update_metrics(output, target, metrics)
+
+
+# Likelihoods whose first parameter is a location on the target's scale (mean, median, mode):
+# an anchored output adds the naive forecast to it and leaves the scale parameters alone.
+_LOCATION_SCALE = ("GaussianLikelihood", "LaplaceLikelihood", "CauchyLikelihood")
+
+
+def _anchored_params(likelihood, nr_params: int) -> tuple[int, ...]:
+    """The outputs that forecast a change from the naive forecast: the value itself without a
+    likelihood, every quantile of a quantile regression, the location of a location-scale likelihood.
+
+    Raises
+    ------
+    ValueError
+        For likelihoods whose parameters are not on the target's scale (Poisson's rate, a Beta's
+        shape...), where adding the last frame means nothing.
+    """
+    if likelihood is None or isinstance(likelihood, QuantileRegression):
+        return tuple(range(nr_params))
+    if type(likelihood).__name__ in _LOCATION_SCALE:
+        return (0,)
+    raise ValueError(
+        f"naive_anchor=True needs outputs on the target's scale: no likelihood, QuantileRegression, "
+        f"or one of {', '.join(_LOCATION_SCALE)}; {type(likelihood).__name__} has none. Pass "
+        "naive_anchor=False."
+    )
 
 
 def _likelihood_feedback_param(likelihood) -> int:

@@ -37,6 +37,24 @@ def _as_frames(frames: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
+def _finite_range(values: np.ndarray) -> tuple[float, float]:
+    """``(min, max)`` of the finite values; ``(0, 1)`` when there are none (e.g. all land)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0, 1.0
+    return float(finite.min()), float(finite.max())
+
+
+def _extend(values: np.ndarray, vmin: float, vmax: float) -> str:
+    """Matplotlib's colour bar ``extend``: which ends of ``[vmin, vmax]`` ``values`` go beyond."""
+    finite = values[np.isfinite(values)]
+    below = bool(finite.size) and float(finite.min()) < vmin
+    above = bool(finite.size) and float(finite.max()) > vmax
+    return {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+        (below, above), "both"
+    )
+
+
 def plot_frames(
     true: np.ndarray,
     pred: np.ndarray,
@@ -69,7 +87,10 @@ def plot_frames(
     -------
     matplotlib.figure.Figure
         Three rows (true, forecast, absolute error) of ``min(T, max_steps)`` image axes, plus two colour
-        bars. True and forecast share one colour scale, so that their colours compare.
+        bars. True and forecast share one colour scale, so that their colours compare, and that scale is
+        the range of the true frames shown: a forecast that overshoots it (e.g. negative counts) takes
+        the colour of the nearest end instead of washing the truth out, and the colour bar's pointed
+        ends (``extend``) say that this happened. The error row has its own scale, from 0.
 
     Raises
     ------
@@ -89,9 +110,11 @@ def plot_frames(
     n = min(t_arr.shape[0], max_steps)
     t_ch, p_ch = t_arr[:n, channel], p_arr[:n, channel]
     err = np.abs(t_ch - p_ch)
-    both = np.concatenate([t_ch.ravel(), p_ch.ravel()])
-    both = both[np.isfinite(both)]
-    vmin, vmax = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    # The colour scale comes from the truth alone: a forecaster reads the forecast against the
+    # observed range. A scale that also spans the forecast lets one wild value (a negative flow)
+    # squeeze the truth into a few colours.
+    vmin, vmax = _finite_range(t_ch)
+    extend = _extend(p_ch, vmin, vmax)
     finite_err = err[np.isfinite(err)]
     emax = float(finite_err.max()) if finite_err.size and finite_err.max() > 0 else 1.0
 
@@ -113,7 +136,7 @@ def plot_frames(
             if k == 0:
                 ax.set_ylabel(label)
         images.append(im)
-    fig.colorbar(images[0], ax=axes[:2, :].ravel().tolist(), shrink=0.8)
+    fig.colorbar(images[0], ax=axes[:2, :].ravel().tolist(), shrink=0.8, extend=extend)
     fig.colorbar(images[2], ax=axes[2, :].ravel().tolist(), shrink=0.8)
     fig.suptitle(title)
     return _save(fig, path)

@@ -6,15 +6,14 @@ loudly here rather than become a confident forecast.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 from darts import TimeSeries
 
-from darts_mim.grid import GridSpec, grid_spec_of
-from darts_mim.nn.network import CELL_TYPES, DIFF_MODES
-
-SAMPLING_SCHEDULES = ("linear", "teacher_forcing", "free_running")
+from darts_mim.grid import GridLayout, GridSpec, always_missing_cells, grid_spec_of
+from darts_mim.options import CELL_TYPES, DIFF_MODES, SAMPLING_SCHEDULES
 
 
 def check_target_grid(series: Sequence[TimeSeries], grid_shape: Sequence[int] | None) -> GridSpec:
@@ -139,3 +138,105 @@ def check_hyper_parameters(params: dict) -> None:
         raise ValueError(
             f"`grid_shape` must be (C, H, W) or (H, W) of positive sizes, got {grid_shape}."
         )
+
+
+def warn_masked_with_values(
+    series: TimeSeries, missing: Sequence[int] | None, what: str = "series"
+) -> None:
+    """Warn when components that were always missing in training have values in ``series``.
+
+    The model never learnt those components (they were NaN at every training step, e.g. land or
+    cells outside a radar's range) and forecasts them as NaN whatever the input; a user passing data
+    where they now have values should hear it rather than find NaN in the forecast.
+    """
+    if not missing:
+        return
+    values = series.all_values(copy=False)[:, list(missing), :]
+    observed = ~np.isnan(values).all(axis=(0, 2))
+    if observed.any():
+        names = [series.components[missing[i]] for i in np.flatnonzero(observed)[:3]]
+        warnings.warn(
+            f"{what} has values in {int(observed.sum())} component(s) (e.g. {names}) that were "
+            "missing at every step of the training data; the model did not learn them and "
+            "forecasts them as NaN. Refit on data where they are observed to forecast them.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def resolve_layout(
+    series: Sequence[TimeSeries],
+    past_covariates: Sequence[TimeSeries] | None,
+    future_covariates: Sequence[TimeSeries] | None,
+    grid_shape: Sequence[int] | None,
+    patch_size: int,
+) -> GridLayout:
+    """The grid layout of a model's training data: the target grid, the gridded covariate channels and
+    the always-missing components.
+
+    Parameters
+    ----------
+    series
+        The target series (at least one).
+    past_covariates, future_covariates
+        The covariate series, one per target series, or ``None``.
+    grid_shape
+        The model's ``grid_shape`` argument, or ``None`` (read the grid from the metadata).
+    patch_size
+        The model's ``patch_size``, which must divide the grid's sides.
+    """
+    spec = check_target_grid(series, grid_shape)
+    if spec.height % patch_size or spec.width % patch_size:
+        raise ValueError(
+            f"patch_size={patch_size} does not divide the {spec.height}x{spec.width} grid; "
+            "choose a patch size that divides both sides (or 1)."
+        )
+
+    def grid_channels(covs: Sequence[TimeSeries] | None, kind: str) -> int:
+        if not covs:
+            return 0
+        counts = set()
+        for cov in covs:
+            cov_spec = grid_spec_of(cov)
+            if cov_spec is None or cov_spec.n_cells == 1:
+                counts.add(0)
+            elif (cov_spec.height, cov_spec.width) != (spec.height, spec.width):
+                raise ValueError(
+                    f"The {kind} covariates are gridded on {cov_spec.height}x{cov_spec.width} but the "
+                    f"target grid is {spec.height}x{spec.width}; regrid them, or pass plain "
+                    "(non-gridded) covariates, which are broadcast to every cell."
+                )
+            else:
+                counts.add(cov_spec.n_channels)
+        if len(counts) > 1:
+            raise ValueError(
+                f"All {kind} covariate series must share one layout (same grid channels)."
+            )
+        return counts.pop()
+
+    missing = always_missing_cells(series)
+    return GridLayout(
+        spec,
+        past_grid_channels=grid_channels(past_covariates, "past"),
+        future_grid_channels=grid_channels(future_covariates, "future"),
+        missing=tuple(int(i) for i in np.flatnonzero(missing)),
+        components=tuple(str(c) for c in series[0].components),
+    )
+
+
+def check_same_layout(old: GridLayout, new: GridLayout) -> None:
+    """Refuse to train a fitted network on data laid out differently (its weights' shapes differ)."""
+    if old.grid.shape != new.grid.shape:
+        raise ValueError(
+            f"This model was fitted on a {old.grid.describe()} but got a {new.grid.describe()}. Fit "
+            "a new model (or call reset_model()) to change the grid."
+        )
+    for what, before, after in (
+        ("gridded past covariate channels", old.past_grid_channels, new.past_grid_channels),
+        ("gridded future covariate channels", old.future_grid_channels, new.future_grid_channels),
+    ):
+        if before != after:
+            raise ValueError(
+                f"This model was fitted with {what} {before} but got {after}. Fit a new model (or "
+                "call reset_model()) to change the layout."
+            )

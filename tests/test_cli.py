@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from darts_mim.cli import _apply_scaling, _read_scaling, main
+from darts_mim.cli import load_scaler, main
 
 T, C, H, W = 48, 1, 4, 4
 FIT_ARGS = ["--icl", "4", "--ocl", "2", "--hidden", "4,4", "--epochs", "1", "--quiet"]
 
 
-def _write_grid(path: Path, t: int = T, seed: int = 0) -> Path:
+def _write_grid(path: Path, t: int = T, seed: int = 0, h: int = H, w: int = W) -> Path:
     rng = np.random.default_rng(seed)
     steps = np.arange(t)[:, None, None, None]
-    data = (10 + 5 * np.sin(steps / 3.0) + rng.random((t, C, H, W))).astype(np.float32)
+    data = (10 + 5 * np.sin(steps / 3.0) + rng.random((t, C, h, w))).astype(np.float32)
     times = pd.date_range("2024-01-01", periods=t, freq="30min").strftime("%Y-%m-%dT%H:%M")
     np.savez_compressed(
         path, data=data, time=np.asarray(times, dtype=str), channels=np.asarray(["flow"])
@@ -57,13 +61,39 @@ def test_help_lists_commands_and_examples(capsys):
         assert word in out
 
 
-def test_fit_writes_model_and_scaling(fitted):
+def _copy_model(model: Path, directory: Path, scaler: bool = True) -> Path:
+    """The fitted model's files in another directory (optionally without its scaler)."""
+    target = directory / model.name
+    for suffix in ("", ".ckpt") + ((".scaler",) if scaler else ()):
+        shutil.copyfile(str(model) + suffix, str(target) + suffix)
+    return target
+
+
+def _series(data: Path):
+    from darts_mim.datasets import load_grid_npz
+
+    return load_grid_npz(data).series.astype(np.float32)
+
+
+def test_fit_writes_model_and_darts_scaler(fitted):
+    from darts.dataprocessing.transformers import Scaler
+
     data, model = fitted
     assert model.is_file() and Path(str(model) + ".ckpt").is_file()
-    scaling = _read_scaling(str(model))
-    values = np.load(data)["data"].reshape(T, -1)
-    np.testing.assert_allclose(scaling["offset"], values.min(axis=0), rtol=1e-6)
-    np.testing.assert_allclose(scaling["scale"], values.max(axis=0) - values.min(axis=0), rtol=1e-5)
+    assert not Path(str(model) + ".scaling.json").exists()
+    scaler = load_scaler(str(model) + ".scaler")
+    assert isinstance(scaler, Scaler)
+    # min-max per component to [0, 1] on the training data, as the JSON range did
+    series = _series(data)
+    scaled = scaler.transform(series)
+    assert scaled.dtype == np.float32
+    np.testing.assert_allclose(scaled.values().min(axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(scaled.values().max(axis=0), 1.0, atol=1e-6)
+    np.testing.assert_allclose(
+        scaler.inverse_transform(scaled).values(), series.values(), rtol=1e-5
+    )
+    # the grid layout (metadata) survives the scaler, so forecasts keep their grid
+    assert scaled.metadata == series.metadata
 
 
 def test_predict_npz_matches_library(fitted, tmp_path, capsys):
@@ -85,11 +115,9 @@ def test_predict_npz_matches_library(fitted, tmp_path, capsys):
         got = f["data"]
     # The same forecast through the library, scaled and unscaled by hand.
     series = load_grid_npz(data).series.astype(np.float32)
-    scaling = _read_scaling(str(model))
-    lib = MIMModel.load(str(model)).predict(
-        3, series=_apply_scaling(series, scaling), verbose=False
-    )
-    lib = _apply_scaling(lib, scaling, inverse=True).values().reshape(3, C, H, W)
+    scaler = load_scaler(str(model) + ".scaler")
+    lib = MIMModel.load(str(model)).predict(3, series=scaler.transform(series), verbose=False)
+    lib = scaler.inverse_transform(lib).values().reshape(3, C, H, W)
     np.testing.assert_allclose(got, lib, rtol=1e-5, atol=1e-4)
     # back on the original scale, not the scaled [0, 1] one
     assert got.mean() > 2.0
@@ -105,6 +133,12 @@ def test_predict_csv_via_console_script(fitted, tmp_path):
     df = pd.read_csv(out, index_col=0)
     assert df.shape == (2, C * H * W)
     assert df.columns[0] == "flow_r0_c0"
+    # the time column has a name (it read back as "Unnamed: 0"), and holds the forecast's times
+    raw = pd.read_csv(out)
+    assert raw.columns[0] == "time"
+    assert list(pd.to_datetime(raw["time"])) == list(
+        pd.date_range("2024-01-02 00:00", periods=2, freq="30min")
+    )
     # a loaded model must not leave Lightning's TensorBoard logs in the working directory
     assert not (tmp_path / "lightning_logs").exists()
 
@@ -142,6 +176,8 @@ def test_backtest_prints_errors(fitted, capsys):
     assert main(["backtest", "--model", str(model), "--data", str(data), "--start", "40"]) == 0
     out = capsys.readouterr().out
     assert "RMSE" in out and "MAE" in out and "by horizon step" in out
+    # one window of 6 steps: "1 forecast", not "1 forecasts"
+    assert "1 forecast of 6 steps every 6 steps" in out
 
 
 @pytest.mark.slow
@@ -153,9 +189,9 @@ def test_export_and_serve(fitted, tmp_path):
     data, model = fitted
     out = tmp_path / "m.onnx"
     assert main(["export", "--model", str(model), "--out", str(out)]) == 0
-    assert out.is_file() and Path(str(out) + ".scaling.json").is_file()
-    series = _apply_scaling(
-        load_grid_npz(data).series.astype(np.float32), _read_scaling(str(model))
+    assert out.is_file() and Path(str(out) + ".scaler").is_file()
+    series = load_scaler(str(out) + ".scaler").transform(
+        load_grid_npz(data).series.astype(np.float32)
     )
     onnx = OnnxForecaster(str(out)).predict(2, series=series)
     torch_fc = MIMModel.load(str(model)).predict(2, series=series, verbose=False)
@@ -275,3 +311,184 @@ def test_predict_from_netcdf(fitted, tmp_path):
         assert main(argv) == 0
     with np.load(out_nc) as a, np.load(out_npz) as b:
         np.testing.assert_allclose(a["data"], b["data"], rtol=1e-5)
+
+
+# ------------------------------------------------------------------ the scaler file
+
+
+def test_missing_scaler_file(fitted, tmp_path, capsys):
+    data, model = fitted
+    copy = _copy_model(model, tmp_path, scaler=False)
+    argv = ["predict", "--model", str(copy), "--data", str(data), "--out", str(tmp_path / "f.npz")]
+    _one_line_error(
+        capsys, main(argv), "scaler file", str(copy) + ".scaler", "missing", "--no-scale"
+    )
+    assert not (tmp_path / "f.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x80\x04garbage", pickle.dumps({"offset": [0.0]}), b'{"offset": [0], "scale": [1]}'],
+    ids=["empty", "truncated", "not-a-scaler", "json"],
+)
+def test_corrupt_scaler_file(fitted, tmp_path, capsys, content):
+    data, model = fitted
+    copy = _copy_model(model, tmp_path)
+    Path(str(copy) + ".scaler").write_bytes(content)
+    argv = ["backtest", "--model", str(copy), "--data", str(data), "--start", "40"]
+    _one_line_error(capsys, main(argv), "scaler file", str(copy) + ".scaler", "re-fit")
+
+
+class _Exploit:
+    """A pickle that would run a shell command when loaded by plain `pickle.load`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_scaler_file_cannot_run_code(fitted, tmp_path, capsys):
+    data, model = fitted
+    copy = _copy_model(model, tmp_path)
+    marker = tmp_path / "pwned"
+    Path(str(copy) + ".scaler").write_bytes(pickle.dumps(_Exploit(marker)))
+    argv = ["predict", "--model", str(copy), "--data", str(data), "--out", str(tmp_path / "f.npz")]
+    _one_line_error(capsys, main(argv), "scaler file", "corrupt or not a Darts Scaler")
+    assert not marker.exists()
+
+
+def test_legacy_json_scaling_is_still_read(fitted, tmp_path, capsys):
+    data, model = fitted
+    new = tmp_path / "new.npz"
+    argv = ["predict", "--model", str(model), "--data", str(data), "--n", "2", "--out", str(new)]
+    assert main(argv) == 0
+    # A model from an older darts-mim: the same range as JSON, no scaler file.
+    copy = _copy_model(model, tmp_path, scaler=False)
+    values = _series(data).values().astype(np.float64)
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    legacy = Path(str(copy) + ".scaling.json")
+    legacy.write_text(json.dumps({"offset": lo.tolist(), "scale": (hi - lo).tolist()}))
+    capsys.readouterr()
+    old = tmp_path / "old.npz"
+    argv = ["predict", "--model", str(copy), "--data", str(data), "--n", "2", "--out", str(old)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "older darts-mim" in err and str(legacy) in err and "darts-mim fit" in err
+    with np.load(new) as a, np.load(old) as b:
+        np.testing.assert_allclose(a["data"], b["data"], rtol=1e-5, atol=1e-5)
+
+
+def test_corrupt_legacy_json(fitted, tmp_path, capsys):
+    data, model = fitted
+    copy = _copy_model(model, tmp_path, scaler=False)
+    Path(str(copy) + ".scaling.json").write_text("{not json")
+    argv = ["predict", "--model", str(copy), "--data", str(data), "--out", str(tmp_path / "f.npz")]
+    _one_line_error(capsys, main(argv), "scaling file", str(copy) + ".scaling.json", "corrupt")
+
+
+def test_no_scale_for_a_model_without_scaler(fitted, tmp_path, capsys):
+    data, model = fitted
+    copy = _copy_model(model, tmp_path, scaler=False)  # e.g. saved with MIMModel.save()
+    out = tmp_path / "f.npz"
+    argv = ["predict", "--model", str(copy), "--data", str(data), "--out", str(out), "--no-scale"]
+    assert main(argv) == 0 and out.is_file()
+    # --no-scale with a scaler beside the model would silently forecast on the wrong scale
+    argv = ["predict", "--model", str(model), "--data", str(data), "--out", str(out), "--no-scale"]
+    _one_line_error(capsys, main(argv), "--no-scale contradicts", str(model) + ".scaler")
+
+
+def test_fit_no_scale_writes_identity_scaler(tmp_path, capsys):
+    data = _write_grid(tmp_path / "grid.npz")
+    model = tmp_path / "raw.pt"
+    assert main(["fit", "--data", str(data), "--out", str(model), *FIT_ARGS, "--no-scale"]) == 0
+    assert "identity scaler" in capsys.readouterr().out
+    series = _series(data)
+    scaled = load_scaler(str(model) + ".scaler").transform(series)
+    np.testing.assert_array_equal(scaled.values(), series.values())
+    out = tmp_path / "f.npz"
+    argv = ["predict", "--model", str(model), "--data", str(data), "--n", "2", "--out", str(out)]
+    assert main(argv) == 0
+    # --no-scale agrees with an identity scaler file
+    assert main([*argv, "--no-scale"]) == 0
+
+
+def test_fit_with_always_missing_component(tmp_path, capsys):
+    """A land cell (NaN at every step) keeps offset 0 / scale 1 and is forecast as NaN."""
+    from darts import TimeSeries
+
+    path = _write_grid(tmp_path / "grid.npz")
+    with np.load(path) as f:
+        arrays = dict(f)
+    arrays["data"][:, 0, 1, 2] = np.nan
+    np.savez_compressed(path, **arrays)
+    model = tmp_path / "land.pt"
+    with warnings.catch_warnings():
+        # sklearn warns "All-NaN slice encountered" when it fits a NaN column
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["fit", "--data", str(path), "--out", str(model), *FIT_ARGS]) == 0
+    scaler = load_scaler(str(model) + ".scaler")
+    land = 1 * W + 2
+    probe = TimeSeries.from_values(np.full((2, C * H * W), 0.5, dtype=np.float32))
+    restored = scaler.inverse_transform(probe).values()
+    assert np.all(np.isfinite(restored))
+    np.testing.assert_allclose(restored[:, land], 0.5)
+    out = tmp_path / "f.npz"
+    argv = ["predict", "--model", str(model), "--data", str(path), "--n", "2", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    with np.load(out) as f:
+        forecast = f["data"].reshape(2, -1)
+    assert np.all(np.isnan(forecast[:, land]))
+    others = np.delete(forecast, land, axis=1)
+    assert np.all(np.isfinite(others)) and others.mean() > 2.0  # the original scale
+
+
+def test_data_of_another_layout(fitted, tmp_path, capsys):
+    _, model = fitted
+    other = _write_grid(tmp_path / "other.npz", h=3, w=3)
+    argv = [
+        "predict",
+        "--model",
+        str(model),
+        "--data",
+        str(other),
+        "--out",
+        str(tmp_path / "f.npz"),
+    ]
+    _one_line_error(capsys, main(argv), "9 components", "training layout")
+
+
+def test_scaler_save_is_atomic(tmp_path, monkeypatch):
+    """A failed save leaves the previous scaler file whole and no temporary file behind."""
+    from darts import TimeSeries
+
+    from darts_mim import cli
+
+    series = TimeSeries.from_values(np.arange(6, dtype=np.float32).reshape(3, 2))
+    path = tmp_path / "m.pt.scaler"
+    cli.save_scaler(cli.fit_scaler(series), path)
+    before = path.read_bytes()
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cli.pickle, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        cli.save_scaler(cli.fit_scaler(series * 2), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt.scaler"]
+
+
+def test_load_scaler_imports_no_torch(fitted):
+    """The export tells ONNX users to load the scaler with load_scaler(): it must not need torch."""
+    _, model = fitted
+    code = (
+        "import sys; from darts_mim.cli import load_scaler; "
+        f"load_scaler({str(model) + '.scaler'!r}); print('torch' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

@@ -20,6 +20,7 @@ from darts_mim.grid import (
     grid_spec_of,
     grid_to_series,
     series_to_grid,
+    series_to_xarray,
     with_grid,
 )
 
@@ -257,3 +258,66 @@ def test_round_trip_property(arr, dated):
     np.testing.assert_array_equal(back, expected)
     if t > 1:
         np.testing.assert_array_equal(series_to_grid(s[1:]), expected[1:])
+
+
+def _era5_like() -> xr.DataArray:
+    t = pd.date_range("2020-01-01", periods=300, freq="h")
+    lat, lon = np.linspace(50, 57, 8), np.linspace(-3, 4, 5)
+    values = np.random.default_rng(3).random((300, 8, 5)).astype(np.float32)
+    return xr.DataArray(
+        values,
+        dims=("time", "lat", "lon"),
+        coords={"time": t, "lat": lat, "lon": lon},
+        name="t2m",
+    )
+
+
+@pytest.mark.parametrize(
+    "order", [("time", "lat", "lon"), ("lat", "lon", "time"), ("lat", "time", "lon")]
+)
+def test_xarray_dims_are_read_by_name_in_any_order(order):
+    da = _era5_like()
+    s = grid_to_series(da.transpose(*order))
+    assert len(s) == 300  # not an 8-step series on an 8x300 grid
+    spec = grid_spec_of(s)
+    assert spec == GridSpec(("t2m",), 8, 5)  # the DataArray's name names the channel
+    assert spec.dims == ("lat", "lon")
+    np.testing.assert_allclose(spec.coords[0], da.lat.values)
+    np.testing.assert_allclose(spec.coords[1], da.lon.values)
+    np.testing.assert_array_equal(series_to_grid(s)[:, 0], da.values)
+
+
+def test_xarray_channel_dim_found_by_name_anywhere():
+    da = _era5_like()
+    both = xr.concat([da, da + 1], dim="variable").assign_coords(variable=["t2m", "t2m_plus"])
+    s = grid_to_series(both.transpose("lat", "variable", "lon", "time"))
+    assert grid_spec_of(s).channels == ("t2m", "t2m_plus")
+    np.testing.assert_allclose(series_to_grid(s)[:, 1], da.values + 1)
+
+
+def test_xarray_without_a_time_dimension_is_refused():
+    da = xr.DataArray(np.zeros((4, 3, 2)), dims=("step", "lat", "lon"))
+    with pytest.raises(ValueError, match=r"has no time dimension .* Rename it to 'time'"):
+        grid_to_series(da)
+
+
+def test_round_trip_to_xarray_keeps_coordinates_and_name():
+    da = _era5_like()
+    s = grid_to_series(da.transpose("lon", "time", "lat"))
+    back = series_to_xarray(s)
+    assert back.dims == ("time", "channel", "lat", "lon")
+    assert back.name == "t2m"
+    xr.testing.assert_allclose(
+        back.isel(channel=0, drop=True).drop_vars([]), da, check_dim_order=False
+    )
+    # a forecast keeps the metadata, so it converts back with coordinates too
+    tail = series_to_xarray(s[-5:])
+    np.testing.assert_allclose(tail.lat.values, da.lat.values)
+    assert (tail.time.values == da.time.values[-5:]).all()
+
+
+def test_integer_time_coordinates_become_a_range_index():
+    arr = np.zeros((4, 1, 2, 2), dtype=np.float32)
+    s = grid_to_series(arr, times=[10, 12, 14, 16])
+    assert isinstance(s.time_index, pd.RangeIndex)
+    assert list(s.time_index) == [10, 12, 14, 16]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_grid_series, tiny_kwargs
-from darts.utils.data.torch_datasets.utils import ModuleStage, TorchTrainingBatch
+from darts.utils.data.torch_datasets.utils import TorchTrainingBatch
 from darts.utils.likelihood_models.torch import GaussianLikelihood
 
 from darts_mim import MIMModel, grid_to_series, series_to_grid
@@ -27,9 +27,7 @@ def test_loss_is_the_mean_over_window_and_forecast_frames(tmp_path, grid_series,
     past, future = values[None, :6].repeat(2, 1, 1), values[None, 6:9].repeat(2, 1, 1)
     past[1], future[1] = past[1] * 0.5, future[1] * 0.5  # two different samples
     batch = TorchTrainingBatch(past_target=past, future_target=future)
-    loss = module._train_val_step(
-        batch, ModuleStage.TRAIN, module.train_criterion, module.train_metrics
-    )
+    loss = module.training_step(batch, 0)
 
     frames = past.reshape(2, 6, *module.grid)
     teacher = torch.ones(2, 2)
@@ -47,9 +45,7 @@ def test_loss_is_the_mean_over_window_and_forecast_frames(tmp_path, grid_series,
     assert not torch.isclose(loss, forecast_mse)  # the window really counts
 
     module.input_window_loss = False  # Darts' loss: the output chunk only
-    loss_off = module._train_val_step(
-        batch, ModuleStage.TRAIN, module.train_criterion, module.train_metrics
-    )
+    loss_off = module.training_step(batch, 0)
     torch.testing.assert_close(loss_off, forecast_mse, rtol=1e-5, atol=1e-7)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -338,7 +340,7 @@ def test_always_missing_cells_are_masked(tmp_path, grid_series):
     values[:, land] = np.nan
     sea = grid_series.with_values(values)
     model = _fit(tmp_path, sea)
-    assert model._mim_layout["missing"] == land
+    assert list(model.layout.missing) == land
     pred = model.predict(4)
     out = pred.values()
     assert np.isnan(out[:, land]).all()
@@ -351,23 +353,56 @@ def test_always_missing_cells_are_masked(tmp_path, grid_series):
 def test_predict_on_different_components_or_grid(tmp_path, grid_series):
     model = _fit(tmp_path, grid_series)
     other = make_grid_series(height=6, width=4)
-    with pytest.raises(ValueError, match="trained on a 2x4x6 grid"):
+    with pytest.raises(ValueError, match=r"fitted on a 2x4x6 grid .* has a 2x6x4 grid"):
         model.predict(3, series=other)
+    one_channel = make_grid_series(channels=1)
+    with pytest.raises(ValueError, match=r"has a 1x4x6 grid"):
+        model.predict(3, series=one_channel)
     fewer = TimeSeries.from_times_and_values(grid_series.time_index, grid_series.values()[:, :10])
-    with pytest.raises(ValueError, match="trained on a 2x4x6 grid"):
+    with pytest.raises(ValueError, match=r"fitted on a 2x4x6 grid .* has 10 components\."):
         model.predict(3, series=fewer)
+    single = TimeSeries.from_times_and_values(grid_series.time_index, grid_series.values()[:, :1])
+    with pytest.raises(ValueError, match=r"has 1 component\."):
+        model.predict(3, series=single)
+    # selecting components keeps the grid metadata of the whole grid: say so, not "grids differ"
+    subset = grid_series[list(grid_series.components[:24])]
+    with pytest.raises(ValueError, match=r"metadata was probably kept after selecting"):
+        model.predict(3, series=subset)
 
 
-def test_predict_on_renamed_components(tmp_path):
+def test_predict_on_grid_with_other_channel_names(tmp_path, grid_series):
+    model = _fit(tmp_path, grid_series)
+    renamed = grid_to_series(series_to_grid(grid_series), grid_series.time_index, ["u", "v"])
+    forecast = model.predict(3, series=renamed)
+    np.testing.assert_allclose(forecast.values(), model.predict(3).values(), atol=1e-6)
+    assert forecast.metadata[GRID_KEY]["channels"] == ["u", "v"]
+
+
+def test_predict_on_renamed_components_follows_darts(tmp_path):
+    # Darts' own models forecast a series with other component names (same count): so does MIMModel
     times = pd.date_range("2024", periods=40, freq="h")
     values = np.random.default_rng(0).random((40, 3)).astype(np.float32)
     series = TimeSeries.from_times_and_values(times, values, columns=["a", "b", "c"])
     model = _fit(tmp_path, series, filter_size=1)
     other = TimeSeries.from_times_and_values(times, values, columns=["a", "b", "z"])
-    with pytest.raises(
-        ValueError, match=r"components differ from the training series' \(e.g. \['z'\]"
-    ):
-        model.predict(3, series=other)
+    forecast = model.predict(3, series=other)
+    assert list(forecast.components) == ["a", "b", "z"]
+    np.testing.assert_allclose(forecast.values(), model.predict(3).values(), atol=1e-6)
+    with pytest.raises(ValueError, match=r"has 2 components"):
+        model.predict(3, series=other[["a", "b"]])
+
+
+def test_always_missing_cells_with_values_at_predict_warn(tmp_path, grid_series):
+    values = grid_series.all_values().copy()
+    values[:, [0, 7]] = np.nan
+    model = _fit(tmp_path, grid_series.with_values(values))
+    with pytest.warns(UserWarning, match=r"missing at every step of the training data"):
+        forecast = model.predict(3, series=grid_series)
+    assert np.isnan(forecast.values()[:, [0, 7]]).all()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict(3)  # the training series: no values there, no warning
+    assert not [w for w in caught if "missing at every step" in str(w.message)]
 
 
 @pytest.mark.parametrize("n", [0, -1, 2.5])

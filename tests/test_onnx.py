@@ -7,6 +7,9 @@ models are tiny, trained once per module, and each covers several cases.
 from __future__ import annotations
 
 import json
+import logging
+import re
+import warnings
 
 import numpy as np
 import onnx
@@ -17,7 +20,8 @@ from darts import TimeSeries
 from darts.utils.likelihood_models.torch import GaussianLikelihood, QuantileRegression
 
 from darts_mim import MIMModel, grid_to_series
-from darts_mim.onnx.runtime import OnnxForecaster, select_providers
+from darts_mim.onnx.export import _quiet_exporter
+from darts_mim.onnx.runtime import OnnxForecaster
 
 TOL = 1e-4
 
@@ -205,15 +209,23 @@ def test_fp16_export_runs_close(quantile, tmp_path):
 def test_wrong_grid_or_components(gridded):
     f, s = gridded["forecaster"], gridded["series"]
     kwargs = dict(past_covariates=gridded["past"], future_covariates=gridded["future"])
-    other = grid_to_series(s.values().reshape(60, 2, 4, 4), s.time_index, ["a", "b"])
-    with pytest.raises(ValueError, match="trained on a 2x4x4 grid"):
-        f.predict(2, other, **kwargs)
-    with pytest.raises(ValueError, match="trained on a 2x4x4 grid"):
+    values = s.values().reshape(60, 2, 4, 4)
+    # Channel names may differ, as component names may for Darts' own models and MIMModel.predict.
+    renamed = grid_to_series(values, s.time_index, ["a", "b"])
+    np.testing.assert_array_equal(
+        f.predict(2, renamed, **kwargs).values(), f.predict(2, s, **kwargs).values()
+    )
+    with pytest.raises(ValueError, match=r"fitted on a 2x4x4 grid .* has a 1x4x4 grid"):
+        f.predict(2, grid_to_series(values[:, 1:], s.time_index, ["out"]), **kwargs)
+    with pytest.raises(ValueError, match=r"fitted on a 2x4x4 grid .* has 5 components"):
         f.predict(2, s.with_metadata(None)[s.components[:5].tolist()], **kwargs)
+    # Grid metadata kept after selecting components: said so, not "grids differ" with two equal grids.
+    with pytest.raises(ValueError, match=r"grid metadata says .* but the series has 5"):
+        f.predict(2, s[s.components[:5].tolist()], **kwargs)
 
 
 def test_too_short_series(gridded):
-    with pytest.raises(ValueError, match="needs at least input_chunk_length=3"):
+    with pytest.raises(ValueError, match="too short .* Expected min length: `3`"):
         gridded["forecaster"].predict(
             2,
             gridded["series"][:2],
@@ -224,15 +236,15 @@ def test_too_short_series(gridded):
 
 def test_missing_or_short_covariates(gridded):
     f, s = gridded["forecaster"], gridded["series"]
-    with pytest.raises(ValueError, match="trained with past covariates"):
+    with pytest.raises(ValueError, match="trained with `past_covariates`"):
         f.predict(2, s, future_covariates=gridded["future"])
-    with pytest.raises(ValueError, match="trained with future covariates"):
+    with pytest.raises(ValueError, match="trained with `future_covariates`"):
         f.predict(2, s, past_covariates=gridded["past"])
     with pytest.raises(ValueError, match="do not extend far enough into the future"):
         f.predict(5, s, past_covariates=gridded["past"], future_covariates=gridded["future"][:62])
     with pytest.raises(ValueError, match="do not extend far enough into the past"):
         f.predict(2, s, past_covariates=gridded["past"][58:], future_covariates=gridded["future"])
-    with pytest.raises(ValueError, match="have components"):
+    with pytest.raises(ValueError, match="equal number of components"):
         f.predict(2, s, past_covariates=gridded["future"], future_covariates=gridded["future"])
 
 
@@ -252,7 +264,7 @@ def test_bad_n(gridded):
         gridded["forecaster"].predict(0, gridded["series"])
 
 
-# ---------------------------------------------------------------------- file and provider errors
+# ---------------------------------------------------------------------- file errors
 def test_garbage_file(tmp_path):
     path = tmp_path / "garbage.onnx"
     path.write_bytes(b"this is not an onnx model" * 10)
@@ -283,25 +295,6 @@ def test_foreign_onnx_file(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(ValueError, match="not written by darts-mim"):
         OnnxForecaster(path)
-
-
-def test_unavailable_provider(gridded):
-    with pytest.raises(ValueError, match="not available.*CPUExecutionProvider"):
-        OnnxForecaster(gridded["path"], providers=["NoSuchExecutionProvider"])
-
-
-def test_select_providers():
-    cpu = ["CPUExecutionProvider"]
-    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert select_providers(None, cpu) == ["CPUExecutionProvider"]
-    assert select_providers(None, gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert select_providers("CPUExecutionProvider", gpu) == ["CPUExecutionProvider"]
-    opts = ("CUDAExecutionProvider", {"device_id": 0})
-    assert select_providers([opts, "CPUExecutionProvider"], gpu) == [opts, "CPUExecutionProvider"]
-    with pytest.raises(ValueError, match="needs the onnxruntime-gpu package"):
-        select_providers(["CUDAExecutionProvider"], cpu)
-    with pytest.raises(ValueError, match="empty"):
-        select_providers([], cpu)
 
 
 # ---------------------------------------------------------------------- export refusals
@@ -341,3 +334,190 @@ def test_onnx_forecast_does_not_depend_on_batch(gridded):
         )
         position = int(np.flatnonzero(order == len(batch) - 1)[0])
         np.testing.assert_allclose(preds[position].values(), alone, atol=1e-5, equal_nan=True)
+
+
+# ---------------------------------------------------------------------- torch and ONNX agree on bad input
+def _bad_inputs(gridded, quantile) -> dict:
+    """name -> (fixture, n, predict kwargs, pattern both messages must match)."""
+    s, past, future = gridded["series"], gridded["past"], gridded["future"]
+    covs = dict(past_covariates=past, future_covariates=future)
+    values = s.values().reshape(60, 2, 4, 4)
+    nan = s.values().copy()
+    nan[-1, 3] = np.nan
+    plain = TimeSeries.from_times_and_values(
+        s.time_index, np.random.rand(60, 3), columns=list("abc")
+    )
+    fast_past = grid_to_series(
+        np.random.rand(70, 1, 4, 4), pd.date_range(s.start_time(), periods=70, freq="15min")
+    )
+    q = quantile["series"]
+    # Long enough for any use: Darts checks the time span before whether the model takes them.
+    q_cov = TimeSeries.from_times_and_values(
+        pd.date_range(q.start_time(), periods=len(q) + 10, freq=q.freq),
+        np.ones((len(q) + 10, 1), dtype="float32"),
+    )
+    return {
+        "other grid": (
+            gridded,
+            2,
+            dict(series=grid_to_series(values[:, 1:], s.time_index, ["out"]), **covs),
+            r"fitted on a 2x4x4 grid .*, but `series` has a 1x4x4 grid",
+        ),
+        "components of a gridded series": (
+            gridded,
+            2,
+            dict(series=s[list(s.components[:5])], **covs),
+            r"grid metadata says 2 channel\(s\) on 4x4 = 32 components, but the series has 5",
+        ),
+        "plain series, wrong size": (
+            gridded,
+            2,
+            dict(series=plain, **covs),
+            r"fitted on a 2x4x4 grid .*, but `series` has 3 components",
+        ),
+        "too short": (
+            gridded,
+            2,
+            dict(series=s[:2], **covs),
+            r"too short to extract the model input for prediction. Expected min length: `3`",
+        ),
+        "NaN in the window": (gridded, 2, dict(series=s.with_values(nan), **covs), r"contains NaN"),
+        "n = 0": (gridded, 0, dict(series=s, **covs), r"`n` must be a positive integer, got 0"),
+        "past covariates, wrong size": (
+            gridded,
+            2,
+            dict(series=s, past_covariates=future, future_covariates=future),
+            r"provided `past_covariates` must have equal number of components .* `1`, expected: `16`",
+        ),
+        "future covariates too short": (
+            gridded,
+            5,
+            dict(series=s, past_covariates=past, future_covariates=future[:62]),
+            r"`future_covariates` at series sequence index `0` do not extend far enough into the "
+            r"future",
+        ),
+        "past covariates start late": (
+            gridded,
+            2,
+            dict(series=s, past_covariates=past[58:], future_covariates=future),
+            r"`past_covariates` at series sequence index `0` do not extend far enough into the past",
+        ),
+        "past covariates at another frequency": (
+            gridded,
+            2,
+            dict(series=s, past_covariates=fast_past, future_covariates=future),
+            r"`past_covariates` frequency `<15 \* Minutes>` does not match the target `series`",
+        ),
+        "one covariate series for two": (
+            gridded,
+            2,
+            dict(series=[s, s], past_covariates=[past], future_covariates=[future, future]),
+            r"sequence of `past_covariates` must have the same length as the sequence of target "
+            r"`series`",
+        ),
+        "past covariates for a model without": (
+            quantile,
+            2,
+            dict(series=q, past_covariates=q_cov),
+            r"trained without `past_covariates`; No `past_covariates` should be provided",
+        ),
+        "future covariates for a model without": (
+            quantile,
+            2,
+            dict(series=q, future_covariates=q_cov),
+            r"trained without `future_covariates`; No `future_covariates` should be provided",
+        ),
+    }
+
+
+def test_torch_and_onnx_refuse_the_same_inputs(gridded, quantile):
+    """Each bad input: a ValueError from both MIMModel.predict and OnnxForecaster.predict, saying the
+    same thing (the grid checks are shared code, so those messages are equal word for word)."""
+    failures = []
+    for name, (fixture, n, kwargs, pattern) in _bad_inputs(gridded, quantile).items():
+        messages = {}
+        for who, predict in (
+            ("torch", lambda f=fixture, n=n, kw=kwargs: f["model"].predict(n, verbose=False, **kw)),
+            ("onnx", lambda f=fixture, n=n, kw=kwargs: f["forecaster"].predict(n, **kw)),
+        ):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # Darts' autoregression notice
+                    predict()
+                messages[who] = "no error"
+            except ValueError as err:
+                messages[who] = str(err)
+        if not all(re.search(pattern, m) for m in messages.values()):
+            failures.append(f"{name}: {messages}")
+        if name.startswith(("other grid", "components of", "plain series")):
+            if messages["torch"] != messages["onnx"]:
+                failures.append(f"{name}: messages differ: {messages}")
+    assert not failures, "\n".join(failures)
+
+
+def test_predict_array_refuses_covariates_the_model_does_not_use(quantile):
+    f = quantile["forecaster"]
+    window = quantile["series"].values()[None, -3:]
+    for name in ("past_covariates", "future_covariates", "static_covariates"):
+        with pytest.raises(ValueError, match=f"trained without `{name}`; No `{name}` should"):
+            f.predict_array(window, 2, **{name: np.zeros((1, 5, 1), dtype=np.float32)})
+    assert f.predict_array(window, 2).shape == (1, 2, 2, 3)
+
+
+def test_values_in_always_missing_cells_warn(gridded):
+    """The cell that was NaN in all training data has values now: warned, still forecast as NaN."""
+    s = gridded["series"]
+    values = s.values().copy()
+    values[:, 0] = 1.0
+    filled = s.with_values(values)
+    kwargs = dict(past_covariates=gridded["past"], future_covariates=gridded["future"])
+    with pytest.warns(UserWarning, match="missing at every step of the training data"):
+        forecast = gridded["forecaster"].predict(2, filled, **kwargs)
+    assert np.isnan(forecast.values()[:, 0]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning for the series as trained
+        gridded["forecaster"].predict(2, s, **kwargs)
+
+
+# ---------------------------------------------------------------------- a quiet export
+def test_export_prints_no_exporter_noise(quantile, tmp_path, capfd, caplog):
+    """No "torchvision is not installed" nor "Skipping constant folding" lines, the same graph."""
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = quantile["model"].to_onnx(str(tmp_path / "quiet.onnx"))
+    out, err = capfd.readouterr()
+    text = out + err + caplog.text
+    # The exporter's warnings about its own internals are gone too (reversible instance norm here).
+    assert [str(w.message) for w in caught] == []
+    assert "torchvision is not installed" not in text
+    assert "Skipping constant folding" not in text
+    for name in (
+        "torch.onnx._internal.exporter._registration",
+        "onnxscript.optimizer._constant_folding",
+    ):
+        assert logging.getLogger(name).filters == []  # removed after the export
+    expected = quantile["model"].predict(
+        2, quantile["series"], predict_likelihood_parameters=True, verbose=False
+    )
+    _close(expected, OnnxForecaster(path).predict(2, quantile["series"]))
+
+
+def test_quiet_exporter_drops_only_the_noise(caplog):
+    name = "onnxscript.optimizer._constant_folding"
+    logger = logging.getLogger(name)
+    noise = "Skipping constant folding for op %s with multiple outputs."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with caplog.at_level(logging.WARNING, logger=name):
+            with _quiet_exporter():
+                logger.warning(noise, "Split")
+                logger.warning("Evaluation failed: %s", "a real problem")
+                warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated", FutureWarning, 1)
+                warnings.warn("a real warning", UserWarning, 1)
+            logger.warning(noise, "Split")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Evaluation failed: a real problem",
+        "Skipping constant folding for op Split with multiple outputs.",
+    ]
+    assert [str(w.message) for w in caught] == ["a real warning"]

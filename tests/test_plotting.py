@@ -28,10 +28,47 @@ def test_plot_frames_layout_and_file(tmp_path):
     assert len(fig.axes) == 3 * 4 + 2
     assert path.is_file() and path.stat().st_size > 1000
     images = [ax.images[0] for ax in fig.axes[:12]]
-    # true and forecast share one colour scale; the error row has its own, from 0.
+    # true and forecast share one colour scale, the truth's; the error row has its own, from 0.
     assert images[0].get_clim() == images[4].get_clim()
+    assert images[0].get_clim() == (true[:, 1].min(), true[:, 1].max())
     assert images[8].get_clim()[0] == 0.0
     np.testing.assert_allclose(images[8].get_array(), np.abs(true[0, 1] - pred[0, 1]), rtol=1e-6)
+
+
+def _shared_colorbar(fig):
+    bars = [im.colorbar for ax in fig.axes for im in ax.images if im.colorbar is not None]
+    assert len(bars) == 2  # true/forecast, error
+    return bars[0]
+
+
+def test_plot_frames_colour_scale_comes_from_the_truth():
+    """A forecast far outside the observed range must not wash the truth out."""
+    true = _frames(t=3, c=1) * 10.0  # in [0, 10)
+    pred = true.copy()
+    pred[0, 0, 0, 0] = -50.0  # a wild negative flow
+    pred[1, 0, 0, 0] = 40.0
+    fig = plot_frames(true, pred)
+    images = [ax.images[0] for ax in fig.axes[:9]]
+    lo, hi = float(true.min()), float(true.max())
+    for im in images[:6]:  # the true row and the forecast row
+        assert im.norm.vmin == pytest.approx(lo) and im.norm.vmax == pytest.approx(hi)
+    # the clipped forecast values are flagged by pointed ends of the shared colour bar
+    assert _shared_colorbar(fig).extend == "both"
+    # the forecast row still holds the forecast's own values (clipped only in colour)
+    assert images[3].get_array().min() == -50.0
+    # the error row keeps its own scale, up to the largest error
+    assert images[6].get_clim() == (0.0, pytest.approx(float(np.abs(true - pred).max())))
+
+
+def test_plot_frames_extend_only_where_the_forecast_leaves_the_range():
+    true = _frames(t=2, c=1)
+    assert _shared_colorbar(plot_frames(true, true)).extend == "neither"
+    assert _shared_colorbar(plot_frames(true, true + 5.0)).extend == "max"
+    assert _shared_colorbar(plot_frames(true, true - 5.0)).extend == "min"
+    # all-NaN truth (e.g. only land shown): a default scale, no crash
+    nan = np.full_like(true, np.nan)
+    fig = plot_frames(nan, true)
+    assert fig.axes[0].images[0].get_clim() == (0.0, 1.0)
 
 
 def test_plot_frames_max_steps_and_3d_input():

@@ -14,9 +14,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from darts_mim.nn.cells import MIMBlock, STLSTMCell, depth_to_space, space_to_depth
-
-DIFF_MODES = ("cascade", "difference")
-CELL_TYPES = ("mim", "stlstm")
+from darts_mim.options import CELL_TYPES, DIFF_MODES
 
 
 class MIMNetwork(nn.Module):
@@ -58,6 +56,11 @@ class MIMNetwork(nn.Module):
     activation_checkpointing
         Recompute each time step in the backward pass instead of storing its activations (less memory,
         about one extra forward pass of compute).
+    anchored_params
+        Outputs that forecast the change from the step's input frame instead of the value itself:
+        ``frame_{t+1} = frame_t + head(H_t)`` for these parameters (locations: a Gaussian's mean,
+        every quantile), the head starting at zero, so an untrained network is the naive forecast that
+        repeats the last frame and training learns the correction. Empty (default): plain outputs.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class MIMNetwork(nn.Module):
         nr_params: int = 1,
         feedback_param: int = 0,
         activation_checkpointing: bool = False,
+        anchored_params: Sequence[int] = (),
     ):
         super().__init__()
         num_hidden = [int(n) for n in num_hidden]
@@ -127,6 +131,14 @@ class MIMNetwork(nn.Module):
             for layer, hidden in enumerate(num_hidden)
         )
         self.head = nn.Conv2d(num_hidden[-1], target_channels * nr_params * pp, 1)
+        for param in anchored_params:
+            if not 0 <= param < nr_params:
+                raise ValueError(f"`anchored_params` must be in [0, {nr_params}), got {param}.")
+        self.anchored_params = tuple(sorted({int(p) for p in anchored_params}))
+        if self.anchored_params:
+            # The correction starts at zero: the untrained network is the naive forecast.
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     # ------------------------------------------------------------------ state bookkeeping
     def _is_mim(self, layer: int) -> bool:
@@ -176,10 +188,21 @@ class MIMNetwork(nn.Module):
         new_states.append(memory)
         return tuple(new_states)
 
-    def _frame_out(self, top_hidden: Tensor) -> Tensor:
-        """Head and inverse patching: ``[B, C, nr_params, H, W]``."""
+    def _frame_out(self, top_hidden: Tensor, frame_in: Tensor | None = None) -> Tensor:
+        """Head and inverse patching, plus the step's input frame ``[B, C, H, W]`` on the anchored
+        outputs: ``[B, C, nr_params, H, W]``."""
         y = depth_to_space(self.head(top_hidden), self.patch_size)
-        return y.reshape(y.shape[0], self.target_channels, self.nr_params, self.height, self.width)
+        y = y.reshape(y.shape[0], self.target_channels, self.nr_params, self.height, self.width)
+        if not self.anchored_params or frame_in is None:
+            return y
+        if len(self.anchored_params) == self.nr_params:
+            return y + frame_in[:, :, None]
+        # Locations only (a Gaussian's mean, not its scale): rebuild the parameter axis.
+        params = [
+            y[:, :, p] + frame_in if p in self.anchored_params else y[:, :, p]
+            for p in range(self.nr_params)
+        ]
+        return torch.stack(params, dim=2)
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -246,14 +269,14 @@ class MIMNetwork(nn.Module):
         for t in range(n_steps):
             if t < t_in:
                 gates = known_gates[:, t]
+                frame = past_frames[:, t]
             else:
                 frame = outputs[-1][:, :, self.feedback_param]
                 if teacher_mask is not None:
                     w = teacher_mask[:, t - t_in].to(frame.dtype).reshape(batch, 1, 1, 1)
                     frame = w * future_frames[:, t - t_in] + (1 - w) * frame
-                if cond is not None:
-                    frame = torch.cat([frame, cond[:, t]], dim=1)
-                gates = first.conv_x(space_to_depth(frame, self.patch_size))
+                frame_cond = frame if cond is None else torch.cat([frame, cond[:, t]], dim=1)
+                gates = first.conv_x(space_to_depth(frame_cond, self.patch_size))
             if self.activation_checkpointing and torch.is_grad_enabled():
                 states = checkpoint(self._step, gates, t == 0, *states, use_reentrant=False)
             else:
@@ -261,7 +284,7 @@ class MIMNetwork(nn.Module):
             # Steps before t_in - 1 predict frames inside the input window: skip their head unless
             # asked for, since the forecast never feeds on them.
             if return_all or t >= t_in - 1:
-                outputs.append(self._frame_out(self._top_hidden(states)))
+                outputs.append(self._frame_out(self._top_hidden(states), frame))
         return torch.stack(outputs, dim=1)
 
     def _top_hidden(self, states: Sequence[Tensor]) -> Tensor:

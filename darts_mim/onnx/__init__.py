@@ -11,10 +11,10 @@ def __getattr__(name: str):
         from darts_mim.onnx.runtime import OnnxForecaster
 
         return OnnxForecaster
-    if name == "select_providers":
-        from darts_mim.onnx.runtime import select_providers
+    if name in ("select_providers", "provider_problem"):
+        from darts_mim.onnx import runtime
 
-        return select_providers
+        return getattr(runtime, name)
     if name == "export_model":
         from darts_mim.onnx.export import export_model
 
@@ -22,4 +22,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'darts_mim.onnx' has no attribute {name!r}")
 
 
-__all__ = ["OnnxForecaster", "export_model", "select_providers"]
+__all__ = ["OnnxForecaster", "export_model", "provider_problem", "select_providers"]

@@ -5,15 +5,17 @@ cells, the encode-then-decode unroll (the network's python loop is unrolled into
 likelihood model, the likelihood's parameter transform (a Gaussian's softplus on sigma), so its output
 equals ``MIMModel.predict(..., predict_likelihood_parameters=True)``. Everything the torch-free
 :class:`darts_mim.onnx.runtime.OnnxForecaster` needs to slice inputs and rebuild ``TimeSeries`` is
-written into the file's metadata, as JSON values under keys prefixed ``darts_mim.``.
+written into the file's metadata, in the schema of :mod:`darts_mim.onnx.format`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
+import logging
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import onnx
@@ -22,9 +24,70 @@ from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput
 from darts.utils.likelihood_models.torch import QuantileRegression
 from torch import Tensor, nn
 
-from darts_mim.onnx.runtime import FEATURE_NAMES, FORMAT_VERSION, METADATA_PREFIX
+from darts_mim.onnx.format import FEATURE_NAMES, metadata_props
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+# What the exporter logs on every export that says nothing about this model, by logger and message
+# template (matched exactly, so that anything else these loggers say still gets through):
+_EXPORT_NOISE = {
+    # torch.onnx builds its op table with torchvision's ops too and, where torchvision is not
+    # installed, warns once per op (4 lines); MIM uses none of them.
+    "torch.onnx._internal.exporter._registration": ("torchvision is not installed. Skipping %s",),
+    # onnxscript's optimizer does not constant-fold ops with several outputs and warns once per
+    # Split node (a dozen lines for a small MIM); the graph is correct, just not folded there.
+    "onnxscript.optimizer._constant_folding": (
+        "Skipping constant folding for op %s with multiple outputs.",
+    ),
+}
+# Python warnings of every export that say nothing about this model, by category and a regular
+# expression of the message's start:
+_EXPORT_WARNINGS = (
+    # torch 2.13's export deep-copies pytree specs with a check that torch itself deprecated.
+    (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"),
+    # Every input shares the one `batch` dimension on purpose; the exporter names it once.
+    (UserWarning, r"# The axis name: batch will not be used, since it shares the same shape"),
+    # Darts' reversible instance norm keeps each call's statistics (mean, stdev, in either order)
+    # as attributes; in the graph they are computed from the input of every call, as they must be.
+    (
+        UserWarning,
+        r"The tensor attributes self\.module\.rin\.\w+, self\.module\.rin\.\w+ were assigned "
+        r"during export",
+    ),
+)
+
+
+class _DropTemplates(logging.Filter):
+    """Drop log records whose message template is one of ``templates``."""
+
+    def __init__(self, templates: tuple[str, ...]):
+        super().__init__()
+        self.templates = frozenset(templates)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.templates
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence :data:`_EXPORT_NOISE` and :data:`_EXPORT_WARNINGS` for the duration of an export.
+
+    Filters on the emitting loggers, removed afterwards, rather than raised levels: other warnings and
+    errors of those loggers, and every other logger and warning, are left as they are.
+    """
+    installed = []
+    with warnings.catch_warnings():
+        for category, message in _EXPORT_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        try:
+            for name, templates in _EXPORT_NOISE.items():
+                drop = _DropTemplates(templates)
+                logging.getLogger(name).addFilter(drop)
+                installed.append((name, drop))
+            yield
+        finally:
+            for name, drop in installed:
+                logging.getLogger(name).removeFilter(drop)
 
 
 class _ForecastGraph(nn.Module):
@@ -80,13 +143,12 @@ def _covariate_info(model: Any, kind: str, n_components: int | None) -> dict | N
     if n_components is None:
         return None
     series = getattr(model, f"{kind}_covariate_series", None)
-    names = list(series.components) if series is not None else None
-    layout = model._mim_layout or {}
     return {
         "n_components": int(n_components),
-        # Known when the model was fitted on one series; checked by name then, by count otherwise.
-        "components": names,
-        "grid_channels": int(layout.get(f"{kind}_grid_channels", 0)),
+        # Known when the model was fitted on one series; informative only: the runtime checks the
+        # count, as Darts does for the torch model.
+        "components": list(series.components) if series is not None else None,
+        "grid_channels": int(getattr(model.layout, f"{kind}_grid_channels")),
     }
 
 
@@ -111,7 +173,7 @@ def _freq_info(model: Any) -> str | int | None:
 
 
 def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str, Any]:
-    """Everything the runtime needs, keyed without the ``darts_mim.`` prefix.
+    """Everything the runtime needs, as :mod:`darts_mim.onnx.format` describes it (unprefixed).
 
     Parameters
     ----------
@@ -125,7 +187,7 @@ def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str
     from darts_mim import __version__
 
     module = model.model
-    layout = model._mim_layout
+    layout = model.layout
     shapes = module.train_sample_shape
     static = None
     if "static_covariates" in feature_names and model.static_covariates is not None:
@@ -133,12 +195,10 @@ def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str
             "columns": [str(c) for c in model.static_covariates.columns],
             "values": model.static_covariates.values.astype(float).tolist(),
         }
-    channels, height, width = layout["grid"]
     return {
-        "format_version": FORMAT_VERSION,
         "version": __version__,
-        "grid": {"channels": list(channels), "height": int(height), "width": int(width)},
-        "components": list(layout["components"]),
+        "grid": layout.grid,
+        "components": layout.component_names(),
         "input_chunk_length": int(model.input_chunk_length),
         "output_chunk_length": int(model.output_chunk_length),
         "output_chunk_shift": int(model.output_chunk_shift),
@@ -155,7 +215,7 @@ def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str
         "freq": _freq_info(model),
         "dtype": dtype,
         "training_dtype": str(module.dtype).removeprefix("torch."),
-        "missing_components": layout["missing"],
+        "missing_components": [int(i) for i in layout.missing],
     }
 
 
@@ -173,8 +233,7 @@ def _torch_export(
     args = tuple(inputs.values())
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet_exporter():
             program = torch.onnx.export(
                 graph,
                 args,
@@ -253,8 +312,7 @@ def export_model(
         proto = _torch_export(graph, inputs, opset)
 
     meta = build_metadata(model, list(inputs), dtype_name)
-    props = {METADATA_PREFIX + k: json.dumps(v) for k, v in meta.items()}
-    onnx.helper.set_model_props(proto, props)
+    onnx.helper.set_model_props(proto, metadata_props(meta))
     onnx.checker.check_model(proto)
     onnx.save(proto, path)
     return path

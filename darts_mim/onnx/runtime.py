@@ -5,14 +5,20 @@ torch), never torch nor :mod:`darts_mim.model`. It reproduces what ``MIMModel.pr
 network: it slices the input windows and covariates by time exactly as Darts' inference dataset does,
 stacks many series into one batch per ``session.run``, continues autoregressively for
 ``n > output_chunk_length`` with Darts' roll-and-feed-back rule, and rebuilds ``TimeSeries`` with the
-same time index, components, static covariates and metadata as the torch model's forecasts.
+same time index, components, static covariates and metadata as the torch model's forecasts. Bad input
+is refused with the same ``ValueError`` as ``MIMModel.predict`` (the checks of :mod:`darts_mim.grid`
+and :mod:`darts_mim.validation` are shared, Darts' own are repeated word for word).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
+import ctypes
+import functools
+import io
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,59 +27,152 @@ import pandas as pd
 from darts import TimeSeries
 from darts.utils.utils import generate_index
 
-METADATA_PREFIX = "darts_mim."
-FORMAT_VERSION = 1
-FEATURE_NAMES = (
-    "past_target",
-    "past_covariates",
-    "historic_future_covariates",
-    "future_covariates",
-    "static_covariates",
-)
-_GRID_KEY = "darts_mim_grid"  # darts_mim.grid.GRID_KEY, repeated to keep this module light
-_REQUIRED_KEYS = (
-    "format_version",
-    "grid",
-    "components",
-    "input_chunk_length",
-    "output_chunk_length",
-    "output_chunk_shift",
-    "inputs",
-    "past_covariates",
-    "future_covariates",
-    "likelihood",
-    "nr_params",
-    "dtype",
-    "training_dtype",
-    "missing_components",
-)
+from darts_mim.grid import GridSpec, check_series_grid
+from darts_mim.onnx.format import read_metadata
+from darts_mim.validation import warn_masked_with_values
+
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_CPU = "CPUExecutionProvider"
+_CUDA = "CUDAExecutionProvider"
+# Shared libraries of the execution providers that onnxruntime-gpu lists as available even where
+# CUDA is missing. Loading one ourselves (quietly, with ctypes) says which dependency is missing
+# before onnxruntime tries and prints red errors about it.
+_PROVIDER_LIBRARIES = {
+    _CUDA: "onnxruntime_providers_cuda",
+    "TensorrtExecutionProvider": "onnxruntime_providers_tensorrt",
+    "ROCMExecutionProvider": "onnxruntime_providers_rocm",
+    "MIGraphXExecutionProvider": "onnxruntime_providers_migraphx",
+}
+# onnxruntime's default logger severity (2, warning). onnxruntime has no getter for the current one,
+# so this is what a probe restores after raising it.
+_ORT_DEFAULT_SEVERITY = 2
+# A one-node ONNX model (Identity on a float[1], opset 17, IR 8), serialised by onnx.helper; the
+# provider probe opens sessions on it. Kept as bytes so that serving does not need the onnx package.
+_PROBE_MODEL = (
+    b'\x08\x08\x12\x00:7\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x01pZ\x0f\n\x01x\x12\n\n\x08\x08'
+    b"\x01\x12\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02\x08\x01B\x04\n\x00"
+    b"\x10\x11"
+)
+
+
+def _provider_name(provider: str | tuple[str, dict]) -> str:
+    return provider[0] if isinstance(provider, tuple) else provider
+
+
+def _library_problem(name: str) -> str | None:
+    """Why ``name``'s shared library cannot load, when a dependency is missing; else ``None``."""
+    stem = _PROVIDER_LIBRARIES.get(name)
+    if stem is None:
+        return None
+    filename = f"{stem}.dll" if sys.platform == "win32" else f"lib{stem}.so"
+    path = os.path.join(os.path.dirname(ort.__file__), "capi", filename)
+    if not os.path.isfile(path):
+        return None  # another layout: let the session probe decide
+    try:
+        ctypes.CDLL(path)
+    except OSError as err:
+        # Only a missing dependency (Linux: "cannot open shared object file"; Windows:
+        # FileNotFoundError) is conclusive: onnxruntime's own load of the same path fails the same
+        # way. Anything else (e.g. symbols that onnxruntime provides when it loads the library
+        # itself) is left to the session probe.
+        if isinstance(err, FileNotFoundError) or "cannot open shared object file" in str(err):
+            return f"its library {filename} does not load ({err})"
+    return None
+
+
+@contextlib.contextmanager
+def _ort_silenced() -> Iterator[None]:
+    """Keep onnxruntime quiet while a provider is tried: its logger (provider load errors go to the
+    default logger whatever ``SessionOptions.log_severity_level`` says) and the "EP Error ... Falling
+    back" lines its Python wrapper prints to stdout."""
+    ort.set_default_logger_severity(4)  # fatal only
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
+
+
+def _session_problem(name: str) -> str | None:
+    """Open a session on a one-node model with ``name`` first, quietly, and check that it started."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    try:
+        with _ort_silenced():
+            session = ort.InferenceSession(
+                _PROBE_MODEL, sess_options=options, providers=[name, _CPU]
+            )
+    except Exception as err:  # onnxruntime raises its own types when a provider fails to start
+        return f"a session with it fails ({err})"
+    if name not in session.get_providers():
+        return "onnxruntime could not start it (no usable device or driver, or missing libraries)"
+    return None
+
+
+@functools.cache
+def provider_problem(name: str) -> str | None:
+    """Why the execution provider ``name`` cannot run in this process, or ``None`` when it can.
+
+    ``onnxruntime.get_available_providers()`` lists what the installed build contains, not what runs:
+    ``onnxruntime-gpu`` lists ``CUDAExecutionProvider`` on machines without CUDA. This probe loads
+    the provider's shared library (a missing CUDA library is reported without trying further), then
+    opens a session on a one-node model with the provider and checks that it really started, with
+    onnxruntime's logging silenced so that a machine without a GPU prints nothing. The answer is
+    cached for the life of the process (``provider_problem.cache_clear()`` to probe again).
+
+    Parameters
+    ----------
+    name
+        An execution provider name, e.g. ``"CUDAExecutionProvider"``.
+
+    Returns
+    -------
+    str or None
+        ``None`` when the provider runs, else a sentence saying what is missing.
+    """
+    if name == _CPU:
+        return None
+    available = ort.get_available_providers()
+    if name not in available:
+        return f"it is not in this onnxruntime build (available: {available})"
+    return _library_problem(name) or _session_problem(name)
 
 
 def select_providers(
-    requested: str | Sequence[str | tuple[str, dict]] | None, available: Sequence[str]
+    requested: str | Sequence[str | tuple[str, dict]] | None,
+    available: Sequence[str] | None = None,
+    problem: Callable[[str], str | None] | None = None,
 ) -> list[str | tuple[str, dict]]:
     """Choose ONNX Runtime execution providers.
 
     Parameters
     ----------
     requested
-        ``None`` for the default: CUDA then CPU when ``"CUDAExecutionProvider"`` is available (the
-        ``onnxruntime-gpu`` build on a machine with a GPU), else CPU only. Otherwise one provider name
-        or a sequence of names or ``(name, options)`` pairs, in priority order; each must be available.
+        ``None`` for the default: CUDA then CPU when ``"CUDAExecutionProvider"`` is available and can
+        really run (the ``onnxruntime-gpu`` build on a machine with a usable GPU), else CPU only.
+        Otherwise one provider name or a sequence of names or ``(name, options)`` pairs, in priority
+        order; each must be available and able to run.
     available
-        The available providers, e.g. ``onnxruntime.get_available_providers()``.
+        The available providers. Default: ``onnxruntime.get_available_providers()``.
+    problem
+        Says why a provider cannot run, or ``None`` when it can. Default: :func:`provider_problem`.
 
     Returns
     -------
     list
         The providers to pass to ``onnxruntime.InferenceSession``.
+
+    Raises
+    ------
+    ValueError
+        When a requested provider is not available or cannot run, naming what is missing.
     """
-    available = list(available)
+    available = list(ort.get_available_providers() if available is None else available)
+    problem = provider_problem if problem is None else problem
     if requested is None:
-        if "CUDAExecutionProvider" in available:
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
+        if _CUDA in available and problem(_CUDA) is None:
+            return [_CUDA, _CPU]
+        return [_CPU]
     if isinstance(requested, str) or (
         isinstance(requested, tuple) and len(requested) == 2 and isinstance(requested[1], dict)
     ):
@@ -82,16 +181,23 @@ def select_providers(
     if not chosen:
         raise ValueError(f"`providers` is empty; choose from the available ones: {available}.")
     for provider in chosen:
-        name = provider[0] if isinstance(provider, tuple) else provider
+        name = _provider_name(provider)
         if name not in available:
             hint = (
                 " CUDAExecutionProvider needs the onnxruntime-gpu package and a CUDA GPU."
-                if name == "CUDAExecutionProvider"
+                if name == _CUDA
                 else ""
             )
             raise ValueError(
                 f"Execution provider {name!r} is not available in this onnxruntime build; available: "
                 f"{available}.{hint} Pass providers=None for the default."
+            )
+        reason = None if name == _CPU else problem(name)
+        if reason is not None:
+            raise ValueError(
+                f"Execution provider {name!r} is installed but cannot run here: {reason}. Install "
+                "what it needs, or pass providers=None for the default (CUDA where it runs, else "
+                "the CPU)."
             )
     return chosen
 
@@ -110,6 +216,15 @@ def _as_list(x: Any, name: str) -> list[TimeSeries] | None:
     return items
 
 
+def _needs_covariates(kind: str, how: str) -> ValueError:
+    """Darts' error for missing covariates, plus what to pass (Darts falls back on the covariates
+    the model was fitted with, which an ONNX file does not store)."""
+    return ValueError(
+        f"This model has been trained with `{kind}`; some `{kind}` of matching dimensionality are "
+        f"needed for prediction: pass `{kind}` (one per series) {how}."
+    )
+
+
 class OnnxForecaster:
     """Forecast with a MIM model exported by ``MIMModel.to_onnx()``, without torch.
 
@@ -119,7 +234,9 @@ class OnnxForecaster:
         The ``.onnx`` file written by :func:`darts_mim.onnx.export.export_model`.
     providers
         ONNX Runtime execution providers (see :func:`select_providers`). Default: CUDA then CPU when
-        CUDA is available, else CPU.
+        CUDA can run here (see :func:`provider_problem`), else CPU. A provider asked for explicitly
+        must run: one that cannot is a ``ValueError`` (onnxruntime would silently use the CPU), and
+        the session does not fall back to the CPU when a run fails on it.
     session_options
         Optional ``onnxruntime.SessionOptions``.
     intra_op_num_threads
@@ -142,7 +259,7 @@ class OnnxForecaster:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
-        self.providers = select_providers(providers, ort.get_available_providers())
+        self.providers = select_providers(providers)
         options = session_options if session_options is not None else ort.SessionOptions()
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)
@@ -155,9 +272,16 @@ class OnnxForecaster:
                 f"{path!r} could not be read as an ONNX model (not an ONNX file, truncated or "
                 f"corrupt): {err}. Export it again with MIMModel.to_onnx()."
             ) from err
+        if providers is not None:
+            self._check_started(self.session, self.providers)
         self.path = path
-        self.metadata = self._read_metadata(path)
+        self.metadata = read_metadata(
+            self.session.get_modelmeta().custom_metadata_map,
+            path,
+            [i.name for i in self.session.get_inputs()],
+        )
         meta = self.metadata
+        self.grid: GridSpec = meta["grid"]
         self.input_chunk_length: int = meta["input_chunk_length"]
         self.output_chunk_length: int = meta["output_chunk_length"]
         self.output_chunk_shift: int = meta["output_chunk_shift"]
@@ -170,40 +294,24 @@ class OnnxForecaster:
         self._input_dtypes = {i.name: _ORT_DTYPES[i.type] for i in self.session.get_inputs()}
         self._output_dtype = np.dtype(meta["training_dtype"])
 
-    # ------------------------------------------------------------------ metadata
-    def _read_metadata(self, path: str) -> dict[str, Any]:
-        custom = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_PREFIX + "format_version" not in custom:
+    # ------------------------------------------------------------------ providers
+    @staticmethod
+    def _check_started(session: ort.InferenceSession, requested: Sequence) -> None:
+        """Refuse a session that left out a provider asked for explicitly.
+
+        onnxruntime starts what it can and silently runs the rest on the CPU; the probe of
+        :func:`select_providers` catches the usual causes first, this catches the others.
+        """
+        started = session.get_providers()
+        left_out = [_provider_name(p) for p in requested if _provider_name(p) not in started]
+        if left_out:
             raise ValueError(
-                f"{path!r} is an ONNX model but was not written by darts-mim (no "
-                f"'{METADATA_PREFIX}*' metadata). Export MIM models with MIMModel.to_onnx(); for "
-                "other Darts models use darts.utils.onnx.run_onnx_prediction."
+                f"Execution provider(s) {left_out} could not start (the session runs on {started}): "
+                "check the device, its driver and the provider's libraries, or pass providers=None "
+                "for the default."
             )
-        try:
-            meta = {
-                k[len(METADATA_PREFIX) :]: json.loads(v)
-                for k, v in custom.items()
-                if k.startswith(METADATA_PREFIX)
-            }
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path!r} has corrupt darts-mim metadata: {err}.") from err
-        if meta["format_version"] > FORMAT_VERSION:
-            raise ValueError(
-                f"{path!r} was written in darts-mim ONNX format {meta['format_version']}, newer than "
-                f"this runtime's {FORMAT_VERSION}; upgrade darts-mim."
-            )
-        missing = [k for k in _REQUIRED_KEYS if k not in meta]
-        if missing:
-            raise ValueError(
-                f"{path!r} lacks darts-mim metadata entries {missing}; export it again."
-            )
-        graph_inputs = [i.name for i in self.session.get_inputs()]
-        if graph_inputs != meta["inputs"]:
-            raise ValueError(
-                f"{path!r}: the graph's inputs {graph_inputs} differ from its metadata's "
-                f"{meta['inputs']}; export it again."
-            )
-        return meta
+        # A failing run must not retry on the CPU either: the user asked for these providers.
+        session.disable_fallback()
 
     @property
     def uses_past_covariates(self) -> bool:
@@ -235,43 +343,35 @@ class OnnxForecaster:
             )
         return int(n)
 
-    def _check_series(self, series: TimeSeries, idx: int) -> None:
-        expected = self.metadata["grid"]
-        n_comp = len(self.components)
-        grid = (series.metadata or {}).get(_GRID_KEY)
-        grid_ok = grid is None or (
-            list(grid["channels"]) == list(expected["channels"])
-            and (grid["height"], grid["width"]) == (expected["height"], expected["width"])
-        )
-        if series.n_components != n_comp or not grid_ok:
-            got = (
-                f"a {len(grid['channels'])}x{grid['height']}x{grid['width']} grid with channels "
-                f"{list(grid['channels'])}"
-                if grid is not None
-                else f"{series.n_components} components"
-            )
-            raise ValueError(
-                f"The model was trained on a {len(expected['channels'])}x{expected['height']}x"
-                f"{expected['width']} grid with channels {list(expected['channels'])} ({n_comp} "
-                f"components) but `series` at index {idx} has {got}. Predict on series with the "
-                "training grid and components."
-            )
+    def _check_series(self, series: TimeSeries, idx: int, what: str) -> None:
+        """The grid and length checks of ``MIMModel.predict`` and Darts, with the same messages."""
+        check_series_grid(series, self.grid, what)
         if len(series) < self.input_chunk_length:
             raise ValueError(
-                f"`series` at index {idx} has {len(series)} time steps but the model needs at least "
-                f"input_chunk_length={self.input_chunk_length}."
+                f"The target `series` at series sequence idx `{idx}` is too short to extract the model "
+                f"input for prediction. Expected min length: `{self.input_chunk_length}` "
+                f"(input_chunk_length), received length `{len(series)}`."
             )
+        warn_masked_with_values(series, self.metadata["missing_components"], what)
 
     def _check_covariates(self, cov: TimeSeries, kind: str, idx: int) -> None:
-        info = self.metadata[kind]
-        if cov.n_components != info["n_components"] or (
-            info["components"] is not None and list(cov.components) != info["components"]
-        ):
-            names = info["components"] or f"{info['n_components']} components"
+        # By count, as Darts checks the torch model's covariates: names may differ.
+        expected = self.metadata[kind]["n_components"]
+        if cov.n_components != expected:
             raise ValueError(
-                f"`{kind}` at index {idx} have components {list(cov.components)} but the model was "
-                f"trained with {names}."
+                f"The provided `{kind}` must have equal number of components as the `{kind}` used "
+                f"to train the model. Received number of components: `{cov.n_components}`, "
+                f"expected: `{expected}` (at series sequence idx `{idx}`)."
             )
+
+    def _refuse_unused(self, **covariates: Any) -> None:
+        """Darts' error for covariates given to a model trained without them (not ignore them)."""
+        for kind, value in covariates.items():
+            if value is not None and kind not in self.metadata["inputs"]:
+                raise ValueError(
+                    f"This model has been trained without `{kind}`; No `{kind}` should be provided "
+                    "for prediction."
+                )
 
     @staticmethod
     def _check_finite(
@@ -328,10 +428,12 @@ class OnnxForecaster:
         past_cov: TimeSeries | None,
         future_cov: TimeSeries | None,
         n: int,
+        what: str,
     ) -> dict[str, np.ndarray]:
-        """One series' arrays in the layout of :meth:`predict_array` (no batch axis)."""
+        """One series' arrays in the layout of :meth:`predict_array` (no batch axis); ``what`` names
+        the series in messages."""
         icl, ocl, ocs = self.input_chunk_length, self.output_chunk_length, self.output_chunk_shift
-        self._check_series(series, idx)
+        self._check_series(series, idx, what)
         freq = series.freq
         past_times = series.time_index[-icl:]
         target = series.all_values(copy=False)[-icl:, :, 0]
@@ -342,10 +444,10 @@ class OnnxForecaster:
         start = past_times[0]
         if self.uses_past_covariates:
             if past_cov is None:
-                raise ValueError(
-                    "The model was trained with past covariates: pass `past_covariates` (one per "
-                    "series) covering the input window"
-                    + (" and the forecast horizon beyond output_chunk_length." if n > ocl else ".")
+                raise _needs_covariates(
+                    "past_covariates",
+                    "covering the input window"
+                    + (" and the forecast horizon beyond output_chunk_length" if n > ocl else ""),
                 )
             self._check_covariates(past_cov, "past_covariates", idx)
             self._check_freq(past_cov, freq, "past_covariates", idx)
@@ -356,9 +458,8 @@ class OnnxForecaster:
             out["past_covariates"] = values
         if self.uses_future_covariates:
             if future_cov is None:
-                raise ValueError(
-                    "The model was trained with future covariates: pass `future_covariates` (one per "
-                    "series) covering the input window and the forecast horizon."
+                raise _needs_covariates(
+                    "future_covariates", "covering the input window and the forecast horizon"
                 )
             self._check_covariates(future_cov, "future_covariates", idx)
             self._check_freq(future_cov, freq, "future_covariates", idx)
@@ -491,9 +592,13 @@ class OnnxForecaster:
             axis of ``nr_params`` likelihood parameters.
         """
         n = self._check_n(n)
+        self._refuse_unused(
+            past_covariates=past_covariates,
+            future_covariates=future_covariates,
+            static_covariates=static_covariates,
+        )
         arr = np.asarray(past_target)
-        grid = self.metadata["grid"]
-        frame = (len(grid["channels"]), grid["height"], grid["width"])
+        frame = self.grid.shape
         five_d = arr.ndim == 5
         if five_d:
             if tuple(arr.shape[2:]) != frame:
@@ -517,14 +622,14 @@ class OnnxForecaster:
         }
         for name, (value, length, used) in expected.items():
             if used and value is None:
-                raise ValueError(f"The model was trained with {name}: pass `{name}`.")
+                raise _needs_covariates(name, f"of shape (B, {length}, K)")
             if used:
                 info = self.metadata[name]
                 shape = (batch, length, info["n_components"])
                 if np.shape(value) != shape:
                     raise ValueError(f"`{name}` must have shape {shape}, got {np.shape(value)}.")
         if self.uses_static_covariates and static_covariates is None:
-            raise ValueError("The model was trained with static covariates: pass them.")
+            raise _needs_covariates("static_covariates", "of shape (B, rows, S)")
         results = []
         for lo in range(0, batch, max(1, int(batch_size))):
             hi = lo + max(1, int(batch_size))
@@ -563,8 +668,11 @@ class OnnxForecaster:
             Forecast horizon. Beyond ``output_chunk_length`` the forecast continues autoregressively
             (not for likelihood models nor with ``output_chunk_shift``, as in Darts).
         series
-            One series or a sequence of series with the training grid and components; at least
-            ``input_chunk_length`` steps each. A stochastic series' first sample is read.
+            One series or a sequence of series with the training grid's shape and channel count (a
+            plain series: the training number of components; names may differ, as in
+            ``MIMModel.predict``); at least ``input_chunk_length`` steps each. A stochastic series'
+            first sample is read. Components that were missing at every training step are forecast
+            as NaN; a series with values there gets a warning, as from ``MIMModel.predict``.
         past_covariates
             One per series when the model uses them, covering the input window (and the steps after
             the series end up to ``n - output_chunk_length`` when ``n > output_chunk_length``).
@@ -581,6 +689,7 @@ class OnnxForecaster:
             ``x_mu``/``x_sigma`` or ``x_q0.05``), as ``predict(..., predict_likelihood_parameters=True)``.
         """
         n = self._check_n(n)
+        self._refuse_unused(past_covariates=past_covariates, future_covariates=future_covariates)
         single = _is_series(series)
         series_l = _as_list(series, "series")
         if not series_l:
@@ -593,7 +702,8 @@ class OnnxForecaster:
             value_l = _as_list(value, name)
             if value_l is not None and len(value_l) != len(series_l):
                 raise ValueError(
-                    f"Got {len(value_l)} `{name}` for {len(series_l)} series: pass one per series."
+                    f"The sequence of `{name}` must have the same length as the sequence of target "
+                    f"`series` (got {len(value_l)} for {len(series_l)}): pass one per series."
                 )
             covs[name] = value_l
         per_series = [
@@ -603,6 +713,8 @@ class OnnxForecaster:
                 covs["past_covariates"][i] if covs["past_covariates"] else None,
                 covs["future_covariates"][i] if covs["future_covariates"] else None,
                 n,
+                # as MIMModel.predict names them, so that both answer bad input word for word
+                "`series`" if len(series_l) == 1 else f"`series` at index {i}",
             )
             for i, s in enumerate(series_l)
         ]

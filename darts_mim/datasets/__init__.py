@@ -1,0 +1,60 @@
+"""Data sets for spatiotemporal forecasting: real gridded data and the Moving MNIST generator.
+
+Every loader returns Darts objects: a gridded ``TimeSeries`` (see :mod:`darts_mim.grid`) wrapped in
+:class:`GriddedData` together with its covariates, or a plain multivariate ``TimeSeries`` for CSV files.
+
+Where the data comes from
+-------------------------
+* :func:`load_bike_flows` reads the NYC Citi Bike grid bundled with the package (``darts_mim/data``).
+* :func:`load_taxi_flows`, :func:`load_radar` and :func:`load_temperature` read the larger files of the
+  project's shared data directory, found by :func:`default_data_dir` (the ``DARTS_MIM_DATA`` environment
+  variable, else ``<repo>/../shared/data``), or a file / directory you pass.
+* :func:`load_grid_npz`, :func:`load_grid_array`, :func:`load_netcdf` and :func:`load_csv_series` read
+  your own data.
+* :func:`moving_mnist` generates Moving MNIST (Srivastava et al., 2015) from MNIST digits read by
+  :func:`load_mnist_digits`.
+
+One module per source or concern
+--------------------------------
+* :mod:`.paths`: the data directory, file look-up, :class:`DataNotFoundError`;
+* :mod:`.io`: the generic readers (in-memory arrays, ``.npz``, netCDF, CSV) and :class:`GriddedData`;
+* :mod:`.covariates`: per-time-step covariates and the crowd-flow covariate names;
+* :mod:`.crowd_flows`: NYC bike and taxi flows; :mod:`.radar`: KNMI radar; :mod:`.climate`: ERA5
+  temperature;
+* :mod:`.mnist`: MNIST idx files and the Moving MNIST generator.
+
+This package re-exports the public names of all of them.
+"""
+
+from __future__ import annotations
+
+from .climate import TEMPERATURE_FILE, load_temperature
+from .covariates import crowd_flow_covariate_names
+from .crowd_flows import BIKE_FILE, BIKE_SHARED_FILE, TAXI_FILE, load_bike_flows, load_taxi_flows
+from .io import GriddedData, load_csv_series, load_grid_array, load_grid_npz, load_netcdf
+from .mnist import load_mnist_digits, moving_mnist
+from .paths import DATA_ENV_VAR, DataNotFoundError, default_data_dir
+from .radar import RADAR_FILE, load_radar
+
+__all__ = [
+    "BIKE_FILE",
+    "BIKE_SHARED_FILE",
+    "DATA_ENV_VAR",
+    "DataNotFoundError",
+    "GriddedData",
+    "RADAR_FILE",
+    "TAXI_FILE",
+    "TEMPERATURE_FILE",
+    "crowd_flow_covariate_names",
+    "default_data_dir",
+    "load_bike_flows",
+    "load_csv_series",
+    "load_grid_array",
+    "load_grid_npz",
+    "load_mnist_digits",
+    "load_netcdf",
+    "load_radar",
+    "load_taxi_flows",
+    "load_temperature",
+    "moving_mnist",
+]

@@ -1,0 +1,163 @@
+"""The darts-mim ONNX file format: the metadata schema that export writes and the runtime reads.
+
+An exported file is a plain ONNX model whose ``metadata_props`` hold one JSON value per entry, under
+keys prefixed :data:`METADATA_PREFIX` (``darts_mim.grid``, ``darts_mim.input_chunk_length``, ...).
+The schema lives here only, so that :mod:`darts_mim.onnx.export` and :mod:`darts_mim.onnx.runtime`
+cannot disagree about it. This module imports neither torch nor onnx nor onnxruntime: the torch-free
+runtime reads files with it.
+
+Entries (all required, see :data:`REQUIRED_KEYS`)
+--------------------------------------------------
+format_version
+    :data:`FORMAT_VERSION` of the writer; a runtime refuses files newer than itself.
+grid
+    The target grid, as :meth:`darts_mim.grid.GridSpec.to_metadata` writes it; read back as a
+    :class:`~darts_mim.grid.GridSpec`.
+components
+    The training target's component names.
+input_chunk_length, output_chunk_length, output_chunk_shift
+    As the model's hyper-parameters.
+inputs
+    The graph's input names, a sub-sequence of :data:`FEATURE_NAMES` in that order.
+past_covariates, future_covariates
+    ``None`` when the model takes none, else ``{"n_components", "components", "grid_channels"}``.
+likelihood
+    ``None`` or ``{"name", "parameter_names"[, "quantiles"]}``.
+nr_params
+    Likelihood parameters per component (1 without a likelihood).
+dtype, training_dtype
+    The graph's float type (``"float32"`` or ``"float16"``) and the one forecasts are returned in.
+missing_components
+    Indices of target components that were NaN at every training step (forecast as NaN).
+
+Optional entries: ``version`` (of darts-mim), ``static_covariates``, ``freq``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from darts_mim.grid import GridSpec
+
+METADATA_PREFIX = "darts_mim."
+FORMAT_VERSION = 1
+# Darts' names for the module's input tensors, in the order the graph takes those it uses.
+FEATURE_NAMES = (
+    "past_target",
+    "past_covariates",
+    "historic_future_covariates",
+    "future_covariates",
+    "static_covariates",
+)
+REQUIRED_KEYS = (
+    "format_version",
+    "grid",
+    "components",
+    "input_chunk_length",
+    "output_chunk_length",
+    "output_chunk_shift",
+    "inputs",
+    "past_covariates",
+    "future_covariates",
+    "likelihood",
+    "nr_params",
+    "dtype",
+    "training_dtype",
+    "missing_components",
+)
+
+
+def metadata_props(meta: Mapping[str, Any]) -> dict[str, str]:
+    """The ONNX ``metadata_props`` for ``meta``: prefixed keys, JSON values.
+
+    Parameters
+    ----------
+    meta
+        Every entry of :data:`REQUIRED_KEYS` but ``format_version`` (added here), unprefixed; ``grid``
+        a :class:`~darts_mim.grid.GridSpec`.
+
+    Returns
+    -------
+    dict
+        For ``onnx.helper.set_model_props``.
+    """
+    entries = {"format_version": FORMAT_VERSION, **meta}
+    lacking = [k for k in REQUIRED_KEYS if k not in entries]
+    if lacking:
+        # A bug in the writer, caught before it produces files no runtime can read.
+        raise ValueError(f"darts-mim ONNX metadata lacks the required entries {lacking}.")
+    unknown = [name for name in entries["inputs"] if name not in FEATURE_NAMES]
+    if unknown:
+        raise ValueError(f"Graph inputs {unknown} are not Darts feature names {FEATURE_NAMES}.")
+    entries["grid"] = entries["grid"].to_metadata()
+    return {METADATA_PREFIX + key: json.dumps(value) for key, value in entries.items()}
+
+
+def read_metadata(
+    props: Mapping[str, str], path: str, graph_inputs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Read and check a file's darts-mim metadata.
+
+    Parameters
+    ----------
+    props
+        The file's metadata, e.g. ``session.get_modelmeta().custom_metadata_map``.
+    path
+        The file, for messages.
+    graph_inputs
+        The graph's input names, checked against the ``inputs`` entry when given.
+
+    Returns
+    -------
+    dict
+        The entries without the prefix, JSON-decoded; ``grid`` as a
+        :class:`~darts_mim.grid.GridSpec`.
+
+    Raises
+    ------
+    ValueError
+        For a file not written by darts-mim, corrupt or incomplete metadata, a format newer than this
+        runtime's, or a graph whose inputs differ from its metadata; each says what to do.
+    """
+    if METADATA_PREFIX + "format_version" not in props:
+        raise ValueError(
+            f"{path!r} is an ONNX model but was not written by darts-mim (no "
+            f"'{METADATA_PREFIX}*' metadata). Export MIM models with MIMModel.to_onnx(); for "
+            "other Darts models use darts.utils.onnx.run_onnx_prediction."
+        )
+    try:
+        meta = {
+            key[len(METADATA_PREFIX) :]: json.loads(value)
+            for key, value in props.items()
+            if key.startswith(METADATA_PREFIX)
+        }
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path!r} has corrupt darts-mim metadata: {err}.") from err
+    version = meta["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(
+            f"{path!r} has corrupt darts-mim metadata: format_version {version!r} is not an integer."
+        )
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} was written in darts-mim ONNX format {version}, newer than this runtime's "
+            f"{FORMAT_VERSION}; upgrade darts-mim."
+        )
+    lacking = [k for k in REQUIRED_KEYS if k not in meta]
+    if lacking:
+        raise ValueError(f"{path!r} lacks darts-mim metadata entries {lacking}; export it again.")
+    try:
+        meta["grid"] = GridSpec.from_metadata(meta["grid"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"{path!r} has corrupt darts-mim metadata: its grid {meta['grid']!r} cannot be read "
+            f"({err!r}); export it again."
+        ) from err
+    if graph_inputs is not None and list(graph_inputs) != meta["inputs"]:
+        raise ValueError(
+            f"{path!r}: the graph's inputs {list(graph_inputs)} differ from its metadata's "
+            f"{meta['inputs']}; export it again."
+        )
+    return meta
