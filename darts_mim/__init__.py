@@ -2,7 +2,7 @@
 
 from darts_mim.grid import GridSpec, grid_to_series, series_to_grid, series_to_xarray
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

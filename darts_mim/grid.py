@@ -164,6 +164,9 @@ class GridLayout:
         Indices of target components that are NaN at every step of the training data (masked).
     components
         The training target's component names, when known.
+    fold
+        Period folding of a plain series: the network's frames hold ``fold`` consecutive steps of
+        each component as a ``1 x fold`` strip (see :mod:`darts_mim.folding`); 1 for none.
     """
 
     grid: GridSpec
@@ -171,6 +174,7 @@ class GridLayout:
     future_grid_channels: int = 0
     missing: tuple[int, ...] = ()
     components: tuple[str, ...] | None = None
+    fold: int = 1
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (saved in the network's hyper-parameters and ONNX files)."""
@@ -180,6 +184,7 @@ class GridLayout:
             "future_grid_channels": self.future_grid_channels,
             "missing": list(self.missing),
             "components": None if self.components is None else list(self.components),
+            "fold": self.fold,
         }
 
     @classmethod
@@ -191,6 +196,7 @@ class GridLayout:
             int(d.get("future_grid_channels", 0)),
             tuple(int(i) for i in d.get("missing") or ()),
             None if components is None else tuple(str(c) for c in components),
+            int(d.get("fold", 1)),
         )
 
     def component_names(self) -> list[str]:

@@ -8,6 +8,7 @@ atomic saving, and single-device prediction after multi-process training. The te
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import shutil
@@ -30,6 +31,7 @@ from darts.models.forecasting.torch_forecasting_model import (
 from darts.utils.serialization import add_safe_globals
 from darts.utils.serialization.torch import load_ckpt_safely
 
+from darts_mim.folding import resolve_fold
 from darts_mim.grid import GridLayout, GridSpec, check_series_grid
 from darts_mim.module import _anchored_params, _likelihood_feedback_param, _MIMModule
 from darts_mim.resources import available_bytes, check_fits_in_memory, estimate_training_bytes
@@ -61,6 +63,7 @@ class MIMModel(MixedCovariatesTorchModel):
         activation_checkpointing: bool = False,
         input_window_loss: bool = True,
         naive_anchor: bool = False,
+        fold_period: int | str | None = "auto",
         precision: str | None = None,
         use_static_covariates: bool = True,
         **kwargs,
@@ -148,6 +151,17 @@ class MIMModel(MixedCovariatesTorchModel):
             without a location on the target's scale (Poisson, Beta, ...) are refused. Works with
             covariates, always-missing cells, instance norm (the anchor is then the normalised frame),
             ``historical_forecasts`` and ONNX. Default: ``False``.
+        fold_period
+            Period folding for plain (non-gridded) series: with a period ``P``, the network's frame
+            ``k`` holds steps ``kP .. (k+1)P - 1`` of each component as a ``1 x P`` strip, so the
+            recurrence runs across periods, MIM-N differences consecutive periods (learned seasonal
+            differencing), the convolutions run along the phase, and ``naive_anchor`` becomes the
+            seasonal naive forecast. ``"auto"`` (default): the period of the series' frequency (hourly
+            24, 30-minute 48, daily 7, weekly 52, monthly 12, quarterly 4) when the input holds at
+            least two periods, else no folding; an integer sets the period; ``None`` keeps one value
+            per step (a 1x1 grid). Grids are never folded. Chunk lengths stay in time steps: an input
+            that is not whole periods reads its most recent whole periods, an output is forecast in
+            whole periods and cut (see :mod:`darts_mim.folding`).
         precision
             Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs) or
             ``"16-mixed"`` (GPUs). Shorthand for ``pl_trainer_kwargs={"precision": ...}``. Default: ``None``
@@ -258,6 +272,7 @@ class MIMModel(MixedCovariatesTorchModel):
         self.activation_checkpointing = activation_checkpointing
         self.input_window_loss = bool(input_window_loss)
         self.naive_anchor = bool(naive_anchor)
+        self.fold_period = fold_period
         if self.naive_anchor:  # refuse a likelihood without a location now, not at fit time
             likelihood = model_kwargs.get("likelihood")
             _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
@@ -298,13 +313,26 @@ class MIMModel(MixedCovariatesTorchModel):
         else from ``grid_shape``, else a 1x1 grid with one channel per target component."""
         series = getattr(dataset, "series", None)
         if series:
-            return resolve_layout(
-                _as_list(series),
+            series = _as_list(series)
+            layout = resolve_layout(
+                series,
                 _as_list(getattr(dataset, "past_covariates", None)),
                 _as_list(getattr(dataset, "future_covariates", None)),
                 self.grid_shape,
                 self.patch_size,
             )
+            fold = resolve_fold(
+                getattr(self, "fold_period", None),
+                series[0].freq,
+                self.input_chunk_length,
+                gridded=layout.grid.n_cells > 1,
+            )
+            if fold > 1 and self.patch_size > 1:
+                raise ValueError(
+                    f"patch_size={self.patch_size} cannot cut a folded series' 1 x {fold} frames; use "
+                    "patch_size=1 (or fold_period=None)."
+                )
+            return dataclasses.replace(layout, fold=fold)
         sample = dataset[
             0
         ]  # a TorchTrainingSample, or a tuple in datasets written for Darts <= 0.47
@@ -332,7 +360,7 @@ class MIMModel(MixedCovariatesTorchModel):
         self._check_training_data(train_dataset, layout)
         if val_dataset is not None:
             self._check_training_data(val_dataset, layout)
-        self._check_memory(layout.grid)
+        self._check_memory(layout)
         if not self.model_created:
             self.pl_module_params["grid_layout"] = layout.to_dict()
         return super()._setup_for_train(train_dataset, val_dataset, *args, **kwargs)
@@ -597,18 +625,22 @@ class MIMModel(MixedCovariatesTorchModel):
             for cov in covs or []:
                 check_series_values(cov, kind)
 
-    def _check_memory(self, grid: GridSpec) -> None:
+    def _check_memory(self, layout: GridLayout) -> None:
         """Fail before training when one training step clearly cannot fit in memory."""
         precision = str(self.trainer_params.get("precision", "32"))
         bytes_per_value = 8 if precision.startswith("64") else 4
+        steps = self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length
+        height, width = layout.grid.height, layout.grid.width
+        if layout.fold > 1:  # the network runs over 1 x P frames, one per period
+            height, width, steps = 1, layout.fold, -(-steps // layout.fold)
         needed = estimate_training_bytes(
             self.num_hidden,
             self.cell_type,
-            grid.height,
-            grid.width,
+            height,
+            width,
             self.patch_size,
             self.batch_size,
-            self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length - 1,
+            steps - 1,
             bytes_per_value,
             self.activation_checkpointing,
         )

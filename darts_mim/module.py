@@ -76,13 +76,16 @@ class _MIMModule(PLForecastingModule):
         self.layout = GridLayout.from_dict(grid_layout)
         self.input_window_loss = input_window_loss
         self.grid = self.layout.grid.shape
+        # Period folding: the network runs across periods on 1 x P strips of every component.
+        self.fold = self.layout.fold
+        self.frame_shape = (self.grid[0], 1, self.fold) if self.fold > 1 else self.grid
         self.past_cov_layout = past_cov_layout
         self.future_cov_layout = future_cov_layout
         self.static_cov_layout = static_cov_layout
         self.sampling_schedule = sampling_schedule
         self.sampling_start = sampling_start
         self.sampling_decay_steps = sampling_decay_steps
-        channels, height, width = self.grid
+        channels, height, width = self.frame_shape
         cond = 0
         for layout in (past_cov_layout, future_cov_layout):
             if layout is not None:
@@ -106,8 +109,7 @@ class _MIMModule(PLForecastingModule):
             activation_checkpointing=activation_checkpointing,
             anchored_params=_anchored_params(self.likelihood, nr_params) if naive_anchor else (),
         )
-        n_components = channels * height * width
-        missing = torch.zeros(n_components, dtype=torch.bool)
+        missing = torch.zeros(self.layout.grid.n_components, dtype=torch.bool)
         missing_components = list(self.layout.missing)
         if missing_components:
             missing[missing_components] = True
@@ -128,38 +130,59 @@ class _MIMModule(PLForecastingModule):
 
     # ------------------------------------------------------------------ tensors <-> frames
     def _frames(self, values: Tensor) -> Tensor:
-        b, t, _ = values.shape
-        return values.reshape(b, t, *self.grid)
+        """``(B, T, C*H*W) -> (B, T, C, H, W)``; folded: ``(B, T, D) -> (B, T / P, D, 1, P)``, frame
+        ``k`` holding steps ``kP .. (k+1)P - 1`` of each component as a strip (``T`` a multiple of P)."""
+        b, t, d = values.shape
+        if self.fold == 1:
+            return values.reshape(b, t, *self.grid)
+        return values.reshape(b, t // self.fold, self.fold, d).permute(0, 1, 3, 2).unsqueeze(3)
+
+    def _cov_frames(self, cov: Tensor, grid_channels: int) -> Tensor:
+        """Covariates as frame channels: gridded ones per cell, plain ones broadcast to every cell;
+        folded like the target (a plain series has no gridded covariates)."""
+        if self.fold > 1:
+            return self._frames(cov)
+        _, height, width = self.grid
+        return _cov_to_channels(cov, grid_channels, height, width)
+
+    def _steps(self, t_in: int, n_out: int) -> tuple[int, int, int]:
+        """``(offset, frames in, frames out)``: the input steps left out at the start (a folded input
+        uses whole periods, the most recent ones), and the number of input and output frames."""
+        if self.fold == 1:
+            return 0, t_in, n_out
+        return t_in % self.fold, t_in // self.fold, -(-n_out // self.fold)
 
     def _conditioning(self, x_in: PLModuleInput, n_out: int) -> Tensor | None:
-        """Per-step covariate channels ``[B, T_in + n_out - 1, cond, H, W]``.
+        """Per-step covariate channels ``[B, K_in + K_out - 1, cond, H, W]`` over the network's steps.
 
-        Step ``t`` reads frame ``t`` and predicts frame ``t + 1``: it sees the past covariates observed at
-        ``t`` (zero once they are unknown, in the decoder) and the future covariates of ``t + 1``, the
-        time it forecasts (zero inside an ``output_chunk_shift`` gap, where Darts provides none).
+        Step ``k`` reads frame ``k`` and predicts frame ``k + 1``: it sees the past covariates observed
+        in frame ``k`` (zero once they are unknown, in the decoder) and the future covariates of frame
+        ``k + 1``, the one it forecasts (zero inside an ``output_chunk_shift`` gap, where Darts provides
+        none, and after the output chunk's end in a last partial folded frame).
         """
-        _, height, width = self.grid
         past_target = x_in.past_target
         b, t_in, _ = past_target.shape
-        n_steps = t_in - 1 + n_out
+        offset, k_in, k_out = self._steps(t_in, n_out)
+        n_steps = k_in - 1 + k_out
         parts = []
         if self.past_cov_layout is not None and x_in.past_covariates is not None:
-            pc = _cov_to_channels(x_in.past_covariates, self.past_cov_layout[0], height, width)
-            pad = pc.new_zeros(b, n_steps - t_in, *pc.shape[2:])
+            pc = self._cov_frames(x_in.past_covariates[:, offset:], self.past_cov_layout[0])
+            pad = pc.new_zeros(b, n_steps - k_in, *pc.shape[2:])
             parts.append(torch.cat([pc, pad], dim=1))
         if self.future_cov_layout is not None and x_in.future_covariates is not None:
-            g = self.future_cov_layout[0]
-            hist = _cov_to_channels(x_in.historic_future_covariates, g, height, width)[:, 1:]
-            fut = _cov_to_channels(x_in.future_covariates, g, height, width)
-            gap = fut.new_zeros(b, n_out - fut.shape[1], *fut.shape[2:])
-            parts.append(torch.cat([hist, gap, fut], dim=1))
+            hist, fut = x_in.historic_future_covariates[:, offset:], x_in.future_covariates
+            # the gap of output_chunk_shift, and the tail of a last partial frame: no covariates
+            gap = fut.new_zeros(b, n_out - fut.shape[1], fut.shape[2])
+            tail = fut.new_zeros(b, k_out * self.fold - n_out, fut.shape[2])
+            steps = torch.cat([hist, gap, fut, tail], dim=1)
+            parts.append(self._cov_frames(steps, self.future_cov_layout[0])[:, 1:])
         if self.static_cov_layout is not None and x_in.static_covariates is not None:
             static = x_in.static_covariates  # (B, rows, S)
-            if self.static_cov_layout[0] == "per_component":
-                channels = self.grid[0]
+            channels, height, width = self.frame_shape
+            if self.static_cov_layout[0] == "per_component" and self.fold == 1:
                 static = static.reshape(b, channels, height, width, -1)
                 static = static.permute(0, 1, 4, 2, 3).reshape(b, -1, height, width)
-            else:
+            else:  # global rows; folded: one row per component (channel) along the whole strip
                 static = static.reshape(b, -1, 1, 1).expand(-1, -1, height, width)
             parts.append(static.unsqueeze(1).expand(-1, n_steps, -1, -1, -1))
         if not parts:
@@ -179,43 +202,57 @@ class _MIMModule(PLForecastingModule):
         return max(1, round(DECAY_FRACTION * planned))
 
     def _teacher_mask(self, batch: int, n_out: int, ref: Tensor) -> Tensor | None:
-        """Scheduled sampling: 1 feeds the true frame, with probability ``eta`` decaying over steps."""
-        if self.sampling_schedule == "free_running" or n_out < 2:
+        """Scheduled sampling over the ``K_out - 1`` decoder inputs: 1 feeds the true frame, with
+        probability ``eta`` decaying over steps, where a whole true frame exists (not in an
+        ``output_chunk_shift`` gap, not a partial folded frame)."""
+        _, _, k_out = self._steps(self.input_chunk_length, n_out)
+        if self.sampling_schedule == "free_running" or k_out < 2:
             return None
         if self.sampling_schedule == "teacher_forcing":
             eta = 1.0
         else:
             progress = min(1.0, self.global_step / self._decay_steps())
             eta = self.sampling_start * (1.0 - progress)
-        shift = self.output_chunk_shift
+        shift, fold = self.output_chunk_shift, self.fold
+        known = [k * fold >= shift and (k + 1) * fold <= n_out for k in range(k_out - 1)]
+        first = known.index(True) if any(known) else k_out - 1
+        n_known = sum(known)  # the frames with true values are contiguous
         # The draws depend only on the module's sampling seed and the step, not on the global RNG's
         # history, so training resumed from a checkpoint draws exactly what an uninterrupted run draws.
         generator = torch.Generator(device=ref.device)
         generator.manual_seed(int(self.sampling_seed) * 1_000_003 + int(self.global_step))
-        uniform = torch.rand(batch, n_out - 1 - shift, device=ref.device, generator=generator)
+        uniform = torch.rand(batch, n_known, device=ref.device, generator=generator)
         draws = (uniform < eta).to(ref.dtype)
-        # No true frames exist inside an output_chunk_shift gap: always free running there.
-        return torch.cat([ref.new_zeros(batch, shift), draws], dim=1)
+        after = k_out - 1 - first - n_known
+        return torch.cat([ref.new_zeros(batch, first), draws, ref.new_zeros(batch, after)], dim=1)
 
     def _to_components(self, frames: Tensor) -> Tensor:
-        """``(B, T, C, P, H, W) -> (B, T, C*H*W, P)``, channel-major like the series' components."""
-        b, t = frames.shape[:2]
-        return frames.permute(0, 1, 2, 4, 5, 3).reshape(b, t, -1, self.net.nr_params)
+        """``(B, K, C, P, H, W) -> (B, T, C*H*W, P)``, channel-major like the series' components; a
+        folded ``(B, K, D, P, 1, fold)`` unfolds to ``K * fold`` steps."""
+        b, k = frames.shape[:2]
+        nr_params = self.net.nr_params
+        if self.fold == 1:
+            return frames.permute(0, 1, 2, 4, 5, 3).reshape(b, k, -1, nr_params)
+        # (B, K, D, P, 1, fold) -> (B, K, fold, D, P) -> (B, K * fold, D, P)
+        steps = frames[:, :, :, :, 0].permute(0, 1, 4, 2, 3)
+        return steps.reshape(b, k * self.fold, -1, nr_params)
 
     def _window_steps(self, t_in: int, stage: ModuleStage) -> int:
-        """Frames of the input window that training scores (``input_window_loss``): the
-        ``t_in - 1`` teacher-forced one-step predictions of frames 2..t_in; none otherwise."""
-        if self.input_window_loss and stage is ModuleStage.TRAIN and t_in > 1:
-            return t_in - 1
+        """Steps of the input window that training scores (``input_window_loss``): the one-step
+        predictions of frames 2..K_in (teacher-forced), ``t_in - 1`` steps unfolded, whole periods
+        folded; none otherwise."""
+        _, k_in, _ = self._steps(t_in, 1)
+        if self.input_window_loss and stage is ModuleStage.TRAIN and k_in > 1:
+            return (k_in - 1) * self.fold
         return 0
 
     @io_processor
     def forward(self, x_in: PLModuleInput) -> PLModuleOutput:
-        """Forecast the output chunk; in training with ``input_window_loss``, every predicted frame.
+        """Forecast the output chunk; in training with ``input_window_loss``, every predicted step.
 
         Like Darts' TCN, training returns the one-step predictions inside the input window before
         the forecast, and :meth:`training_step` extends the target to match, so that Darts' own loss,
-        metrics and instance norm (``io_processor``) cover every frame without a side channel.
+        metrics and instance norm (``io_processor``) cover every predicted step without a side channel.
         """
         past = x_in.past_target
         if self.has_missing:
@@ -223,6 +260,7 @@ class _MIMModule(PLForecastingModule):
         b, t_in = past.shape[:2]
         shift, ocl = self.output_chunk_shift, self.output_chunk_length
         n_out = shift + ocl
+        offset, _, k_out = self._steps(t_in, n_out)
         n_window = self._window_steps(t_in, x_in.stage)
         future_frames = teacher = None
         if x_in.stage is ModuleStage.TRAIN and x_in.future_target is not None:
@@ -234,23 +272,25 @@ class _MIMModule(PLForecastingModule):
                 if self.rin is not None:
                     future = self.rin.transform(future)
                 gap = future.new_zeros(b, shift, future.shape[-1])
-                future_frames = self._frames(torch.cat([gap, future], dim=1))
+                tail = future.new_zeros(b, k_out * self.fold - n_out, future.shape[-1])
+                future_frames = self._frames(torch.cat([gap, future, tail], dim=1))
         out = self.net(
-            self._frames(past),
-            n_out,
+            self._frames(past[:, offset:]),
+            k_out,
             cond=self._conditioning(x_in, n_out),
             future_frames=future_frames,
             teacher_mask=teacher,
             return_all=n_window > 0,
         )
-        # out: the window's predictions (when scored), the output_chunk_shift gap, the forecast
-        forecast = out[:, n_window + shift :]
+        steps = self._to_components(out)
+        # steps: the window's predictions (when scored), the output_chunk_shift gap, the forecast,
+        # and the tail of a last partial folded frame
+        forecast = steps[:, n_window + shift : n_window + n_out]
         if n_window:
-            forecast = torch.cat([out[:, :n_window], forecast], dim=1)
-        prediction = self._to_components(forecast)
+            forecast = torch.cat([steps[:, :n_window], forecast], dim=1)
         if self.has_missing and x_in.stage is ModuleStage.PREDICT:
-            prediction = prediction.masked_fill(self.missing[:, None], float("nan"))
-        return PLModuleOutput(prediction=prediction)
+            forecast = forecast.masked_fill(self.missing[:, None], float("nan"))
+        return PLModuleOutput(prediction=forecast)
 
     # ------------------------------------------------------------------ training steps
     def _prepare_batch(self, batch: TorchTrainingBatch, stage: ModuleStage) -> TorchTrainingBatch:
@@ -269,7 +309,7 @@ class _MIMModule(PLForecastingModule):
             ones = weight.new_ones(weight.shape[0], n_window, weight.shape[2])
             weight = torch.cat([ones, weight], dim=1)
         return batch.replace(
-            future_target=torch.cat([batch.past_target[:, 1:], batch.future_target], dim=1),
+            future_target=torch.cat([batch.past_target[:, -n_window:], batch.future_target], dim=1),
             sample_weight=weight,
         )
 

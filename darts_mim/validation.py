@@ -131,6 +131,18 @@ def check_hyper_parameters(params: dict) -> None:
     start = params.get("sampling_start", 1.0)
     if not 0.0 <= float(start) <= 1.0:
         raise ValueError(f"`sampling_start` is a probability in [0, 1], got {start!r}.")
+    fold = params.get("fold_period", "auto")
+    if fold not in ("auto", None) and (
+        isinstance(fold, bool) or not isinstance(fold, int | np.integer) or fold < 2
+    ):
+        raise ValueError(
+            f"`fold_period` must be 'auto', None or an integer period >= 2, got {fold!r}."
+        )
+    if fold not in ("auto", None) and fold > params["input_chunk_length"]:
+        raise ValueError(
+            f"fold_period={fold} is longer than input_chunk_length={params['input_chunk_length']}: "
+            "the input must hold at least one whole period."
+        )
     grid_shape = params.get("grid_shape")
     if grid_shape is not None and (
         len(grid_shape) not in (2, 3) or any(int(g) < 1 for g in grid_shape)

@@ -1,4 +1,4 @@
-"""The README's runnable examples run as written (the quickstart, grids, multivariate)."""
+"""The README's runnable examples run as written (the quickstart, grids, xarray, multivariate)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def test_readme_has_the_two_commands():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["quickstart", "grids", "multivariate"])
+@pytest.mark.parametrize(
+    "index", [0, 1, 2, 3], ids=["quickstart", "grids", "xarray", "multivariate"]
+)
 def test_readme_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(README.parent)  # the multivariate example reads tests/data/...
     code = _python_blocks()[index]
@@ -31,4 +33,7 @@ def test_readme_example_runs(index, tmp_path, monkeypatch):
     if index == 0:
         assert namespace["frames"].shape == (6, 2, 14, 8)
     if index == 2:
+        assert namespace["back"].dims == ("time", "channel", "lat", "lon")
+        assert len(namespace["series"]) == 100
+    if index == 3:
         assert namespace["errors"] > 0

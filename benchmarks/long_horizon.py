@@ -1,0 +1,298 @@
+"""The literature's long-horizon protocol on ETTh1: folded MIMModel against Darts' models (issue 12).
+
+Protocol (Zhou et al., Informer, AAAI 2021; followed by DLinear, PatchTST, iTransformer, TimesNet):
+chronological split of 12/4/4 months (8640/2880/2880 hourly steps), every column z-scored with the
+training statistics, input 96, horizons 96/192/336/720, every test origin (stride 1), MSE and MAE on
+the normalised scale averaged over windows and columns. Every neural model gets the same budget:
+``--epochs`` epochs with early stopping on the validation months (patience 2), Adam lr 1e-3, batch 32,
+one torch thread; the weights of the best validation epoch are kept.
+
+Models: MIMModel folded (its defaults for a plain hourly series: ``fold_period="auto"`` = 24, plus
+``--mim-kwargs``), MIMModel 1x1 (``fold_period=None``, 0.1's behaviour; slow, so off unless named),
+Darts' DLinear, NLinear, NHiTS, TiDE, TSMixer, TCN (output chunk 48, autoregressive beyond: TCN needs
+it shorter than its input), and the 24-hour seasonal naive.
+
+Run from the repository root::
+
+    python benchmarks/long_horizon.py                              # horizon 96, every model
+    python benchmarks/long_horizon.py --horizons 96 192 336 720 --epochs 10
+    python benchmarks/long_horizon.py --models mim dlinear --mim-kwargs '{"num_hidden": [32, 32]}'
+    python benchmarks/long_horizon.py --speed                       # folded vs 1x1 time per batch
+
+Published figures for orientation (input 96, horizon 96, MSE; iTransformer paper, Liu et al.,
+ICLR 2024, Table 10): iTransformer 0.386, TimesNet 0.384, DLinear 0.386, PatchTST 0.414.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from darts_mim.datasets import default_data_dir, load_csv_series  # noqa: E402
+
+TRAIN, VAL, TEST = 8640, 2880, 2880
+INPUT = 96
+PERIOD = 24
+NEURAL = ("mim", "mim_1x1", "dlinear", "nlinear", "nhits", "tide", "tsmixer", "tcn")
+DEFAULT_MODELS = ("seasonal_naive", "mim", "dlinear", "nlinear", "nhits", "tide", "tsmixer", "tcn")
+PUBLISHED_96 = {"iTransformer": 0.386, "TimesNet": 0.384, "DLinear": 0.386, "PatchTST": 0.414}
+
+
+@dataclass
+class Split:
+    """The z-scored series and the borders of the protocol (lengths scaled down by ``--quick``)."""
+
+    series: object  # darts TimeSeries, float32, z-scored with the training statistics
+    train_end: int
+    val_end: int
+    test_end: int
+
+
+def load_split(data_dir: Path, quick: bool) -> Split:
+    from darts.dataprocessing.transformers import Scaler
+    from sklearn.preprocessing import StandardScaler
+
+    path = data_dir / "series" / "ETTh1.csv"
+    if not path.exists():  # a fresh clone: the first 2000 rows in the tests' fixtures
+        path = REPO / "tests" / "data" / "ETTh1_first2000.csv"
+    series = load_csv_series(path).astype(np.float32)
+    train_end, val_end, test_end = TRAIN, TRAIN + VAL, TRAIN + VAL + TEST
+    if quick or len(series) < test_end:
+        train_end, val_end, test_end = 1200, 1500, 1800
+    scaler = Scaler(StandardScaler())
+    scaler.fit(series[:train_end])
+    return Split(scaler.transform(series[:test_end]), train_end, val_end, test_end)
+
+
+def trainer_kwargs(patience: int) -> dict:
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    return {
+        "accelerator": "cpu",
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "callbacks": [EarlyStopping("val_loss", patience=patience, mode="min")],
+    }
+
+
+def build_model(name: str, horizon: int, epochs: int, seed: int, mim_kwargs: dict, work_dir: str):
+    """One model with the shared budget. Darts' models keep their defaults but the chunk lengths."""
+    from darts.models import (
+        DLinearModel,
+        NHiTSModel,
+        NLinearModel,
+        TCNModel,
+        TiDEModel,
+        TSMixerModel,
+    )
+
+    from darts_mim import MIMModel
+
+    common = dict(
+        input_chunk_length=INPUT,
+        output_chunk_length=horizon,
+        n_epochs=epochs,
+        batch_size=32,
+        random_state=seed,
+        optimizer_kwargs={"lr": 1e-3},
+        pl_trainer_kwargs=trainer_kwargs(patience=2),
+        work_dir=work_dir,
+        save_checkpoints=True,
+        force_reset=True,
+        model_name=f"{name}_{horizon}_{seed}",
+    )
+    if name == "mim":
+        return MIMModel(**common, **mim_kwargs)
+    if name == "mim_1x1":
+        return MIMModel(**common, **{**mim_kwargs, "fold_period": None})
+    classes = {
+        "dlinear": DLinearModel,
+        "nlinear": NLinearModel,
+        "nhits": NHiTSModel,
+        "tide": TiDEModel,
+        "tsmixer": TSMixerModel,
+        "tcn": TCNModel,
+    }
+    if name == "tcn":  # TCN needs output_chunk_length < input_chunk_length: 48, then autoregressive
+        common["output_chunk_length"] = min(horizon, INPUT // 2)
+    return classes[name](**common)
+
+
+def eval_range(split: Split, validation: bool) -> tuple[int, int]:
+    """The forecast origins' range: the test months, or the validation months to choose settings."""
+    return (split.train_end, split.val_end) if validation else (split.val_end, split.test_end)
+
+
+def seasonal_naive(split: Split, horizon: int, validation: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts and truths of the 24-hour seasonal naive at every origin: ``(N, H, D)``."""
+    values = split.series.values()
+    first, end = eval_range(split, validation)
+    origins = range(first, end - horizon + 1)
+    reps = -(-horizon // PERIOD)
+    pred = np.stack([np.tile(values[o - PERIOD : o], (reps, 1))[:horizon] for o in origins])
+    true = np.stack([values[o : o + horizon] for o in origins])
+    return pred, true
+
+
+def neural(split: Split, name: str, horizon: int, args) -> tuple[np.ndarray, np.ndarray, float]:
+    import tempfile
+
+    first, end = eval_range(split, args.validation)
+    series = split.series[:end]
+    train = series[: split.train_end]
+    val = series[split.train_end - INPUT : split.val_end]
+    model = build_model(name, horizon, args.epochs, args.seed, args.mim_kwargs, tempfile.mkdtemp())
+    start = time.perf_counter()
+    model.fit(train, val_series=val, max_samples_per_ts=args.max_samples)
+    fit_s = time.perf_counter() - start
+    model = model.load_from_checkpoint(model.model_name, work_dir=model.work_dir, best=True)
+    forecasts = model.historical_forecasts(
+        series,
+        start=first,
+        forecast_horizon=horizon,
+        stride=1,
+        retrain=False,
+        last_points_only=False,
+        overlap_end=False,
+        verbose=False,
+    )
+    values = series.values()
+    pred = np.stack([f.values() for f in forecasts])
+    starts = [series.get_index_at_point(f.start_time()) for f in forecasts]
+    true = np.stack([values[s : s + horizon] for s in starts])
+    return pred, true, fit_s
+
+
+def time_per_batch(
+    split: Split, fold_period, horizon: int, batches: int, mim_kwargs: dict
+) -> float:
+    """Wall seconds per optimizer step of MIMModel.fit over ``batches`` batches (one epoch capped)."""
+    import tempfile
+
+    from darts_mim import MIMModel
+
+    model = MIMModel(
+        input_chunk_length=INPUT,
+        output_chunk_length=horizon,
+        n_epochs=1,
+        batch_size=32,
+        random_state=0,
+        fold_period=fold_period,
+        pl_trainer_kwargs={
+            "accelerator": "cpu",
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "logger": False,
+            "limit_train_batches": batches,
+        },
+        work_dir=tempfile.mkdtemp(),
+        **mim_kwargs,
+    )
+    train = split.series[: split.train_end]
+    model.fit(train[: INPUT + horizon + 32 * batches + 64])  # build the network, warm up
+    start = time.perf_counter()
+    model.fit(train, epochs=1)
+    return (time.perf_counter() - start) / batches
+
+
+def markdown(rows: list[list], header: list[str]) -> str:
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--data", type=Path, default=None, help="data folder (default ../shared/data)"
+    )
+    parser.add_argument("--horizons", type=int, nargs="+", default=[96])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--max-samples", type=int, default=None, help="max_samples_per_ts")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mim-kwargs", type=json.loads, default={})
+    parser.add_argument("--speed", action="store_true", help="also time folded vs 1x1 per batch")
+    parser.add_argument("--speed-batches", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="tiny split and budget, for tests")
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score the validation months (to choose settings); the test months only report",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="append the tables to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    data_dir = args.data or default_data_dir()
+    split = load_split(Path(data_dir), args.quick)
+    if args.quick:
+        args.epochs = min(args.epochs, 1)
+        args.max_samples = args.max_samples or 32
+    report = [
+        f"ETTh1, split {split.train_end}/{split.val_end - split.train_end}/"
+        f"{split.test_end - split.val_end}, input {INPUT}, budget {args.epochs} epochs "
+        f"(early stopping, patience 2), seed {args.seed}, mim kwargs {args.mim_kwargs or 'defaults'}, "
+        f"max samples per epoch {args.max_samples or 'all'}, scored on the "
+        f"{'VALIDATION' if args.validation else 'test'} months"
+    ]
+    for horizon in args.horizons:
+        rows = []
+        for name in args.models:
+            if name == "seasonal_naive":
+                start = time.perf_counter()
+                pred, true = seasonal_naive(split, horizon, args.validation)
+                fit_s = time.perf_counter() - start
+            else:
+                pred, true, fit_s = neural(split, name, horizon, args)
+            err = pred - true
+            rows.append(
+                [name, float(np.mean(err**2)), float(np.mean(np.abs(err))), len(pred), fit_s]
+            )
+            print(
+                f"h={horizon} {name}: MSE {rows[-1][1]:.4f} MAE {rows[-1][2]:.4f} "
+                f"({len(pred)} windows, fit {fit_s:.0f} s)",
+                flush=True,
+            )
+        table = markdown(rows, ["model", "MSE", "MAE", "windows", "fit (s)"])
+        report.append(f"\n### Horizon {horizon}\n\n{table}")
+        if horizon == 96:
+            published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_96.items())
+            report.append(
+                f"\nPublished (iTransformer paper, ICLR 2024, Table 10), MSE: {published}."
+            )
+    if args.speed:
+        horizon = args.horizons[0]
+        folded = time_per_batch(split, "auto", horizon, args.speed_batches, args.mim_kwargs)
+        flat = time_per_batch(split, None, horizon, args.speed_batches, args.mim_kwargs)
+        report.append(
+            f"\nTraining time per batch of 32 at horizon {horizon}, same widths: folded "
+            f"{folded:.3f} s, 1x1 {flat:.3f} s, ratio {flat / folded:.1f}x."
+        )
+    text = "\n".join(report)
+    print(text)
+    if args.out is not None:
+        with open(args.out, "a") as f:
+            f.write(text + "\n\n")
+    return text
+
+
+if __name__ == "__main__":
+    main()

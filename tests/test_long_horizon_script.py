@@ -1,0 +1,53 @@
+"""``benchmarks/long_horizon.py --quick`` runs the ETTh1 protocol end to end on the tests' fixture."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "long_horizon.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("long_horizon", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["long_horizon"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seasonal_naive_repeats_the_last_day():
+    module = _load()
+    split = module.load_split(Path("/nonexistent"), quick=True)  # falls back to the fixture
+    pred, true = module.seasonal_naive(split, 30, validation=False)
+    values = split.series.values()
+    origin = split.val_end
+    assert pred.shape == true.shape == (split.test_end - 30 - origin + 1, 30, 7)
+    assert (pred[0, :24] == values[origin - 24 : origin]).all()
+    assert (pred[0, 24:] == values[origin - 24 : origin - 18]).all()
+    assert (true[0] == values[origin : origin + 30]).all()
+
+
+@pytest.mark.slow
+def test_quick_run_prints_every_model(tmp_path):
+    module = _load()
+    out = tmp_path / "table.md"
+    text = module.main(
+        [
+            "--quick",
+            "--data",
+            "/nonexistent",
+            "--models",
+            "seasonal_naive",
+            "mim",
+            "dlinear",
+            "--out",
+            str(out),
+        ]
+    )
+    for name in ("seasonal_naive", "mim", "dlinear"):
+        assert f"| {name} |" in text
+    assert out.read_text().strip() == text.strip()
