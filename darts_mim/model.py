@@ -64,6 +64,7 @@ class MIMModel(MixedCovariatesTorchModel):
         input_window_loss: bool = True,
         naive_anchor: bool = False,
         fold_period: int | str | None = "auto",
+        channel_independent: bool = False,
         precision: str | None = None,
         use_static_covariates: bool = True,
         **kwargs,
@@ -162,6 +163,12 @@ class MIMModel(MixedCovariatesTorchModel):
             per step (a 1x1 grid). Grids are never folded. Chunk lengths stay in time steps: an input
             that is not whole periods reads its most recent whole periods, an output is forecast in
             whole periods and cut (see :mod:`darts_mim.folding`).
+        channel_independent
+            For plain multivariate series: forecast each component as its own one-channel sample with
+            shared weights (as PatchTST and DLinear do), so a component's forecast depends on its own
+            history and the covariates only. Covariates reach every component; per-component static
+            covariates reach their component. Grids are refused (their components are cells).
+            Default: ``False``.
         precision
             Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs) or
             ``"16-mixed"`` (GPUs). Shorthand for ``pl_trainer_kwargs={"precision": ...}``. Default: ``None``
@@ -273,6 +280,7 @@ class MIMModel(MixedCovariatesTorchModel):
         self.input_window_loss = bool(input_window_loss)
         self.naive_anchor = bool(naive_anchor)
         self.fold_period = fold_period
+        self.channel_independent = bool(channel_independent)
         if self.naive_anchor:  # refuse a likelihood without a location now, not at fit time
             likelihood = model_kwargs.get("likelihood")
             _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
@@ -327,6 +335,12 @@ class MIMModel(MixedCovariatesTorchModel):
                 self.input_chunk_length,
                 gridded=layout.grid.n_cells > 1,
             )
+            if getattr(self, "channel_independent", False) and layout.grid.n_cells > 1:
+                raise ValueError(
+                    "channel_independent=True forecasts each component of a plain series on its own; "
+                    f"this target is a {layout.grid.describe()}, whose components are cells. Use "
+                    "channel_independent=False for grids."
+                )
             if fold > 1 and self.patch_size > 1:
                 raise ValueError(
                     f"patch_size={self.patch_size} cannot cut a folded series' 1 x {fold} frames; use "
@@ -418,6 +432,7 @@ class MIMModel(MixedCovariatesTorchModel):
             # models pickled before the option existed have no attribute: Darts' loss, as then
             input_window_loss=getattr(self, "input_window_loss", False),
             naive_anchor=getattr(self, "naive_anchor", False),
+            channel_independent=getattr(self, "channel_independent", False),
             **self.pl_module_params,  # grid_layout, train_sample_shape and Darts' module arguments
         )
 

@@ -63,6 +63,7 @@ class _MIMModule(PLForecastingModule):
         activation_checkpointing: bool,
         input_window_loss: bool = False,  # False for modules saved before the option existed
         naive_anchor: bool = False,  # False for modules saved before the option existed
+        channel_independent: bool = False,
         grid_layout: dict | None = None,  # None in modules saved by darts-mim 0.1, which had `grid`
         grid: tuple[int, int, int] | None = None,  # modules saved before grid_layout existed
         missing_components: Sequence[int] | None = None,  # likewise
@@ -79,6 +80,10 @@ class _MIMModule(PLForecastingModule):
         # Period folding: the network runs across periods on 1 x P strips of every component.
         self.fold = self.layout.fold
         self.frame_shape = (self.grid[0], 1, self.fold) if self.fold > 1 else self.grid
+        # Channel independence: each component is its own sample of one channel, with shared weights.
+        self.channel_independent = bool(channel_independent)
+        if self.channel_independent:
+            self.frame_shape = (1, *self.frame_shape[1:])
         self.past_cov_layout = past_cov_layout
         self.future_cov_layout = future_cov_layout
         self.static_cov_layout = static_cov_layout
@@ -92,7 +97,10 @@ class _MIMModule(PLForecastingModule):
                 cond += layout[0] + layout[1]
         if static_cov_layout is not None:
             kind, n_static = static_cov_layout
-            cond += n_static * channels if kind == "per_component" else n_static
+            # per-component rows: one value per channel of a frame (one row per sample when
+            # channel-independent)
+            per_frame = kind == "per_component" and not self.channel_independent
+            cond += n_static * channels if per_frame else n_static
         self.net = MIMNetwork(
             target_channels=channels,
             cond_channels=cond,
@@ -134,8 +142,22 @@ class _MIMModule(PLForecastingModule):
         ``k`` holding steps ``kP .. (k+1)P - 1`` of each component as a strip (``T`` a multiple of P)."""
         b, t, d = values.shape
         if self.fold == 1:
-            return values.reshape(b, t, *self.grid)
+            return values.reshape(b, t, *self.frame_shape)
         return values.reshape(b, t // self.fold, self.fold, d).permute(0, 1, 3, 2).unsqueeze(3)
+
+    def _split(self, values: Tensor) -> Tensor:
+        """Channel independence: ``(B, T, D) -> (B * D, T, 1)``, each component its own sample."""
+        if not self.channel_independent:
+            return values
+        b, t, d = values.shape
+        return values.permute(0, 2, 1).reshape(b * d, t, 1)
+
+    def _merge(self, steps: Tensor, b: int) -> Tensor:
+        """The inverse of :meth:`_split` on predictions: ``(B * D, T, 1, P) -> (B, T, D, P)``."""
+        if not self.channel_independent:
+            return steps
+        _, t, _, p = steps.shape
+        return steps.reshape(b, -1, t, p).permute(0, 2, 1, 3)
 
     def _cov_frames(self, cov: Tensor, grid_channels: int) -> Tensor:
         """Covariates as frame channels: gridded ones per cell, plain ones broadcast to every cell;
@@ -179,6 +201,11 @@ class _MIMModule(PLForecastingModule):
         if self.static_cov_layout is not None and x_in.static_covariates is not None:
             static = x_in.static_covariates  # (B, rows, S)
             channels, height, width = self.frame_shape
+            if self.static_cov_layout[0] == "per_component" and self.channel_independent:
+                # one row per component: each component's sample gets its own row
+                rows = static.shape[1]
+                static = static.reshape(b * rows, -1, 1, 1).expand(-1, -1, height, width)
+                return self._with_static(parts, static, n_steps, b, rows)
             if self.static_cov_layout[0] == "per_component" and self.fold == 1:
                 static = static.reshape(b, channels, height, width, -1)
                 static = static.permute(0, 1, 4, 2, 3).reshape(b, -1, height, width)
@@ -187,7 +214,21 @@ class _MIMModule(PLForecastingModule):
             parts.append(static.unsqueeze(1).expand(-1, n_steps, -1, -1, -1))
         if not parts:
             return None
-        return torch.cat(parts, dim=2).to(past_target.dtype)
+        cond = torch.cat(parts, dim=2).to(past_target.dtype)
+        return self._per_channel(cond) if self.channel_independent else cond
+
+    def _per_channel(self, cond: Tensor) -> Tensor:
+        """Channel independence: the same covariates for every component's sample."""
+        return cond.repeat_interleave(self.grid[0], dim=0)
+
+    def _with_static(self, parts: list, static: Tensor, n_steps: int, b: int, rows: int) -> Tensor:
+        """Channel-independent conditioning with per-component static rows: the shared covariates
+        repeated per component, each component's own static row beside them."""
+        static = static.unsqueeze(1).expand(-1, n_steps, -1, -1, -1)
+        if not parts:
+            return static.to(self.dtype)
+        shared = self._per_channel(torch.cat(parts, dim=2))
+        return torch.cat([shared, static.to(shared.dtype)], dim=2)
 
     def _decay_steps(self) -> int:
         """Optimizer steps over which ``eta`` falls to 0: as given, or by default 62.5 % of the steps
@@ -264,7 +305,8 @@ class _MIMModule(PLForecastingModule):
         n_window = self._window_steps(t_in, x_in.stage)
         future_frames = teacher = None
         if x_in.stage is ModuleStage.TRAIN and x_in.future_target is not None:
-            teacher = self._teacher_mask(b, n_out, past)
+            n_samples = b * self.grid[0] if self.channel_independent else b
+            teacher = self._teacher_mask(n_samples, n_out, past)
             if teacher is not None:
                 future = x_in.future_target[:, n_window:]  # the forecast part of the target
                 if self.has_missing:  # before instance norm's affine map: see training_step
@@ -273,16 +315,16 @@ class _MIMModule(PLForecastingModule):
                     future = self.rin.transform(future)
                 gap = future.new_zeros(b, shift, future.shape[-1])
                 tail = future.new_zeros(b, k_out * self.fold - n_out, future.shape[-1])
-                future_frames = self._frames(torch.cat([gap, future, tail], dim=1))
+                future_frames = self._frames(self._split(torch.cat([gap, future, tail], dim=1)))
         out = self.net(
-            self._frames(past[:, offset:]),
+            self._frames(self._split(past[:, offset:])),
             k_out,
             cond=self._conditioning(x_in, n_out),
             future_frames=future_frames,
             teacher_mask=teacher,
             return_all=n_window > 0,
         )
-        steps = self._to_components(out)
+        steps = self._merge(self._to_components(out), b)
         # steps: the window's predictions (when scored), the output_chunk_shift gap, the forecast,
         # and the tail of a last partial folded frame
         forecast = steps[:, n_window + shift : n_window + n_out]

@@ -231,3 +231,62 @@ def test_onnx_parity_for_a_folded_model(tmp_path):
         np.testing.assert_allclose(
             forecaster.predict(n, series).values(), model.predict(n).values(), atol=1e-4
         )
+
+
+def test_channel_independence_keeps_components_apart(tmp_path):
+    series = _daily_cycle()
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path, input_chunk_length=48, output_chunk_length=24, channel_independent=True
+        )
+    ).fit(series)
+    assert model.model.frame_shape == (1, 1, 24)
+    base = model.predict(24)
+    values = series.values().copy()
+    values[:, 1] += np.linspace(0, 5, len(values))  # change another component's history
+    other = model.predict(24, series=series.with_values(values))
+    np.testing.assert_allclose(other.values()[:, 0], base.values()[:, 0], atol=1e-6)
+    assert not np.allclose(other.values()[:, 1], base.values()[:, 1])
+    coupled = MIMModel(
+        **tiny_kwargs(tmp_path / "c", input_chunk_length=48, output_chunk_length=24)
+    ).fit(series)
+    moved = coupled.predict(24, series=series.with_values(values)).values()[:, 0]
+    assert not np.allclose(moved, coupled.predict(24).values()[:, 0], atol=1e-6)
+
+
+# unfolded, short chunks: the exporter unrolls every step, which takes minutes for 72 steps
+@pytest.mark.parametrize("fold_period, icl, ocl", [("auto", 48, 24), (None, 6, 3)])
+def test_channel_independence_with_covariates_static_and_onnx(tmp_path, fold_period, icl, ocl):
+    pytest.importorskip("onnxruntime")
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    series = _daily_cycle(n=300).with_static_covariates(
+        pd.DataFrame({"size": [1.0, 2.0, 3.0]}, index=["x0", "x1", "x2"])
+    )
+    calendar = datetime_attribute_timeseries(
+        pd.date_range(series.start_time(), periods=400, freq="h"), "hour", cyclic=True
+    ).astype(np.float32)
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path,
+            input_chunk_length=icl,
+            output_chunk_length=ocl,
+            channel_independent=True,
+            fold_period=fold_period,
+            naive_anchor=True,
+            n_epochs=2,
+        )
+    ).fit(series, future_covariates=calendar)
+    forecast = model.predict(ocl, future_covariates=calendar)
+    assert np.isfinite(forecast.values()).all()
+    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "ci.onnx")))
+    np.testing.assert_allclose(
+        forecaster.predict(ocl, series, future_covariates=calendar).values(),
+        forecast.values(),
+        atol=1e-4,
+    )
+
+
+def test_channel_independence_refuses_grids(tmp_path, grid_series):
+    with pytest.raises(ValueError, match="channel_independent=True forecasts each component"):
+        MIMModel(**tiny_kwargs(tmp_path, channel_independent=True)).fit(grid_series)

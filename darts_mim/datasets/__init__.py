@@ -35,6 +35,13 @@ from .io import GriddedData, load_csv_series, load_grid_array, load_grid_npz, lo
 from .mnist import load_mnist_digits, moving_mnist
 from .paths import DATA_ENV_VAR, DataNotFoundError, default_data_dir
 from .radar import RADAR_FILE, load_radar
+from .synthetic import SYNTHETIC_KINDS as SYNTHETIC_KINDS
+from .synthetic import advection as advection
+from .synthetic import blobs_growth_decay as blobs_growth_decay
+from .synthetic import diffusion as diffusion
+from .synthetic import linear_trend as linear_trend
+from .synthetic import seasonality as seasonality
+from .synthetic import synthetic_grid as synthetic_grid
 
 __all__ = [
     "BIKE_FILE",

@@ -1,0 +1,627 @@
+"""Robustness of MIMModel's defaults: data nobody tuned it for, against what a user would pick instead.
+
+One command backtests MIMModel (package defaults plus ``--mim-kwargs``) and the usual alternatives on
+real and synthetic data, prints one markdown table per data set and a summary, and writes
+``benchmarks/robustness_results.md``::
+
+    python benchmarks/robustness.py --validation --tag A --mim-kwargs '{"num_hidden": [32, 32], "filter_size": 3}'
+    python benchmarks/robustness.py --tag A --mim-kwargs '{"num_hidden": [32, 32], "filter_size": 3}'
+    python benchmarks/robustness.py --datasets syn_advection,air_passengers --seeds 0,1
+    python benchmarks/robustness.py --quick --datasets syn_advection   # smoke test (tiny sizes)
+    python benchmarks/robustness.py --time-defaults                     # epoch time of the defaults
+
+Protocol (per data set; the parameters are in :data:`SPECS` and printed with each table):
+
+* Chronological split 70 / 10 / 20 % (train / validation / test). ``--validation`` scores the validation
+  part (how settings are chosen); the default scores the test part (the final tables only).
+* Values are scaled with a Darts ``Scaler`` (per-component MinMax) fitted on the train part only; every
+  model runs on the scaled series and is scored after inverting the scaling: RMSE on the original scale
+  over every forecast, step and component.
+* Forecast origins from the start of the scored part every ``stride`` steps (``stride = horizon``,
+  except AirPassengers: 1), each forecasting ``horizon`` steps that lie inside the scored part.
+* Global models (MIM, TCN, NHiTS) are fitted once on the train part and backtested with
+  ``historical_forecasts(..., retrain=False)``; local models (naive baselines, AutoARIMA) are refitted at
+  every origin on all data before it (``retrain=True``).
+* Baselines: persistence (``NaiveSeasonal(K=1)``), seasonal naive (``NaiveSeasonal(K=period)``, one row
+  per period), drift (``NaiveDrift``), climatology (``NaiveMean``: the mean of all data before the
+  origin), the best of which is the "best naive"; Darts' ``AutoARIMA`` (statsforecast; univariate series
+  only, on the last 1000 points before each origin, seasonal only where the period is 12 or less: with
+  periods of 48-52 its seasonal search did not finish in minutes); Darts' ``TCNModel`` and
+  ``NHiTSModel`` with their defaults and the same epoch budget as MIM. Grids go to TCN / NHiTS as the
+  flattened (multivariate) series.
+* MIMModel gets only ``input_chunk_length``, ``output_chunk_length``, ``n_epochs``, ``batch_size``,
+  ``random_state``, ``pl_trainer_kwargs`` (CPU, quiet), ``work_dir`` and ``--mim-kwargs``.
+* Budget per neural model (the same for MIM, TCN and NHiTS on a data set): ``n_epochs`` epochs over at
+  most ``max_samples_per_ts`` training windows (the most recent ones, Darts' rule) in batches of
+  ``batch_size``. Grids: 5 epochs x 80 windows, batches of 8 = 50 optimizer steps (a MIM fit with
+  ``num_hidden=(32, 32), filter_size=3`` takes ~100 s on a 16x16 grid); plain series (1x1 grid for MIM,
+  a few seconds per fit): 20 epochs x up to 1000 windows, batches of 32 (AirPassengers: 150 epochs of
+  its 66 windows). One candidate over all data sets takes ~15-20 min on one thread.
+  ``--epochs`` / ``--max-samples`` / ``--batch-size`` override these for every data set.
+* The ERA5 grid is cropped to a centred window (``--era5-crop``, default 16x16): on the full 33x49 grid the
+  package defaults need ~117 GiB per training step at batch 32 (refused by the memory check) and about
+  40 s of CPU per training window (``--time-defaults``); the candidate settings ~24 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # the accuracy_*.py helpers beside this script
+
+from accuracy_common import fit_timed, seeds_line  # noqa: E402
+from accuracy_report import MARKER, split_sections  # noqa: E402
+from accuracy_scoring import invert, markdown_table, seed_spread, stack_forecasts  # noqa: E402
+from darts import TimeSeries  # noqa: E402
+from darts.dataprocessing.transformers import Scaler  # noqa: E402
+from darts.models import NaiveDrift, NaiveMean, NaiveSeasonal, NHiTSModel, TCNModel  # noqa: E402
+from darts.utils.missing_values import fill_missing_values  # noqa: E402
+
+from darts_mim import MIMModel, grid_to_series, series_to_grid  # noqa: E402
+from darts_mim.datasets import (  # noqa: E402
+    SYNTHETIC_KINDS,
+    default_data_dir,
+    load_csv_series,
+    load_grid_npz,
+    load_temperature,
+    synthetic_grid,
+)
+from darts_mim.evaluation import forecast_windows, rmse  # noqa: E402
+from darts_mim.grid import grid_spec_of  # noqa: E402
+
+BIKENYC_FILE = "bikenyc_2014-08-04_2014-09-30_T1369x2x16x8.npz"
+RESULTS = "robustness_results.md"
+ARIMA_TRAIN_LENGTH = 1000
+TRAINER = {
+    "accelerator": "cpu",
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "logger": False,
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one data set is run: chunks, origins, seasonal periods and the training budget."""
+
+    title: str
+    input_len: int
+    horizon: int
+    stride: int
+    periods: tuple[int, ...]  # seasonal-naive periods (steps)
+    arima_season: int | None  # AutoARIMA season_length (1: non-seasonal); None: no AutoARIMA
+    epochs: int
+    samples: int  # max_samples_per_ts
+    batch: int
+
+
+GRID = {"epochs": 5, "samples": 80, "batch": 8}  # 50 optimizer steps, ~100 s per MIM fit on 16x16
+PLAIN = {"epochs": 20, "samples": 1000, "batch": 32}  # up to 640 optimizer steps, seconds on 1x1
+
+SPECS: dict[str, Spec] = {
+    "era5": Spec("ERA5 2 m temperature, UK, hourly (K)", 24, 12, 12, (24,), None, **GRID),
+    "bikenyc": Spec("BikeNYC 2014, 2x16x8, hourly (bikes)", 24, 12, 12, (24, 168), None, **GRID),
+    # 66 training windows: more epochs for a number of optimizer steps like the other series'
+    "air_passengers": Spec(
+        "AirPassengers, monthly", 24, 12, 1, (12,), 12, epochs=150, samples=1000, batch=32
+    ),
+    "sunspots": Spec("monthly sunspots (11-year cycle = 132)", 24, 12, 12, (132,), 1, **PLAIN),
+    "exchange_rate": Spec(
+        "exchange rates, 8 currencies, daily (integer index)", 28, 7, 7, (5,), None, **PLAIN
+    ),
+    "taxi": Spec("NYC taxi passengers, 30 min", 48, 24, 24, (48, 336), 1, **PLAIN),
+    "ilinet": Spec("ILINet % weighted ILI, weekly", 52, 12, 12, (52,), 1, **PLAIN),
+    **{
+        f"syn_{kind}": Spec(f"synthetic {kind}, hourly", 24, 12, 12, (24,), None, **GRID)
+        for kind in SYNTHETIC_KINDS
+    },
+}
+DATASETS = tuple(SPECS)
+"""The data sets, in the order of the tables."""
+
+CSV_FILES = {
+    "air_passengers": "AirPassengers.csv",
+    "sunspots": "monthly-sunspots.csv",
+    "exchange_rate": "exchange_rate.csv",
+    "taxi": "taxi_new_york_passengers.csv",
+    "ilinet": "ILINet.csv",
+}
+
+
+@dataclass
+class Row:
+    """One model's scores on one data set (one entry per seed for the neural models)."""
+
+    label: str
+    kind: str  # "naive", "local" or "neural"
+    rmse: list[float] = field(default_factory=list)
+    fit_s: list[float] = field(default_factory=list)
+    backtest_s: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.rmse)) if self.rmse else math.nan
+
+
+# ---------------------------------------------------------------------------------------------------
+# data
+
+
+def data_dir(args) -> Path:
+    if args.data is not None:
+        return Path(args.data)
+    return default_data_dir()
+
+
+def crop_grid(series: TimeSeries, crop: tuple[int, int] | None) -> TimeSeries:
+    """A centred ``(h, w)`` window of a gridded series (the whole grid for ``None``)."""
+    if crop is None:
+        return series
+    grid = series_to_grid(series)
+    h, w = min(crop[0], grid.shape[2]), min(crop[1], grid.shape[3])
+    top, left = (grid.shape[2] - h) // 2, (grid.shape[3] - w) // 2
+    window = grid[:, :, top : top + h, left : left + w]
+    return grid_to_series(window, series.time_index, list(grid_spec_of(series).channels))
+
+
+def load(name: str, args) -> tuple[TimeSeries, list[str]]:
+    """The series of a data set (float32) and notes on how it was prepared."""
+    notes: list[str] = []
+    if name.startswith("syn_"):
+        size = 8 if args.quick else args.grid_size
+        n_steps = 200 if args.quick else 600
+        series = synthetic_grid(name[4:], n_steps=n_steps, height=size, width=size, seed=0)
+        notes.append(f"{n_steps} steps on a {size}x{size} grid, noise sd 0.05, seed 0.")
+    elif name == "era5":
+        full = load_temperature(data_dir(args)).series
+        series = crop_grid(full, args.era5_crop)
+        g = series_to_grid(series).shape
+        notes.append(
+            f"Centred {g[2]}x{g[3]} window of the 33x49 grid (`--era5-crop`)."
+            if args.era5_crop
+            else "The full 33x49 grid."
+        )
+    elif name == "bikenyc":
+        path = data_dir(args) / "gridded" / BIKENYC_FILE
+        series = load_grid_npz(path).series
+    else:
+        path = data_dir(args) / "series" / CSV_FILES[name]
+        if name == "ilinet":
+            raw = load_csv_series(path, "DATE", "% WEIGHTED ILI", fill_missing_dates=True)
+            gaps = int(np.isnan(raw.values(copy=False)).sum())
+            series = fill_missing_values(raw)
+            notes.append(
+                f"Column `% WEIGHTED ILI`; {gaps} missing weeks filled by Darts' "
+                "`fill_missing_values` (linear interpolation)."
+            )
+        else:
+            series = load_csv_series(path)
+        if args.quick:
+            series = series[-300:]
+    return series.astype(np.float32), notes
+
+
+def quick_spec(spec: Spec, n: int) -> Spec:
+    """Tiny chunks and budget for ``--quick``."""
+    periods = tuple(p for p in spec.periods if p < 0.5 * n) or (2,)
+    return replace(spec, input_len=12, horizon=6, stride=6, periods=periods[:1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# models
+
+
+def score(forecasts: list[TimeSeries], series: TimeSeries, scaler: Scaler) -> float:
+    """RMSE on the original scale of forecasts made on the scaled series."""
+    _, true = forecast_windows(forecasts, series)
+    return rmse(invert(scaler, stack_forecasts(forecasts)), true)
+
+
+def local_models(spec: Spec, univariate: bool) -> dict[str, tuple[object, str]]:
+    """The naive baselines and AutoARIMA: label -> (model or None, kind or skip note)."""
+    out: dict[str, tuple[object, str]] = {"persistence": (NaiveSeasonal(K=1), "naive")}
+    for k in spec.periods:
+        out[f"seasonal naive (K={k})"] = (NaiveSeasonal(K=k), "naive")
+    out["drift"] = (NaiveDrift(), "naive")
+    out["climatology (mean)"] = (NaiveMean(), "naive")
+    if spec.arima_season is None or not univariate:
+        out["AutoARIMA"] = (None, "skipped: multivariate / grid (Darts' AutoARIMA is univariate)")
+        return out
+    try:
+        from darts.models import AutoARIMA
+
+        out[f"AutoARIMA (season {spec.arima_season})"] = (
+            AutoARIMA(season_length=spec.arima_season),
+            "local",
+        )
+    except ImportError:
+        out["AutoARIMA"] = (None, "skipped: statsforecast is not installed")
+    return out
+
+
+def neural_models(spec: Spec, args, seed: int, work_dir: str) -> dict[str, object]:
+    common = {
+        "n_epochs": spec.epochs,
+        "batch_size": spec.batch,
+        "random_state": seed,
+        "pl_trainer_kwargs": dict(TRAINER),
+        "work_dir": work_dir,
+    }
+    ic, h = spec.input_len, spec.horizon
+    return {
+        "MIM": MIMModel(ic, h, **common, **args.mim_kwargs),
+        "TCN": TCNModel(ic, h, **common),
+        "NHiTS": NHiTSModel(ic, h, **common),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# one data set
+
+
+@dataclass
+class Result:
+    name: str
+    title: str
+    rows: list[Row]
+    lines: list[str]
+
+
+def effective_spec(name: str, args, n: int) -> Spec:
+    spec = SPECS[name]
+    if args.quick:
+        spec = quick_spec(spec, n)
+        spec = replace(spec, epochs=1, samples=16, batch=8)
+    overrides = {
+        key: value
+        for key, value in (
+            ("epochs", args.epochs),
+            ("samples", args.max_samples),
+            ("batch", args.batch_size),
+        )
+        if value is not None
+    }
+    return replace(spec, **overrides)
+
+
+def run_dataset(name: str, args, work_dir: str) -> Result:
+    t_start = time.perf_counter()
+    series, notes = load(name, args)
+    n = len(series)
+    spec = effective_spec(name, args, n)
+    train_end, val_end = round(0.7 * n), round(0.8 * n)
+    eval_start, eval_end = (train_end, val_end) if args.validation else (val_end, n)
+    scaler = Scaler().fit(series[:train_end])
+    scaled = scaler.transform(series)
+    train, history = scaled[:train_end], scaled[:eval_end]
+    hf_kw = {
+        "start": scaled.time_index[eval_start],
+        "forecast_horizon": spec.horizon,
+        "stride": spec.stride,
+        "last_points_only": False,
+        "verbose": False,
+    }
+    rows: list[Row] = []
+    n_origins = 0
+    for label, (model, kind) in local_models(spec, series.n_components == 1).items():
+        if model is None:
+            rows.append(Row(label, "local", note=kind))
+            continue
+        extra = {}
+        hist = history
+        if kind == "local":  # AutoARIMA: float64, bounded history
+            extra = {"train_length": min(ARIMA_TRAIN_LENGTH, eval_start)}
+            hist = history.astype(np.float64)
+        t0 = time.perf_counter()
+        try:
+            hf = model.historical_forecasts(hist, retrain=True, **hf_kw, **extra)
+        except Exception as err:  # a baseline that fails is reported, not fatal
+            rows.append(Row(label, kind, note=f"failed: {type(err).__name__}: {err}"[:120]))
+            continue
+        n_origins = len(hf)
+        rows.append(Row(label, kind, [score(hf, series, scaler)]))
+        rows[-1].backtest_s = [time.perf_counter() - t0]
+        print(f"  {name} {label}: {rows[-1].mean:.4g} ({rows[-1].backtest_s[0]:.1f} s)", flush=True)
+    neural: dict[str, Row] = {}
+    for seed in args.seeds:
+        for label, model in neural_models(spec, args, seed, work_dir).items():
+            row = neural.setdefault(label, Row(label, "neural"))
+            secs, steps = fit_timed(model, train, max_samples_per_ts=spec.samples)
+            t0 = time.perf_counter()
+            hf = model.historical_forecasts(history, retrain=False, **hf_kw)
+            row.backtest_s.append(time.perf_counter() - t0)
+            row.rmse.append(score(hf, series, scaler))
+            row.fit_s.append(secs)
+            row.steps.append(steps)
+            print(
+                f"  {name} seed {seed} {label}: {row.rmse[-1]:.4g} "
+                f"({steps} steps, fit {secs:.0f} s)",
+                flush=True,
+            )
+    rows = list(neural.values()) + rows
+    lines = section_lines(name, spec, args, rows, notes, (n, train_end, val_end, n_origins))
+    lines += ["", f"Section wall time: {time.perf_counter() - t_start:.0f} s."]
+    return Result(name, spec.title, rows, lines)
+
+
+def best_naive(rows: list[Row]) -> Row:
+    return min((r for r in rows if r.kind == "naive" and r.rmse), key=lambda r: r.mean)
+
+
+def section_lines(name: str, spec: Spec, args, rows: list[Row], notes, sizes) -> list[str]:
+    n, train_end, val_end, n_origins = sizes
+    part = "validation" if args.validation else "test"
+    scored = val_end - train_end if args.validation else n - val_end
+    windows = train_end - spec.input_len - spec.horizon + 1
+    steps_per_epoch = math.ceil(min(windows, spec.samples) / spec.batch)
+    best = best_naive(rows)
+    lines = [
+        f"{n} steps: train {train_end}, validation {val_end - train_end}, test {n - val_end}; scored "
+        f"on the {part} part ({scored} steps, {n_origins} origins every {spec.stride}). "
+        f"{spec.input_len} in, horizon {spec.horizon}; seasonal periods {list(spec.periods)}. "
+        f"Budget per neural model: {spec.epochs} epochs over at most {spec.samples} windows "
+        f"(of {windows}) in batches of {spec.batch} = {spec.epochs * steps_per_epoch} optimizer "
+        f"steps." + seeds_line(args.seeds) + " " + " ".join(notes),
+        "",
+    ]
+    header = ["model", "RMSE", "RMSE sd", "ratio to best naive", "fit s", "backtest s", "steps"]
+    header.append("note")
+    table = []
+    for r in rows:
+        if not r.rmse:
+            table.append([r.label, "-", "-", "-", "-", "-", "-", r.note])
+            continue
+        fit = round(float(np.mean(r.fit_s)), 1) if r.fit_s else "-"
+        steps = int(np.mean(r.steps)) if r.steps else "-"
+        sd = seed_spread(r.rmse) if r.kind == "neural" else "-"
+        ratio = round(r.mean / best.mean, 3)
+        note = r.note or ("best naive" if r is best else "")
+        table.append([r.label, r.mean, sd, ratio, fit, round(float(np.mean(r.backtest_s)), 1)])
+        table[-1] += [steps, note]
+    return lines + markdown_table(header, table)
+
+
+# ---------------------------------------------------------------------------------------------------
+# summary, results file
+
+
+def variant(args) -> str:
+    part = "validation" if args.validation else "test"
+    return f"{args.tag}, {part}" if args.tag else part
+
+
+def summary_lines(results: list[Result]) -> list[str]:
+    header = ["data set", "best naive", "best naive RMSE", "MIM RMSE", "MIM ratio"]
+    header += ["best other model", "its ratio", "MIM beats every baseline"]
+    table, beats_naive, beats_all = [], 0, 0
+    for res in results:
+        best = best_naive(res.rows)
+        mim = next(r for r in res.rows if r.label == "MIM")
+        others = [r for r in res.rows if r.label != "MIM" and r.rmse]
+        rival = min(others, key=lambda r: r.mean)
+        wins = all(mim.mean < r.mean for r in others)
+        beats_naive += mim.mean < best.mean
+        beats_all += wins
+        table.append([res.name, best.label, best.mean, mim.mean, round(mim.mean / best.mean, 3)])
+        table[-1] += [rival.label, round(rival.mean / best.mean, 3), "yes" if wins else "no"]
+    lines = markdown_table(header, table)
+    lines += [
+        "",
+        f"MIM beats the best naive baseline on {beats_naive} of {len(results)} data sets and every "
+        f"baseline (naive, AutoARIMA, TCN, NHiTS) on {beats_all}. Ratio = RMSE / best naive RMSE "
+        "(below 1: better than every naive baseline).",
+    ]
+    return lines
+
+
+def run_line(args, total: float) -> str:
+    flags = " --validation" if args.validation else ""
+    flags += " --quick" if args.quick else ""
+    flags += f' --tag "{args.tag}"' if args.tag else ""
+    flags += f" --mim-kwargs '{json.dumps(args.mim_kwargs)}'" if args.mim_kwargs else ""
+    for flag, value in (("--epochs", args.epochs), ("--max-samples", args.max_samples)):
+        flags += f" {flag} {value}" if value is not None else ""
+    flags += f" --batch-size {args.batch_size}" if args.batch_size is not None else ""
+    crop = "full" if args.era5_crop is None else "x".join(map(str, args.era5_crop))
+    return (
+        f"Run: `python benchmarks/robustness.py{flags} --seeds {','.join(map(str, args.seeds))} "
+        f"--era5-crop {crop} --grid-size {args.grid_size} --datasets {','.join(args.datasets)}`, "
+        f"torch threads {args.threads}, total wall time {total / 60:.1f} min (2 shared CPU cores: "
+        "wall times are noisy)."
+    )
+
+
+HEAD = [
+    "# Robustness of MIMModel's defaults",
+    "",
+    "Written by `python benchmarks/robustness.py` (see its docstring for the protocol). Each run "
+    "replaces its own sections (same data sets, tag and scored part) and keeps the others.",
+    "",
+]
+
+
+def section_order(key: str) -> tuple:
+    first = key.split()[0]
+    rank = -2 if first == "defaults" else (-1 if first == "summary" else DATASETS.index(first))
+    return (rank, key)
+
+
+def write_results(path: Path, sections: dict[str, list[str]]) -> None:
+    """Merge ``sections`` (key -> lines, first line ``## key: ...``) into the results file."""
+    old, tail = [], []
+    if path.is_file():
+        old = path.read_text().splitlines()
+        if MARKER in old:
+            old, tail = old[: old.index(MARKER)], old[old.index(MARKER) :]
+    kept = split_sections(old)
+    kept.update(sections)
+    body = [line for key in sorted(kept, key=section_order) for line in kept[key]]
+    path.write_text("\n".join(HEAD + body + tail) + "\n")
+
+
+def section(key: str, title: str, lines: list[str], run: str) -> list[str]:
+    return [f"## {key}: {title}", "", *lines, "", run, ""]
+
+
+# ---------------------------------------------------------------------------------------------------
+# epoch time of the package defaults
+
+
+def time_defaults(args, work_dir: str) -> list[str]:
+    """Time one training step of MIMModel with its package defaults on ERA5 (the full grid and the
+    crop) and extrapolate to an epoch over every training window."""
+    full = load_temperature(data_dir(args)).series.astype(np.float32)
+    rows = []
+    for label, crop in (("full 33x49", None), ("centred 16x16", (16, 16))):
+        series = crop_grid(full, crop)
+        train = Scaler().fit_transform(series[: round(0.7 * len(series))])
+        windows = len(train) - 24 - 12 + 1
+        try:
+            MIMModel(24, 12, n_epochs=1, pl_trainer_kwargs=dict(TRAINER), work_dir=work_dir).fit(
+                train, max_samples_per_ts=32, verbose=False
+            )
+            refused = "no"
+        except ValueError as err:
+            refused = str(err).split(",")[0].replace("One training step of this configuration ", "")
+        batch = 2 if crop is None else 4  # the full grid needs ~3.7 GiB per window at batch 2
+        model = MIMModel(
+            24, 12, n_epochs=1, batch_size=batch, pl_trainer_kwargs=dict(TRAINER), work_dir=work_dir
+        )
+        secs, steps = fit_timed(model, train, max_samples_per_ts=batch)
+        per_window = secs / batch
+        rows.append([label, windows, refused, batch, round(secs, 1), round(per_window, 2)])
+        rows[-1].append(round(per_window * windows / 3600, 2))
+        print(f"  defaults on ERA5 {label}: {secs:.0f} s for one step of {batch}", flush=True)
+    header = ["grid", "train windows", "batch 32 refused? (needs)", "timed batch", "fit s"]
+    header += ["s per window", "epoch h (extrapolated)"]
+    return [
+        "MIMModel with its package defaults (`num_hidden=(64, 64, 64, 64)`, `filter_size=5`, "
+        "batch 32), 24 in, 12 out, on the 70 % train part of ERA5, one torch thread. A batch of 32 "
+        "is first tried (the memory check refuses it or not); then a fit of one optimizer step on a "
+        "small batch is timed (including Lightning's setup, a few seconds) and extrapolated to an "
+        "epoch over every training window.",
+        "",
+        *markdown_table(header, rows),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line
+
+
+def parse_crop(text: str) -> tuple[int, int] | None:
+    if text.strip().lower() == "full":
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--era5-crop must be HxW (e.g. 16x16) or 'full', got {text!r}.") from None
+    if h < 2 or w < 2:
+        raise ValueError(f"--era5-crop needs at least 2x2, got {text!r}.")
+    return h, w
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=None, help="data directory (default: ../shared/data)")
+    p.add_argument("--datasets", default=",".join(DATASETS), help=f"subset of {','.join(DATASETS)}")
+    p.add_argument("--validation", action="store_true", help="score the validation part")
+    p.add_argument("--epochs", type=int, default=None, help="epochs for every data set")
+    p.add_argument("--max-samples", type=int, default=None, help="max_samples_per_ts for all")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size for every data set")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds of the neural models")
+    p.add_argument("--mim-kwargs", default="{}", help="JSON of extra MIMModel arguments")
+    p.add_argument("--tag", default="", help="name of a variant run (own sections in the results)")
+    p.add_argument("--era5-crop", default="16x16", help="centred ERA5 window HxW, or 'full'")
+    p.add_argument("--grid-size", type=int, default=16, help="size of the synthetic grids")
+    p.add_argument("--quick", action="store_true", help="smoke test: tiny sizes and budget")
+    p.add_argument("--time-defaults", action="store_true", help="time the defaults on ERA5 only")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--out-dir", default=str(HERE), help=f"where {RESULTS} goes")
+    args = p.parse_args(argv)
+    args.datasets = [s.strip() for s in args.datasets.split(",") if s.strip()]
+    unknown = sorted(set(args.datasets) - set(DATASETS))
+    if unknown or not args.datasets:
+        raise ValueError(f"--datasets got {unknown or args.datasets}; choose from {DATASETS}.")
+    try:
+        args.seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}.") from None
+    if not args.seeds or len(set(args.seeds)) != len(args.seeds):
+        raise ValueError(f"--seeds needs distinct integers, got {args.seeds}.")
+    try:
+        args.mim_kwargs = json.loads(args.mim_kwargs)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--mim-kwargs is not valid JSON ({err}): {args.mim_kwargs!r}.") from None
+    if not isinstance(args.mim_kwargs, dict):
+        raise ValueError(f"--mim-kwargs must be a JSON object, got {args.mim_kwargs!r}.")
+    for flag in ("epochs", "max_samples", "batch_size"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1.")
+    if args.grid_size < 4:
+        raise ValueError("--grid-size must be >= 4.")
+    args.era5_crop = parse_crop(args.era5_crop)
+    if args.data is not None and not Path(args.data).is_dir():
+        raise FileNotFoundError(f"--data {args.data} is not a directory; point it at shared/data.")
+    args.out_dir = Path(args.out_dir)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    for name in ("pytorch_lightning", "lightning", "lightning.pytorch", "darts", "statsforecast"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    t_start = time.perf_counter()
+    sections: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        if args.time_defaults:
+            lines = time_defaults(args, work_dir)
+            print("\n".join(["", "## defaults timing", "", *lines]), flush=True)
+            run = f"Run: `python benchmarks/robustness.py --time-defaults`, torch threads {args.threads}."
+            sections["defaults timing"] = section("defaults timing", "ERA5", lines, run)
+            write_results(args.out_dir / RESULTS, sections)
+            return 0
+        results = []
+        for name in args.datasets:
+            res = run_dataset(name, args, work_dir)
+            results.append(res)
+            print(
+                f"\n## {name} [{variant(args)}]: {res.title}\n\n" + "\n".join(res.lines), flush=True
+            )
+    total = time.perf_counter() - t_start
+    run = run_line(args, total)
+    for res in results:
+        key = f"{res.name} [{variant(args)}]"
+        sections[key] = section(key, res.title, res.lines, run)
+    summary = summary_lines(results)
+    key = f"summary [{variant(args)}]"
+    mim = json.dumps(args.mim_kwargs) if args.mim_kwargs else "package defaults"
+    sections[key] = section(key, f"MIM ({mim}) against the baselines", summary, run)
+    print(f"\n## {key}\n\n" + "\n".join(summary), flush=True)
+    write_results(args.out_dir / RESULTS, sections)
+    print(f"\nTotal wall time {total:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+    sys.exit(main())

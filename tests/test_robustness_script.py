@@ -1,0 +1,141 @@
+"""Smoke tests of benchmarks/robustness.py: its --quick mode on tiny synthetic grids and a tiny CSV."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    path = ROOT / "benchmarks" / "robustness.py"
+    spec = importlib.util.spec_from_file_location("robustness", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["robustness"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+robustness = _load_script()
+
+NAIVE = ("persistence", "drift", "climatology (mean)")
+NEURAL = ("MIM", "TCN", "NHiTS")
+TINY_MIM = '{"num_hidden": [4, 4], "filter_size": 3}'
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory with a monthly CSV in the layout of AirPassengers (trend x yearly cycle)."""
+    root = tmp_path / "data"
+    (root / "series").mkdir(parents=True)
+    months = pd.date_range("1949-01", periods=144, freq="MS")
+    t = np.arange(144)
+    values = (100 + 2 * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12))
+    frame = pd.DataFrame({"Month": months.strftime("%Y-%m"), "#Passengers": values.round()})
+    frame.to_csv(root / "series" / "AirPassengers.csv", index=False)
+    return root
+
+
+def _sections(md: str) -> dict[str, str]:
+    parts = md.split("\n## ")[1:]
+    return {part.split(":")[0]: part for part in parts}
+
+
+def _rows(section: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| ") and not line.startswith("| model |"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_quick_run_writes_every_baseline(data_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    old = [
+        "# old head",
+        "",
+        "## era5 [B, test]: kept",
+        "kept table",
+        "",
+        "## syn_advection [T, test]",
+    ]
+    old += ["stale table", robustness.MARKER, "my findings"]
+    (out / "robustness_results.md").write_text("\n".join(old) + "\n")
+    datasets = "syn_advection,syn_seasonality,air_passengers"
+    argv = ["--quick", "--data", str(data_dir), "--datasets", datasets, "--seeds", "0,1"]
+    argv += ["--tag", "T", "--mim-kwargs", TINY_MIM, "--out-dir", str(out)]
+    assert robustness.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "## summary [T, test]" in printed and "seed 1 MIM" in printed
+    md = (out / "robustness_results.md").read_text()
+    assert "old head" not in md and "stale table" not in md
+    assert "## era5 [B, test]: kept\nkept table" in md and md.rstrip().endswith("my findings")
+    sections = _sections(md)
+    for name in datasets.split(","):
+        rows = _rows(sections[f"{name} [T, test]"])
+        seasonal = [label for label in rows if label.startswith("seasonal naive (K=")]
+        assert len(seasonal) == 1, rows
+        for label in (*NEURAL, *NAIVE, *seasonal):
+            assert np.isfinite(float(rows[label][0])), (name, label)  # RMSE
+            assert float(rows[label][2]) >= 1.0 or label in NEURAL  # ratio to the best naive
+        for label in NEURAL:
+            assert float(rows[label][1]) >= 0  # sd over the two seeds
+            assert int(rows[label][5]) > 0  # optimizer steps done
+        best = [label for label, cells in rows.items() if cells[-1] == "best naive"]
+        assert len(best) == 1 and float(rows[best[0]][2]) == 1.0
+        arima = [label for label in rows if label.startswith("AutoARIMA")]
+        assert len(arima) == 1
+        if name.startswith("syn_"):
+            assert "skipped" in rows[arima[0]][-1]
+        else:  # a univariate series: AutoARIMA runs where statsforecast is installed
+            cell = rows[arima[0]][0]
+            assert np.isfinite(float(cell)) or "statsforecast" in rows[arima[0]][-1]
+    # the seasonal grid is a clean daily cycle plus noise of sd 0.05: last day's values are off by
+    # the noise of two observations, sd 0.05 * sqrt(2); persistence is far worse
+    season = _rows(sections["syn_seasonality [T, test]"])
+    assert 0.06 < float(season["seasonal naive (K=24)"][0]) < 0.08
+    assert float(season["persistence"][0]) > 0.5
+    summary = _rows(sections["summary [T, test]"].replace("| data set |", "| model |"))
+    assert set(summary) == set(datasets.split(","))
+    assert summary["syn_seasonality"][0] == "seasonal naive (K=24)"
+    assert all(cells[-1] in ("yes", "no") for cells in summary.values())
+    assert f"--mim-kwargs '{TINY_MIM}'" in md and "--seeds 0,1" in md
+
+
+def test_validation_scores_the_validation_part(tmp_path: Path) -> None:
+    argv = ["--quick", "--validation", "--datasets", "syn_seasonality", "--mim-kwargs", TINY_MIM]
+    args = robustness.parse_args([*argv, "--out-dir", str(tmp_path)])
+    res = robustness.run_dataset("syn_seasonality", args, str(tmp_path))
+    assert "scored on the validation part (20 steps, 3 origins every 6)" in res.lines[0]
+    best = robustness.best_naive(res.rows)
+    assert best.label == "seasonal naive (K=24)" and 0.05 < best.mean < 0.09
+
+
+def test_crop_and_bad_arguments(tmp_path: Path) -> None:
+    from darts_mim import series_to_grid
+    from darts_mim.datasets import advection
+
+    grid = advection(10, 9, 12, seed=0)
+    cropped = robustness.crop_grid(grid, (4, 6))
+    np.testing.assert_array_equal(series_to_grid(cropped), series_to_grid(grid)[:, :, 2:6, 3:9])
+    assert robustness.parse_crop("full") is None and robustness.parse_crop("16x8") == (16, 8)
+    with pytest.raises(ValueError, match="HxW"):
+        robustness.parse_crop("16")
+    with pytest.raises(ValueError, match="--datasets got"):
+        robustness.parse_args(["--datasets", "era5,weather"])
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        robustness.parse_args(["--mim-kwargs", "[1]"])
+    with pytest.raises(ValueError, match="distinct integers"):
+        robustness.parse_args(["--seeds", "1,1"])
+    with pytest.raises(ValueError, match="--epochs must be >= 1"):
+        robustness.parse_args(["--epochs", "0"])
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        robustness.parse_args(["--data", str(tmp_path / "missing")])
