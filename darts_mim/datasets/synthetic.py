@@ -69,6 +69,25 @@ def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(signal), np.random.default_rng(noise)
 
 
+def _cosine_modes(
+    rng: np.random.Generator, n_modes: int = 6
+) -> list[tuple[int, int, float, float]]:
+    """``n_modes`` random low-wavenumber cosines ``(ky, kx, amplitude, phase)``, wavenumbers in
+    -2..2 (never both 0)."""
+    modes = []
+    for _ in range(n_modes):
+        ky, kx = (int(k) for k in rng.integers(-2, 3, size=2))
+        if ky == 0 and kx == 0:
+            kx = 1
+        modes.append((ky, kx, float(rng.normal()), float(rng.uniform(0, 2 * np.pi))))
+    return modes
+
+
+def _sum_modes(modes, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The sum of the cosines at positions ``y``, ``x`` given as fractions of the grid's size."""
+    return sum(amp * np.cos(2 * np.pi * (ky * y + kx * x) + phase) for ky, kx, amp, phase in modes)
+
+
 def _smooth_field(
     rng: np.random.Generator, height: int, width: int, n_modes: int = 6
 ) -> np.ndarray:
@@ -76,12 +95,7 @@ def _smooth_field(
     ``n_modes`` random low-wavenumber cosines."""
     y = np.arange(height)[:, None] / height
     x = np.arange(width)[None, :] / width
-    field = np.zeros((height, width))
-    for _ in range(n_modes):
-        ky, kx = rng.integers(-2, 3, size=2)
-        if ky == 0 and kx == 0:
-            kx = 1
-        field += rng.normal() * np.cos(2 * np.pi * (ky * y + kx * x) + rng.uniform(0, 2 * np.pi))
+    field = _sum_modes(_cosine_modes(rng, n_modes), y, x) + np.zeros((height, width))
     field -= field.mean()
     return field / (field.std() + 1e-12)
 
@@ -166,17 +180,10 @@ def advection(
     rng, noise_rng = _streams(seed)
     vy, vx = (float(v) for v in velocity)
     t = np.arange(n_steps)[:, None, None]
-    y = np.arange(height)[None, :, None]
-    x = np.arange(width)[None, None, :]
-    modes, clean = [], np.zeros((n_steps, height, width))
-    for _ in range(6):
-        ky, kx = (int(k) for k in rng.integers(-2, 3, size=2))
-        if ky == 0 and kx == 0:
-            kx = 1
-        amp, phase = float(rng.normal()), float(rng.uniform(0, 2 * np.pi))
-        modes.append((ky, kx, amp, phase))
-        arg = ky * (y - vy * t) / height + kx * (x - vx * t) / width
-        clean += amp * np.cos(2 * np.pi * arg + phase)
+    y = (np.arange(height)[None, :, None] - vy * t) / height  # where each cell's value started
+    x = (np.arange(width)[None, None, :] - vx * t) / width
+    modes = _cosine_modes(rng)
+    clean = _sum_modes(modes, y, x)
     clean = (clean - clean.mean()) / (clean.std() + 1e-12)
     series = _to_series(clean, noise, noise_rng, "advection", start, freq)
     return (series, {"velocity": (vy, vx), "modes": modes}) if return_params else series
