@@ -79,7 +79,7 @@ sys.path.insert(
     0, str(HERE)
 )  # the accuracy_*.py modules beside this script, also when imported by path
 
-from accuracy_common import DATASETS, Section, mim_model  # noqa: E402
+from accuracy_common import DATASETS, Section, mim_model, parse_seeds  # noqa: E402
 from accuracy_crowd import calendar_features, crowd, lagged, seasonal_covariates  # noqa: E402
 from accuracy_etth1 import etth1  # noqa: E402
 from accuracy_mnist import mnist, ssim_per_frame  # noqa: E402
@@ -177,12 +177,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not only:
         raise ValueError(f"--only got {unknown or only}; choose from {','.join(DATASETS)}.")
     args.only = only
-    try:
-        args.seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}.") from None
-    if not args.seeds or len(set(args.seeds)) != len(args.seeds):
-        raise ValueError(f"--seeds needs distinct integers, got {args.seeds}.")
+    args.seeds = parse_seeds(args.seeds)
     args.models = [m.strip() for m in args.models.split(";") if m.strip()]
     try:
         args.mim_kwargs = json.loads(args.mim_kwargs)

@@ -141,3 +141,15 @@ def backtest_seeds(section: str, models_for, args, run) -> tuple[dict, dict, obj
         known = "; ".join(models_for(args.seeds[0]))
         raise ValueError(f"--models matches no {section} model; its models are: {known}.")
     return preds, timing, starts
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds "0,1,2"`` as distinct integers, with a clear error otherwise (shared by the
+    accuracy and robustness benchmarks)."""
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {text!r}.") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds needs distinct integers, got {seeds}.")
+    return seeds

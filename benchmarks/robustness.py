@@ -68,7 +68,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the accuracy_*.py helpers beside this script
 
-from accuracy_common import fit_timed, seeds_line  # noqa: E402
+from accuracy_common import fit_timed, parse_seeds, seeds_line  # noqa: E402
 from accuracy_report import MARKER, split_sections  # noqa: E402
 from accuracy_scoring import invert, markdown_table, seed_spread, stack_forecasts  # noqa: E402
 from darts import TimeSeries  # noqa: E402
@@ -569,12 +569,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.datasets) - set(DATASETS))
     if unknown or not args.datasets:
         raise ValueError(f"--datasets got {unknown or args.datasets}; choose from {DATASETS}.")
-    try:
-        args.seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}.") from None
-    if not args.seeds or len(set(args.seeds)) != len(args.seeds):
-        raise ValueError(f"--seeds needs distinct integers, got {args.seeds}.")
+    args.seeds = parse_seeds(args.seeds)
     try:
         args.mim_kwargs = json.loads(args.mim_kwargs)
     except json.JSONDecodeError as err:
