@@ -262,6 +262,15 @@ def local_models(spec: Spec, univariate: bool) -> dict[str, tuple[object, str]]:
     return out
 
 
+def merge_kwargs(common: dict, extra: dict) -> dict:
+    """``common`` updated with ``extra``; ``pl_trainer_kwargs`` merged key by key (so that
+    ``--mim-kwargs '{"pl_trainer_kwargs": {"gradient_clip_val": 1}}'`` keeps the CPU trainer)."""
+    merged = {**common, **extra}
+    if "pl_trainer_kwargs" in extra:
+        merged["pl_trainer_kwargs"] = {**common["pl_trainer_kwargs"], **extra["pl_trainer_kwargs"]}
+    return merged
+
+
 def neural_models(spec: Spec, args, seed: int, work_dir: str) -> dict[str, object]:
     common = {
         "n_epochs": spec.epochs,
@@ -272,7 +281,7 @@ def neural_models(spec: Spec, args, seed: int, work_dir: str) -> dict[str, objec
     }
     ic, h = spec.input_len, spec.horizon
     return {
-        "MIM": MIMModel(ic, h, **common, **args.mim_kwargs),
+        "MIM": MIMModel(ic, h, **merge_kwargs(common, args.mim_kwargs)),
         "TCN": TCNModel(ic, h, **common),
         "NHiTS": NHiTSModel(ic, h, **common),
     }
@@ -520,9 +529,10 @@ def time_defaults(args, work_dir: str) -> list[str]:
         print(f"  defaults on ERA5 {label}: {secs:.0f} s for one step of {batch}", flush=True)
     header = ["grid", "train windows", "batch 32 refused? (needs)", "timed batch", "fit s"]
     header += ["s per window", "epoch h (extrapolated)"]
+    defaults = MIMModel(24, 12)
     return [
-        "MIMModel with its package defaults (`num_hidden=(64, 64, 64, 64)`, `filter_size=5`, "
-        "batch 32), 24 in, 12 out, on the 70 % train part of ERA5, one torch thread. A batch of 32 "
+        f"MIMModel with its package defaults (`num_hidden={defaults.num_hidden}`, "
+        f"`filter_size={defaults.filter_size}`, batch 32), 24 in, 12 out, on the 70 % train part of ERA5, one torch thread. A batch of 32 "
         "is first tried (the memory check refuses it or not); then a fit of one optimizer step on a "
         "small batch is timed (including Lightning's setup, a few seconds) and extrapolated to an "
         "epoch over every training window.",

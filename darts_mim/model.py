@@ -31,9 +31,16 @@ from darts.models.forecasting.torch_forecasting_model import (
 from darts.utils.serialization import add_safe_globals
 from darts.utils.serialization.torch import load_ckpt_safely
 
+from darts_mim.anchor import resolve_anchor_lag
+from darts_mim.callbacks import early_stopping_callbacks, has_early_stopping
 from darts_mim.folding import resolve_fold
 from darts_mim.grid import GridLayout, GridSpec, check_series_grid
-from darts_mim.module import _anchored_params, _likelihood_feedback_param, _MIMModule
+from darts_mim.module import (
+    _anchored_params,
+    _has_location,
+    _likelihood_feedback_param,
+    _MIMModule,
+)
 from darts_mim.resources import available_bytes, check_fits_in_memory, estimate_training_bytes
 from darts_mim.validation import (
     check_hyper_parameters,
@@ -50,8 +57,8 @@ class MIMModel(MixedCovariatesTorchModel):
         input_chunk_length: int,
         output_chunk_length: int,
         output_chunk_shift: int = 0,
-        num_hidden: Sequence[int] = (64, 64, 64, 64),
-        filter_size: int = 5,
+        num_hidden: Sequence[int] = (32, 32),
+        filter_size: int = 3,
         patch_size: int = 1,
         layer_norm: bool = True,
         diff_mode: str = "cascade",
@@ -62,9 +69,11 @@ class MIMModel(MixedCovariatesTorchModel):
         sampling_decay_steps: int | None = None,
         activation_checkpointing: bool = False,
         input_window_loss: bool = True,
-        naive_anchor: bool = False,
+        naive_anchor: bool | int | str = "auto",
         fold_period: int | str | None = "auto",
         channel_independent: bool = False,
+        lr_schedule: str | None = None,
+        early_stopping_patience: int | None = 5,
         precision: str | None = None,
         use_static_covariates: bool = True,
         **kwargs,
@@ -100,9 +109,15 @@ class MIMModel(MixedCovariatesTorchModel):
             network free-runs through the gap. Default: ``0``.
         num_hidden
             Hidden width of each layer; its length is the number of layers. Layer 1 is an ST-LSTM, the
-            others are MIM blocks. Widths may differ. Default: ``(64, 64, 64, 64)`` (the paper's).
+            others are MIM blocks. Widths may differ. Default: ``(32, 32)``, sized for a CPU budget:
+            on ETTh1's validation months it scored MSE 1.212 against 1.246 for the paper's
+            ``(64, 64, 64, 64)`` with ``filter_size=5``, in a third of the training time, and on a
+            33x49 grid the paper's setting needs ~117 GiB per training step at batch 32
+            (``benchmarks/long_horizon_results.md``, ``benchmarks/robustness_results.md``). Use the
+            paper's setting for video-like data on a GPU.
         filter_size
-            Odd kernel size of the gate convolutions. Use 1 for multivariate (1x1) series. Default: ``5``.
+            Odd kernel size of the gate convolutions. Use 1 for unfolded multivariate (1x1) series.
+            Default: ``3`` (the paper's is 5).
         patch_size
             Space-to-depth factor (must divide height and width): frames are cut into ``p x p`` patches
             stacked as channels, which shrinks the grid the cells run on by ``p^2``. Default: ``1``.
@@ -143,15 +158,25 @@ class MIMModel(MixedCovariatesTorchModel):
             usual loss on the output chunk only. Default: ``True`` (on the bike validation split it
             took MIM from RMSE 5.64 to 5.16, see ``benchmarks/accuracy_results.md``).
         naive_anchor
-            Forecast the change from the naive forecast instead of the value itself: each predicted frame
-            is the step's input frame (the last observed frame, then the model's own previous
-            prediction) plus the network's output, whose head starts at zero. An untrained model is
-            then the persistence forecast that repeats the last frame, and training learns the
-            correction: the paper's differencing applied to the output. With a likelihood, the
-            location (a Gaussian's mean, every quantile) is anchored and the scale is not; likelihoods
-            without a location on the target's scale (Poisson, Beta, ...) are refused. Works with
-            covariates, always-missing cells, instance norm (the anchor is then the normalised frame),
-            ``historical_forecasts`` and ONNX. Default: ``False``.
+            Forecast the change from a naive forecast instead of the value itself: each predicted frame
+            is a naive forecast (an input frame, or the model's own earlier prediction) plus the
+            network's output, whose head starts at zero. An untrained model then *is* the naive
+            forecast and training learns the correction: the paper's differencing applied to the
+            output. ``True``: the last frame (persistence; for a folded series the period before, i.e.
+            the seasonal naive); an integer ``k``: the frame ``k`` steps earlier (``24``: hourly data's
+            seasonal naive; at most ``input_chunk_length``; for a folded series a multiple of the
+            period); ``"seasonal"``: the period of the frequency (hourly 24, daily 7, monthly 12...);
+            ``"auto"`` (default): of persistence and the seasonal naive, the one with the lower error
+            on the training series over the output horizon (persistence where the frequency has no
+            period or the input is shorter than it); ``False``: no anchor. The lag is chosen once,
+            when the network is built, and saved with it (``MIMModel.anchor_lag``). With a
+            likelihood, the location (a Gaussian's mean, every quantile) is anchored and the scale is
+            not; likelihoods without a location on the target's scale (Poisson, Beta, ...) are
+            refused, and not anchored by ``"auto"``. Works with covariates, always-missing cells,
+            instance norm (the anchor is then the normalised frame), ``historical_forecasts`` and
+            ONNX. Default: ``"auto"`` (on the robustness benchmark's validation parts, anchoring
+            took the data sets where MIM beats the best naive forecast from 4 to 8 of 12, see
+            ``benchmarks/robustness_results.md``).
         fold_period
             Period folding for plain (non-gridded) series: with a period ``P``, the network's frame
             ``k`` holds steps ``kP .. (k+1)P - 1`` of each component as a ``1 x P`` strip, so the
@@ -169,6 +194,17 @@ class MIMModel(MixedCovariatesTorchModel):
             history and the covariates only. Covariates reach every component; per-component static
             covariates reach their component. Grids are refused (their components are cells).
             Default: ``False``.
+        lr_schedule
+            ``"one_cycle"``: the learning rate (``optimizer_kwargs["lr"]``, Darts' default 1e-3) is the
+            peak of a one-cycle schedule over the optimizer steps of each ``fit`` (30 % warm-up, then
+            cosine decay), which Lightning counts when training starts. ``None``: a constant rate, or
+            Darts' ``lr_scheduler_cls`` / ``lr_scheduler_kwargs`` when given (they take precedence).
+            Default: ``None``.
+        early_stopping_patience
+            When ``fit`` gets a validation series: stop after this many epochs without a lower
+            validation loss, and keep the weights of the best epoch (Darts otherwise trains all
+            ``n_epochs`` and keeps the last weights). Nothing is added when ``pl_trainer_kwargs``
+            already has an ``EarlyStopping`` callback, or with ``None``. Default: ``5``.
         precision
             Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs) or
             ``"16-mixed"`` (GPUs). Shorthand for ``pl_trainer_kwargs={"precision": ...}``. Default: ``None``
@@ -278,10 +314,13 @@ class MIMModel(MixedCovariatesTorchModel):
         self.sampling_decay_steps = sampling_decay_steps
         self.activation_checkpointing = activation_checkpointing
         self.input_window_loss = bool(input_window_loss)
-        self.naive_anchor = bool(naive_anchor)
+        self.naive_anchor = naive_anchor
         self.fold_period = fold_period
         self.channel_independent = bool(channel_independent)
-        if self.naive_anchor:  # refuse a likelihood without a location now, not at fit time
+        self.lr_schedule = lr_schedule
+        self.early_stopping_patience = early_stopping_patience
+        self._stop_early = False  # set by each fit: a validation series and no user EarlyStopping
+        if naive_anchor not in (False, "auto"):  # refuse a likelihood without a location now
             likelihood = model_kwargs.get("likelihood")
             _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
         self._considers_static_covariates = use_static_covariates
@@ -364,6 +403,32 @@ class MIMModel(MixedCovariatesTorchModel):
             )
         return GridLayout(GridSpec(tuple(f"ch{i}" for i in range(n_channels)), height, width))
 
+    @property
+    def anchor_lag(self) -> int | None:
+        """The frame the outputs are anchored on, in frames before the forecast one (0: no anchor, 1:
+        the last frame, ``P``: one period earlier; a folded series' frames are periods), chosen from
+        ``naive_anchor`` and the training data when the network is built; ``None`` before that."""
+        lag = (self.pl_module_params or {}).get("anchor_lag")
+        return None if lag is None else int(lag)
+
+    def _anchor_lag_of_dataset(self, dataset, layout: GridLayout) -> int:
+        """Resolve ``naive_anchor`` into a lag (:func:`darts_mim.anchor.resolve_anchor_lag`) from the
+        training dataset's series (only ``"auto"`` reads their values)."""
+        naive_anchor = getattr(self, "naive_anchor", False)
+        series = _as_list(getattr(dataset, "series", None)) or []
+        values = []
+        if naive_anchor == "auto":
+            values = [s.values(copy=False).reshape(len(s), -1) for s in series]
+        return resolve_anchor_lag(
+            naive_anchor,
+            series[0].freq if series else None,
+            self.input_chunk_length,
+            self.output_chunk_length + self.output_chunk_shift,
+            layout.fold,
+            values,
+            has_location=_has_location(self.likelihood),
+        )
+
     def _setup_for_train(self, train_dataset, val_dataset=None, *args, **kwargs):
         # Darts' one path from a training dataset to a network, shared by fit, fit_from_dataset,
         # lr_find and scale_batch_size: derive the grid layout from the data here, check the data,
@@ -375,9 +440,30 @@ class MIMModel(MixedCovariatesTorchModel):
         if val_dataset is not None:
             self._check_training_data(val_dataset, layout)
         self._check_memory(layout)
+        patience = getattr(self, "early_stopping_patience", None)
+        self._stop_early = (
+            val_dataset is not None
+            and patience is not None
+            and not has_early_stopping(self.trainer_params.get("callbacks"))
+        )
         if not self.model_created:
             self.pl_module_params["grid_layout"] = layout.to_dict()
+            self.pl_module_params["anchor_lag"] = self._anchor_lag_of_dataset(train_dataset, layout)
         return super()._setup_for_train(train_dataset, val_dataset, *args, **kwargs)
+
+    def _setup_trainer(self, trainer, model, verbose=None, epochs: int = 0):
+        # Darts builds the trainer from `trainer_params`; the early-stopping callbacks of this fit are
+        # added to a copy, so that they are neither pickled with the model nor kept for the next fit.
+        if trainer is not None or not epochs or not getattr(self, "_stop_early", False):
+            return super()._setup_trainer(trainer, model, verbose, epochs)
+        saved = self.trainer_params
+        callbacks = list(saved.get("callbacks") or [])
+        callbacks += early_stopping_callbacks(int(self.early_stopping_patience))
+        self.trainer_params = {**saved, "callbacks": callbacks}
+        try:
+            return super()._setup_trainer(trainer, model, verbose, epochs)
+        finally:
+            self.trainer_params = saved
 
     def _create_model(self, train_sample) -> PLForecastingModule:
         layout = self.layout
@@ -433,6 +519,7 @@ class MIMModel(MixedCovariatesTorchModel):
             input_window_loss=getattr(self, "input_window_loss", False),
             naive_anchor=getattr(self, "naive_anchor", False),
             channel_independent=getattr(self, "channel_independent", False),
+            lr_schedule=getattr(self, "lr_schedule", None),
             **self.pl_module_params,  # grid_layout, train_sample_shape and Darts' module arguments
         )
 
@@ -543,6 +630,10 @@ class MIMModel(MixedCovariatesTorchModel):
                 map_location=kwargs.get("map_location", "cpu"),
             )
             hparams = ckpt.get("hyper_parameters") or {}
+        # checkpoints written before anchor_lag existed anchored on the last frame with naive_anchor
+        self.pl_module_params["anchor_lag"] = hparams.get(
+            "anchor_lag", int(hparams.get("naive_anchor") is True)
+        )
         if hparams.get("grid_layout") is not None:
             self.pl_module_params["grid_layout"] = hparams["grid_layout"]
         elif hparams.get("grid") is not None:  # checkpoints of darts-mim 0.1

@@ -41,6 +41,10 @@ def _cov_to_channels(cov: Tensor, grid_channels: int, height: int, width: int) -
     return torch.cat([gridded, plain], dim=2)
 
 
+# Fraction of a one-cycle schedule spent warming up to the peak learning rate (PyTorch's default).
+ONE_CYCLE_WARMUP = 0.3
+
+
 class _MIMModule(PLForecastingModule):
     """Lightning module: Darts batches in, :class:`MIMNetwork` call, Darts predictions out."""
 
@@ -62,8 +66,11 @@ class _MIMModule(PLForecastingModule):
         sampling_decay_steps: int | None,
         activation_checkpointing: bool,
         input_window_loss: bool = False,  # False for modules saved before the option existed
-        naive_anchor: bool = False,  # False for modules saved before the option existed
+        naive_anchor: bool | int | str = False,  # False for modules saved before the option existed
+        anchor_lag: int
+        | None = None,  # None in modules saved before it: naive_anchor=True is lag 1
         channel_independent: bool = False,
+        lr_schedule: str | None = None,  # None for modules saved before the option existed
         grid_layout: dict | None = None,  # None in modules saved by darts-mim 0.1, which had `grid`
         grid: tuple[int, int, int] | None = None,  # modules saved before grid_layout existed
         missing_components: Sequence[int] | None = None,  # likewise
@@ -87,9 +94,14 @@ class _MIMModule(PLForecastingModule):
         self.past_cov_layout = past_cov_layout
         self.future_cov_layout = future_cov_layout
         self.static_cov_layout = static_cov_layout
+        self.lr_schedule = lr_schedule
         self.sampling_schedule = sampling_schedule
         self.sampling_start = sampling_start
         self.sampling_decay_steps = sampling_decay_steps
+        # The anchor lag is resolved from the training data by MIMModel (darts_mim.anchor); modules
+        # saved before it existed anchored on the last frame when naive_anchor was True.
+        lag = int(anchor_lag) if anchor_lag is not None else int(naive_anchor is True)
+        self.anchor_lag = lag
         channels, height, width = self.frame_shape
         cond = 0
         for layout in (past_cov_layout, future_cov_layout):
@@ -115,7 +127,8 @@ class _MIMModule(PLForecastingModule):
             nr_params=nr_params,
             feedback_param=feedback_param,
             activation_checkpointing=activation_checkpointing,
-            anchored_params=_anchored_params(self.likelihood, nr_params) if naive_anchor else (),
+            anchored_params=_anchored_params(self.likelihood, nr_params) if lag else (),
+            anchor_lag=max(lag, 1),
         )
         missing = torch.zeros(self.layout.grid.n_components, dtype=torch.bool)
         missing_components = list(self.layout.missing)
@@ -128,6 +141,23 @@ class _MIMModule(PLForecastingModule):
         # with the weights.
         self.register_buffer("sampling_seed", torch.randint(0, 2**31 - 1, ()), persistent=True)
         self.has_missing = bool(missing_components)
+
+    def configure_optimizers(self):
+        """Darts' optimizer and scheduler; with ``lr_schedule="one_cycle"`` and no scheduler of the
+        user's, a one-cycle schedule over the steps Lightning plans for this fit (its length is only
+        known here, so it cannot be passed as Darts' ``lr_scheduler_kwargs``)."""
+        configured = super().configure_optimizers()
+        if self.lr_schedule != "one_cycle" or self.lr_scheduler_cls is not None:
+            return configured
+        optimizer = configured[0][0] if isinstance(configured, tuple | list) else configured
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=[group["lr"] for group in optimizer.param_groups],
+            total_steps=total,
+            pct_start=ONE_CYCLE_WARMUP,
+        )
+        return [optimizer], [{"scheduler": scheduler, "interval": "step", "frequency": 1}]
 
     @staticmethod
     def legacy_layout(grid: Sequence[int], missing_components: Sequence[int] | None) -> dict:
@@ -428,9 +458,19 @@ def _anchored_params(likelihood, nr_params: int) -> tuple[int, ...]:
     if type(likelihood).__name__ in _LOCATION_SCALE:
         return (0,)
     raise ValueError(
-        f"naive_anchor=True needs outputs on the target's scale: no likelihood, QuantileRegression, "
+        f"naive_anchor (True, 'seasonal' or a lag) needs outputs on the target's scale: no likelihood, QuantileRegression, "
         f"or one of {', '.join(_LOCATION_SCALE)}; {type(likelihood).__name__} has none. Pass "
-        "naive_anchor=False."
+        "naive_anchor=False or 'auto' (which does not anchor such a likelihood)."
+    )
+
+
+def _has_location(likelihood) -> bool:
+    """Whether the outputs of a model with this likelihood can be anchored (see
+    :func:`_anchored_params`)."""
+    return (
+        likelihood is None
+        or isinstance(likelihood, QuantileRegression)
+        or (type(likelihood).__name__ in _LOCATION_SCALE)
     )
 
 

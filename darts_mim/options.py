@@ -7,3 +7,4 @@ Plain constants, importing nothing: the pure-torch network and the torch-free ch
 DIFF_MODES = ("cascade", "difference")
 CELL_TYPES = ("mim", "stlstm")
 SAMPLING_SCHEDULES = ("linear", "teacher_forcing", "free_running")
+LR_SCHEDULES = (None, "one_cycle")

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from darts import TimeSeries
 
+from darts_mim.anchor import check_naive_anchor
 from darts_mim.grid import GridLayout, GridSpec, always_missing_cells, grid_spec_of
-from darts_mim.options import CELL_TYPES, DIFF_MODES, SAMPLING_SCHEDULES
+from darts_mim.options import CELL_TYPES, DIFF_MODES, LR_SCHEDULES, SAMPLING_SCHEDULES
 
 
 def check_target_grid(series: Sequence[TimeSeries], grid_shape: Sequence[int] | None) -> GridSpec:
@@ -105,7 +106,7 @@ def check_hyper_parameters(params: dict) -> None:
     positive_int("input_chunk_length", params["input_chunk_length"])
     positive_int("output_chunk_length", params["output_chunk_length"])
     positive_int("output_chunk_shift", params.get("output_chunk_shift", 0), minimum=0)
-    num_hidden = params.get("num_hidden", (64, 64, 64, 64))
+    num_hidden = params.get("num_hidden", (32, 32))
     if isinstance(num_hidden, int | np.integer) or not len(num_hidden):
         raise ValueError(
             f"`num_hidden` must be a sequence of layer widths, e.g. (64, 64, 64, 64); got {num_hidden!r}."
@@ -131,6 +132,19 @@ def check_hyper_parameters(params: dict) -> None:
     start = params.get("sampling_start", 1.0)
     if not 0.0 <= float(start) <= 1.0:
         raise ValueError(f"`sampling_start` is a probability in [0, 1], got {start!r}.")
+    check_naive_anchor(params.get("naive_anchor", "auto"))
+    patience = params.get("early_stopping_patience", 5)
+    if patience is not None and (
+        isinstance(patience, bool) or not isinstance(patience, int | np.integer) or patience < 1
+    ):
+        raise ValueError(
+            f"`early_stopping_patience` must be a number of epochs >= 1 or None, got {patience!r}."
+        )
+    if params.get("lr_schedule") not in LR_SCHEDULES:
+        raise ValueError(
+            f"`lr_schedule` must be one of {LR_SCHEDULES}, got {params['lr_schedule']!r}; or pass "
+            "Darts' `lr_scheduler_cls` and `lr_scheduler_kwargs` for any other schedule."
+        )
     fold = params.get("fold_period", "auto")
     if fold not in ("auto", None) and (
         isinstance(fold, bool) or not isinstance(fold, int | np.integer) or fold < 2

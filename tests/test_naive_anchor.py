@@ -8,8 +8,10 @@ always-missing cells, instance norm, historical forecasts and ONNX.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_grid_series, tiny_kwargs
+from darts import TimeSeries
 from darts.utils.likelihood_models.torch import (
     GaussianLikelihood,
     PoissonLikelihood,
@@ -37,7 +39,8 @@ def test_untrained_model_is_the_persistence_forecast(tmp_path, grid_series, n):
 
 
 def test_without_anchor_the_untrained_model_is_not(tmp_path, grid_series):
-    model = MIMModel(**tiny_kwargs(tmp_path, **FROZEN)).fit(grid_series)
+    model = MIMModel(**tiny_kwargs(tmp_path, naive_anchor=False, **FROZEN)).fit(grid_series)
+    assert model.anchor_lag == 0
     assert not np.allclose(model.predict(3).values(), _persistence(grid_series, 3), atol=1e-3)
 
 
@@ -74,8 +77,17 @@ def test_every_quantile_is_anchored(tmp_path, grid_series):
 
 
 def test_likelihood_without_a_location_is_refused():
-    with pytest.raises(ValueError, match=r"naive_anchor=True needs .* PoissonLikelihood"):
-        MIMModel(6, 3, naive_anchor=True, likelihood=PoissonLikelihood())
+    for anchor in (True, 24, "seasonal"):
+        with pytest.raises(ValueError, match=r"naive_anchor .* needs .* PoissonLikelihood"):
+            MIMModel(24, 3, naive_anchor=anchor, likelihood=PoissonLikelihood())
+
+
+def test_auto_leaves_a_likelihood_without_a_location_unanchored(tmp_path, grid_series):
+    model = MIMModel(**tiny_kwargs(tmp_path, likelihood=PoissonLikelihood(), **FROZEN))
+    assert model.model_params["naive_anchor"] == "auto"  # the default
+    grid = series_to_grid(grid_series)
+    positive = grid_to_series(np.abs(grid) + 0.1, grid_series.time_index, ["ch0", "ch1"])
+    assert model.fit(positive).anchor_lag == 0
 
 
 def test_always_missing_cells(tmp_path, grid_series):
@@ -116,3 +128,105 @@ def test_onnx_serves_the_anchored_model(tmp_path, grid_series):
     np.testing.assert_allclose(
         forecaster.predict(7, grid_series).values(), model.predict(7).values(), atol=1e-4
     )
+
+
+def _seasonal_grid(n_steps: int, period: int, trend: float = 0.0, seed: int = 0):
+    """A grid with a strong cycle of ``period`` steps (plus an optional random walk): the seasonal
+    naive forecast beats persistence on it unless the walk dominates."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_steps)[:, None, None, None]
+    cycle = np.sin(2 * np.pi * t / period) * np.ones((1, 1, 3, 4))
+    walk = trend * np.cumsum(rng.standard_normal((n_steps, 1, 3, 4)), axis=0)
+    times = pd.date_range("2024-01-01", periods=n_steps, freq="h")
+    return grid_to_series((cycle + walk).astype(np.float32), times, ["v"])
+
+
+def _seasonal_naive(series, n: int, period: int) -> np.ndarray:
+    last = series.values()[-period:]
+    return np.concatenate([last] * (-(-n // period)))[:n]
+
+
+@pytest.mark.parametrize("n", [3, 8, 13])
+def test_integer_lag_is_the_seasonal_naive_forecast(tmp_path, n):
+    series = _seasonal_grid(80, period=5, trend=1.0)
+    model = MIMModel(**tiny_kwargs(tmp_path, naive_anchor=5, **FROZEN)).fit(series)
+    assert model.anchor_lag == 5
+    np.testing.assert_allclose(model.predict(n).values(), _seasonal_naive(series, n, 5), atol=1e-5)
+
+
+def test_auto_chooses_the_better_naive_forecast_on_the_training_series(tmp_path):
+    seasonal = _seasonal_grid(120, period=24)
+    model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=24, **FROZEN)).fit(seasonal)
+    assert model.anchor_lag == 24  # hourly: the daily period
+    np.testing.assert_allclose(
+        model.predict(6).values(), _seasonal_naive(seasonal, 6, 24), atol=1e-5
+    )
+    walk = _seasonal_grid(120, period=24, trend=2.0)
+    model = MIMModel(**tiny_kwargs(tmp_path / "walk", input_chunk_length=24, **FROZEN))
+    assert model.fit(walk).anchor_lag == 1  # the random walk dominates: persistence
+    short = MIMModel(**tiny_kwargs(tmp_path / "short", **FROZEN))  # an input of 6 < 24 steps
+    assert short.fit(seasonal).anchor_lag == 1
+    seasonal_arg = MIMModel(
+        **tiny_kwargs(tmp_path / "s", input_chunk_length=24, naive_anchor="seasonal", **FROZEN)
+    )
+    assert seasonal_arg.fit(walk).anchor_lag == 24
+
+
+def test_anchor_lag_survives_save_load_and_onnx(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    series = _seasonal_grid(80, period=5, trend=0.3)
+    model = MIMModel(**tiny_kwargs(tmp_path, naive_anchor=5, n_epochs=2)).fit(series)
+    path = str(tmp_path / "m.pt")
+    model.save(path)
+    loaded = MIMModel.load(path)
+    assert loaded.anchor_lag == 5
+    np.testing.assert_allclose(loaded.predict(8).values(), model.predict(8).values(), atol=1e-6)
+    fresh = MIMModel(**tiny_kwargs(tmp_path, naive_anchor=5, n_epochs=2))
+    fresh.load_weights(path)
+    assert fresh.anchor_lag == 5
+    np.testing.assert_allclose(
+        fresh.predict(8, series=series).values(), model.predict(8).values(), atol=1e-6
+    )
+    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "m.onnx")))
+    np.testing.assert_allclose(
+        forecaster.predict(8, series).values(), model.predict(8).values(), atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("anchor", "match"),
+    [
+        (0, "naive_anchor` must be"),
+        (-3, "naive_anchor` must be"),
+        ("last", "naive_anchor` must be"),
+        (2.5, "naive_anchor` must be"),
+    ],
+)
+def test_bad_naive_anchor_is_a_clear_error(anchor, match):
+    with pytest.raises(ValueError, match=match):
+        MIMModel(6, 3, naive_anchor=anchor)
+
+
+def test_lags_the_input_cannot_hold_are_clear_errors(tmp_path, grid_series):
+    with pytest.raises(ValueError, match="reaches further back than the input"):
+        MIMModel(**tiny_kwargs(tmp_path, naive_anchor=7)).fit(grid_series)
+    integer_index = grid_series.with_times_and_values(
+        pd.RangeIndex(len(grid_series)), grid_series.values()
+    )
+    with pytest.raises(ValueError, match="no natural period"):
+        MIMModel(**tiny_kwargs(tmp_path, naive_anchor="seasonal")).fit(integer_index)
+
+
+def test_folded_series_anchor_on_whole_periods(tmp_path):
+    times = pd.date_range("2024-01-01", periods=24 * 12, freq="h")
+    values = np.sin(2 * np.pi * np.arange(len(times)) / 24) + 0.01 * np.arange(len(times))
+    series = TimeSeries.from_times_and_values(times, values.astype(np.float32))
+    kwargs = tiny_kwargs(tmp_path, input_chunk_length=48, output_chunk_length=24, **FROZEN)
+    model = MIMModel(**kwargs).fit(series)
+    assert (model.layout.fold, model.anchor_lag) == (24, 1)  # "auto": the period before
+    np.testing.assert_allclose(model.predict(24).values()[:, 0], values[-24:], atol=1e-5)
+    assert MIMModel(**dict(kwargs, naive_anchor=48)).fit(series).anchor_lag == 2
+    with pytest.raises(ValueError, match="not a whole number of the folded periods"):
+        MIMModel(**dict(kwargs, naive_anchor=12)).fit(series)

@@ -61,6 +61,11 @@ class MIMNetwork(nn.Module):
         ``frame_{t+1} = frame_t + head(H_t)`` for these parameters (locations: a Gaussian's mean,
         every quantile), the head starting at zero, so an untrained network is the naive forecast that
         repeats the last frame and training learns the correction. Empty (default): plain outputs.
+    anchor_lag
+        Which frame the anchored outputs start from: the one ``anchor_lag`` frames before the frame
+        being forecast (1: the last frame, persistence; ``P``: one period earlier, the seasonal naive).
+        A step with fewer than ``anchor_lag`` frames before it (early in the input window) starts from
+        the last frame. Default: ``1``.
     """
 
     def __init__(
@@ -79,6 +84,7 @@ class MIMNetwork(nn.Module):
         feedback_param: int = 0,
         activation_checkpointing: bool = False,
         anchored_params: Sequence[int] = (),
+        anchor_lag: int = 1,
     ):
         super().__init__()
         num_hidden = [int(n) for n in num_hidden]
@@ -135,6 +141,9 @@ class MIMNetwork(nn.Module):
             if not 0 <= param < nr_params:
                 raise ValueError(f"`anchored_params` must be in [0, {nr_params}), got {param}.")
         self.anchored_params = tuple(sorted({int(p) for p in anchored_params}))
+        if int(anchor_lag) < 1:
+            raise ValueError(f"`anchor_lag` must be >= 1, got {anchor_lag}.")
+        self.anchor_lag = int(anchor_lag)
         if self.anchored_params:
             # The correction starts at zero: the untrained network is the naive forecast.
             nn.init.zeros_(self.head.weight)
@@ -266,6 +275,7 @@ class MIMNetwork(nn.Module):
 
         states = self._zero_states()
         outputs: list[Tensor] = []
+        fed: list[Tensor] = []  # the frame read at each step: the anchors of later steps
         for t in range(n_steps):
             if t < t_in:
                 gates = known_gates[:, t]
@@ -277,6 +287,7 @@ class MIMNetwork(nn.Module):
                     frame = w * future_frames[:, t - t_in] + (1 - w) * frame
                 frame_cond = frame if cond is None else torch.cat([frame, cond[:, t]], dim=1)
                 gates = first.conv_x(space_to_depth(frame_cond, self.patch_size))
+            fed.append(frame)
             if self.activation_checkpointing and torch.is_grad_enabled():
                 states = checkpoint(self._step, gates, t == 0, *states, use_reentrant=False)
             else:
@@ -284,7 +295,9 @@ class MIMNetwork(nn.Module):
             # Steps before t_in - 1 predict frames inside the input window: skip their head unless
             # asked for, since the forecast never feeds on them.
             if return_all or t >= t_in - 1:
-                outputs.append(self._frame_out(self._top_hidden(states), frame))
+                # step t forecasts frame t + 1: anchored on frame t + 1 - lag where there is one
+                anchor = fed[t + 1 - self.anchor_lag] if t + 1 >= self.anchor_lag else frame
+                outputs.append(self._frame_out(self._top_hidden(states), anchor))
         return torch.stack(outputs, dim=1)
 
     def _top_hidden(self, states: Sequence[Tensor]) -> Tensor:

@@ -1,0 +1,112 @@
+"""Training defaults of issue 17, item 2: learning-rate schedule, early stopping, package defaults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_kwargs
+from pytorch_lightning.callbacks import EarlyStopping
+
+from darts_mim import MIMModel
+from darts_mim.callbacks import RestoreBestWeights
+
+
+def _scheduler_and_lr(model: MIMModel):
+    configs = model.trainer.lr_scheduler_configs
+    optimizer = model.trainer.optimizers[0]
+    return (configs[0].scheduler if configs else None), optimizer.param_groups[0]["lr"]
+
+
+def test_one_cycle_schedule_spans_the_planned_steps(tmp_path, grid_series):
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path,
+            lr_schedule="one_cycle",
+            n_epochs=2,
+            batch_size=8,
+            optimizer_kwargs={"lr": 0.01},
+        )
+    ).fit(grid_series)
+    scheduler, last_lr = _scheduler_and_lr(model)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    steps = model.trainer.global_step
+    assert scheduler.total_steps == steps  # every planned step, none left over
+    assert last_lr < 0.01 / 10  # annealed well below the peak by the end of the fit
+
+
+def test_constant_rate_without_a_schedule(tmp_path, grid_series):
+    model = MIMModel(**tiny_kwargs(tmp_path, optimizer_kwargs={"lr": 0.01})).fit(grid_series)
+    scheduler, last_lr = _scheduler_and_lr(model)
+    assert scheduler is None and last_lr == pytest.approx(0.01)
+
+
+def test_darts_scheduler_takes_precedence(tmp_path, grid_series):
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path,
+            lr_schedule="one_cycle",
+            lr_scheduler_cls=torch.optim.lr_scheduler.StepLR,
+            lr_scheduler_kwargs={"step_size": 1, "gamma": 0.5},
+            optimizer_kwargs={"lr": 0.01},
+            n_epochs=2,
+        )
+    ).fit(grid_series)
+    scheduler, last_lr = _scheduler_and_lr(model)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.StepLR)
+    assert last_lr == pytest.approx(0.0025)  # halved after each of the 2 epochs
+
+
+def test_bad_schedule_is_a_clear_error():
+    with pytest.raises(ValueError, match="`lr_schedule` must be one of"):
+        MIMModel(6, 3, lr_schedule="cosine")
+
+
+def test_package_defaults_are_the_measured_ones():
+    model = MIMModel(96, 96)
+    assert model.num_hidden == (32, 32)
+    assert model.filter_size == 3
+    assert model.naive_anchor == "auto"
+
+
+def _callbacks(model: MIMModel, kind):
+    return [cb for cb in model.trainer.callbacks if isinstance(cb, kind)]
+
+
+def test_validation_series_stops_early_and_keeps_the_best_weights(tmp_path, grid_series):
+    train, val = grid_series[:40], grid_series[34:]
+    # a learning rate far too high: the validation loss soon stops improving
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path, n_epochs=40, early_stopping_patience=2, optimizer_kwargs={"lr": 0.5}
+        )
+    ).fit(train, val_series=val)
+    (stopper,) = _callbacks(model, EarlyStopping)
+    (keeper,) = _callbacks(model, RestoreBestWeights)
+    assert model.trainer.current_epoch < 40  # stopped early
+    assert keeper.best_epoch is not None and keeper.best_epoch <= model.trainer.current_epoch
+    for key, value in model.model.state_dict().items():
+        torch.testing.assert_close(value.cpu(), keeper._best_state[key])
+    # the callbacks belong to that fit only: not saved with the model, not kept for the next fit
+    assert not model.trainer_params.get("callbacks")
+    model.save(str(tmp_path / "m.pt"))
+    MIMModel.load(str(tmp_path / "m.pt")).predict(3)
+
+
+def test_no_early_stopping_without_validation_or_when_the_user_has_one(tmp_path, grid_series):
+    plain = MIMModel(**tiny_kwargs(tmp_path)).fit(grid_series)
+    assert not _callbacks(plain, EarlyStopping) and not _callbacks(plain, RestoreBestWeights)
+    mine = EarlyStopping(monitor="val_loss", patience=7)
+    kwargs = tiny_kwargs(tmp_path / "u")
+    kwargs["pl_trainer_kwargs"] = {**kwargs["pl_trainer_kwargs"], "callbacks": [mine]}
+    user = MIMModel(**kwargs).fit(grid_series[:40], val_series=grid_series[34:])
+    assert _callbacks(user, EarlyStopping) == [mine]
+    assert not _callbacks(user, RestoreBestWeights)
+    off = MIMModel(**tiny_kwargs(tmp_path / "o", early_stopping_patience=None))
+    off.fit(grid_series[:40], val_series=grid_series[34:])
+    assert not _callbacks(off, EarlyStopping)
+
+
+@pytest.mark.parametrize("patience", [0, -1, 2.5, True])
+def test_bad_patience_is_a_clear_error(patience):
+    with pytest.raises(ValueError, match="`early_stopping_patience` must be"):
+        MIMModel(6, 3, early_stopping_patience=patience)
