@@ -32,8 +32,12 @@ Data sets (``--data DIR``, default :func:`darts_mim.datasets.default_data_dir`):
 3. ``radar``: KNMI rain rate, 128x128, 5 min, 92 frames. 6 in, 6 out; frames 0-59 train, the forecast
    targets all lie in frames 60-91 (every origin); ``--split val`` fits on frames 0-47 and scores
    targets in 48-59. MIMModel and the stlstm ablation (patch 4), each on the frames and on frame
-   differences (forecasts summed onto the last observed frame), vs persistence; MSE (mm/h)^2 and CSI
-   at 1 and 5 mm/h.
+   differences (forecasts summed onto the last observed frame), the motion-aware recipe (MIM on the
+   residual of pysteps' Lucas-Kanade extrapolation, which it gets as gridded future covariates;
+   ``darts_mim.nowcast``) vs persistence and pysteps' nowcasts (LK and VET extrapolation, S-PROG,
+   ANVIL, STEPS; ``radar_pysteps.py``, needs ``pip install -e ".[radar]"``); MSE (mm/h)^2, CSI at 1
+   and 5 mm/h, FSS at 1 mm/h over 5 and 15 cells, STEPS' CRPS, by lead time, and the seconds per
+   nowcast.
 4. ``mnist``: Moving MNIST generated from the MNIST digits of ``DIR/mnist`` (64x64, 2 digits, 10 in,
    10 out; train and test sequences from different seeds). MIMModel vs the stlstm ablation, patch 4;
    per-frame MSE and MAE (sums over the 4096 pixels, averaged over frames and sequences, predictions

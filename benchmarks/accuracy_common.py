@@ -45,6 +45,7 @@ def trainer_kwargs(budget: Budget) -> dict:
         "logger": False,
         "max_steps": budget.steps,
         "max_time": {"seconds": budget.max_seconds},
+        "gradient_clip_val": None,  # Lightning's default; MIMModel's own default clips at 1
     }
 
 
@@ -110,7 +111,10 @@ def fit_and_backtest(
 
 # The round-2 tables were measured with Darts' loss on the output chunk only. The authors' loss over
 # the input window too (MIMModel's default since) is `--mim-kwargs '{"input_window_loss": true}'`.
-ROUND2_SETTINGS = {"input_window_loss": False}
+# The recipe the published accuracy figures were measured with, pinned so that a re-run reproduces them
+# whatever MIMModel's defaults become: Darts' output-chunk loss (a section may turn the input-window
+# loss on), no naive anchor, a constant learning rate (no gradient clipping: see trainer_kwargs).
+ROUND2_SETTINGS = {"input_window_loss": False, "naive_anchor": False, "lr_schedule": None}
 
 
 def mim_model(args, input_chunk_length: int, output_chunk_length: int, **kwargs) -> MIMModel:

@@ -1,11 +1,17 @@
 """darts-mim: the Memory In Memory network (Wang et al., CVPR 2019) as a Darts forecasting model."""
 
-from darts_mim.grid import GridSpec, grid_to_series, series_to_grid, series_to_xarray
+__version__ = "0.3.0"
 
-__version__ = "0.2.0"
+# Names of darts_mim.grid, which imports Darts: imported on first use, so that the numpy-only ONNX
+# service (darts_mim.onnx.service) can import this package where Darts is not installed.
+_GRID_NAMES = ("GridSpec", "grid_to_series", "series_to_grid", "series_to_xarray")
 
 
 def __getattr__(name: str):
+    if name in _GRID_NAMES:
+        from darts_mim import grid
+
+        return getattr(grid, name)
     # Torch-backed names are imported lazily so that torch-free serving code
     # (`from darts_mim.onnx.runtime import OnnxForecaster`) can import this package without torch.
     # darts_mim.model allow-lists MIMModel with Darts' safe unpickler when it is imported, so

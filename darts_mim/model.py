@@ -50,6 +50,11 @@ from darts_mim.validation import (
     warn_masked_with_values,
 )
 
+# The training recipe of the defaults (see ``lr_schedule``): Adam's peak learning rate and the norm
+# gradients are clipped to.
+DEFAULT_LR = 3e-3
+DEFAULT_GRADIENT_CLIP = 1.0
+
 
 class MIMModel(MixedCovariatesTorchModel):
     def __init__(
@@ -72,7 +77,7 @@ class MIMModel(MixedCovariatesTorchModel):
         naive_anchor: bool | int | str = "auto",
         fold_period: int | str | None = "auto",
         channel_independent: bool = False,
-        lr_schedule: str | None = None,
+        lr_schedule: str | None = "one_cycle",
         early_stopping_patience: int | None = 5,
         precision: str | None = None,
         use_static_covariates: bool = True,
@@ -166,9 +171,13 @@ class MIMModel(MixedCovariatesTorchModel):
             the seasonal naive); an integer ``k``: the frame ``k`` steps earlier (``24``: hourly data's
             seasonal naive; at most ``input_chunk_length``; for a folded series a multiple of the
             period); ``"seasonal"``: the period of the frequency (hourly 24, daily 7, monthly 12...);
-            ``"auto"`` (default): of persistence and the seasonal naive, the one with the lower error
-            on the training series over the output horizon (persistence where the frequency has no
-            period or the input is shorter than it); ``False``: no anchor. The lag is chosen once,
+            ``"auto"`` (default): for a grid, of persistence and the seasonal naive, the one with the
+            lower error on the training series over the output horizon (persistence where the
+            frequency has no period or the input is shorter than it); for a plain series the last
+            frame, which for a folded series is the seasonal naive (on an unfolded series the
+            network learned less from a seasonal anchor, see :mod:`darts_mim.anchor`); ``False``: no
+            anchor. Mean-zero targets such as frame differences are better served by ``False``:
+            repeating the last change is a poor start. The lag is chosen once,
             when the network is built, and saved with it (``MIMModel.anchor_lag``). With a
             likelihood, the location (a Gaussian's mean, every quantile) is anchored and the scale is
             not; likelihoods without a location on the target's scale (Poisson, Beta, ...) are
@@ -199,7 +208,10 @@ class MIMModel(MixedCovariatesTorchModel):
             peak of a one-cycle schedule over the optimizer steps of each ``fit`` (30 % warm-up, then
             cosine decay), which Lightning counts when training starts. ``None``: a constant rate, or
             Darts' ``lr_scheduler_cls`` / ``lr_scheduler_kwargs`` when given (they take precedence).
-            Default: ``None``.
+            Default: ``"one_cycle"``, with a peak of 3e-3 when ``optimizer_kwargs`` sets no ``lr``
+            (Adam), and Lightning's gradient clipping at norm 1 unless ``pl_trainer_kwargs`` sets
+            ``gradient_clip_val``: together they were the better training recipe on the validation
+            parts of the robustness benchmark (``benchmarks/robustness_results.md``).
         early_stopping_patience
             When ``fit`` gets a validation series: stop after this many epochs without a lower
             validation loss, and keep the weights of the best epoch (Darts otherwise trains all
@@ -295,10 +307,17 @@ class MIMModel(MixedCovariatesTorchModel):
         """
         model_kwargs = dict(self.model_params)
         check_hyper_parameters(model_kwargs)
+        # Training defaults measured on the robustness benchmark (issue 17), each left to the user's
+        # own setting where one is given.
+        trainer_kwargs = dict(model_kwargs.get("pl_trainer_kwargs") or {})
+        trainer_kwargs.setdefault("gradient_clip_val", DEFAULT_GRADIENT_CLIP)
         if precision is not None:
-            trainer_kwargs = dict(model_kwargs.get("pl_trainer_kwargs") or {})
             trainer_kwargs["precision"] = precision
-            model_kwargs["pl_trainer_kwargs"] = trainer_kwargs
+        model_kwargs["pl_trainer_kwargs"] = trainer_kwargs
+        optimizer_kwargs = dict(model_kwargs.get("optimizer_kwargs") or {})
+        if model_kwargs.get("optimizer_cls") in (None, torch.optim.Adam):
+            optimizer_kwargs.setdefault("lr", DEFAULT_LR)
+        model_kwargs["optimizer_kwargs"] = optimizer_kwargs
         super().__init__(**self._extract_torch_model_params(**model_kwargs))
         self.pl_module_params = self._extract_pl_module_params(**model_kwargs)
 
@@ -427,6 +446,7 @@ class MIMModel(MixedCovariatesTorchModel):
             layout.fold,
             values,
             has_location=_has_location(self.likelihood),
+            gridded=layout.grid.n_cells > 1,
         )
 
     def _setup_for_train(self, train_dataset, val_dataset=None, *args, **kwargs):

@@ -33,16 +33,38 @@ DEFAULT_DECAY_STEPS = 5000
 
 def _cov_to_channels(cov: Tensor, grid_channels: int, height: int, width: int) -> Tensor:
     """``(B, T, G*H*W + K) -> (B, T, G + K, H, W)``: gridded channels per cell, plain ones broadcast."""
-    b, t, _ = cov.shape
     g = grid_channels * height * width
-    gridded = cov[..., :g].reshape(b, t, grid_channels, height, width)
-    plain = cov[..., g:]
-    plain = plain.reshape(b, t, plain.shape[-1], 1, 1).expand(-1, -1, -1, height, width)
-    return torch.cat([gridded, plain], dim=2)
+    n_plain = int(cov.shape[-1]) - g  # channel counts are constants of the model
+    # No empty part is built: an empty tensor's reshape is refused by ONNX Runtime once the batch
+    # axis is symbolic (plain covariates on a grid have no gridded part).
+    parts = []
+    if grid_channels:
+        parts.append(cov[..., :g].unflatten(-1, (grid_channels, height, width)))
+    if n_plain:
+        parts.append(cov[..., g:, None, None].expand(-1, -1, -1, height, width))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
 
 
-# Fraction of a one-cycle schedule spent warming up to the peak learning rate (PyTorch's default).
+# The one-cycle schedule of PyTorch's OneCycleLR defaults: 30 % of the steps warm up from peak / 25 to
+# the peak, the rest anneal to peak / 25e4, both along a cosine.
 ONE_CYCLE_WARMUP = 0.3
+ONE_CYCLE_START = 1 / 25
+ONE_CYCLE_END = 1 / 25e4
+
+
+def _cosine(start: float, end: float, progress: float) -> float:
+    progress = min(max(progress, 0.0), 1.0)
+    return end + (start - end) / 2 * (1 + math.cos(math.pi * progress))
+
+
+def one_cycle_factor(step: int, total: int) -> float:
+    """The learning rate at optimizer step ``step`` of ``total``, as a fraction of the peak: PyTorch's
+    ``OneCycleLR`` with its defaults, step for step; steps past the end stay at the final rate."""
+    warm_end = ONE_CYCLE_WARMUP * total - 1  # OneCycleLR's phase boundaries
+    if step <= warm_end:
+        return _cosine(ONE_CYCLE_START, 1.0, step / warm_end)
+    span = (total - 1) - warm_end
+    return _cosine(1.0, ONE_CYCLE_END, (step - warm_end) / span if span > 0 else 1.0)
 
 
 class _MIMModule(PLForecastingModule):
@@ -151,12 +173,14 @@ class _MIMModule(PLForecastingModule):
             return configured
         optimizer = configured[0][0] if isinstance(configured, tuple | list) else configured
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=[group["lr"] for group in optimizer.param_groups],
-            total_steps=total,
-            pct_start=ONE_CYCLE_WARMUP,
-        )
+
+        # A function, not a callable object: LambdaLR then leaves it out of its state, so a fit
+        # resumed from a checkpoint keeps the step count but follows this fit's plan (a longer
+        # resumed run re-plans instead of stepping past the end of the old schedule).
+        def factor(step: int) -> float:
+            return one_cycle_factor(step, total)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return [optimizer], [{"scheduler": scheduler, "interval": "step", "frequency": 1}]
 
     @staticmethod

@@ -83,10 +83,30 @@ def test_quick_etth1_radar_mnist(data_dir: Path, tmp_path: Path, capsys) -> None
     assert np.isfinite(float(_table_rows(md, "ARIMA(2,1,1) per column")[0][6]))
     radar_rows = _table_rows(md, "persistence")
     assert 0.0 <= float(radar_rows[0][4]) <= 1.0  # CSI at 1 mm/h
+    # pysteps' nowcasts and the motion-aware recipe, with the new columns after the old ones
+    assert "seed 1 MIM + LK nowcast (residual)" in printed
+    header = next(line for line in md.splitlines() if line.startswith("| model | MSE (mm/h)^2"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[:6] == [
+        "model",
+        "MSE (mm/h)^2",
+        "MSE sd",
+        "RMSE mm/h",
+        "CSI 1 mm/h",
+        "CSI 5 mm/h",
+    ]
+    assert columns[-4:] == ["FSS 1 mm/h 5 cells", "FSS 1 mm/h 15 cells", "CRPS mm/h", "s / nowcast"]
+    labels = ["extrapolation LK", "extrapolation VET", "S-PROG (LK)", "ANVIL (LK)"]
+    for label in [*labels, "STEPS mean (LK)", "MIM + LK nowcast (residual)"]:
+        row = dict(zip(columns, _table_rows(md, label)[0], strict=True))
+        assert np.isfinite(float(row["MSE (mm/h)^2"])), label
+        assert 0.0 <= float(row["FSS 1 mm/h 5 cells"]) <= 1.0, label
+        assert float(row["CRPS mm/h"]) > 0 and float(row["s / nowcast"]) > 0, label
+    assert "CSI at 1 / 5 mm/h by lead time" in md and "FSS at 1 mm/h over 5 / 15 cells" in md
     mim_mnist = _table_rows(md, "MIM")[-2]  # Moving MNIST (the last row is its by-seed table)
     assert float(mim_mnist[1]) > 0 and -1.0 <= float(mim_mnist[4]) <= 1.0
     assert "MSE / SSIM by seed (seeds [0, 1])" in md
-    for name in ("etth1", "radar", "mnist"):
+    for name in ("etth1", "radar", "mnist", "radar_scores", "radar_frames"):
         assert (out / f"accuracy_{name}.png").stat().st_size > 1000
 
 

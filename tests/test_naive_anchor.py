@@ -172,6 +172,15 @@ def test_auto_chooses_the_better_naive_forecast_on_the_training_series(tmp_path)
     assert seasonal_arg.fit(walk).anchor_lag == 24
 
 
+def test_auto_anchors_an_unfolded_plain_series_on_its_last_value(tmp_path):
+    times = pd.date_range("2024-01-01", periods=200, freq="h")
+    cycle = np.sin(2 * np.pi * np.arange(200) / 24).astype(np.float32)  # seasonal naive is exact
+    series = TimeSeries.from_times_and_values(times, cycle)
+    kwargs = tiny_kwargs(tmp_path, input_chunk_length=24, fold_period=None, **FROZEN)
+    assert MIMModel(**kwargs).fit(series).anchor_lag == 1
+    assert MIMModel(**dict(kwargs, naive_anchor="seasonal")).fit(series).anchor_lag == 24
+
+
 def test_anchor_lag_survives_save_load_and_onnx(tmp_path):
     pytest.importorskip("onnxruntime")
     from darts_mim.onnx.runtime import OnnxForecaster

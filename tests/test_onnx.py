@@ -1,7 +1,7 @@
 """ONNX export and the torch-free OnnxForecaster: forecasts equal MIMModel.predict, clear errors.
 
-Each export traces the whole unrolled network with the dynamo exporter (seconds per model), so the
-models are tiny, trained once per module, and each covers several cases.
+Each export takes about a second (the looped export, see test_onnx_loop.py), but the models are
+still tiny, trained once per module, and each covers several cases.
 """
 
 from __future__ import annotations
@@ -298,16 +298,10 @@ def test_foreign_onnx_file(tmp_path):
 
 
 # ---------------------------------------------------------------------- export refusals
-def test_export_refuses_unfitted_and_encoders(tmp_path):
+def test_export_refuses_unfitted(tmp_path):
+    # Models with add_encoders export: see test_onnx_encoders.py.
     with pytest.raises(ValueError, match="not fitted"):
         _model(tmp_path).to_onnx(str(tmp_path / "x.onnx"))
-    series = TimeSeries.from_times_and_values(
-        pd.date_range("2024", periods=20, freq="h"), np.random.rand(20, 2).astype("float32")
-    )
-    model = _model(tmp_path, filter_size=1, add_encoders={"cyclic": {"future": ["hour"]}})
-    model.fit(series)
-    with pytest.raises(ValueError, match="add_encoders"):
-        model.to_onnx(str(tmp_path / "x.onnx"))
 
 
 def test_onnx_forecast_does_not_depend_on_batch(gridded):

@@ -81,6 +81,10 @@ RELIED_ON: dict[str, str] = {
     "darts.models.forecasting.torch_forecasting_model.MixedCovariatesTorchModel._setup_for_train": (
         "override: Darts' one path from a training dataset to the network; derives the grid layout"
     ),
+    "darts.models.forecasting.torch_forecasting_model.MixedCovariatesTorchModel._setup_trainer": (
+        "override: adds the early-stopping callbacks of a fit with a validation series to that fit's "
+        "trainer only"
+    ),
     "darts.models.forecasting.torch_forecasting_model._get_checkpoint_fname": (
         "finds the checkpoint file Darts' load_from_checkpoint() would read"
     ),

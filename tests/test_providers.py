@@ -140,3 +140,67 @@ def test_select_providers():
         select_providers([CUDA], cpu, runs)
     with pytest.raises(ValueError, match="empty"):
         select_providers([], cpu)
+
+
+# ---------------------------------------------------------------------- IO binding
+def test_io_binding_is_off_on_the_cpu_by_default(path):
+    assert OnnxForecaster(path)._binding is None
+
+
+def test_io_binding_on_the_cpu_gives_the_same_forecasts(path):
+    """The binding code path (kept buffers updated in place, output copied out) runs on the CPU:
+    the same forecasts as session.run, over autoregressive calls and changing batch sizes, without
+    touching the caller's arrays."""
+    plain = OnnxForecaster(path, providers=[CPU])
+    bound = OnnxForecaster(path, providers=[CPU], io_binding=True)
+    assert bound._binding is not None and bound._binding.device == "cpu"
+    rng = np.random.default_rng(0)
+    d = len(plain.components)
+    for batch in (3, 1, 3):
+        windows = rng.random((batch, plain.input_chunk_length, d), dtype=np.float32)
+        before = windows.copy()
+        for n in (1, plain.output_chunk_length, 3 * plain.output_chunk_length + 1):
+            np.testing.assert_array_equal(
+                bound.predict_array(windows, n), plain.predict_array(windows, n)
+            )
+        np.testing.assert_array_equal(windows, before)
+    assert len(bound._binding.buffers) == 2  # one set of buffers per batch shape, reused
+
+
+def test_io_binding_follows_the_session_provider():
+    class Session:
+        def __init__(self, providers, options):
+            self.providers, self.options = providers, options
+
+        def get_providers(self):
+            return self.providers
+
+        def get_provider_options(self):
+            return self.options
+
+        def get_outputs(self):
+            return [None]
+
+    cuda = Session([CUDA, CPU], {CUDA: {"device_id": "1", "enable_cuda_graph": "1"}})
+    binding = runtime._DeviceBinding.for_session(cuda, None)
+    assert (binding.device, binding.device_id, binding.cuda_graph) == ("cuda", 1, True)
+    plain_cuda = Session([CUDA, CPU], {CUDA: {}})
+    assert runtime._DeviceBinding.for_session(plain_cuda, None).cuda_graph is False
+    assert runtime._DeviceBinding.for_session(plain_cuda, False) is None
+    cpu = Session([CPU], {})
+    assert runtime._DeviceBinding.for_session(cpu, None) is None
+    assert runtime._DeviceBinding.for_session(cpu, True).device == "cpu"
+
+
+def test_io_binding_with_an_output_of_undeclared_size(path, tmp_path):
+    """A graph that does not declare its output's sizes: ONNX Runtime allocates the output."""
+    import onnx
+
+    model = onnx.load(path)
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    undeclared = str(tmp_path / "undeclared.onnx")
+    onnx.save(model, undeclared)
+    bound = OnnxForecaster(undeclared, providers=[CPU], io_binding=True)
+    plain = OnnxForecaster(undeclared, providers=[CPU])
+    windows = np.random.default_rng(1).random((2, plain.input_chunk_length, len(plain.components)))
+    np.testing.assert_array_equal(bound.predict_array(windows, 3), plain.predict_array(windows, 3))

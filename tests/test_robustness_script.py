@@ -140,3 +140,16 @@ def test_crop_and_bad_arguments(tmp_path: Path) -> None:
         robustness.parse_args(["--epochs", "0"])
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         robustness.parse_args(["--data", str(tmp_path / "missing")])
+
+
+def test_mim_kwargs_merge_into_the_cpu_trainer():
+    common = {"n_epochs": 5, "pl_trainer_kwargs": {"accelerator": "cpu", "logger": False}}
+    extra = {"pl_trainer_kwargs": {"gradient_clip_val": 1.0}, "lr_schedule": "one_cycle"}
+    merged = robustness.merge_kwargs(common, extra)
+    assert merged["pl_trainer_kwargs"] == {
+        "accelerator": "cpu",
+        "logger": False,
+        "gradient_clip_val": 1.0,
+    }
+    assert merged["n_epochs"] == 5 and merged["lr_schedule"] == "one_cycle"
+    assert common["pl_trainer_kwargs"] == {"accelerator": "cpu", "logger": False}  # not changed

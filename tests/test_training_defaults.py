@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_kwargs
@@ -9,6 +10,7 @@ from pytorch_lightning.callbacks import EarlyStopping
 
 from darts_mim import MIMModel
 from darts_mim.callbacks import RestoreBestWeights
+from darts_mim.module import one_cycle_factor
 
 
 def _scheduler_and_lr(model: MIMModel):
@@ -28,15 +30,31 @@ def test_one_cycle_schedule_spans_the_planned_steps(tmp_path, grid_series):
         )
     ).fit(grid_series)
     scheduler, last_lr = _scheduler_and_lr(model)
-    assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
     steps = model.trainer.global_step
-    assert scheduler.total_steps == steps  # every planned step, none left over
-    assert last_lr < 0.01 / 10  # annealed well below the peak by the end of the fit
+    rates = [0.01 * one_cycle_factor(k, steps) for k in range(steps + 1)]
+    peak = int(np.argmax(rates))
+    assert rates[0] == pytest.approx(0.01 / 25) and max(rates) == pytest.approx(0.01, rel=0.05)
+    assert 0.2 * steps <= peak <= 0.4 * steps  # warm-up over the first 30 %
+    assert last_lr == pytest.approx(rates[steps])  # the schedule spans exactly this fit's steps
+    assert last_lr < 0.01 / 1000
+
+
+def test_one_cycle_resumes_and_continues(tmp_path, grid_series):
+    """A fit resumed from a checkpoint, or continued, with more epochs re-plans the schedule instead
+    of stepping past its end (which PyTorch's OneCycleLR refuses)."""
+    common = dict(n_epochs=1, save_checkpoints=True, force_reset=True)
+    part = MIMModel(**tiny_kwargs(tmp_path, model_name="part", **common)).fit(grid_series)
+    resumed = MIMModel.load_from_checkpoint("part", work_dir=str(tmp_path), best=False)
+    resumed.fit(grid_series, epochs=3)
+    assert resumed.epochs_trained == 3
+    part.fit(grid_series, epochs=2)  # continue training the fitted model
+    assert np.isfinite(part.predict(3).values()).all()
 
 
 def test_constant_rate_without_a_schedule(tmp_path, grid_series):
-    model = MIMModel(**tiny_kwargs(tmp_path, optimizer_kwargs={"lr": 0.01})).fit(grid_series)
-    scheduler, last_lr = _scheduler_and_lr(model)
+    model = MIMModel(**tiny_kwargs(tmp_path, lr_schedule=None, optimizer_kwargs={"lr": 0.01}))
+    scheduler, last_lr = _scheduler_and_lr(model.fit(grid_series))
     assert scheduler is None and last_lr == pytest.approx(0.01)
 
 
@@ -61,11 +79,25 @@ def test_bad_schedule_is_a_clear_error():
         MIMModel(6, 3, lr_schedule="cosine")
 
 
-def test_package_defaults_are_the_measured_ones():
+def test_package_defaults_are_the_measured_ones(tmp_path, grid_series):
     model = MIMModel(96, 96)
     assert model.num_hidden == (32, 32)
     assert model.filter_size == 3
     assert model.naive_anchor == "auto"
+    assert model.lr_schedule == "one_cycle"
+    assert model.trainer_params["gradient_clip_val"] == 1.0
+    kwargs = tiny_kwargs(tmp_path)
+    kwargs["pl_trainer_kwargs"] = {**kwargs["pl_trainer_kwargs"], "gradient_clip_val": 5.0}
+    assert MIMModel(**kwargs).trainer_params["gradient_clip_val"] == 5.0  # the user's wins
+    fitted = MIMModel(**tiny_kwargs(tmp_path / "d")).fit(grid_series)
+    scheduler, _ = _scheduler_and_lr(fitted)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
+    assert scheduler.base_lrs == [3e-3]  # the default peak with Adam
+    assert fitted.trainer.gradient_clip_val == 1.0
+    sgd = MIMModel(
+        **tiny_kwargs(tmp_path, optimizer_cls=torch.optim.SGD, optimizer_kwargs={"lr": 0.1})
+    )
+    assert sgd.pl_module_params["optimizer_kwargs"] == {"lr": 0.1}
 
 
 def _callbacks(model: MIMModel, kind):
@@ -110,3 +142,20 @@ def test_no_early_stopping_without_validation_or_when_the_user_has_one(tmp_path,
 def test_bad_patience_is_a_clear_error(patience):
     with pytest.raises(ValueError, match="`early_stopping_patience` must be"):
         MIMModel(6, 3, early_stopping_patience=patience)
+
+
+@pytest.mark.parametrize("total", [1, 2, 7, 50, 320])
+def test_one_cycle_is_pytorchs_one_cycle_step_for_step(total):
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([weight], lr=3e-3)
+    reference = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=total)
+    for step in range(total):
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(
+            3e-3 * one_cycle_factor(step, total)
+        )
+        optimizer.step()
+        if step < total - 1:
+            reference.step()
+    assert one_cycle_factor(total + 5, total) == one_cycle_factor(
+        total - 1, total
+    )  # stays at the end

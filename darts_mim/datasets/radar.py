@@ -24,6 +24,11 @@ def load_radar(path: str | os.PathLike | None = None) -> GriddedData:
     Returns
     -------
     GriddedData
+
+    See Also
+    --------
+    darts_mim.nowcast : pysteps' optical-flow extrapolation as gridded covariates, the recommended
+        way to forecast these frames with MIMModel (README, "Radar nowcasting").
     """
     return load_grid_npz(
         _find_data_file(path, (RADAR_FILE,), "gridded"), ["rain_rate"], name="radar_knmi"

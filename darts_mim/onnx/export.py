@@ -1,9 +1,12 @@
 """Export a fitted :class:`~darts_mim.MIMModel` to one self-describing ONNX file.
 
 The graph holds the whole forecast of one call of the network: reversible instance norm, the masked
-cells, the encode-then-decode unroll (the network's python loop is unrolled into the graph) and, for a
-likelihood model, the likelihood's parameter transform (a Gaussian's softplus on sigma), so its output
-equals ``MIMModel.predict(..., predict_likelihood_parameters=True)``. Everything the torch-free
+cells, the encode-then-decode recurrence and, for a likelihood model, the likelihood's parameter
+transform (a Gaussian's softplus on sigma), so its output equals ``MIMModel.predict(...,
+predict_likelihood_parameters=True)``. The recurrence is one traced encoder step and one traced
+decoder step run by ONNX ``Loop`` nodes (:mod:`darts_mim.onnx._loop`: seconds, a file whose size does
+not depend on the chunk lengths); a model that graph does not reproduce, as checked against torch
+before writing, is exported unrolled by the dynamo exporter. Everything the torch-free
 :class:`darts_mim.onnx.runtime.OnnxForecaster` needs to slice inputs and rebuild ``TimeSeries`` is
 written into the file's metadata, in the schema of :mod:`darts_mim.onnx.format`.
 """
@@ -24,6 +27,8 @@ from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput
 from darts.utils.likelihood_models.torch import QuantileRegression
 from torch import Tensor, nn
 
+from darts_mim.onnx import _loop
+from darts_mim.onnx.encoders import settings_from_model
 from darts_mim.onnx.format import FEATURE_NAMES, metadata_props
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -118,7 +123,12 @@ class _ForecastGraph(nn.Module):
         return likelihood.predict_likelihood_parameters(raw).reshape(raw.shape)
 
 
-def _example_inputs(module: nn.Module, dtype: torch.dtype, batch: int) -> dict[str, Tensor]:
+def _example_inputs(
+    module: nn.Module,
+    dtype: torch.dtype,
+    batch: int,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
     """Random inputs shaped like the training sample (batch > 1 so the batch axis stays symbolic)."""
     shapes = module.train_sample_shape
     icl, ocl = module.input_chunk_length, module.output_chunk_length
@@ -135,7 +145,7 @@ def _example_inputs(module: nn.Module, dtype: torch.dtype, batch: int) -> dict[s
         if not shape:
             continue
         shape = tuple(shape) if time_dims[name] is None else (time_dims[name], shape[-1])
-        inputs[name] = torch.rand((batch,) + shape, dtype=dtype)
+        inputs[name] = torch.rand((batch,) + shape, generator=generator).to(dtype)
     return inputs
 
 
@@ -172,7 +182,12 @@ def _freq_info(model: Any) -> str | int | None:
     return int(freq) if isinstance(freq, int) else str(freq.freqstr)
 
 
-def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str, Any]:
+def build_metadata(
+    model: Any,
+    feature_names: list[str],
+    dtype: str,
+    encoder_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything the runtime needs, as :mod:`darts_mim.onnx.format` describes it (unprefixed).
 
     Parameters
@@ -183,6 +198,9 @@ def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str
         The graph's input names.
     dtype
         ``"float32"`` or ``"float16"``: the graph's input and output dtype.
+    encoder_settings
+        The ``encoders`` entry (:func:`darts_mim.onnx.encoders.settings_from_model`); computed from
+        ``model`` when not given.
     """
     from darts_mim import __version__
 
@@ -216,16 +234,19 @@ def build_metadata(model: Any, feature_names: list[str], dtype: str) -> dict[str
         "dtype": dtype,
         "training_dtype": str(module.dtype).removeprefix("torch."),
         "missing_components": [int(i) for i in layout.missing],
+        "encoders": (settings_from_model(model) if encoder_settings is None else encoder_settings),
     }
 
 
 def _torch_export(
     graph: nn.Module, inputs: dict[str, Tensor], opset: int | None
 ) -> onnx.ModelProto:
-    """Dynamo export with a symbolic batch axis.
+    """Dynamo export of the unrolled network with a symbolic batch axis: the fallback of the looped
+    export (minutes for large models, and a file that grows with the number of steps).
 
-    The TorchScript exporter (``dynamo=False``) is not used as a fallback: it traces the network's
-    reshapes with the example batch size baked in, so its graphs fail at any other batch size.
+    The TorchScript exporter on the unrolled network is not used: with its shape inference on, it
+    bakes the example batch size into reshapes; without it, its graphs of tens of thousands of nodes
+    take ONNX Runtime minutes to load.
     """
     kwargs: dict[str, Any] = {"input_names": list(inputs), "output_names": ["prediction"]}
     if opset is not None:
@@ -248,11 +269,217 @@ def _torch_export(
     return program.model_proto
 
 
+def _loop_export(
+    module: nn.Module,
+    inputs: dict[str, Tensor],
+    opset: int | None,
+    elem_type: int,
+    calibration: dict[str, Tensor] | None = None,
+) -> onnx.ModelProto:
+    """The fast export (:mod:`darts_mim.onnx._loop`): outer graph and one encoder and one decoder step
+    traced with the TorchScript exporter, the recurrence as ONNX ``Loop`` nodes; with
+    ``calibration`` (graph inputs), the steps' convolutions in int8.
+
+    ``module`` is changed (its network's ``forward``): pass a copy.
+    """
+    opset = _loop.DEFAULT_OPSET if opset is None else opset
+    net = module.net
+    _loop.install_looped_forward(net)
+    graph = _ForecastGraph(module, list(inputs)).eval()
+    names = list(inputs)
+    with _quiet_exporter(), warnings.catch_warnings():
+        # The tracer warns where Python ints leave the trace (chunk lengths, loop bounds): they are
+        # constants of the model, and the parity check below catches any that is not.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # torch 2.9+ calls the TorchScript exporter legacy. It is used here for its speed; if a
+        # torch release drops it, the export below falls back to the dynamo exporter.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"You are using the legacy TorchScript-based ONNX export",
+            category=DeprecationWarning,
+        )
+        # ... and its logging setup, which it calls on every export.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"The feature will be removed. Please remove usage of this function",
+            category=DeprecationWarning,
+            module=r"torch\.onnx",
+        )
+        outer = _loop.torchscript_export(
+            graph, tuple(inputs.values()), names, ["prediction"], opset, custom_domain=True
+        )
+        examples = net._loop_examples
+        states = [s.detach().clone() for s in examples["states"]]
+        prev = None if examples["prev"] is None else examples["prev"].detach().clone()
+        cond_t = None if examples["cond_t"] is None else examples["cond_t"].detach().clone()
+        encoder, decoder = _loop.trace_steps(net, states, prev, cond_t, opset)
+    if calibration is not None:
+        # Forecast the calibration windows eagerly, recording every step's inputs.
+        net._loop_record = record = {"encoder": [], "decoder": []}
+        try:
+            graph(*calibration.values())
+        finally:
+            del net._loop_record
+        with _quiet_quantizer():
+            if record["encoder"]:
+                encoder = _loop.quantize_step(encoder, record["encoder"])
+            if decoder is not None and record["decoder"]:
+                decoder = _loop.quantize_step(decoder, record["decoder"])
+    return _loop.splice(outer, encoder, decoder, examples["t_in"], elem_type)
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """onnxruntime's quantizer logs advice on the root logger ("Please consider to run
+    pre-processing before quantization"), which the step graphs do not need (their shapes are
+    known to ONNX Runtime when it fuses): drop those lines only."""
+    drop = _DropPrefix(("Please consider",))
+    root = logging.getLogger()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+class _DropPrefix(logging.Filter):
+    """Drop log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def _calibration_inputs(
+    model: Any, calibration: Any, names: list[str], dtype: torch.dtype
+) -> dict[str, Tensor]:
+    """Graph inputs for int8 calibration: a dict of arrays as the graph takes them, or series (for
+    a model that takes the target alone) cut into at most 64 windows of ``input_chunk_length``."""
+    import numpy as np
+    from darts import TimeSeries
+
+    if isinstance(calibration, dict):
+        missing = [n for n in names if n not in calibration]
+        if missing:
+            raise ValueError(f"`int8_calibration` lacks the graph inputs {missing}.")
+        return {n: torch.as_tensor(np.asarray(calibration[n])).to(dtype) for n in names}
+    series = [calibration] if isinstance(calibration, TimeSeries) else list(calibration)
+    if names != ["past_target"]:
+        raise ValueError(
+            f"This model's graph takes {names}: pass `int8_calibration` as a dict of arrays with "
+            "those names (batch first, as OnnxForecaster.predict_array takes them)."
+        )
+    icl = int(model.input_chunk_length)
+    windows = []
+    for s in series:
+        values = s.values(copy=False)
+        if len(values) < icl:
+            raise ValueError(f"A calibration series has {len(values)} steps, fewer than {icl}.")
+        ends = np.linspace(icl, len(values), num=min(len(values) - icl + 1, 64), dtype=int)
+        windows += [values[end - icl : end] for end in np.unique(ends)]
+    picked = np.linspace(0, len(windows) - 1, num=min(len(windows), 64), dtype=int)
+    stacked = np.stack([windows[i] for i in picked]).astype(np.float32)
+    return {"past_target": torch.from_numpy(stacked).to(dtype)}
+
+
+def _parity_problem(
+    proto: onnx.ModelProto,
+    graph: nn.Module,
+    module: nn.Module,
+    dtype: torch.dtype,
+    int8: bool = False,
+) -> str | None:
+    """Compare the exported graph with the torch module on random inputs; ``None`` when they agree,
+    else what differs.
+
+    One torch forward at batch size 3; ONNX Runtime at batch size 3 and on the first sample alone
+    (the example batch size of the export is 2, so a batch size baked into the graph fails here, and
+    a forecast never depends on the rest of its batch).
+    """
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    # The graph as written, not as optimised: what is checked is the export, and an unrolled graph
+    # (``unroll=True``) takes ONNX Runtime's optimiser far longer than running it.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(
+            proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as err:  # onnxruntime's own exception types
+        return f"ONNX Runtime cannot load the graph ({err})"
+    # float16 graphs round every step: compare on the output's scale, loosely.
+    rtol, atol = (1e-3, 1e-4) if dtype == torch.float32 else (3e-2, 3e-2)
+    inputs = _example_inputs(module, dtype, batch=3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = graph(*inputs.values()).float().numpy()
+    scale = float(np.nanmax(np.abs(expected), initial=1.0))
+    for rows in (slice(0, 3), slice(0, 1)):
+        feeds = {k: v[rows].numpy() for k, v in inputs.items()}
+        try:
+            (got,) = session.run(["prediction"], feeds)
+        except Exception as err:  # onnxruntime's own exception types
+            return f"the graph fails at batch size {rows.stop} ({err})"
+        want = expected[rows]
+        got = got.astype(np.float32)
+        if got.shape != want.shape:
+            return f"at batch size {rows.stop} its output is {got.shape}, torch's {want.shape}"
+        if int8:
+            # Random inputs lie outside the calibrated ranges: check the structure (shapes, the
+            # masked components) here, the error on calibration data in _int8_error.
+            if not np.array_equal(np.isnan(got), np.isnan(want)):
+                return f"at batch size {rows.stop} its NaN pattern differs from torch's"
+            continue
+        if not np.allclose(got, want, rtol=rtol, atol=atol * scale, equal_nan=True):
+            diff = float(np.nanmax(np.abs(got - want)))
+            return f"at batch size {rows.stop} it differs from torch by up to {diff:.3g}"
+    return None
+
+
+def _int8_error(
+    proto: onnx.ModelProto, graph: nn.Module, calibration: dict[str, Tensor]
+) -> dict[str, Any]:
+    """The int8 graph's error against the float32 torch network on the calibration windows (in the
+    model's scaled units, like the forecasts), for the file's ``quantization`` metadata entry."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    with torch.no_grad():
+        expected = graph(*calibration.values()).float().numpy()
+    (got,) = session.run(["prediction"], {k: v.numpy() for k, v in calibration.items()})
+    diff = got.astype(np.float64) - expected
+    keep = np.isfinite(diff)
+    rms = float(np.sqrt(np.mean(np.square(expected[keep])))) if keep.any() else 0.0
+    rmse = float(np.sqrt(np.mean(np.square(diff[keep])))) if keep.any() else 0.0
+    return {
+        "weights": "int8 per channel",
+        "activations": "uint8",
+        "quantized": "Conv in the recurrent steps",
+        "calibration_windows": int(expected.shape[0]),
+        "max_abs_diff": float(np.max(np.abs(diff[keep]), initial=0.0)),
+        "rmse": rmse,
+        "relative_rmse": rmse / rms if rms else 0.0,
+    }
+
+
 def export_model(
     model: Any,
     path: str | os.PathLike | None = None,
     fp16: bool = False,
     opset: int | None = None,
+    int8_calibration: Any = None,
+    unroll: bool = False,
 ) -> str:
     """Write a fitted ``MIMModel`` as an ONNX file for :class:`darts_mim.OnnxForecaster`.
 
@@ -265,8 +492,10 @@ def export_model(
     Parameters
     ----------
     model
-        A fitted ``MIMModel``. Models with ``add_encoders`` are refused: encoders are not computed on
-        the ONNX side; pass the encodings as explicit covariates instead.
+        A fitted ``MIMModel``. With ``add_encoders``, the encoder settings are saved in the file and
+        the runtime recomputes the encodings (see :mod:`darts_mim.onnx.encoders`: datetime
+        attributes, cyclic, position, importable custom functions, a fitted ``Scaler``); an encoder
+        that cannot be saved (a lambda, another transformer) is a ``ValueError`` before export.
     path
         Where to write the file. Default: Darts' ``"{ModelClass}_{date}.onnx"`` in the working directory.
     fp16
@@ -274,6 +503,16 @@ def export_model(
         runtime casts inputs to float16 and forecasts back to float32.
     opset
         ONNX opset; ``None`` for the exporter's default.
+    int8_calibration
+        Write an int8 graph for CPU serving: the recurrent steps' convolutions quantized (QDQ, int8
+        per-channel weights, uint8 activations) with ranges from forecasting this data: series
+        (cut into up to 64 input windows; models without covariates) or a dict of arrays named like
+        the graph's inputs. Inputs and outputs stay float32. The error against the float32 network
+        on the calibration windows is saved in the metadata (``quantization``). Not with ``fp16``.
+    unroll
+        Write every recurrent step into the graph instead of ONNX ``Loop`` nodes: a graph without
+        control flow, for ONNX Runtime's CUDA graphs (``enable_cuda_graph`` in the CUDA provider's
+        options), at the price of a file and a session start that grow with the number of steps.
 
     Returns
     -------
@@ -284,13 +523,8 @@ def export_model(
         raise ValueError(
             "The model is not fitted: call fit() (or load a fitted model) before export."
         )
-    encoders = getattr(model, "encoders", None)
-    if encoders is not None and encoders.encoding_available:
-        raise ValueError(
-            "This model uses `add_encoders`, which the ONNX runtime does not compute. Build the "
-            "encodings yourself (e.g. darts.utils.timeseries_generation.datetime_attribute_timeseries), "
-            "fit with them as explicit covariates, and pass them to OnnxForecaster.predict()."
-        )
+    # Encoder settings first: one that cannot be saved is refused before the (slow) export.
+    encoder_settings = settings_from_model(model)
     if path is None:
         path = model._default_save_path() + ".onnx"
     path = os.fspath(path)
@@ -308,10 +542,48 @@ def export_model(
     export_module = export_module.to(device="cpu", dtype=dtype).eval()
     inputs = _example_inputs(export_module, dtype, batch=2)
     graph = _ForecastGraph(export_module, list(inputs)).eval()
+    elem_type = onnx.TensorProto.FLOAT16 if fp16 else onnx.TensorProto.FLOAT
+    calibration = quantization = None
+    if int8_calibration is not None:
+        if fp16:
+            raise ValueError("`int8_calibration` and `fp16` exclude each other: choose one.")
+        calibration = _calibration_inputs(model, int8_calibration, list(inputs), dtype)
+    method = "loop"
     with torch.inference_mode(False), torch.no_grad():
-        proto = _torch_export(graph, inputs, opset)
+        try:
+            looped = copy.deepcopy(export_module)
+            proto = _loop_export(looped, inputs, opset, elem_type, calibration)
+            if unroll:
+                proto = _loop.unroll(proto)
+            problem = _parity_problem(
+                proto, graph, export_module, dtype, int8=calibration is not None
+            )
+            if problem is None and calibration is not None:
+                quantization = _int8_error(proto, graph, calibration)
+        except _loop.UnsupportedNetwork as err:
+            problem = str(err)
+        except Exception as err:  # any exporter failure: the unrolled export below still works
+            problem = f"{type(err).__name__}: {err}"
+        if problem is not None:
+            # Slow but general: the dynamo exporter traces the unrolled recurrence.
+            warnings.warn(
+                f"The fast (looped) ONNX export does not reproduce this model ({problem}); "
+                "exporting the unrolled network instead, which takes minutes for large models.",
+                UserWarning,
+                stacklevel=2,
+            )
+            if calibration is not None:
+                raise RuntimeError(
+                    f"The int8 export needs the looped graph, which does not reproduce this model "
+                    f"({problem}); export it without `int8_calibration`."
+                )
+            method = "unrolled"
+            proto = _torch_export(graph, inputs, opset)
 
-    meta = build_metadata(model, list(inputs), dtype_name)
+    meta = build_metadata(model, list(inputs), dtype_name, encoder_settings)
+    meta["export_method"] = "loop, unrolled" if unroll and method == "loop" else method
+    if quantization is not None:
+        meta["quantization"] = quantization
     onnx.helper.set_model_props(proto, metadata_props(meta))
     onnx.checker.check_model(proto)
     onnx.save(proto, path)

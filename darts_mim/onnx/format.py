@@ -3,8 +3,8 @@
 An exported file is a plain ONNX model whose ``metadata_props`` hold one JSON value per entry, under
 keys prefixed :data:`METADATA_PREFIX` (``darts_mim.grid``, ``darts_mim.input_chunk_length``, ...).
 The schema lives here only, so that :mod:`darts_mim.onnx.export` and :mod:`darts_mim.onnx.runtime`
-cannot disagree about it. This module imports neither torch nor onnx nor onnxruntime: the torch-free
-runtime reads files with it.
+cannot disagree about it. This module imports neither torch nor onnx nor onnxruntime (nor Darts,
+unless a grid is parsed): the torch-free runtime and the numpy-only service read files with it.
 
 Entries (all required, see :data:`REQUIRED_KEYS`)
 --------------------------------------------------
@@ -30,7 +30,14 @@ dtype, training_dtype
 missing_components
     Indices of target components that were NaN at every training step (forecast as NaN).
 
-Optional entries: ``version`` (of darts-mim), ``static_covariates``, ``freq``.
+Optional entries: ``version`` (of darts-mim), ``static_covariates``, ``freq``, ``encoders`` (the
+settings of ``add_encoders``, see :mod:`darts_mim.onnx.encoders`; the covariate entries'
+``n_components`` count the encoded columns too, after the user's), ``export_method`` (``"loop"``:
+the recurrence as ONNX ``Loop`` nodes over one traced step, see :mod:`darts_mim.onnx._loop`;
+``"unrolled"``: every step in the graph, the fallback), ``quantization`` (int8 graphs: what is
+quantized and the error against the float32 network on the calibration windows). Neither changes
+the graph's inputs and outputs, so :data:`FORMAT_VERSION` stays 1 and older runtimes serve such
+files.
 """
 
 from __future__ import annotations
@@ -38,8 +45,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from darts_mim.grid import GridSpec
 
 METADATA_PREFIX = "darts_mim."
 FORMAT_VERSION = 1
@@ -96,7 +101,10 @@ def metadata_props(meta: Mapping[str, Any]) -> dict[str, str]:
 
 
 def read_metadata(
-    props: Mapping[str, str], path: str, graph_inputs: Sequence[str] | None = None
+    props: Mapping[str, str],
+    path: str,
+    graph_inputs: Sequence[str] | None = None,
+    parse_grid: bool = True,
 ) -> dict[str, Any]:
     """Read and check a file's darts-mim metadata.
 
@@ -108,12 +116,15 @@ def read_metadata(
         The file, for messages.
     graph_inputs
         The graph's input names, checked against the ``inputs`` entry when given.
+    parse_grid
+        Read ``grid`` as a :class:`~darts_mim.grid.GridSpec` (which imports Darts); ``False`` leaves
+        the dict, for serving processes without Darts (:mod:`darts_mim.onnx.service`).
 
     Returns
     -------
     dict
         The entries without the prefix, JSON-decoded; ``grid`` as a
-        :class:`~darts_mim.grid.GridSpec`.
+        :class:`~darts_mim.grid.GridSpec` (a dict without ``parse_grid``).
 
     Raises
     ------
@@ -149,7 +160,15 @@ def read_metadata(
     if lacking:
         raise ValueError(f"{path!r} lacks darts-mim metadata entries {lacking}; export it again.")
     try:
-        meta["grid"] = GridSpec.from_metadata(meta["grid"])
+        if parse_grid:
+            # Imported here: the grid module imports Darts, which a numpy-only service lacks.
+            from darts_mim.grid import GridSpec
+
+            meta["grid"] = GridSpec.from_metadata(meta["grid"])
+        else:
+            grid = meta["grid"]
+            if not grid["channels"] or int(grid["height"]) < 1 or int(grid["width"]) < 1:
+                raise ValueError("an empty grid")
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(
             f"{path!r} has corrupt darts-mim metadata: its grid {meta['grid']!r} cannot be read "

@@ -4,8 +4,12 @@ This module imports numpy, pandas, onnxruntime and Darts' ``TimeSeries`` (which 
 torch), never torch nor :mod:`darts_mim.model`. It reproduces what ``MIMModel.predict`` does around the
 network: it slices the input windows and covariates by time exactly as Darts' inference dataset does,
 stacks many series into one batch per ``session.run``, continues autoregressively for
-``n > output_chunk_length`` with Darts' roll-and-feed-back rule, and rebuilds ``TimeSeries`` with the
-same time index, components, static covariates and metadata as the torch model's forecasts. Bad input
+``n > output_chunk_length`` with Darts' roll-and-feed-back rule, draws sample paths from a likelihood
+model's parameters (:mod:`darts_mim.onnx.sampling`), computes the encodings of a model fitted with
+``add_encoders`` from the saved settings (:mod:`darts_mim.onnx.encoders`), and rebuilds ``TimeSeries``
+with the same time index, components, static covariates and metadata as the torch model's forecasts.
+The array loop lives in :mod:`darts_mim.onnx.core`, shared with the numpy-only
+:mod:`darts_mim.onnx.service`. Bad input
 is refused with the same ``ValueError`` as ``MIMModel.predict`` (the checks of :mod:`darts_mim.grid`
 and :mod:`darts_mim.validation` are shared, Darts' own are repeated word for word).
 """
@@ -28,6 +32,8 @@ from darts import TimeSeries
 from darts.utils.utils import generate_index
 
 from darts_mim.grid import GridSpec, check_series_grid
+from darts_mim.onnx import core
+from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import read_metadata
 from darts_mim.validation import warn_masked_with_values
 
@@ -202,6 +208,119 @@ def select_providers(
     return chosen
 
 
+class _DeviceBinding:
+    """Run a session through IO binding with buffers kept on its device.
+
+    One buffer per graph input and one for the output, per batch shape, allocated on first use and
+    then updated in place (``OrtValue.update_inplace``: one host-to-device copy, no allocation), so
+    that repeated calls (the chunks of an autoregressive forecast, steady batches of a service) reuse
+    device memory at fixed addresses. With ``enable_cuda_graph`` among the CUDA provider's options
+    each batch shape gets its own captured graph (``gpu_graph_id``); ONNX Runtime refuses CUDA graphs
+    for graphs with ``Loop`` nodes (darts-mim's looped export), so that option only serves unrolled
+    files.
+
+    Parameters
+    ----------
+    session
+        The inference session.
+    device
+        ``"cuda"`` or ``"cpu"`` (the same code path, for tests and CPU serving).
+    device_id
+        The device's index.
+    cuda_graph
+        Whether the session captures CUDA graphs.
+    """
+
+    # More shapes than this (ragged batch sizes) are served by fresh buffers, not kept (except with
+    # CUDA graphs, which need every shape's buffers).
+    MAX_SHAPES = 8
+
+    def __init__(
+        self, session: ort.InferenceSession, device: str, device_id: int, cuda_graph: bool
+    ):
+        self.session = session
+        self.device, self.device_id = device, int(device_id)
+        self.cuda_graph = bool(cuda_graph)
+        self.output = session.get_outputs()[0]
+        self.buffers: dict[tuple, tuple[dict[str, ort.OrtValue], ort.OrtValue, int]] = {}
+
+    @classmethod
+    def for_session(
+        cls, session: ort.InferenceSession, requested: bool | None
+    ) -> _DeviceBinding | None:
+        """The binding a forecaster uses: on CUDA by default, on request elsewhere; ``None`` for
+        plain ``session.run``."""
+        providers = session.get_providers()
+        on_cuda = bool(providers) and providers[0] == _CUDA
+        if requested is None:
+            requested = on_cuda
+        if not requested:
+            return None
+        if not on_cuda:
+            return cls(session, "cpu", 0, False)
+        options = session.get_provider_options().get(_CUDA, {})
+        return cls(
+            session,
+            "cuda",
+            int(options.get("device_id", 0)),
+            str(options.get("enable_cuda_graph", "0")) == "1",
+        )
+
+    def _buffers(self, feeds: dict[str, np.ndarray]) -> tuple[dict, ort.OrtValue | None, int]:
+        """The kept buffers for these feeds' shapes (made on first use) and their CUDA graph id."""
+        key = tuple((name, feeds[name].shape, feeds[name].dtype.str) for name in sorted(feeds))
+        kept = self.buffers.get(key)
+        if kept is not None:
+            return kept
+        # Own buffers, filled by update_inplace in run(): on the CPU ortvalue_from_numpy would
+        # share the caller's array, which later calls would then overwrite.
+        inputs = {
+            name: ort.OrtValue.ortvalue_from_shape_and_type(
+                value.shape, value.dtype, self.device, self.device_id
+            )
+            for name, value in feeds.items()
+        }
+        # (B, ocl, D, P): the batch from the first input, the rest from the graph's declared shape
+        batch = next(iter(feeds.values())).shape[0]
+        shape = [batch, *self.output.shape[1:]]
+        output = None  # a graph that does not declare its output's sizes: ONNX Runtime allocates
+        if all(isinstance(d, int) for d in shape):
+            dtype = _ORT_DTYPES[self.output.type]
+            output = ort.OrtValue.ortvalue_from_shape_and_type(
+                shape, dtype, self.device, self.device_id
+            )
+        graph_id = len(self.buffers) + 1  # 0 would ask ONNX Runtime for its default graph
+        # A captured CUDA graph replays at its buffers' addresses: with CUDA graphs every shape's
+        # buffers are kept (one graph each), however many shapes come.
+        if self.cuda_graph or len(self.buffers) < self.MAX_SHAPES:
+            self.buffers[key] = (inputs, output, graph_id)
+        return inputs, output, graph_id
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One call: inputs copied into the device buffers, the output copied back to numpy."""
+        inputs, output, graph_id = self._buffers(feeds)
+        for name, value in feeds.items():
+            inputs[name].update_inplace(value)
+        binding = self.session.io_binding()
+        for name, value in inputs.items():
+            binding.bind_ortvalue_input(name, value)
+        if output is not None:
+            binding.bind_ortvalue_output(self.output.name, output)
+        else:
+            binding.bind_output(self.output.name, self.device, self.device_id)
+        options = None
+        if self.cuda_graph:
+            options = ort.RunOptions()
+            options.add_run_config_entry("gpu_graph_id", str(graph_id))
+        binding.synchronize_inputs()
+        self.session.run_with_iobinding(binding, options)
+        binding.synchronize_outputs()
+        if output is None:
+            return binding.copy_outputs_to_cpu()[0]
+        # On the CPU numpy() is a view of the kept buffer, which the next call overwrites.
+        return output.numpy().copy() if self.device == "cpu" else output.numpy()
+
+
 def _is_series(x: Any) -> bool:
     return isinstance(x, TimeSeries)
 
@@ -216,13 +335,7 @@ def _as_list(x: Any, name: str) -> list[TimeSeries] | None:
     return items
 
 
-def _needs_covariates(kind: str, how: str) -> ValueError:
-    """Darts' error for missing covariates, plus what to pass (Darts falls back on the covariates
-    the model was fitted with, which an ONNX file does not store)."""
-    return ValueError(
-        f"This model has been trained with `{kind}`; some `{kind}` of matching dimensionality are "
-        f"needed for prediction: pass `{kind}` (one per series) {how}."
-    )
+_needs_covariates = core.needs_covariates
 
 
 class OnnxForecaster:
@@ -241,12 +354,18 @@ class OnnxForecaster:
         Optional ``onnxruntime.SessionOptions``.
     intra_op_num_threads
         Optional number of threads ONNX Runtime uses inside one operator.
+    io_binding
+        Bind inputs and outputs to buffers on the session's device that are kept and reused across
+        calls (the chunks of an autoregressive forecast, batches of the same size): no allocation
+        per call, one copy in and one out, and the fixed addresses CUDA graphs need. ``None``
+        (default): on when the session runs on CUDA, off on the CPU (where it saves nothing).
 
     Examples
     --------
     >>> from darts_mim.onnx.runtime import OnnxForecaster  # doctest: +SKIP
     >>> forecaster = OnnxForecaster("mim.onnx")  # doctest: +SKIP
     >>> forecasts = forecaster.predict(6, [series_a, series_b])  # doctest: +SKIP
+    >>> paths = forecaster.predict(24, series_a, num_samples=200, random_state=0)  # doctest: +SKIP
     """
 
     def __init__(
@@ -255,12 +374,19 @@ class OnnxForecaster:
         providers: str | Sequence[str | tuple[str, dict]] | None = None,
         session_options: ort.SessionOptions | None = None,
         intra_op_num_threads: int | None = None,
+        io_binding: bool | None = None,
     ):
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
         self.providers = select_providers(providers)
-        options = session_options if session_options is not None else ort.SessionOptions()
+        if session_options is not None:
+            options = session_options
+        else:
+            options = ort.SessionOptions()
+            # Errors only: loading a float16 graph on the CPU logs a warning per node that the
+            # optimizer cannot constant-fold in float16, which says nothing about the forecasts.
+            options.log_severity_level = 3
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)
         try:
@@ -293,6 +419,7 @@ class OnnxForecaster:
             self._missing[meta["missing_components"]] = True
         self._input_dtypes = {i.name: _ORT_DTYPES[i.type] for i in self.session.get_inputs()}
         self._output_dtype = np.dtype(meta["training_dtype"])
+        self._binding = _DeviceBinding.for_session(self.session, io_binding)
 
     # ------------------------------------------------------------------ providers
     @staticmethod
@@ -326,22 +453,20 @@ class OnnxForecaster:
         return "static_covariates" in self.metadata["inputs"]
 
     # ------------------------------------------------------------------ checks
-    def _check_n(self, n: Any) -> int:
-        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"`n` must be a positive integer, got {n!r}.")
-        ocl = self.output_chunk_length
-        if self.likelihood is not None and n > ocl:
-            raise ValueError(
-                "`n` must be smaller than or equal to `output_chunk_length` "
-                f"({ocl}) for a likelihood model: the ONNX graph returns the likelihood parameters "
-                "(as predict_likelihood_parameters=True), which cannot be fed back autoregressively."
-            )
-        if self.output_chunk_shift and n > ocl:
-            raise ValueError(
-                f"Cannot forecast n={n} > output_chunk_length={ocl} autoregressively with "
-                f"output_chunk_shift={self.output_chunk_shift}; use n <= {ocl}."
-            )
-        return int(n)
+    def _check_n(self, n: Any, parameters: bool = False) -> int:
+        """``n`` as an int; ``parameters``: likelihood parameters are asked for, which Darts limits to
+        one chunk."""
+        return core.check_n(
+            n,
+            self.output_chunk_length,
+            self.output_chunk_shift,
+            parameters and bool(self.likelihood),
+        )
+
+    def _sampling(self, num_samples: Any, predict_likelihood_parameters: bool | None) -> int | None:
+        """``None`` for the deterministic forecast or the parameters, else the number of samples
+        (see :func:`darts_mim.onnx.core.resolve_sampling`)."""
+        return core.resolve_sampling(self.likelihood, num_samples, predict_likelihood_parameters)
 
     def _check_series(self, series: TimeSeries, idx: int, what: str) -> None:
         """The grid and length checks of ``MIMModel.predict`` and Darts, with the same messages."""
@@ -354,9 +479,27 @@ class OnnxForecaster:
             )
         warn_masked_with_values(series, self.metadata["missing_components"], what)
 
+    @functools.cached_property
+    def _functions(self) -> dict[str, Callable]:
+        """Custom encoder functions, imported once per forecaster."""
+        return {}
+
+    def _encoder_side(self, kind: str) -> dict | None:
+        """The saved ``add_encoders`` settings of ``kind`` (``"past_covariates"`` or
+        ``"future_covariates"``), ``None`` without encoders there."""
+        settings = self.metadata.get("encoders") or {}
+        return settings.get(kind.removesuffix("_covariates"))
+
+    def _user_components(self, kind: str) -> int:
+        """How many covariate components of ``kind`` the user passes: the graph's, less those that
+        the model's encoders compute."""
+        if kind not in self.metadata["inputs"]:
+            return 0
+        return self.metadata[kind]["n_components"] - n_encoded(self._encoder_side(kind))
+
     def _check_covariates(self, cov: TimeSeries, kind: str, idx: int) -> None:
         # By count, as Darts checks the torch model's covariates: names may differ.
-        expected = self.metadata[kind]["n_components"]
+        expected = self._user_components(kind)
         if cov.n_components != expected:
             raise ValueError(
                 f"The provided `{kind}` must have equal number of components as the `{kind}` used "
@@ -366,11 +509,22 @@ class OnnxForecaster:
 
     def _refuse_unused(self, **covariates: Any) -> None:
         """Darts' error for covariates given to a model trained without them (not ignore them)."""
+        core.refuse_unused(self.metadata["inputs"], **covariates)
+
+    def _refuse_encoded_only(self, **covariates: Any) -> None:
+        """Covariates given where the model's encoders compute all of them (Darts would stack them
+        before the encodings and fail on the count)."""
         for kind, value in covariates.items():
-            if value is not None and kind not in self.metadata["inputs"]:
+            if (
+                value is not None
+                and kind in self.metadata["inputs"]
+                and self._user_components(kind) == 0
+            ):
                 raise ValueError(
-                    f"This model has been trained without `{kind}`; No `{kind}` should be provided "
-                    "for prediction."
+                    f"This model has been trained without user `{kind}`: its `{kind}` "
+                    f"({', '.join(describe(self._encoder_side(kind)))}) are computed from the time "
+                    f"index by its encoders (add_encoders). No `{kind}` should be provided for "
+                    "prediction."
                 )
 
     @staticmethod
@@ -442,32 +596,43 @@ class OnnxForecaster:
         self._check_finite(window, "series", idx, past_times, keep)
         out = {"past_target": target}
         start = past_times[0]
-        if self.uses_past_covariates:
-            if past_cov is None:
-                raise _needs_covariates(
-                    "past_covariates",
-                    "covering the input window"
-                    + (" and the forecast horizon beyond output_chunk_length" if n > ocl else ""),
+        lengths = {
+            "past_covariates": icl + max(0, n - ocl),
+            "future_covariates": icl + ocs + max(n, ocl),
+        }
+        how = {
+            "past_covariates": "covering the input window"
+            + (" and the forecast horizon beyond output_chunk_length" if n > ocl else ""),
+            "future_covariates": "covering the input window and the forecast horizon",
+        }
+        for kind, cov in (("past_covariates", past_cov), ("future_covariates", future_cov)):
+            if kind not in self.metadata["inputs"]:
+                continue
+            parts = []
+            if self._user_components(kind):
+                if cov is None:
+                    raise _needs_covariates(kind, how[kind])
+                self._check_covariates(cov, kind, idx)
+                self._check_freq(cov, freq, kind, idx)
+                values, times = self._window(cov, start, lengths[kind], kind, idx, n, ocl)
+                self._check_finite(values, kind, idx, times, cov.components)
+                parts.append(values)
+            side = self._encoder_side(kind)
+            if side:
+                # Darts stacks the encodings after the user's covariates. It encodes the index of
+                # the user's covariates when there are some, else the steps the forecast reads;
+                # so does this, since a few attributes depend on the whole index (a cyclic
+                # day of year's period is 366 when any step is in a leap year).
+                if parts:
+                    index = cov.time_index
+                    pos = index.get_loc(start)
+                else:
+                    index, pos = generate_index(start=start, length=lengths[kind], freq=freq), 0
+                encoded = encode(
+                    side, index, series.end_time(), freq, series.dtype, self._functions
                 )
-            self._check_covariates(past_cov, "past_covariates", idx)
-            self._check_freq(past_cov, freq, "past_covariates", idx)
-            values, times = self._window(
-                past_cov, start, icl + max(0, n - ocl), "past_covariates", idx, n, ocl
-            )
-            self._check_finite(values, "past_covariates", idx, times, past_cov.components)
-            out["past_covariates"] = values
-        if self.uses_future_covariates:
-            if future_cov is None:
-                raise _needs_covariates(
-                    "future_covariates", "covering the input window and the forecast horizon"
-                )
-            self._check_covariates(future_cov, "future_covariates", idx)
-            self._check_freq(future_cov, freq, "future_covariates", idx)
-            values, times = self._window(
-                future_cov, start, icl + ocs + max(n, ocl), "future_covariates", idx, n, ocl
-            )
-            self._check_finite(values, "future_covariates", idx, times, future_cov.components)
-            out["future_covariates"] = values
+                parts.append(encoded[pos : pos + lengths[kind]])
+            out[kind] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
         if self.uses_static_covariates:
             static = series.static_covariates
             if static is None:
@@ -488,73 +653,22 @@ class OnnxForecaster:
 
     # ------------------------------------------------------------------ inference
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One call of the graph: numpy in (cast to the graph's dtype), float32 numpy out; through
+        :class:`_DeviceBinding` when the forecaster binds its inputs and outputs."""
         feeds = {k: np.ascontiguousarray(v, dtype=self._input_dtypes[k]) for k, v in feeds.items()}
-        (out,) = self.session.run(["prediction"], feeds)
+        if self._binding is not None:
+            out = self._binding.run(feeds)
+        else:
+            (out,) = self.session.run(["prediction"], feeds)
         return out.astype(np.float32, copy=False)
 
-    def _forecast(
-        self,
-        past_target: np.ndarray,
-        n: int,
-        past_covariates: np.ndarray | None,
-        future_covariates: np.ndarray | None,
-        static_covariates: np.ndarray | None,
-    ) -> np.ndarray:
-        """Darts' ``_get_batch_prediction`` on arrays: ``(B, n, D)`` or ``(B, n, D, P)``."""
-        icl, ocl, ocs = self.input_chunk_length, self.output_chunk_length, self.output_chunk_shift
-        pt = np.array(past_target, dtype=np.float32)
-        pc = fpc = hfc = fc = None
-        if past_covariates is not None:
-            pc, fpc = np.array(past_covariates[:, :icl]), past_covariates[:, icl:]
-        if future_covariates is not None:
-            hfc, fc = np.array(future_covariates[:, :icl]), future_covariates[:, icl + ocs :]
+    def _graph_runner(self) -> core.Runner:
+        """The graph as :func:`darts_mim.onnx.core.forecast` calls it: the feeds it takes, cast."""
 
-        def run(fc_slice: np.ndarray | None) -> np.ndarray:
-            feeds = {"past_target": pt}
-            for name, value in (
-                ("past_covariates", pc),
-                ("historic_future_covariates", hfc),
-                ("future_covariates", fc_slice),
-                ("static_covariates", static_covariates),
-            ):
-                if name in self._input_dtypes:
-                    feeds[name] = value
-            return self._run(feeds)
+        def run(feeds: dict[str, np.ndarray | None]) -> np.ndarray:
+            return self._run({k: v for k, v in feeds.items() if k in self._input_dtypes})
 
-        out = run(None if fc is None else fc[:, :ocl])
-        if self.likelihood is not None:
-            return out[:, :n]
-        out = out[..., 0]
-        roll = ocl
-        chunks = [out[:, :roll]]
-        done = roll
-        min_n = max(n, ocl)
-        while done < min_n:
-            # The last chunk ends exactly at min_n: step back and truncate the previous one.
-            if done + ocl > min_n:
-                spill = done + ocl - min_n
-                roll -= spill
-                done -= spill
-                chunks[-1] = chunks[-1][:, :roll]
-            pt = np.roll(pt, -roll, axis=1)
-            if pc is not None:
-                pc = np.roll(pc, -roll, axis=1)
-            if hfc is not None:
-                hfc = np.roll(hfc, -roll, axis=1)
-            if icl >= roll:
-                pt[:, -roll:] = out[:, :roll]
-                left, right = done - roll, done
-            else:
-                pt[:, :] = out[:, -icl:]
-                left, right = done - icl, done
-            if pc is not None:
-                pc[:, -(right - left) :] = fpc[:, left:right]
-            if hfc is not None:
-                hfc[:, -(right - left) :] = fc[:, left:right]
-            out = run(None if fc is None else fc[:, right : right + ocl])[..., 0]
-            chunks.append(out)
-            done += ocl
-        return np.concatenate(chunks, axis=1)[:, :n]
+        return run
 
     def predict_array(
         self,
@@ -564,6 +678,9 @@ class OnnxForecaster:
         future_covariates: np.ndarray | None = None,
         static_covariates: np.ndarray | None = None,
         batch_size: int = 256,
+        num_samples: int = 1,
+        random_state: int | np.random.Generator | None = None,
+        predict_likelihood_parameters: bool | None = None,
     ) -> np.ndarray:
         """Forecast from arrays.
 
@@ -573,82 +690,69 @@ class OnnxForecaster:
             ``(B, input_chunk_length, C*H*W)`` or ``(B, input_chunk_length, C, H, W)``: the last
             ``input_chunk_length`` frames of each series. Masked (always-missing) components may be NaN.
         n
-            Forecast horizon (``<= output_chunk_length`` for likelihood models and shifted outputs).
+            Forecast horizon (``<= output_chunk_length`` for likelihood parameters and shifted
+            outputs).
         past_covariates
             ``(B, input_chunk_length + max(0, n - output_chunk_length), K)``: the past covariates of
-            the input window, then those of the autoregressive part of the horizon.
+            the input window, then those of the autoregressive part of the horizon. These are the
+            graph's covariates: for a model fitted with ``add_encoders``, the user's components
+            followed by the encoded ones (:meth:`predict` computes those from the time index).
         future_covariates
             ``(B, input_chunk_length + output_chunk_shift + max(n, output_chunk_length), K)``: the
-            future covariates from the first input step to the last forecast step.
+            future covariates from the first input step to the last forecast step (encodings
+            included, as for ``past_covariates``).
         static_covariates
             ``(B, rows, S)`` static covariates.
         batch_size
-            Largest number of series per ``session.run`` call.
+            Largest number of rows (series times samples) per ``session.run`` call.
+        num_samples
+            For a likelihood model, the number of sample paths to draw per series (see
+            :meth:`predict`).
+        random_state
+            Seed or ``numpy.random.Generator`` for the draws; the same seed, inputs and
+            ``batch_size`` give the same samples.
+        predict_likelihood_parameters
+            As in :meth:`predict`.
 
         Returns
         -------
         numpy.ndarray
-            float32 ``(B, n, C*H*W)`` (``(B, n, C, H, W)`` for 5-d input); likelihood models add a last
-            axis of ``nr_params`` likelihood parameters.
+            float32 ``(B, n, C*H*W)`` (``(B, n, C, H, W)`` for 5-d input); a last axis of ``nr_params``
+            likelihood parameters when those are returned, of ``num_samples`` samples when samples
+            are drawn.
         """
-        n = self._check_n(n)
-        self._refuse_unused(
+        samples = self._sampling(num_samples, predict_likelihood_parameters)
+        n = self._check_n(n, parameters=self.likelihood is not None and samples is None)
+        frame = self.grid.shape
+        arr, five_d, covariates = core.check_arrays(
+            self.metadata,
+            frame,
+            past_target,
+            n,
             past_covariates=past_covariates,
             future_covariates=future_covariates,
             static_covariates=static_covariates,
         )
-        arr = np.asarray(past_target)
-        frame = self.grid.shape
-        five_d = arr.ndim == 5
+        rng = (
+            random_state
+            if isinstance(random_state, np.random.Generator)
+            else np.random.default_rng(random_state)
+        )
+        out = core.forecast(
+            self._graph_runner(),
+            arr,
+            n,
+            input_chunk_length=self.input_chunk_length,
+            output_chunk_length=self.output_chunk_length,
+            output_chunk_shift=self.output_chunk_shift,
+            likelihood=self.likelihood,
+            **covariates,
+            num_samples=samples,
+            rng=rng,
+            batch_size=batch_size,
+        )
         if five_d:
-            if tuple(arr.shape[2:]) != frame:
-                raise ValueError(f"`past_target` frames are {arr.shape[2:]}, the model's {frame}.")
-            arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
-        icl = self.input_chunk_length
-        if arr.ndim != 3 or arr.shape[1:] != (icl, len(self.components)):
-            raise ValueError(
-                f"`past_target` must be (B, {icl}, {len(self.components)}) or (B, {icl}, "
-                f"{', '.join(map(str, frame))}), got {np.shape(past_target)}."
-            )
-        batch = arr.shape[0]
-        ocl, ocs = self.output_chunk_length, self.output_chunk_shift
-        expected = {
-            "past_covariates": (past_covariates, icl + max(0, n - ocl), self.uses_past_covariates),
-            "future_covariates": (
-                future_covariates,
-                icl + ocs + max(n, ocl),
-                self.uses_future_covariates,
-            ),
-        }
-        for name, (value, length, used) in expected.items():
-            if used and value is None:
-                raise _needs_covariates(name, f"of shape (B, {length}, K)")
-            if used:
-                info = self.metadata[name]
-                shape = (batch, length, info["n_components"])
-                if np.shape(value) != shape:
-                    raise ValueError(f"`{name}` must have shape {shape}, got {np.shape(value)}.")
-        if self.uses_static_covariates and static_covariates is None:
-            raise _needs_covariates("static_covariates", "of shape (B, rows, S)")
-        results = []
-        for lo in range(0, batch, max(1, int(batch_size))):
-            hi = lo + max(1, int(batch_size))
-
-            def part(x, lo=lo, hi=hi):
-                return None if x is None else np.asarray(x)[lo:hi]
-
-            results.append(
-                self._forecast(
-                    arr[lo:hi],
-                    n,
-                    part(past_covariates) if self.uses_past_covariates else None,
-                    part(future_covariates) if self.uses_future_covariates else None,
-                    part(static_covariates) if self.uses_static_covariates else None,
-                )
-            )
-        out = np.concatenate(results, axis=0)
-        if five_d:
-            # (B, n, D[, P]) -> (B, n, C, H, W[, P])
+            # (B, n, D[, P or K]) -> (B, n, C, H, W[, P or K])
             out = out.reshape(out.shape[:2] + frame + out.shape[3:])
         return out
 
@@ -659,6 +763,9 @@ class OnnxForecaster:
         past_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
         future_covariates: TimeSeries | Sequence[TimeSeries] | None = None,
         batch_size: int = 256,
+        num_samples: int = 1,
+        random_state: int | np.random.Generator | None = None,
+        predict_likelihood_parameters: bool | None = None,
     ) -> TimeSeries | list[TimeSeries]:
         """Forecast ``n`` steps after the end of each series, like ``MIMModel.predict``.
 
@@ -666,7 +773,7 @@ class OnnxForecaster:
         ----------
         n
             Forecast horizon. Beyond ``output_chunk_length`` the forecast continues autoregressively
-            (not for likelihood models nor with ``output_chunk_shift``, as in Darts).
+            (not for likelihood parameters nor with ``output_chunk_shift``, as in Darts).
         series
             One series or a sequence of series with the training grid's shape and channel count (a
             plain series: the training number of components; names may differ, as in
@@ -679,17 +786,37 @@ class OnnxForecaster:
         future_covariates
             One per series when the model uses them, covering the input window and the horizon.
         batch_size
-            Largest number of series per ``session.run`` call.
+            Largest number of rows (series times samples) per ``session.run`` call.
+        num_samples
+            For a likelihood model, the number of sample paths per series, drawn with numpy from the
+            likelihood parameters the graph returns (every Darts likelihood, see
+            :mod:`darts_mim.onnx.sampling`); beyond ``output_chunk_length`` each path feeds its own
+            draws back, as ``MIMModel.predict(n, num_samples=...)`` does. ``> 1`` for a
+            deterministic model is Darts' ``ValueError``.
+        random_state
+            Seed or ``numpy.random.Generator`` for the draws: the same seed, inputs and
+            ``batch_size`` give the same samples (not torch's numbers: the same distribution).
+        predict_likelihood_parameters
+            ``True``: the likelihood parameters (``num_samples=1`` and ``n <= output_chunk_length``,
+            as in Darts). ``False``: samples. ``None`` (default): parameters for a likelihood model
+            called with ``num_samples=1`` (what this runtime has always returned), samples for
+            ``num_samples > 1``.
 
         Returns
         -------
         TimeSeries or list of TimeSeries
-            Same time index, components, static covariates and metadata as ``MIMModel.predict``; for a
-            likelihood model the likelihood parameters (components ``<component>_<parameter>``, e.g.
-            ``x_mu``/``x_sigma`` or ``x_q0.05``), as ``predict(..., predict_likelihood_parameters=True)``.
+            Same time index, components, static covariates and metadata as ``MIMModel.predict``:
+            deterministic, or stochastic with ``num_samples`` samples; for likelihood parameters the
+            components ``<component>_<parameter>`` (e.g. ``x_mu``/``x_sigma`` or ``x_q0.05``), as
+            ``predict(..., predict_likelihood_parameters=True)``.
         """
-        n = self._check_n(n)
+        samples = self._sampling(num_samples, predict_likelihood_parameters)
+        parameters = self.likelihood is not None and samples is None
+        n = self._check_n(n, parameters=parameters)
         self._refuse_unused(past_covariates=past_covariates, future_covariates=future_covariates)
+        self._refuse_encoded_only(
+            past_covariates=past_covariates, future_covariates=future_covariates
+        )
         single = _is_series(series)
         series_l = _as_list(series, "series")
         if not series_l:
@@ -729,17 +856,23 @@ class OnnxForecaster:
             future_covariates=stacked.get("future_covariates"),
             static_covariates=stacked.get("static_covariates"),
             batch_size=batch_size,
+            num_samples=num_samples,
+            random_state=random_state,
+            predict_likelihood_parameters=predict_likelihood_parameters,
         ).astype(self._output_dtype, copy=False)
-        forecasts = [self._to_series(s, v) for s, v in zip(series_l, values, strict=True)]
+        forecasts = [
+            self._to_series(s, v, parameters) for s, v in zip(series_l, values, strict=True)
+        ]
         return forecasts[0] if single else forecasts
 
-    def _to_series(self, series: TimeSeries, values: np.ndarray) -> TimeSeries:
-        """Build the forecast like Darts' ``_build_forecast_series_from_schema``."""
+    def _to_series(self, series: TimeSeries, values: np.ndarray, parameters: bool) -> TimeSeries:
+        """Build the forecast like Darts' ``_build_forecast_series_from_schema``: ``values`` are
+        ``(n, D)``, ``(n, D, K)`` samples, or ``(n, D, P)`` likelihood parameters (``parameters``)."""
         start = series.end_time() + (1 + self.output_chunk_shift) * series.freq
         times = generate_index(
             start=start, freq=series.freq, length=values.shape[0], name=series.time_index.name
         )
-        if self.likelihood is not None:
+        if parameters:
             names = self.likelihood["parameter_names"]
             components = [f"{c}_{p}" for c in series.components for p in names]
             values = values.reshape(values.shape[0], -1)

@@ -1,0 +1,325 @@
+"""The GPU check of issue 14: training speed and memory, export, and ONNX Runtime serving on CUDA.
+
+Run by ``benchmarks/gpu_check.sh`` (which installs what is missing and sets the paths); on its own::
+
+    python benchmarks/gpu_check.py [--steps 200] [--repeats 5]   # on a machine with a CUDA GPU
+    python benchmarks/gpu_check.py --cpu-smoke                    # tiny shapes on the CPU, ~1 min
+
+For each configuration (the bike grid, 2x14x8 with 3x32 and 3x3 kernels, 12+6 frames; Moving MNIST,
+64x64 patch 4 with 4x64 and 5x5 kernels, 10+10 frames):
+
+1. trains the bare ``MIMNetwork`` (forward, MSE loss, backward, Adam) for ``--steps`` steps on
+   random batches in float32 and in bf16 autocast: steps/s and peak device memory;
+2. fits a ``MIMModel`` of that shape for a few steps and exports it to ONNX in float32 and float16
+   (wall seconds);
+3. serves each file with ONNX Runtime (CUDA provider with IO binding where it runs, else the CPU,
+   said in the table): latency at batch 1, throughput at batch 64 and 256 (``predict_array``, one
+   forecast of ``output_chunk_length`` steps), and the largest difference to the torch network on
+   the same inputs (torch float32 on the same device); a third, unrolled float32 graph (no ``Loop``
+   nodes) is served with CUDA graphs (``enable_cuda_graph``), which ONNX Runtime refuses for
+   graphs with control flow.
+
+Prints one markdown table and a line on what ran where. Exits non-zero when a part fails, after
+printing what the other parts measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from darts_mim import MIMModel, grid_to_series  # noqa: E402
+from darts_mim.nn import MIMNetwork  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration: grid, network, chunks and training batch."""
+
+    name: str
+    channels: int
+    height: int
+    width: int
+    num_hidden: tuple[int, ...]
+    filter_size: int
+    patch_size: int
+    icl: int
+    ocl: int
+    train_batch: int
+
+
+FULL = (
+    Case("bike grid 2x14x8, 3x32", 2, 14, 8, (32, 32, 32), 3, 1, 12, 6, 16),
+    Case("Moving MNIST 64x64 p4, 4x64", 1, 64, 64, (64, 64, 64, 64), 5, 4, 10, 10, 16),
+)
+# The graphs served: looped float32 and float16, and float32 unrolled (no Loop nodes) for CUDA graphs.
+GRAPHS = ("fp32", "fp16", "fp32 unrolled")
+SMOKE = (
+    Case("bike grid 2x14x8, 2x8 (smoke)", 2, 14, 8, (8, 8), 3, 1, 4, 2, 2),
+    Case("MNIST-like 16x16 p4, 2x8 (smoke)", 1, 16, 16, (8, 8), 3, 4, 3, 2, 2),
+)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dict:
+    """Steps/s and peak memory of ``steps`` training steps of the bare network (after 3 warm-ups)."""
+    torch.manual_seed(0)
+    net = MIMNetwork(
+        target_channels=case.channels,
+        cond_channels=0,
+        height=case.height,
+        width=case.width,
+        num_hidden=case.num_hidden,
+        filter_size=case.filter_size,
+        patch_size=case.patch_size,
+    ).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    shape = (case.train_batch, case.icl, case.channels, case.height, case.width)
+    past = torch.rand(shape, device=device)
+    future = torch.rand((case.train_batch, case.ocl, *shape[2:]), device=device)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    )
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            out = net(past, case.ocl)[:, :, :, 0]
+            loss = nn.functional.mse_loss(out.float(), future)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    for _ in range(3):
+        step()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"{case.name}: the training loss is {float(loss)}")
+    return {"steps_s": steps / elapsed, "peak_mib": peak}
+
+
+def fit_model(case: Case, device: torch.device, work_dir: str) -> MIMModel:
+    """A ``MIMModel`` of the case's shape fitted for a few steps (export does not depend on how well
+    it is trained, the comparisons are against the same weights)."""
+    rng = np.random.default_rng(0)
+    length = 3 * (case.icl + case.ocl) + 20
+    frames = rng.random((length, case.channels, case.height, case.width), dtype=np.float32)
+    times = pd.date_range("2024-01-01", periods=length, freq="h")
+    series = grid_to_series(frames, times, [f"c{i}" for i in range(case.channels)])
+    trainer = {
+        "accelerator": "gpu" if device.type == "cuda" else "cpu",
+        "devices": 1,
+        "max_steps": 5,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "enable_checkpointing": False,
+    }
+    model = MIMModel(
+        input_chunk_length=case.icl,
+        output_chunk_length=case.ocl,
+        num_hidden=case.num_hidden,
+        filter_size=case.filter_size,
+        patch_size=case.patch_size,
+        n_epochs=1,
+        batch_size=4,
+        random_state=0,
+        work_dir=work_dir,
+        pl_trainer_kwargs=trainer,
+    )
+    return model.fit(series)
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: session initialisation, CUDA kernels chosen, buffers bound
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def serve(
+    model: MIMModel,
+    path: str,
+    device: torch.device,
+    providers: list[str],
+    batches: tuple[int, ...],
+    repeats: int,
+) -> dict:
+    """Latency (batch 1), throughput (other batches) and the largest difference to torch."""
+    from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput
+
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    forecaster = OnnxForecaster(path, providers=providers)
+    ocl = forecaster.output_chunk_length
+    rng = np.random.default_rng(1)
+    width = len(forecaster.components)
+    windows = rng.random((max(batches), forecaster.input_chunk_length, width), dtype=np.float32)
+    module = model.model.to(device=device, dtype=torch.float32).eval()
+    with torch.no_grad():
+        x_in = PLModuleInput(
+            past_target=torch.from_numpy(windows[:64]).to(device), stage=ModuleStage.PREDICT
+        )
+        expected = module(x_in).prediction[..., 0].float().cpu().numpy()
+    got = forecaster.predict_array(windows[:64], ocl)
+    out = {
+        "provider": forecaster.session.get_providers()[0].replace("ExecutionProvider", ""),
+        "io_binding": forecaster._binding is not None,
+        "cuda_graph": forecaster._binding is not None and forecaster._binding.cuda_graph,
+        "max_diff": float(np.nanmax(np.abs(got - expected))),
+    }
+    for batch in batches:
+        seconds = _median_time(lambda b=batch: forecaster.predict_array(windows[:b], ocl), repeats)
+        out[batch] = seconds
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on the CPU")
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps per case")
+    parser.add_argument("--repeats", type=int, default=5, help="timed serving calls per batch")
+    args = parser.parse_args(argv)
+
+    import onnxruntime as ort
+
+    from darts_mim.onnx.runtime import provider_problem
+
+    smoke = args.cpu_smoke
+    cases = SMOKE if smoke else FULL
+    steps = 2 if smoke else args.steps
+    batches = (1, 4, 8) if smoke else (1, 64, 256)
+    if smoke:
+        device = torch.device("cpu")
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    else:
+        print("gpu_check: torch sees no CUDA device; run with --cpu-smoke to test the script.")
+        return 2
+    cuda_problem = provider_problem("CUDAExecutionProvider")
+    providers = (
+        ["CPUExecutionProvider"]
+        if smoke or cuda_problem
+        else ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"gpu_check on {name}: torch {torch.__version__}, onnxruntime {ort.__version__} "
+        f"({', '.join(ort.get_available_providers())}); ONNX serving on {providers[0]}"
+        + (f" (CUDA provider: {cuda_problem})" if cuda_problem and not smoke else ""),
+        flush=True,
+    )
+
+    rows, failures = [], []
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        for case in cases:
+            row = {"case": case.name}
+            rows.append(row)
+            for label, bf16 in (("fp32", False), ("bf16", True)):
+                try:
+                    row[f"train_{label}"] = train_speed(case, device, bf16, steps)
+                except Exception as err:  # report and go on with the other parts
+                    failures.append(f"{case.name}, training {label}: {err!r}")
+                    traceback.print_exc()
+                print(f"{case.name}: training {label} {row.get(f'train_{label}')}", flush=True)
+            try:
+                model = fit_model(case, device, tmp)
+            except Exception as err:
+                failures.append(f"{case.name}, fit: {err!r}")
+                traceback.print_exc()
+                continue
+            for label in GRAPHS:
+                path = str(Path(tmp) / f"{case.name.split()[0]}_{label}.onnx".replace(" ", "_"))
+                serving = providers
+                if label == GRAPHS[2]:
+                    # no control flow: CUDA graphs where the CUDA provider runs, else the same
+                    # unrolled graph on the CPU (the code path, not the speed)
+                    if providers[0] == "CUDAExecutionProvider":
+                        cuda = ("CUDAExecutionProvider", {"enable_cuda_graph": "1"})
+                        serving = [cuda, "CPUExecutionProvider"]
+                try:
+                    start = time.perf_counter()
+                    model.to_onnx(path, fp16=label == "fp16", unroll=label == GRAPHS[2])
+                    row[f"export_{label}"] = time.perf_counter() - start
+                    # on the CPU (no CUDA provider) fewer repeats keep the run inside 8 minutes
+                    repeats = args.repeats if smoke or serving[0] != "CPUExecutionProvider" else 2
+                    row[f"serve_{label}"] = serve(model, path, device, serving, batches, repeats)
+                except Exception as err:
+                    failures.append(f"{case.name}, export/serve {label}: {err!r}")
+                    traceback.print_exc()
+                print(f"{case.name}: {label} {row.get(f'serve_{label}')}", flush=True)
+
+    print()
+    big = batches[1:]
+    head = " | ".join(f"series/s b{b}" for b in big)
+    print(
+        "| config | train fp32 steps/s (peak MiB) | train bf16 steps/s (peak MiB) | graph | "
+        f"export s | provider | latency b{batches[0]} ms | {head} | max diff to torch |"
+    )
+    print("|---|---|---|---|---|---|---|" + "---|" * len(big) + "---|")
+    for row in rows:
+
+        def train(key: str, row=row) -> str:
+            t = row.get(key)
+            if t is None:
+                return "failed"
+            mem = "" if t["peak_mib"] is None else f" ({t['peak_mib']:.0f})"
+            return f"{t['steps_s']:.1f}{mem}"
+
+        for label in GRAPHS:
+            s = row.get(f"serve_{label}")
+            export = row.get(f"export_{label}")
+            cells = [
+                row["case"],
+                train("train_fp32") if label == "fp32" else "",
+                train("train_bf16") if label == "fp32" else "",
+                label,
+                "failed" if export is None else f"{export:.1f}",
+            ]
+            if s is None:
+                cells += ["failed", "-"] + ["-"] * len(big) + ["-"]
+            else:
+                provider = s["provider"] + (" + IO binding" if s["io_binding"] else "")
+                provider += " + CUDA graphs" if s["cuda_graph"] else ""
+                cells += [provider, f"{s[batches[0]] * 1e3:.1f}"]
+                cells += [f"{b / s[b]:.0f}" for b in big]
+                cells.append(f"{s['max_diff']:.1e}")
+            print("| " + " | ".join(cells) + " |")
+    if failures:
+        print("\nFAILED parts:\n- " + "\n- ".join(failures))
+        return 1
+    print("\nall parts ran.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

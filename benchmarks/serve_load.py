@@ -1,0 +1,206 @@
+"""Latency and throughput of the numpy-only HTTP forecast service under concurrent requests.
+
+Starts ``python -m darts_mim.onnx.service`` in a separate process where torch, Darts and pandas
+cannot be imported (as in a production image with numpy and onnxruntime only), then, for each
+request batch size and number of concurrent clients, has that many client threads send requests
+over keep-alive connections on loopback and times each round trip (JSON encoding of the request is
+done beforehand; the answer is read but not decoded).
+
+Model: the bike-grid demo size (2 channels on 14x8 cells, num_hidden=(16, 16), filter_size=3,
+input_chunk_length=12, output_chunk_length=6), trained for one epoch on a short slice; or
+``--onnx FILE`` for any exported model without covariates.
+
+Usage::
+
+    python benchmarks/serve_load.py [--onnx FILE] [--out-dir DIR] [--batches 1,8,64]
+        [--concurrency 1,4,16] [--requests 20] [--threads 1]
+
+Prints a markdown table: batch, clients, latency p50/p95/p99 (ms), requests/s and series/s, and the
+median time of the same forecast in the benchmark's process without HTTP or JSON (what the service
+adds is the difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+SERVER = """
+import sys
+for name in ("torch", "darts", "pandas", "xarray"):
+    sys.modules[name] = None  # the service must not need them
+from darts_mim.onnx.service import main
+main([{path!r}, "--port", "0", "--threads", {threads!r}])
+"""
+
+
+def export_demo(out_dir: Path) -> tuple[str, np.ndarray]:
+    """The demo-sized bike model's ONNX file (reused from ``out_dir``) and input windows."""
+    from darts_mim import MIMModel
+    from darts_mim.datasets import load_bike_flows
+
+    series = load_bike_flows().series.astype(np.float32)[-400:]
+    path = out_dir / "serve_bike.onnx"
+    if not path.is_file():
+        model = MIMModel(
+            input_chunk_length=12,
+            output_chunk_length=6,
+            num_hidden=(16, 16),
+            filter_size=3,
+            n_epochs=1,
+            batch_size=32,
+            random_state=0,
+            work_dir=str(out_dir),
+            pl_trainer_kwargs={
+                "accelerator": "cpu",
+                "enable_progress_bar": False,
+                "enable_model_summary": False,
+            },
+        )
+        model.fit(series[-200:])
+        start = time.perf_counter()
+        model.to_onnx(str(path))
+        print(f"exported {path} in {time.perf_counter() - start:.0f} s", flush=True)
+    values = series.values(copy=False)
+    windows = np.stack([values[len(values) - 12 - k : len(values) - k] for k in range(256)])
+    return str(path), windows.astype(np.float32)
+
+
+def start_server(path: str, threads: int) -> tuple[subprocess.Popen, str, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER.format(path=path, threads=str(threads))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline()
+    if not line.startswith("serving"):
+        proc.kill()
+        raise RuntimeError(f"the service did not start: {line!r}")
+    url = urlparse(line.split()[-1])
+    return proc, url.hostname, url.port
+
+
+def load(host: str, port: int, body: bytes, clients: int, requests: int) -> tuple[list, float]:
+    """``clients`` threads, ``requests`` each; returns the latencies (s) and the wall time (s)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+    errors: list[str] = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=300)
+        mine = []
+        barrier.wait()
+        try:
+            for _ in range(requests):
+                start = time.perf_counter()
+                conn.request("POST", "/forecast", body, {"Content-Type": "application/json"})
+                answer = conn.getresponse()
+                data = answer.read()
+                mine.append(time.perf_counter() - start)
+                if answer.status != 200:
+                    errors.append(data.decode()[:300])
+        except OSError as err:  # a reset connection fails the run instead of a silent thread
+            errors.append(repr(err))
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[0]}")
+    return latencies, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--onnx", default=None, help="an exported model without covariates")
+    parser.add_argument("--out-dir", type=Path, default=None, help="keep/reuse the demo model here")
+    parser.add_argument("--batches", default="1,8,64")
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--requests", type=int, default=20, help="per client and setting")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per request")
+    parser.add_argument("--n", type=int, default=6, help="forecast horizon")
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    levels = [int(c) for c in args.concurrency.split(",")]
+
+    out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="serve_load_"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.onnx:
+        import onnxruntime as ort
+
+        path = args.onnx
+        shape = ort.InferenceSession(path).get_inputs()[0].shape
+        windows = np.random.default_rng(0).random((max(batches), shape[1], shape[2]))
+    else:
+        path, windows = export_demo(out_dir)
+
+    # The same forecast in this process, without HTTP and JSON: what the service adds to it.
+    from darts_mim.onnx.service import ForecastService
+
+    local = ForecastService(path, intra_op_num_threads=args.threads)
+    in_process = {}
+    for batch in batches:
+        local.forecast(args.n, windows[:batch])
+        times = []
+        for _ in range(args.requests):
+            start = time.perf_counter()
+            local.forecast(args.n, windows[:batch])
+            times.append(time.perf_counter() - start)
+        in_process[batch] = float(np.median(times)) * 1e3
+    del local
+
+    proc, host, port = start_server(path, args.threads)
+    rows = []
+    try:
+        for batch in batches:
+            body = json.dumps({"n": args.n, "past_target": windows[:batch].tolist()}).encode()
+            load(host, port, body, 1, 2)  # warm-up
+            for clients in levels:
+                latencies, wall = load(host, port, body, clients, args.requests)
+                ms = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
+                rate = len(latencies) / wall
+                rows.append((batch, clients, *ms, rate, rate * batch, len(body) / 1e6))
+                print(rows[-1], flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    import onnxruntime as ort
+
+    print(
+        f"\nonnxruntime {ort.__version__}, {args.threads} intra-op thread(s) per request, "
+        f"n={args.n}, {args.requests} requests per client, loopback\n"
+    )
+    print(
+        "| batch | clients | p50 ms | p95 ms | p99 ms | requests/s | series/s | request MB "
+        "| in-process p50 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for batch, clients, p50, p95, p99, rate, series_rate, mb in rows:
+        print(
+            f"| {batch} | {clients} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {rate:.1f} | "
+            f"{series_rate:.0f} | {mb:.2f} | {in_process[batch]:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,475 @@
+"""Motion-aware radar nowcasting: pysteps' extrapolation nowcast as gridded covariates for MIMModel.
+
+Optical-flow extrapolation (a motion field estimated from the last radar frames, the last frame
+advected along it) explains most of what happens in the next half hour of a rain field; what it
+cannot explain is growth, decay and deformation. The helpers here compute that extrapolation with
+`pysteps <https://pysteps.github.io>`_ and hand it to :class:`~darts_mim.MIMModel` as a **gridded
+future covariate** (one channel on the target's grid), so the network only has to learn the rest.
+
+The nowcast depends on the forecast origin (it extrapolates from the last observed frame), so its
+covariate series belongs to one origin: :func:`nowcast_covariates` builds it for one history (serving:
+the last frames you have), :func:`nowcast_windows` for every origin of a long series (training and
+backtests: one short target window and its covariates per origin, a list of series that ``fit``,
+``predict`` and ``historical_forecasts`` take as they take any list of series). With
+``residual=True`` the targets are the observations minus the nowcast, so a zero forecast *is* the
+extrapolation nowcast and training learns a correction to it; :func:`subtract_nowcast` makes the
+residual input window at serving time and :func:`add_nowcast` turns a residual forecast back into rain
+rates. ``scale`` (mm/h per model unit, e.g. the training frames' maximum) puts targets and the
+nowcast channel in the model's unit while the nowcast itself is computed in mm/h.
+
+Covariate values, for a history ``x_0 .. x_L`` (the origin is ``L``) and a motion field ``V``
+estimated from ``x_{L-2}, x_{L-1}, x_L`` (``motion_frames=3``):
+
+- steps ``L+1 .. L+n`` (the forecast): ``x_L`` advected ``1 .. n`` steps along ``V``;
+- steps ``1 .. L`` (the input window): ``x_{t-1}`` advected one step along ``V`` (what the same
+  extrapolation would have said one step ahead), step ``0``: ``x_0`` itself.
+
+Everything is computed from frames up to the origin: no value after the origin enters a covariate.
+
+Cells that the advection brings in from outside the domain (pysteps leaves them NaN) are filled with
+the last observed frame's value at that cell (``fill="persistence"``, the default) or with 0
+(``fill="zero"``, no rain flowing in).
+
+pysteps is an optional dependency (``pip install "darts-mim[radar]"``); it is imported when a helper
+is called, not with this module, which needs neither pysteps nor torch to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from darts import TimeSeries
+
+from darts_mim.grid import grid_spec_of, grid_to_series, series_to_grid
+
+MOTION_METHODS = ("LK", "VET")
+"""Motion estimators of pysteps that the helpers accept: Lucas-Kanade optical flow (fast) and the
+variational echo tracking of Laroche and Zawadzki (about 10 s per field on 128 x 128 cells)."""
+
+FILL_MODES = ("persistence", "zero")
+
+# pysteps' usual dB transform for motion estimation: rain below 0.1 mm/h is "no rain", at -15 dBR
+DB_THRESHOLD = 0.1
+DB_ZERO = -15.0
+
+
+def import_pysteps() -> Any:
+    """Import pysteps, or say how to install it.
+
+    Returns
+    -------
+    module
+        The ``pysteps`` package.
+
+    Raises
+    ------
+    ImportError
+        When pysteps (or OpenCV, which its Lucas-Kanade optical flow needs) is not installed.
+    """
+    try:
+        # pysteps prints its configuration file's path on import; the message is noise here
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            pysteps = importlib.import_module("pysteps")
+    except ImportError as err:
+        raise ImportError(
+            "Radar nowcasting needs pysteps, an optional dependency of darts-mim: "
+            'pip install "darts-mim[radar]" (or: pip install pysteps opencv-python-headless). '
+            f"Import failed with: {err}"
+        ) from err
+    return pysteps
+
+
+def _check_frames(frames: np.ndarray, what: str, min_frames: int) -> np.ndarray:
+    values = np.asarray(frames, dtype=np.float64)
+    if values.ndim != 3:
+        raise ValueError(
+            f"{what} must be a (T, H, W) array of rain rates, got shape {values.shape}."
+        )
+    if len(values) < min_frames:
+        raise ValueError(
+            f"{what} has {len(values)} frame(s); estimating the motion needs at least {min_frames}."
+        )
+    if not np.isfinite(values).all():
+        bad = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(
+            f"{what} holds a non-finite value (first at frame {bad[0]}, row {bad[1]}, column "
+            f"{bad[2]}); the optical flow needs finite rain rates. Fill missing cells first (e.g. "
+            "np.nan_to_num(frames, nan=0.0))."
+        )
+    if (values < 0).any():
+        raise ValueError(f"{what} holds negative values; expected rain rates (mm/h) >= 0.")
+    return values
+
+
+def _check_options(motion: str, fill: str, motion_frames: int) -> None:
+    if motion not in MOTION_METHODS:
+        raise ValueError(f"motion={motion!r} is not one of {MOTION_METHODS}.")
+    if fill not in FILL_MODES:
+        raise ValueError(f"fill={fill!r} is not one of {FILL_MODES}.")
+    if motion_frames < 2:
+        raise ValueError(f"motion_frames must be >= 2, got {motion_frames}.")
+
+
+def motion_field(frames: np.ndarray, motion: str = "LK", motion_frames: int = 3) -> np.ndarray:
+    """The advection field of the last ``motion_frames`` frames, in cells per time step.
+
+    Parameters
+    ----------
+    frames
+        ``(T, H, W)`` rain rates (mm/h), oldest first, ``T >= motion_frames``.
+    motion
+        ``"LK"`` (Lucas-Kanade, pysteps' ``dense_lucaskanade``) or ``"VET"``.
+    motion_frames
+        How many of the last frames the estimator sees (pysteps' examples use 3).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(2, H, W)``: the x (column) and y (row) displacement per step.
+    """
+    _check_options(motion, "persistence", motion_frames)
+    values = _check_frames(frames, "frames", motion_frames)[-motion_frames:]
+    import_pysteps()
+    from pysteps import motion as ps_motion
+    from pysteps.utils import transformation
+
+    # estimated in dBR as in pysteps' own examples: the log scale keeps light rain trackable
+    # next to heavy cores
+    db, _ = transformation.dB_transform(values, threshold=DB_THRESHOLD, zerovalue=DB_ZERO)
+    db[~np.isfinite(db)] = DB_ZERO
+    return np.asarray(ps_motion.get_method(motion)(db, verbose=False), dtype=np.float64)
+
+
+def extrapolate(
+    frame: np.ndarray, velocity: np.ndarray, n: int, fill: str = "persistence"
+) -> np.ndarray:
+    """Semi-Lagrangian extrapolation of one frame along a motion field, ``n`` steps ahead.
+
+    Parameters
+    ----------
+    frame
+        ``(H, W)`` rain rates.
+    velocity
+        ``(2, H, W)`` motion field from :func:`motion_field`.
+    n
+        Number of steps.
+    fill
+        How cells advected in from outside the domain are filled: ``"persistence"`` (the value of
+        ``frame`` at that cell) or ``"zero"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, H, W)``, finite.
+    """
+    _check_options("LK", fill, 3)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
+    import_pysteps()
+    from pysteps import extrapolation
+
+    out = extrapolation.get_method("semilagrangian")(
+        np.asarray(frame, dtype=np.float64), velocity, n, outval=np.nan
+    )
+    out = np.asarray(out, dtype=np.float64)
+    empty = ~np.isfinite(out)
+    if fill == "persistence":
+        out[empty] = np.broadcast_to(frame, out.shape)[empty]
+    else:
+        out[empty] = 0.0
+    return np.clip(out, 0.0, None)
+
+
+def nowcast_frames(
+    frames: np.ndarray,
+    n: int,
+    motion: str = "LK",
+    fill: str = "persistence",
+    motion_frames: int = 3,
+    include_motion: bool = False,
+) -> np.ndarray:
+    """Covariate frames for one origin: the history's one-step extrapolations, then the nowcast.
+
+    Parameters
+    ----------
+    frames
+        ``(L, H, W)`` rain rates up to the origin (the last frame).
+    n
+        Forecast steps.
+    motion, fill, motion_frames
+        See :func:`motion_field` and :func:`extrapolate`.
+    include_motion
+        Also return the motion field, repeated at every step, as two more channels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(L + n, C, H, W)`` with ``C = 1`` (or 3 with the motion field): see the module docstring.
+    """
+    _check_options(motion, fill, motion_frames)
+    values = _check_frames(frames, "frames", motion_frames)
+    velocity = motion_field(values, motion, motion_frames)
+    future = extrapolate(values[-1], velocity, n, fill)
+    past = [values[0]] + [
+        extrapolate(values[t - 1], velocity, 1, fill)[0] for t in range(1, len(values))
+    ]
+    out = np.concatenate([np.stack(past), future])[:, None]
+    if include_motion:
+        out = np.concatenate([out, np.broadcast_to(velocity, (len(out), *velocity.shape))], axis=1)
+    return out.astype(np.float32)
+
+
+def _check_scale(scale: float) -> None:
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number (mm/h per model unit), got {scale}.")
+
+
+def _scale_nowcast(cov: np.ndarray, scale: float) -> np.ndarray:
+    """The nowcast channel in model units; the motion channels stay in cells per step."""
+    out = cov.copy()
+    out[:, 0] /= scale
+    return out
+
+
+def _rain_grid(series: TimeSeries, what: str) -> np.ndarray:
+    spec = grid_spec_of(series)
+    if spec is None:
+        raise ValueError(
+            f"{what} carries no grid metadata: build the rain-rate series with "
+            "darts_mim.grid_to_series() (or load_radar(...).series)."
+        )
+    if spec.n_channels != 1:
+        raise ValueError(
+            f"{what} is a {spec.describe()}; the nowcast needs one channel of rain rates."
+        )
+    if not series.is_deterministic:
+        raise ValueError(f"{what} is stochastic; pass a deterministic rain-rate series.")
+    return series_to_grid(series)[:, 0]
+
+
+def _covariate_series(values: np.ndarray, times, include_motion: bool) -> TimeSeries:
+    names = ["nowcast", "motion_x", "motion_y"] if include_motion else ["nowcast"]
+    return grid_to_series(values, times, names)
+
+
+def _future_index(series: TimeSeries, n: int):
+    import pandas as pd
+
+    if isinstance(series.time_index, pd.DatetimeIndex):
+        return pd.date_range(series.end_time() + series.freq, periods=n, freq=series.freq)
+    step = series.freq
+    return pd.RangeIndex(series.end_time() + step, series.end_time() + step * (n + 1), step)
+
+
+def nowcast_covariates(
+    series: TimeSeries,
+    n: int,
+    motion: str = "LK",
+    fill: str = "persistence",
+    motion_frames: int = 3,
+    include_motion: bool = False,
+    scale: float = 1.0,
+) -> TimeSeries:
+    """Gridded future covariates holding the extrapolation nowcast, for a forecast from the end of
+    ``series``.
+
+    Parameters
+    ----------
+    series
+        A one-channel gridded series of rain rates (mm/h), e.g. ``load_radar().series``, ending at the
+        forecast origin. Its last ``input_chunk_length`` steps are what the model reads.
+    n
+        Forecast steps (the covariates cover the series' time index plus ``n`` steps).
+    motion, fill, motion_frames, include_motion
+        See :func:`nowcast_frames`.
+    scale
+        The model's unit in mm/h: the nowcast channel is divided by it (it is computed in mm/h,
+        where pysteps' thresholds apply). Use the ``scale`` the model was trained with.
+
+    Returns
+    -------
+    TimeSeries
+        A gridded series on the target's grid, channel ``nowcast`` (plus ``motion_x``, ``motion_y``),
+        from the series' first step to ``n`` steps after its last: pass it as ``future_covariates`` to
+        ``MIMModel.predict`` or ``OnnxForecaster.predict``.
+
+    Examples
+    --------
+    >>> targets, covs = nowcast_windows(radar, 6, 6, residual=True, scale=10.0)  # doctest: +SKIP
+    >>> model.fit(targets, future_covariates=covs)  # doctest: +SKIP
+    >>> history = radar[-6:]  # the last frames observed, mm/h
+    >>> cov = nowcast_covariates(history, 6, scale=10.0)  # doctest: +SKIP
+    >>> residual = subtract_nowcast(history, cov, scale=10.0)  # doctest: +SKIP
+    >>> forecast = model.predict(6, series=residual, future_covariates=cov)  # doctest: +SKIP
+    >>> rain = add_nowcast(forecast, cov, scale=10.0)  # mm/h  # doctest: +SKIP
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
+    _check_scale(scale)
+    grid = _rain_grid(series, "series")
+    values = _scale_nowcast(
+        nowcast_frames(grid, n, motion, fill, motion_frames, include_motion), scale
+    )
+    times = series.time_index.append(_future_index(series, n))
+    return _covariate_series(values, times, include_motion)
+
+
+def nowcast_windows(
+    series: TimeSeries,
+    input_chunk_length: int,
+    output_chunk_length: int,
+    origins: Sequence[int] | None = None,
+    residual: bool = False,
+    motion: str = "LK",
+    fill: str = "persistence",
+    motion_frames: int = 3,
+    include_motion: bool = False,
+    scale: float = 1.0,
+) -> tuple[list[TimeSeries], list[TimeSeries]]:
+    """One target window and its nowcast covariates per forecast origin of a long rain-rate series.
+
+    For training (every origin whose window lies in the training frames) and for rolling-origin
+    backtests: each target is ``input_chunk_length + output_chunk_length`` steps, its covariates the
+    same steps computed from the frames up to the origin only. ``fit(targets, future_covariates=
+    covariates)`` trains on them, ``historical_forecasts(targets, future_covariates=covariates,
+    start=input_chunk_length, start_format="position", forecast_horizon=output_chunk_length,
+    retrain=False)`` forecasts each window from its origin.
+
+    Parameters
+    ----------
+    series
+        A one-channel gridded series of rain rates (mm/h).
+    input_chunk_length, output_chunk_length
+        The model's chunk lengths.
+    origins
+        Positions of the last observed frame of each window (``input_chunk_length - 1`` .. ``len -
+        output_chunk_length - 1``); default: all of them.
+    residual
+        Targets are the observations minus the covariates' nowcast channel (forecast residuals: a
+        zero forecast is the extrapolation nowcast); see :func:`add_nowcast`.
+    motion, fill, motion_frames, include_motion
+        See :func:`nowcast_frames`.
+    scale
+        The model's unit in mm/h: targets and the nowcast channel are divided by it (the nowcast
+        is computed in mm/h first), e.g. the largest rain rate of the training frames.
+
+    Returns
+    -------
+    (list of TimeSeries, list of TimeSeries)
+        The target windows (one-channel gridded, the series' channel name) and their covariates.
+    """
+    if input_chunk_length < motion_frames:
+        raise ValueError(
+            f"input_chunk_length ({input_chunk_length}) must be >= motion_frames ({motion_frames}): "
+            "the motion is estimated from the input window."
+        )
+    if output_chunk_length < 1:
+        raise ValueError(f"output_chunk_length must be >= 1, got {output_chunk_length}.")
+    _check_scale(scale)
+    grid = _rain_grid(series, "series")
+    first, last = input_chunk_length - 1, len(grid) - output_chunk_length - 1
+    if last < first:
+        raise ValueError(
+            f"series has {len(grid)} steps; one window needs input_chunk_length + "
+            f"output_chunk_length = {input_chunk_length + output_chunk_length}."
+        )
+    origins = list(range(first, last + 1)) if origins is None else [int(o) for o in origins]
+    bad = [o for o in origins if not first <= o <= last]
+    if bad:
+        raise ValueError(f"origins {bad} are outside {first}..{last} for this series and chunks.")
+    channel = grid_spec_of(series).channels[0]
+    targets, covariates = [], []
+    for o in origins:
+        window = slice(o - input_chunk_length + 1, o + output_chunk_length + 1)
+        cov = nowcast_frames(
+            grid[window.start : o + 1],
+            output_chunk_length,
+            motion,
+            fill,
+            motion_frames,
+            include_motion,
+        )
+        cov = _scale_nowcast(cov, scale)
+        times = series.time_index[window]
+        target = (grid[window][:, None] / scale).astype(np.float32)
+        if residual:
+            target = target - cov[:, :1]
+        targets.append(grid_to_series(target, times, [channel]))
+        covariates.append(_covariate_series(cov, times, include_motion))
+    return targets, covariates
+
+
+def _nowcast_on(series: TimeSeries, covariates: TimeSeries, what: str) -> np.ndarray:
+    """The covariates' nowcast channel at the steps of ``series``, shaped like its values."""
+    if grid_spec_of(series) is None or grid_spec_of(covariates) is None:
+        raise ValueError(f"{what} needs gridded series (target and covariates).")
+    missing = series.time_index.difference(covariates.time_index)
+    if len(missing):
+        raise ValueError(
+            f"The covariates do not cover the steps {list(missing[:3])}...: pass the covariates of "
+            "the same origin (nowcast_covariates of the same history)."
+        )
+    nowcast = series_to_grid(covariates.slice_intersect(series))[:, :1]
+    flat = nowcast.reshape(len(nowcast), -1, 1)
+    if flat.shape[1] != series.n_components:
+        raise ValueError(
+            f"The series has {series.n_components} components per step, the nowcast {flat.shape[1]}."
+        )
+    return flat
+
+
+def subtract_nowcast(series: TimeSeries, covariates: TimeSeries, scale: float = 1.0) -> TimeSeries:
+    """Residual targets: a rain-rate series minus the nowcast at the same steps.
+
+    What a model trained on ``nowcast_windows(..., residual=True)`` forecasts from: at serving time,
+    ``subtract_nowcast(history, nowcast_covariates(history, n, scale=s), scale=s)``.
+
+    Parameters
+    ----------
+    series
+        One-channel gridded rain rates in mm/h (the input window).
+    covariates
+        Its nowcast covariates (covering the series' steps), built with the same ``scale``.
+    scale
+        The model's unit in mm/h (see :func:`nowcast_windows`).
+
+    Returns
+    -------
+    TimeSeries
+        The series' grid and time index: ``series / scale`` minus the nowcast, in model units.
+    """
+    _check_scale(scale)
+    flat = _nowcast_on(series, covariates, "subtract_nowcast")
+    values = series.all_values(copy=True)
+    return series.with_values(values / scale - flat.astype(values.dtype))
+
+
+def add_nowcast(forecast: TimeSeries, covariates: TimeSeries, scale: float = 1.0) -> TimeSeries:
+    """Rain rates from a residual forecast: the forecast plus the nowcast at the same steps, >= 0.
+
+    Parameters
+    ----------
+    forecast
+        A forecast of residual targets (``nowcast_windows(..., residual=True)``), deterministic or
+        with samples.
+    covariates
+        The covariates of the same origin (covering the forecast's steps).
+    scale
+        The model's unit in mm/h (see :func:`nowcast_windows`).
+
+    Returns
+    -------
+    TimeSeries
+        Rain rates (mm/h) on the forecast's grid and time index: ``(forecast + nowcast) * scale``,
+        clipped at 0.
+    """
+    _check_scale(scale)
+    flat = _nowcast_on(forecast, covariates, "add_nowcast")
+    values = forecast.all_values(copy=True)  # (T, components, samples)
+    return forecast.with_values(np.clip((values + flat.astype(values.dtype)) * scale, 0.0, None))

@@ -1,0 +1,357 @@
+"""The array core of ONNX serving: Darts' autoregressive forecast loop and sampling on numpy arrays.
+
+Shared by :class:`darts_mim.onnx.runtime.OnnxForecaster` (which adds ``TimeSeries`` slicing and
+checks) and :mod:`darts_mim.onnx.service` (which serves JSON arrays). Like
+:mod:`darts_mim.onnx.sampling` it imports numpy only, so that a serving process needs neither torch,
+Darts nor pandas.
+
+The graph is called through ``run``: a callable that takes the feeds (every name of
+:data:`FEATURE_NAMES`, ``None`` where absent) and returns the graph's ``prediction``, float32
+``(rows, output_chunk_length, components, nr_params)``. How it runs (providers, IO binding, casts to
+the graph's dtype, dropping the feeds the graph does not take) is the caller's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from darts_mim.onnx.sampling import check_likelihood, draw
+
+Runner = Callable[[dict[str, "np.ndarray | None"]], np.ndarray]
+
+
+# ---------------------------------------------------------------------- checks
+# The checks of OnnxForecaster.predict_array, shared with the service so that both answer bad input
+# with the same words as MIMModel.predict (Darts' own messages where Darts has one).
+
+
+def needs_covariates(kind: str, how: str) -> ValueError:
+    """Darts' error for missing covariates, plus what to pass (Darts falls back on the covariates
+    the model was fitted with, which an ONNX file does not store)."""
+    return ValueError(
+        f"This model has been trained with `{kind}`; some `{kind}` of matching dimensionality are "
+        f"needed for prediction: pass `{kind}` (one per series) {how}."
+    )
+
+
+def refuse_unused(inputs: list[str], **covariates: Any) -> None:
+    """Darts' error for covariates given to a model trained without them (not ignore them)."""
+    for kind, value in covariates.items():
+        if value is not None and kind not in inputs:
+            raise ValueError(
+                f"This model has been trained without `{kind}`; No `{kind}` should be provided "
+                "for prediction."
+            )
+
+
+def check_n(
+    n: Any, output_chunk_length: int, output_chunk_shift: int, parameters: bool = False
+) -> int:
+    """``n`` as an int; ``parameters``: a likelihood model's parameters are asked for, which Darts
+    limits to one output chunk."""
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"`n` must be a positive integer, got {n!r}.")
+    ocl = output_chunk_length
+    if parameters and n > ocl:
+        raise ValueError(
+            "`predict_likelihood_parameters=True` is only supported for `n` smaller than or "
+            f"equal to `output_chunk_length` ({ocl}): parameters cannot be fed back "
+            "autoregressively. Pass num_samples (or predict_likelihood_parameters=False) to "
+            "draw samples that are."
+        )
+    if output_chunk_shift and n > ocl:
+        raise ValueError(
+            f"Cannot forecast n={n} > output_chunk_length={ocl} autoregressively with "
+            f"output_chunk_shift={output_chunk_shift}; use n <= {ocl}."
+        )
+    return int(n)
+
+
+def resolve_sampling(
+    likelihood: Mapping[str, Any] | None,
+    num_samples: Any,
+    predict_likelihood_parameters: bool | None,
+) -> int | None:
+    """What a call returns: ``None`` for the deterministic forecast or the likelihood parameters,
+    else the number of samples to draw. Refuses what Darts refuses, in its words.
+
+    ``predict_likelihood_parameters=None`` (the default) gives a likelihood model's parameters
+    with ``num_samples=1`` (what the runtime returned before it could sample) and samples for
+    ``num_samples > 1``; ``False`` draws samples, even one.
+    """
+    if not isinstance(num_samples, int | np.integer) or isinstance(num_samples, bool):
+        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+    if num_samples < 1:
+        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+    num_samples = int(num_samples)
+    if predict_likelihood_parameters:
+        if likelihood is None:
+            raise ValueError(
+                "`predict_likelihood_parameters=True` is only supported for probabilistic "
+                "models fitted with a likelihood."
+            )
+        if num_samples != 1:
+            raise ValueError(
+                "`predict_likelihood_parameters=True` is only supported for `num_samples=1`, "
+                f"received {num_samples}."
+            )
+        return None
+    if likelihood is None:
+        if num_samples > 1:
+            raise ValueError("`num_samples > 1` is only supported for probabilistic models.")
+        return None
+    if predict_likelihood_parameters is None and num_samples == 1:
+        return None
+    check_likelihood(likelihood)
+    return num_samples
+
+
+def check_arrays(
+    meta: Mapping[str, Any],
+    frame: tuple[int, ...],
+    past_target: Any,
+    n: int,
+    past_covariates: Any = None,
+    future_covariates: Any = None,
+    static_covariates: Any = None,
+) -> tuple[np.ndarray, bool, dict[str, np.ndarray | None]]:
+    """Check and shape :meth:`OnnxForecaster.predict_array`'s inputs.
+
+    Parameters
+    ----------
+    meta
+        The file's metadata (:func:`darts_mim.onnx.format.read_metadata`).
+    frame
+        The grid's ``(C, H, W)``.
+    past_target, n, past_covariates, future_covariates, static_covariates
+        As ``predict_array`` takes them (``n`` checked already).
+
+    Returns
+    -------
+    tuple
+        ``past_target`` as ``(B, input_chunk_length, D)``; whether it was 5-d; the covariates the
+        graph takes, as arrays (``None`` for the others).
+    """
+    inputs = meta["inputs"]
+    refuse_unused(
+        inputs,
+        past_covariates=past_covariates,
+        future_covariates=future_covariates,
+        static_covariates=static_covariates,
+    )
+    icl, ocl = meta["input_chunk_length"], meta["output_chunk_length"]
+    ocs, n_components = meta["output_chunk_shift"], len(meta["components"])
+    arr = np.asarray(past_target)
+    five_d = arr.ndim == 5
+    if five_d:
+        if tuple(arr.shape[2:]) != tuple(frame):
+            raise ValueError(f"`past_target` frames are {arr.shape[2:]}, the model's {frame}.")
+        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
+    if arr.ndim != 3 or arr.shape[1:] != (icl, n_components):
+        raise ValueError(
+            f"`past_target` must be (B, {icl}, {n_components}) or (B, {icl}, "
+            f"{', '.join(map(str, frame))}), got {np.shape(past_target)}."
+        )
+    batch = arr.shape[0]
+    lengths = {
+        "past_covariates": icl + max(0, n - ocl),
+        "future_covariates": icl + ocs + max(n, ocl),
+    }
+    given = {
+        "past_covariates": past_covariates,
+        "future_covariates": future_covariates,
+        "static_covariates": static_covariates,
+    }
+    out: dict[str, np.ndarray | None] = dict.fromkeys(given)
+    for name, length in lengths.items():
+        if name not in inputs:
+            continue
+        value = given[name]
+        if value is None:
+            raise needs_covariates(name, f"of shape (B, {length}, K)")
+        shape = (batch, length, meta[name]["n_components"])
+        if np.shape(value) != shape:
+            raise ValueError(f"`{name}` must have shape {shape}, got {np.shape(value)}.")
+        out[name] = np.asarray(value)
+    if "static_covariates" in inputs:
+        if static_covariates is None:
+            raise needs_covariates("static_covariates", "of shape (B, rows, S)")
+        out["static_covariates"] = np.asarray(static_covariates)
+    return arr, five_d, out
+
+
+def _chunk_loop(
+    run: Runner,
+    past_target: np.ndarray,
+    n: int,
+    icl: int,
+    ocl: int,
+    ocs: int,
+    past_covariates: np.ndarray | None,
+    future_covariates: np.ndarray | None,
+    static_covariates: np.ndarray | None,
+    feedback: Callable[[np.ndarray], np.ndarray] | None,
+) -> np.ndarray:
+    """Darts' ``_get_batch_prediction`` on arrays.
+
+    ``feedback`` turns the graph's ``(rows, ocl, D, P)`` output into the ``(rows, ocl, D)`` values
+    forecast and fed back (the value itself, or one draw per row from the likelihood); ``None``
+    returns the first call's parameters, ``(rows, n, D, P)``.
+    """
+    pt = np.array(past_target, dtype=np.float32)
+    pc = fpc = hfc = fc = None
+    if past_covariates is not None:
+        pc, fpc = np.array(past_covariates[:, :icl]), past_covariates[:, icl:]
+    if future_covariates is not None:
+        hfc, fc = np.array(future_covariates[:, :icl]), future_covariates[:, icl + ocs :]
+
+    def call(fc_slice: np.ndarray | None) -> np.ndarray:
+        return run(
+            {
+                "past_target": pt,
+                "past_covariates": pc,
+                "historic_future_covariates": hfc,
+                "future_covariates": fc_slice,
+                "static_covariates": static_covariates,
+            }
+        )
+
+    raw = call(None if fc is None else fc[:, :ocl])
+    if feedback is None:
+        return raw[:, :n]
+    out = feedback(raw)
+    roll = ocl
+    chunks = [out[:, :roll]]
+    done = roll
+    min_n = max(n, ocl)
+    while done < min_n:
+        # The last chunk ends exactly at min_n: step back and truncate the previous one.
+        if done + ocl > min_n:
+            spill = done + ocl - min_n
+            roll -= spill
+            done -= spill
+            chunks[-1] = chunks[-1][:, :roll]
+        pt = np.roll(pt, -roll, axis=1)
+        if pc is not None:
+            pc = np.roll(pc, -roll, axis=1)
+        if hfc is not None:
+            hfc = np.roll(hfc, -roll, axis=1)
+        if icl >= roll:
+            pt[:, -roll:] = out[:, :roll]
+            left, right = done - roll, done
+        else:
+            pt[:, :] = out[:, -icl:]
+            left, right = done - icl, done
+        if pc is not None:
+            pc[:, -(right - left) :] = fpc[:, left:right]
+        if hfc is not None:
+            hfc[:, -(right - left) :] = fc[:, left:right]
+        out = feedback(call(None if fc is None else fc[:, right : right + ocl]))
+        chunks.append(out)
+        done += ocl
+    return np.concatenate(chunks, axis=1)[:, :n]
+
+
+def forecast(
+    run: Runner,
+    past_target: np.ndarray,
+    n: int,
+    *,
+    input_chunk_length: int,
+    output_chunk_length: int,
+    output_chunk_shift: int = 0,
+    likelihood: Mapping[str, Any] | None = None,
+    past_covariates: np.ndarray | None = None,
+    future_covariates: np.ndarray | None = None,
+    static_covariates: np.ndarray | None = None,
+    num_samples: int | None = None,
+    rng: np.random.Generator | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Forecast ``n`` steps for a batch of input windows, in chunks of at most ``batch_size`` rows.
+
+    Parameters
+    ----------
+    run
+        Calls the graph (see the module docstring).
+    past_target
+        ``(B, input_chunk_length, D)``.
+    n
+        Horizon; beyond ``output_chunk_length`` autoregressive (checked by the caller: not with
+        ``output_chunk_shift``, nor when forecasting likelihood parameters).
+    input_chunk_length, output_chunk_length, output_chunk_shift
+        The model's.
+    likelihood
+        The file's ``likelihood`` metadata entry, ``None`` for a deterministic model.
+    past_covariates, future_covariates, static_covariates
+        As :meth:`darts_mim.onnx.runtime.OnnxForecaster.predict_array` takes them.
+    num_samples
+        ``None``: the deterministic forecast, or a likelihood model's parameters (``n <=
+        output_chunk_length``). An integer: that many sample paths per window, drawn from the
+        likelihood with ``rng``; each path feeds its own draws back beyond ``output_chunk_length``,
+        as Darts does.
+    rng
+        The generator for the draws (default: a fresh unseeded one).
+    batch_size
+        Largest number of rows (windows times samples) per graph call.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(B, n, D)`` deterministic; ``(B, n, D, nr_params)`` parameters; ``(B, n, D,
+        num_samples)`` samples.
+    """
+    icl, ocl, ocs = input_chunk_length, output_chunk_length, output_chunk_shift
+    batch = past_target.shape[0]
+    inputs = {
+        "past_target": past_target,
+        "past_covariates": past_covariates,
+        "future_covariates": future_covariates,
+        "static_covariates": static_covariates,
+    }
+    if num_samples is not None:
+        check_likelihood(likelihood)
+        rng = np.random.default_rng() if rng is None else rng
+
+        def feedback(raw: np.ndarray) -> np.ndarray:
+            return draw(likelihood, raw, rng).astype(np.float32)
+
+        # Sample-major rows, as Darts tiles a batch: row s * B + b is sample s of window b.
+        inputs = {
+            k: None if v is None else np.concatenate([v] * num_samples, axis=0)
+            for k, v in inputs.items()
+        }
+    elif likelihood is None:
+
+        def feedback(raw: np.ndarray) -> np.ndarray:
+            return raw[..., 0]
+
+    else:
+        feedback = None  # parameters
+    rows = inputs["past_target"].shape[0]
+    step = max(1, int(batch_size))
+    parts = []
+    for lo in range(0, rows, step):
+        part = {k: None if v is None else v[lo : lo + step] for k, v in inputs.items()}
+        parts.append(
+            _chunk_loop(
+                run,
+                part["past_target"],
+                n,
+                icl,
+                ocl,
+                ocs,
+                part["past_covariates"],
+                part["future_covariates"],
+                part["static_covariates"],
+                feedback,
+            )
+        )
+    out = np.concatenate(parts, axis=0)
+    if num_samples is not None:
+        # (K * B, n, D) -> (B, n, D, K)
+        out = np.moveaxis(out.reshape((num_samples, batch) + out.shape[1:]), 0, -1)
+    return out

@@ -1,0 +1,338 @@
+"""A minimal HTTP forecast service for an exported MIM model, on numpy and onnxruntime only.
+
+For production processes without torch and without Darts (nor pandas or xarray): the service loads
+the ONNX file once, then answers batched forecast requests, JSON arrays in and arrays out, with the
+same forecast loop, sampling and input checks as :meth:`OnnxForecaster.predict_array
+<darts_mim.onnx.runtime.OnnxForecaster.predict_array>` (both run :mod:`darts_mim.onnx.core`). It
+imports only the standard library, numpy, onnxruntime and the numpy-only modules of
+:mod:`darts_mim.onnx`, so installing darts-mim with ``pip install --no-deps`` beside ``numpy`` and
+``onnxruntime`` is enough.
+
+Run it::
+
+    python -m darts_mim.onnx.service mim.onnx --host 127.0.0.1 --port 8080 [--threads 2]
+
+Endpoints:
+
+``GET /health``
+    ``{"status": "ok"}``.
+``GET /metadata``
+    What requests need: ``input_chunk_length``, ``output_chunk_length``, ``n_components``, ``frame``
+    ``[C, H, W]``, ``inputs`` and the covariates' component counts, the likelihood.
+``POST /forecast``
+    Body ``{"n": 6, "past_target": [[[...]]]}``: ``past_target`` ``(B, input_chunk_length, D)`` or
+    ``(B, input_chunk_length, C, H, W)``; optional ``past_covariates``, ``future_covariates``,
+    ``static_covariates`` (shapes as ``predict_array`` takes them), ``num_samples``,
+    ``random_state``, ``predict_likelihood_parameters``, ``batch_size``. Answer ``{"forecast":
+    [...], "shape": [...], "kind": "forecast" | "samples" | "parameters"}`` (``parameter_names``
+    too for parameters); NaN (always-missing components) is ``null``. Bad input is a 400 with
+    ``{"error": message}``, the message of ``OnnxForecaster.predict_array``.
+
+Covariates are the graph's: for a model fitted with ``add_encoders`` the encoded columns follow the
+user's (``/metadata`` names them), which the client computes (or serve with
+:class:`~darts_mim.onnx.runtime.OnnxForecaster`, which computes them from the time index).
+
+Requests are served concurrently (one thread per connection, HTTP/1.1 keep-alive); ONNX Runtime
+runs concurrent ``session.run`` calls safely, each with ``--threads`` intra-op threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from darts_mim.onnx import core
+from darts_mim.onnx.format import read_metadata
+
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+# Requests larger than this are refused before they are read (a 413): a batch of 256 windows of 12
+# frames of 2x32x32 cells is about 60 MB of JSON.
+MAX_BODY_BYTES = 256 * 1024 * 1024
+_REQUEST_KEYS = {
+    "n",
+    "past_target",
+    "past_covariates",
+    "future_covariates",
+    "static_covariates",
+    "num_samples",
+    "random_state",
+    "predict_likelihood_parameters",
+    "batch_size",
+}
+
+
+class ForecastService:
+    """An exported model loaded once, answering forecast requests (thread-safe).
+
+    Parameters
+    ----------
+    path
+        The ``.onnx`` file written by ``MIMModel.to_onnx()``.
+    providers
+        ONNX Runtime execution providers; default the CPU.
+    intra_op_num_threads
+        Threads per ``session.run`` (``None``: onnxruntime's default, all cores).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        providers: Sequence[str] | None = None,
+        intra_op_num_threads: int | None = None,
+    ):
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No ONNX file at {path!r}.")
+        options = ort.SessionOptions()
+        if intra_op_num_threads is not None:
+            options.intra_op_num_threads = int(intra_op_num_threads)
+        self.session = ort.InferenceSession(
+            path, sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+        )
+        self.path = path
+        self.metadata = read_metadata(
+            self.session.get_modelmeta().custom_metadata_map,
+            path,
+            [i.name for i in self.session.get_inputs()],
+            parse_grid=False,
+        )
+        grid = self.metadata["grid"]
+        self.frame = (len(grid["channels"]), int(grid["height"]), int(grid["width"]))
+        self._dtypes = {i.name: _ORT_DTYPES[i.type] for i in self.session.get_inputs()}
+
+    def info(self) -> dict[str, Any]:
+        """What a client needs to build requests (the ``/metadata`` answer)."""
+        meta = self.metadata
+        covariates = {}
+        for kind in ("past_covariates", "future_covariates"):
+            if meta[kind] is not None:
+                side = (meta.get("encoders") or {}).get(kind.removesuffix("_covariates"))
+                covariates[kind] = {
+                    "n_components": meta[kind]["n_components"],
+                    "encoded_components": list(side["components"]) if side else [],
+                }
+        return {
+            "input_chunk_length": meta["input_chunk_length"],
+            "output_chunk_length": meta["output_chunk_length"],
+            "output_chunk_shift": meta["output_chunk_shift"],
+            "n_components": len(meta["components"]),
+            "frame": list(self.frame),
+            "inputs": meta["inputs"],
+            "covariates": covariates,
+            "likelihood": meta["likelihood"],
+            "freq": meta.get("freq"),
+        }
+
+    def _run(self, feeds: dict[str, np.ndarray | None]) -> np.ndarray:
+        feeds = {
+            k: np.ascontiguousarray(v, dtype=self._dtypes[k])
+            for k, v in feeds.items()
+            if k in self._dtypes
+        }
+        (out,) = self.session.run(["prediction"], feeds)
+        return out.astype(np.float32, copy=False)
+
+    def forecast(
+        self,
+        n: int,
+        past_target: Any,
+        past_covariates: Any = None,
+        future_covariates: Any = None,
+        static_covariates: Any = None,
+        num_samples: int = 1,
+        random_state: int | None = None,
+        predict_likelihood_parameters: bool | None = None,
+        batch_size: int = 256,
+    ) -> tuple[np.ndarray, str]:
+        """Forecast a batch, as :meth:`OnnxForecaster.predict_array` does.
+
+        Returns
+        -------
+        tuple
+            The float32 forecast and its kind: ``"forecast"``, ``"samples"`` (last axis) or
+            ``"parameters"`` (last axis).
+        """
+        meta = self.metadata
+        likelihood = meta["likelihood"]
+        samples = core.resolve_sampling(likelihood, num_samples, predict_likelihood_parameters)
+        parameters = likelihood is not None and samples is None
+        n = core.check_n(n, meta["output_chunk_length"], meta["output_chunk_shift"], parameters)
+        arr, five_d, covariates = core.check_arrays(
+            meta,
+            self.frame,
+            np.asarray(past_target, dtype=np.float32),
+            n,
+            past_covariates=_array(past_covariates),
+            future_covariates=_array(future_covariates),
+            static_covariates=_array(static_covariates),
+        )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        out = core.forecast(
+            self._run,
+            arr,
+            n,
+            input_chunk_length=meta["input_chunk_length"],
+            output_chunk_length=meta["output_chunk_length"],
+            output_chunk_shift=meta["output_chunk_shift"],
+            likelihood=likelihood,
+            **covariates,
+            num_samples=samples,
+            rng=np.random.default_rng(random_state),
+            batch_size=batch_size,
+        )
+        if five_d:
+            out = out.reshape(out.shape[:2] + self.frame + out.shape[3:])
+        kind = "samples" if samples is not None else "parameters" if parameters else "forecast"
+        return out, kind
+
+    def answer(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and JSON answer of a ``/forecast`` request body."""
+        try:
+            request = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            return HTTPStatus.BAD_REQUEST, {"error": f"The body is not JSON: {err}."}
+        if not isinstance(request, dict) or "n" not in request or "past_target" not in request:
+            return HTTPStatus.BAD_REQUEST, {
+                "error": 'The body must be a JSON object with "n" and "past_target".'
+            }
+        unknown = sorted(set(request) - _REQUEST_KEYS)
+        if unknown:
+            return HTTPStatus.BAD_REQUEST, {
+                "error": f"Unknown request fields {unknown}; known: {sorted(_REQUEST_KEYS)}."
+            }
+        try:
+            out, kind = self.forecast(**request)
+        except (ValueError, TypeError) as err:
+            return HTTPStatus.BAD_REQUEST, {"error": str(err)}
+        answer: dict[str, Any] = {"forecast": _to_json(out), "shape": list(out.shape), "kind": kind}
+        if kind == "parameters":
+            answer["parameter_names"] = self.metadata["likelihood"]["parameter_names"]
+        return HTTPStatus.OK, answer
+
+
+def _array(value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"Covariates must be numeric nested arrays: {err}.") from err
+
+
+def _to_json(values: np.ndarray) -> list:
+    """Nested lists; NaN (always-missing components) as ``None`` (JSON ``null``), since strict JSON
+    has no NaN."""
+    if np.isnan(values).any():
+        return np.where(np.isnan(values), None, values.astype(object)).tolist()
+    return values.tolist()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive: a client reuses its connection for many requests (every answer has a length).
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the body waits for the client's
+    # delayed ACK of the headers (40 ms on Linux) on every kept-alive request.
+    disable_nagle_algorithm = True
+    service: ForecastService
+    quiet = True
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/health":
+            self._send(HTTPStatus.OK, {"status": "ok"})
+        elif self.path == "/metadata":
+            self._send(HTTPStatus.OK, self.service.info())
+        else:
+            self._send(HTTPStatus.NOT_FOUND, {"error": f"No endpoint {self.path!r}."})
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/forecast":
+            self._send(HTTPStatus.NOT_FOUND, {"error": f"No endpoint {self.path!r}."})
+            return
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._send(HTTPStatus.LENGTH_REQUIRED, {"error": "Send a Content-Length header."})
+            return
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body cannot be skipped on this connection
+            self._send(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                {"error": f"The body has {length} bytes, more than {MAX_BODY_BYTES}; split it."},
+            )
+            return
+        body = self.rfile.read(length)
+        try:
+            status, payload = self.service.answer(body)
+        except Exception as err:  # a bug or a runtime failure: answer it, keep serving
+            self.log_error("forecast failed: %r", err)
+            status, payload = (
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                {"error": f"{type(err).__name__}: {err}"},
+            )
+        self._send(status, payload)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # One line per request only with --verbose; errors (log_error) are always written.
+        if not self.quiet:
+            super().log_request(code, size)
+
+
+class _Server(ThreadingHTTPServer):
+    # The socket's listen backlog: socketserver's default of 5 resets connections when more
+    # clients than that connect at once.
+    request_queue_size = 128
+
+
+def make_server(
+    service: ForecastService, host: str = "127.0.0.1", port: int = 8080, quiet: bool = True
+) -> ThreadingHTTPServer:
+    """An HTTP server answering with ``service`` (``port=0``: any free port, see
+    ``server.server_address``); call ``serve_forever()`` on it."""
+    handler = type("Handler", (_Handler,), {"service": service, "quiet": quiet})
+    server = _Server((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m darts_mim.onnx.service FILE [--host H] [--port P] [--threads T]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", help="the .onnx file written by MIMModel.to_onnx()")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 for any free port")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads per request")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    service = ForecastService(args.path, intra_op_num_threads=args.threads)
+    server = make_server(service, args.host, args.port, quiet=not args.verbose)
+    host, port = server.server_address[:2]
+    # The first line says where it listens (the load benchmark and the tests read it).
+    print(f"serving {args.path} on http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

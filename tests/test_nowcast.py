@@ -1,0 +1,257 @@
+"""darts_mim.nowcast: pysteps' extrapolation nowcast as gridded covariates for MIMModel."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_kwargs
+
+from darts_mim import MIMModel, grid_to_series, series_to_grid
+from darts_mim import nowcast as nc
+
+pytest.importorskip("pysteps", reason="the radar extra: pip install -e '.[dev,radar]'")
+pytest.importorskip("cv2", reason="pysteps' Lucas-Kanade needs OpenCV (the radar extra)")
+
+SIDE = 32
+SHIFT = 1  # cells per step, to the right (+x)
+
+
+def moving_rain(n_steps: int = 12, side: int = SIDE, seed: int = 0) -> np.ndarray:
+    """``(T, side, side)`` rain rates: a textured field of Gaussian cells moving ``SHIFT`` cells per
+    step along x, from a larger canvas so that new rain enters at the left edge."""
+    rng = np.random.default_rng(seed)
+    width = side + SHIFT * n_steps
+    y, x = np.mgrid[0:side, 0:width]
+    canvas = np.zeros((side, width))
+    for _ in range(14):
+        cy, cx = rng.uniform(0, side), rng.uniform(0, width)
+        canvas += rng.uniform(2, 8) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * 2.5**2))
+    canvas[canvas < 0.2] = 0.0
+    # frame t shows canvas columns [n*SHIFT - t*SHIFT, ...): the pattern moves right by SHIFT
+    start = SHIFT * n_steps
+    return np.stack(
+        [canvas[:, start - SHIFT * t : start - SHIFT * t + side] for t in range(n_steps)]
+    )
+
+
+def rain_series(frames: np.ndarray):
+    times = pd.date_range("2010-08-26", periods=len(frames), freq="5min")
+    return grid_to_series(frames.astype(np.float32), times, ["rain_rate"])
+
+
+def test_motion_and_nowcast_follow_the_rain() -> None:
+    frames = moving_rain()
+    history, future = frames[:6], frames[6:9]
+    velocity = nc.motion_field(history)
+    assert velocity.shape == (2, SIDE, SIDE)
+    rainy = history[-1] > 1.0
+    assert np.median(velocity[0][rainy]) == pytest.approx(SHIFT, abs=0.25)  # x: right
+    assert np.median(velocity[1][rainy]) == pytest.approx(0.0, abs=0.25)  # y: still
+    cov = nc.nowcast_frames(history, 3)
+    assert cov.shape == (9, 1, SIDE, SIDE) and cov.dtype == np.float32
+    assert np.isfinite(cov).all() and (cov >= 0).all()
+    inner = np.s_[:, 4:-4, 6:-4]  # away from the inflow edge and the borders
+    err_nowcast = np.mean((cov[6:, 0][inner] - future[inner]) ** 2)
+    err_persistence = np.mean((history[-1][None] - future)[inner] ** 2)
+    assert err_nowcast < 0.2 * err_persistence
+    # the input window: step 0 is the first frame itself, step t the frame t-1 advected one step
+    np.testing.assert_allclose(cov[0, 0], history[0], rtol=1e-6)
+    np.testing.assert_allclose(cov[1:6, 0][inner], history[1:6][inner], atol=0.5)
+    with_motion = nc.nowcast_frames(history, 3, include_motion=True)
+    assert with_motion.shape == (9, 3, SIDE, SIDE)
+    np.testing.assert_allclose(with_motion[4, 1:], velocity.astype(np.float32), rtol=1e-6)
+
+
+def test_fill_of_cells_advected_from_outside() -> None:
+    frames = moving_rain()
+    velocity = nc.motion_field(frames[:6])
+    last = frames[5]
+    persistence = nc.extrapolate(last, velocity, 3, fill="persistence")
+    zero = nc.extrapolate(last, velocity, 3, fill="zero")
+    from pysteps import extrapolation
+
+    raw = extrapolation.get_method("semilagrangian")(last, velocity, 3, outval=np.nan)
+    empty = np.isnan(raw)
+    assert empty[:, :, 0].all()  # the rain moves right: the left column comes from outside
+    assert not empty[:, 4:-4, SIDE // 2 :].any()
+    np.testing.assert_allclose(persistence[empty], np.broadcast_to(last, raw.shape)[empty])
+    assert (zero[empty] == 0).all()
+    np.testing.assert_allclose(persistence[~empty], np.clip(raw[~empty], 0, None))
+    np.testing.assert_allclose(zero[~empty], persistence[~empty])
+
+
+def test_covariates_use_nothing_after_the_origin() -> None:
+    frames = moving_rain(14)
+    series = rain_series(frames)
+    _, covs = nc.nowcast_windows(series, 6, 3, origins=[7])
+    changed = frames.copy()
+    changed[8:] = 100.0  # everything after the origin (frame 7)
+    _, covs_changed = nc.nowcast_windows(rain_series(changed), 6, 3, origins=[7])
+    np.testing.assert_array_equal(covs[0].values(), covs_changed[0].values())
+    assert covs[0].time_index.equals(series.time_index[2:11])
+
+
+def test_windows_and_residuals() -> None:
+    frames = moving_rain(14)
+    series = rain_series(frames)
+    targets, covs = nc.nowcast_windows(series, 6, 3)
+    assert len(targets) == 14 - 6 - 3 + 1  # origins 5..10
+    assert all(t.time_index.equals(c.time_index) for t, c in zip(targets, covs, strict=True))
+    residuals, covs_r = nc.nowcast_windows(series, 6, 3, residual=True)
+    np.testing.assert_allclose(
+        series_to_grid(residuals[2]) + series_to_grid(covs_r[2]),
+        series_to_grid(targets[2]),
+        atol=1e-5,
+    )
+    back = nc.add_nowcast(residuals[2][6:], covs_r[2])
+    np.testing.assert_allclose(back.values(), targets[2][6:].values(), atol=1e-5)
+    assert back.metadata == targets[2].metadata
+    # scale: targets and the nowcast channel in model units, the nowcast computed in mm/h
+    scaled_t, scaled_c = nc.nowcast_windows(series, 6, 3, origins=[7], residual=True, scale=4.0)
+    np.testing.assert_allclose(scaled_t[0].values(), residuals[2].values() / 4.0, atol=1e-6)
+    np.testing.assert_allclose(scaled_c[0].values(), covs_r[2].values() / 4.0, atol=1e-6)
+    np.testing.assert_allclose(
+        nc.add_nowcast(scaled_t[0][6:], scaled_c[0], scale=4.0).values(),
+        targets[2][6:].values(),
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        nc.nowcast_covariates(series, 2, scale=0.0)
+    cov = nc.nowcast_covariates(series[:8], 4)
+    assert len(cov) == 12 and cov.end_time() == series.time_index[11]
+    assert list(cov.components[:1]) == ["nowcast_r0_c0"]
+
+
+def test_bad_input_gives_clear_errors() -> None:
+    frames = moving_rain(10)
+    series = rain_series(frames)
+    with pytest.raises(ValueError, match="no grid metadata"):
+        nc.nowcast_covariates(series.with_metadata(None), 3)
+    two = grid_to_series(np.stack([frames, frames], axis=1), series.time_index, ["a", "b"])
+    with pytest.raises(ValueError, match="one channel of rain rates"):
+        nc.nowcast_covariates(two, 3)
+    with_nan = frames.copy()
+    with_nan[4, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="frame 4, row 2, column 3"):
+        nc.nowcast_covariates(rain_series(with_nan), 3)
+    with pytest.raises(ValueError, match="negative"):
+        nc.nowcast_frames(frames - 1.0, 3)
+    with pytest.raises(ValueError, match="at least 3"):
+        nc.nowcast_frames(frames[:2], 3)
+    with pytest.raises(ValueError, match="motion='OF'"):
+        nc.nowcast_frames(frames, 3, motion="OF")
+    with pytest.raises(ValueError, match="fill='nan'"):
+        nc.nowcast_frames(frames, 3, fill="nan")
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        nc.nowcast_covariates(series, 0)
+    with pytest.raises(ValueError, match=r"origins \[1\] are outside 5..6"):
+        nc.nowcast_windows(series, 6, 3, origins=[1])
+    with pytest.raises(ValueError, match="one window needs"):
+        nc.nowcast_windows(series[:7], 6, 3)
+    with pytest.raises(ValueError, match="must be >= motion_frames"):
+        nc.nowcast_windows(series, 2, 3)
+    with pytest.raises(ValueError, match="do not cover"):
+        nc.add_nowcast(series[-2:], nc.nowcast_covariates(series[:5], 2))
+
+
+def test_missing_pysteps_says_how_to_install(monkeypatch) -> None:
+    real = importlib.import_module
+
+    def fake(name, *args, **kwargs):
+        if name == "pysteps":
+            raise ImportError("No module named 'pysteps'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(nc.importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r"darts-mim\[radar\]"):
+        nc.motion_field(moving_rain(4))
+
+
+def test_tiny_model_fits_predicts_and_backtests_on_nowcast_residuals(tmp_path) -> None:
+    frames = moving_rain(16, side=16)
+    series = rain_series(frames)
+    targets, covs = nc.nowcast_windows(series, 4, 2, origins=range(3, 11), residual=True)
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path, input_chunk_length=4, output_chunk_length=2, num_hidden=(4,), patch_size=2
+        )
+    )
+    model.fit(targets, future_covariates=covs)
+    assert model.layout.future_grid_channels == 1  # the nowcast reaches every cell
+    # serving: the last 4 frames observed, their covariates, the residual forecast back to rain
+    history = series[-4:]
+    cov = nc.nowcast_covariates(history, 2)
+    history_residual = nc.subtract_nowcast(history, cov)
+    np.testing.assert_allclose(  # a round trip: rain - nowcast + nowcast
+        nc.add_nowcast(history_residual, cov).values(), history.values(), atol=1e-5
+    )
+    forecast = model.predict(2, series=history_residual, future_covariates=cov, verbose=False)
+    rain = nc.add_nowcast(forecast, cov)
+    assert rain.time_index.equals(cov.time_index[4:]) and (rain.values() >= 0).all()
+    # backtest: one forecast per window, from its origin
+    hf = model.historical_forecasts(
+        targets[-3:],
+        future_covariates=covs[-3:],
+        start=4,
+        start_format="position",
+        forecast_horizon=2,
+        retrain=False,
+        last_points_only=False,
+        verbose=False,
+    )
+    assert [len(h) for h in hf] == [1, 1, 1]
+    for h, t in zip(hf, targets[-3:], strict=True):
+        assert h[0].time_index.equals(t.time_index[4:])
+
+
+@pytest.mark.slow  # the ONNX export traces the unrolled network: about 45 s on a busy 2-core CPU
+def test_onnx_forecaster_serves_the_nowcast_recipe(tmp_path) -> None:
+    """Serving without torch: the same covariates and residual give MIMModel's forecast."""
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    frames = moving_rain(12, side=16)
+    series = rain_series(frames)
+    targets, covs = nc.nowcast_windows(series, 4, 2, residual=True)
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path, input_chunk_length=4, output_chunk_length=2, num_hidden=(4,), patch_size=2
+        )
+    )
+    model.fit(targets, future_covariates=covs)
+    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "nowcast.onnx")))
+    history = series[-4:]
+    cov = nc.nowcast_covariates(history, 2)
+    residual = nc.subtract_nowcast(history, cov)
+    expected = model.predict(2, series=residual, future_covariates=cov, verbose=False)
+    served = forecaster.predict(2, residual, future_covariates=cov)
+    np.testing.assert_allclose(served.values(), expected.values(), atol=1e-4, rtol=0)
+    rain = nc.add_nowcast(served, cov)
+    np.testing.assert_allclose(rain.values(), nc.add_nowcast(expected, cov).values(), atol=1e-4)
+
+
+def test_helpers_need_no_torch() -> None:
+    """Serving computes the covariates next to OnnxForecaster, in a process without torch."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np, pandas as pd
+        from darts_mim import grid_to_series
+        from darts_mim.nowcast import nowcast_covariates
+        assert "pysteps" not in sys.modules  # imported on first use only
+        frames = np.zeros((4, 8, 8), dtype="float32")
+        frames[:, 2:5, 2:5] = 3.0
+        times = pd.date_range("2024", periods=4, freq="5min")
+        cov = nowcast_covariates(grid_to_series(frames, times, ["rain"]), 2)
+        assert len(cov) == 6 and "pysteps" in sys.modules
+        print("torch" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

@@ -1,0 +1,211 @@
+"""The numpy-only HTTP forecast service: runs where torch, Darts and pandas cannot be imported,
+answers like ``OnnxForecaster.predict_array`` (forecasts, parameters, seeded samples), concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_kwargs
+from darts import TimeSeries
+from darts.utils.likelihood_models.torch import GaussianLikelihood
+
+from darts_mim import MIMModel, grid_to_series
+from darts_mim.onnx.runtime import OnnxForecaster
+from darts_mim.onnx.service import ForecastService, make_server
+
+# Started in a fresh interpreter where importing torch, Darts, pandas or xarray fails, as in a
+# process that has only numpy and onnxruntime.
+SERVER = """
+import sys
+for name in ("torch", "darts", "pandas", "xarray", "onnx"):
+    sys.modules[name] = None
+from darts_mim.onnx.service import main
+main([{path!r}, "--port", "0", "--threads", "1"])
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A Gaussian model on a 1x2x2 grid with an always-missing cell and future covariates."""
+    tmp = tmp_path_factory.mktemp("service")
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=50, freq="h")
+    values = rng.random((50, 1, 2, 2)).astype("float32")
+    values[:, 0, 1, 1] = np.nan
+    series = grid_to_series(values, times, ["v"])
+    future = TimeSeries.from_times_and_values(
+        pd.date_range(times[0], periods=70, freq="h"),
+        np.sin(np.arange(70.0))[:, None].astype("float32"),
+        columns=["f"],
+    )
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp, input_chunk_length=3, output_chunk_length=2, likelihood=GaussianLikelihood()
+        )
+    )
+    model.fit(series, future_covariates=future)
+    path = model.to_onnx(str(tmp / "service.onnx"))
+    past = np.stack([values[-3:].reshape(3, -1), values[-8:-5].reshape(3, -1)])  # (2, 3, 4)
+    fut = np.stack([future.values()[47:55], future.values()[42:50]])  # icl + max(n, ocl) = 8 steps
+    return {"path": path, "past": past, "future": fut, "forecaster": OnnxForecaster(path)}
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(SERVER.format(path=exported["path"]))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("serving"):
+            proc.kill()
+            raise AssertionError(f"the service did not start: {line}{proc.stderr.read()[-3000:]}")
+        yield line.split()[-1]  # http://127.0.0.1:PORT
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _post(url: str, payload: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url + "/forecast", data=json.dumps(payload).encode(), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def _array(values: list) -> np.ndarray:
+    return np.array(values, dtype=object).astype(np.float64)  # null -> nan
+
+
+def test_service_without_torch_or_darts_answers_like_predict_array(exported, server):
+    f: OnnxForecaster = exported["forecaster"]
+    past, future = exported["past"], exported["future"]
+    with urllib.request.urlopen(server + "/metadata", timeout=30) as answer:
+        info = json.loads(answer.read())
+    assert info["input_chunk_length"] == 3 and info["frame"] == [1, 2, 2]
+    assert info["covariates"]["future_covariates"]["n_components"] == 1
+
+    # likelihood parameters (n <= output_chunk_length)
+    status, body = _post(
+        server, {"n": 2, "past_target": past.tolist(), "future_covariates": future[:, :5].tolist()}
+    )
+    assert status == 200 and body["kind"] == "parameters"
+    assert body["parameter_names"] == ["mu", "sigma"]
+    expected = f.predict_array(past, 2, future_covariates=future[:, :5])
+    got = _array(body["forecast"])
+    assert got.shape == expected.shape == (2, 2, 4, 2)
+    assert np.isnan(got[:, :, 3]).all()  # the always-missing cell, null in JSON
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+    # seeded samples, autoregressive beyond output_chunk_length: the same draws as predict_array
+    request = {
+        "n": 5,
+        "past_target": past.tolist(),
+        "future_covariates": future.tolist(),
+        "num_samples": 20,
+        "random_state": 3,
+    }
+    status, body = _post(server, request)
+    assert status == 200 and body["kind"] == "samples" and body["shape"] == [2, 5, 4, 20]
+    expected = f.predict_array(past, 5, future_covariates=future, num_samples=20, random_state=3)
+    np.testing.assert_allclose(_array(body["forecast"]), expected, atol=1e-5)
+
+    # 5-d frames in, frames out
+    status, body = _post(
+        server,
+        {
+            "n": 1,
+            "past_target": past.reshape(2, 3, 1, 2, 2).tolist(),
+            "future_covariates": future[:, :5].tolist(),
+        },
+    )
+    assert status == 200 and body["shape"] == [2, 1, 1, 2, 2, 2]
+
+    # concurrent requests get their own answers
+    def one(seed: int) -> np.ndarray:
+        _, answer = _post(server, {**request, "random_state": seed})
+        return _array(answer["forecast"])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, [0, 1, 2, 3, 0, 1, 2, 3]))
+    for a, b in zip(answers[:4], answers[4:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(answers[0], answers[1])
+
+
+def test_service_refuses_bad_requests_in_the_runtime_words(exported, server):
+    f: OnnxForecaster = exported["forecaster"]
+    past = exported["past"]
+    status, body = _post(server, {"n": 2, "past_target": past[:, :2].tolist()})
+    assert status == 400
+    with pytest.raises(ValueError) as err:
+        f.predict_array(past[:, :2], 2)
+    assert body["error"] == str(err.value)
+    status, body = _post(server, {"n": 2, "past_target": past.tolist()})
+    assert status == 400 and "some `future_covariates` of matching dimensionality" in body["error"]
+    status, body = _post(server, {"n": 3, "past_target": past.tolist(), "num_samples": 0})
+    assert status == 400 and "`num_samples` must be a positive integer" in body["error"]
+    status, body = _post(server, {"n": 2, "past": 1})
+    assert status == 400 and '"n" and "past_target"' in body["error"]
+    status, body = _post(server, {"n": 2, "past_target": [[1]], "sample": 3})
+    assert status == 400 and "Unknown request fields ['sample']" in body["error"]
+    request = urllib.request.Request(server + "/forecast", data=b"{not json", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as http_err:
+        urllib.request.urlopen(request, timeout=30)
+    assert http_err.value.code == 400
+    with pytest.raises(urllib.error.HTTPError) as http_err:
+        urllib.request.urlopen(server + "/nothing", timeout=30)
+    assert http_err.value.code == 404
+
+
+def test_service_in_process(exported):
+    service = ForecastService(exported["path"], intra_op_num_threads=1)
+    out, kind = service.forecast(
+        4,
+        exported["past"],
+        future_covariates=exported["future"][:, :7],
+        num_samples=3,
+        random_state=0,
+    )
+    assert kind == "samples" and out.shape == (2, 4, 4, 3)
+    status, body = service.answer(b'{"n": 1, "past_target": [[[1, 2, 3, 4]]]}')
+    assert status == 400 and "must be (B, 3, 4)" in body["error"]
+
+
+def test_service_answers_a_failure_with_500_and_keeps_serving(exported, monkeypatch):
+    service = ForecastService(exported["path"], intra_op_num_threads=1)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the session failed")
+
+    monkeypatch.setattr(service, "forecast", broken)
+    server = make_server(service, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        status, body = _post(url, {"n": 1, "past_target": exported["past"].tolist()})
+        assert status == 500 and body["error"] == "RuntimeError: the session failed"
+        with urllib.request.urlopen(url + "/health", timeout=30) as answer:
+            assert json.loads(answer.read()) == {"status": "ok"}
+    finally:
+        server.shutdown()
+        server.server_close()
