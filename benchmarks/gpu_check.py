@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,35 +41,25 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _common import Config  # noqa: E402
+
 from darts_mim import MIMModel, grid_to_series  # noqa: E402
 from darts_mim.nn import MIMNetwork  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Case:
-    """One configuration: grid, network, chunks and training batch."""
-
-    name: str
-    channels: int
-    height: int
-    width: int
-    num_hidden: tuple[int, ...]
-    filter_size: int
-    patch_size: int
-    icl: int
-    ocl: int
-    train_batch: int
+# Case(name, channels, height, width, num_hidden, filter_size, patch_size, train batch, frames in,
+# frames out): the benchmarks' one configuration type.
+Case = Config
 
 
 FULL = (
-    Case("bike grid 2x14x8, 3x32", 2, 14, 8, (32, 32, 32), 3, 1, 12, 6, 16),
-    Case("Moving MNIST 64x64 p4, 4x64", 1, 64, 64, (64, 64, 64, 64), 5, 4, 10, 10, 16),
+    Case("bike grid 2x14x8, 3x32", 2, 14, 8, (32, 32, 32), 3, 1, 16, 12, 6),
+    Case("Moving MNIST 64x64 p4, 4x64", 1, 64, 64, (64, 64, 64, 64), 5, 4, 16, 10, 10),
 )
 # The graphs served: looped float32 and float16, and float32 unrolled (no Loop nodes) for CUDA graphs.
 GRAPHS = ("fp32", "fp16", "fp32 unrolled")
 SMOKE = (
-    Case("bike grid 2x14x8, 2x8 (smoke)", 2, 14, 8, (8, 8), 3, 1, 4, 2, 2),
-    Case("MNIST-like 16x16 p4, 2x8 (smoke)", 1, 16, 16, (8, 8), 3, 4, 3, 2, 2),
+    Case("bike grid 2x14x8, 2x8 (smoke)", 2, 14, 8, (8, 8), 3, 1, 2, 4, 2),
+    Case("MNIST-like 16x16 p4, 2x8 (smoke)", 1, 16, 16, (8, 8), 3, 4, 2, 3, 2),
 )
 
 
@@ -92,9 +81,9 @@ def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dic
         patch_size=case.patch_size,
     ).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    shape = (case.train_batch, case.icl, case.channels, case.height, case.width)
+    shape = (case.batch, case.t_in, case.channels, case.height, case.width)
     past = torch.rand(shape, device=device)
-    future = torch.rand((case.train_batch, case.ocl, *shape[2:]), device=device)
+    future = torch.rand((case.batch, case.n_out, *shape[2:]), device=device)
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     )
@@ -102,7 +91,7 @@ def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dic
     def step() -> float:
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            out = net(past, case.ocl)[:, :, :, 0]
+            out = net(past, case.n_out)[:, :, :, 0]
             loss = nn.functional.mse_loss(out.float(), future)
         loss.backward()
         optimizer.step()
@@ -128,7 +117,7 @@ def fit_model(case: Case, device: torch.device, work_dir: str) -> MIMModel:
     """A ``MIMModel`` of the case's shape fitted for a few steps (export does not depend on how well
     it is trained, the comparisons are against the same weights)."""
     rng = np.random.default_rng(0)
-    length = 3 * (case.icl + case.ocl) + 20
+    length = 3 * (case.t_in + case.n_out) + 20
     frames = rng.random((length, case.channels, case.height, case.width), dtype=np.float32)
     times = pd.date_range("2024-01-01", periods=length, freq="h")
     series = grid_to_series(frames, times, [f"c{i}" for i in range(case.channels)])
@@ -142,8 +131,8 @@ def fit_model(case: Case, device: torch.device, work_dir: str) -> MIMModel:
         "enable_checkpointing": False,
     }
     model = MIMModel(
-        input_chunk_length=case.icl,
-        output_chunk_length=case.ocl,
+        input_chunk_length=case.t_in,
+        output_chunk_length=case.n_out,
         num_hidden=case.num_hidden,
         filter_size=case.filter_size,
         patch_size=case.patch_size,

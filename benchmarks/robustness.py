@@ -136,6 +136,8 @@ SPECS: dict[str, Spec] = {
     },
 }
 DATASETS = tuple(SPECS)
+EARLY_STOPPING_SHARE = 0.15
+"""``--early-stopping``: the share of the train part held out as the validation series of ``fit``."""
 """The data sets, in the order of the tables."""
 
 CSV_FILES = {
@@ -316,6 +318,17 @@ def effective_spec(name: str, args, n: int) -> Spec:
     return replace(spec, **overrides)
 
 
+def early_stopping_note(model) -> str:
+    """Which epoch MIMModel's default early stopping kept, of how many it ran."""
+    from darts_mim.callbacks import RestoreBestWeights
+
+    kept = [cb for cb in model.trainer.callbacks if isinstance(cb, RestoreBestWeights)]
+    ran = model.trainer.current_epoch + 1
+    if not kept or kept[0].best_epoch is None:
+        return f"no best epoch kept ({ran} run)"
+    return f"kept epoch {kept[0].best_epoch + 1} of {ran} run"
+
+
 def run_dataset(name: str, args, work_dir: str) -> Result:
     t_start = time.perf_counter()
     series, notes = load(name, args)
@@ -355,10 +368,23 @@ def run_dataset(name: str, args, work_dir: str) -> Result:
         rows[-1].backtest_s = [time.perf_counter() - t0]
         print(f"  {name} {label}: {rows[-1].mean:.4g} ({rows[-1].backtest_s[0]:.1f} s)", flush=True)
     neural: dict[str, Row] = {}
+    fit_kw: dict = {"max_samples_per_ts": spec.samples}
+    fit_part = train
+    if args.early_stopping:
+        # the last 15 % of the train part becomes the validation series of fit (its windows reach
+        # back one input length into the part trained on), as a user passing val_series would do
+        held = max(round(EARLY_STOPPING_SHARE * train_end), spec.horizon)
+        fit_part = train[: train_end - held]
+        fit_kw["val_series"] = train[train_end - held - spec.input_len :]
+        notes.append(
+            f"`--early-stopping`: neural models fitted on the first {train_end - held} train steps "
+            f"with the last {held} as `val_series` (MIMModel's default early stopping, patience 5, "
+            "keeps its best epoch; Darts' TCN and NHiTS train every epoch)."
+        )
     for seed in args.seeds:
         for label, model in neural_models(spec, args, seed, work_dir).items():
             row = neural.setdefault(label, Row(label, "neural"))
-            secs, steps = fit_timed(model, train, max_samples_per_ts=spec.samples)
+            secs, steps = fit_timed(model, fit_part, **fit_kw)
             t0 = time.perf_counter()
             hf = model.historical_forecasts(history, retrain=False, **hf_kw)
             row.backtest_s.append(time.perf_counter() - t0)
@@ -368,6 +394,8 @@ def run_dataset(name: str, args, work_dir: str) -> Result:
             fold = getattr(getattr(model, "layout", None), "fold", 1)
             if fold > 1:  # MIMModel's fold_period="auto" default: 1 x P frames, one per period
                 row.note = f"folded by period {fold}"
+            if args.early_stopping and label == "MIM":  # its default early stopping
+                row.note = (row.note + "; " if row.note else "") + early_stopping_note(model)
             print(
                 f"  {name} seed {seed} {label}: {row.rmse[-1]:.4g} "
                 f"({steps} steps, fit {secs:.0f} s)",
@@ -452,6 +480,7 @@ def summary_lines(results: list[Result]) -> list[str]:
 def run_line(args, total: float) -> str:
     flags = " --validation" if args.validation else ""
     flags += " --quick" if args.quick else ""
+    flags += " --early-stopping" if args.early_stopping else ""
     flags += f' --tag "{args.tag}"' if args.tag else ""
     flags += f" --mim-kwargs '{json.dumps(args.mim_kwargs)}'" if args.mim_kwargs else ""
     for flag, value in (("--epochs", args.epochs), ("--max-samples", args.max_samples)):
@@ -570,6 +599,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tag", default="", help="name of a variant run (own sections in the results)")
     p.add_argument("--era5-crop", default="16x16", help="centred ERA5 window HxW, or 'full'")
     p.add_argument("--grid-size", type=int, default=16, help="size of the synthetic grids")
+    p.add_argument(
+        "--early-stopping",
+        action="store_true",
+        help="fit the neural models on the train part less its last 15 %%, passed as val_series "
+        "(MIMModel then stops early and keeps its best epoch)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: tiny sizes and budget")
     p.add_argument("--time-defaults", action="store_true", help="time the defaults on ERA5 only")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

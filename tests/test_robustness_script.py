@@ -120,6 +120,25 @@ def test_validation_scores_the_validation_part(tmp_path: Path) -> None:
     assert best.label == "seasonal naive (K=24)" and 0.05 < best.mean < 0.09
 
 
+def test_early_stopping_fits_with_a_validation_series(tmp_path: Path) -> None:
+    argv = [
+        "--quick",
+        "--early-stopping",
+        "--datasets",
+        "syn_seasonality",
+        "--mim-kwargs",
+        TINY_MIM,
+    ]
+    args = robustness.parse_args([*argv, "--out-dir", str(tmp_path)])
+    res = robustness.run_dataset("syn_seasonality", args, str(tmp_path))
+    assert "`--early-stopping`: neural models fitted on the first" in "\n".join(res.lines)
+    (mim,) = [row for row in res.rows if row.label == "MIM"]
+    # --quick stops after 2 steps, before the first validation: no epoch to keep (the restore itself
+    # is tested in test_training_defaults.py)
+    assert mim.note == "no best epoch kept (1 run)"
+    assert "--early-stopping" in robustness.run_line(args, 1.0)
+
+
 def test_crop_and_bad_arguments(tmp_path: Path) -> None:
     from darts_mim import series_to_grid
     from darts_mim.datasets import advection
