@@ -51,3 +51,23 @@ def test_quick_run_prints_every_model(tmp_path):
     for name in ("seasonal_naive", "mim", "dlinear"):
         assert f"| {name} |" in text
     assert out.read_text().strip() == text.strip()
+
+
+def test_mim_base_settings_are_pinned_to_the_published_recipe(tmp_path):
+    """The published ETTh1 figures were measured with 0.2's defaults: the script pins them, and
+    --mim-kwargs overrides them key by key (the trainer's too)."""
+    lh = _load()
+    base = lh.build_model("mim", 24, 1, 0, {}, str(tmp_path), rin=False)
+    assert base.num_hidden == (64, 64, 64, 64) and base.filter_size == 5
+    assert base.naive_anchor is False and base.lr_schedule is None
+    assert base.trainer_params["gradient_clip_val"] is None
+    assert base.trainer_params["callbacks"]  # the script's early stopping is kept
+    kwargs = {
+        "num_hidden": [32, 32],
+        "pl_trainer_kwargs": {"gradient_clip_val": 1.0},
+        "optimizer_kwargs": {"lr": 0.003},
+    }
+    tuned = lh.build_model("mim_1x1", 24, 1, 0, kwargs, str(tmp_path), rin=False)
+    assert tuned.num_hidden == (32, 32) and tuned.fold_period is None
+    assert tuned.trainer_params["gradient_clip_val"] == 1.0
+    assert tuned.pl_module_params["optimizer_kwargs"] == {"lr": 0.003}
