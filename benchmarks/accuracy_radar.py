@@ -28,11 +28,11 @@ from accuracy_scoring import (
     stack_forecasts,
     truth_windows,
 )
-from radar_pysteps import ensemble_crps, quiet_nowcasts, verify
+from radar_pysteps import ensemble_crps, quiet_nowcasts
 
 from darts_mim import grid_to_series
 from darts_mim.datasets import load_radar
-from darts_mim.nowcast import add_nowcast, import_pysteps, nowcast_windows
+from darts_mim.nowcast import add_nowcast, import_pysteps, nowcast_windows, verify
 
 
 def csi(pred: np.ndarray, true: np.ndarray, threshold: float) -> float:

@@ -17,7 +17,7 @@ Cells that the advection brings in from outside the domain (NaN in pysteps' outp
 the last observed frame's value at that cell (persistence), for every method alike, the same rule as
 :mod:`darts_mim.nowcast`'s default.
 
-Scores (pysteps.verification): CSI at 1 and 5 mm/h from one contingency table accumulated over all
+Scores (:func:`darts_mim.nowcast.verify`, pysteps.verification): CSI at 1 and 5 mm/h from one contingency table accumulated over all
 origins, lead times and cells; FSS at 1 mm/h over 5 x 5 and 15 x 15 cells, accumulated the same way;
 CRPS of the ensemble (a point forecast's CRPS is its MAE, given for comparison); MSE per lead time.
 """
@@ -160,57 +160,6 @@ def _quiet(fn, *args, **kwargs):
 def quiet_nowcasts(*args, **kwargs):
     """:func:`pysteps_nowcasts` without pysteps' printed settings."""
     return _quiet(pysteps_nowcasts, *args, **kwargs)
-
-
-def verify(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray | float]:
-    """pysteps' scores of ``(n_origins, LEADS, H, W)`` forecasts against the observed frames.
-
-    Returns
-    -------
-    dict
-        ``mse``, ``csi1``, ``csi5``, ``fss5``, ``fss15`` (floats over everything) and the same with
-        ``_lead`` (one value per lead time).
-    """
-    import_pysteps()
-    from pysteps.verification import detcatscores, spatialscores
-
-    leads = pred.shape[1]
-    scores: dict[str, list] = {}
-    total = {
-        "csi1": detcatscores.det_cat_fct_init(1.0),
-        "csi5": detcatscores.det_cat_fct_init(5.0),
-        "fss5": spatialscores.fss_init(1.0, 5),
-        "fss15": spatialscores.fss_init(1.0, 15),
-    }
-    for lead in range(leads):
-        per = {
-            "csi1": detcatscores.det_cat_fct_init(1.0),
-            "csi5": detcatscores.det_cat_fct_init(5.0),
-            "fss5": spatialscores.fss_init(1.0, 5),
-            "fss15": spatialscores.fss_init(1.0, 15),
-        }
-        for i in range(len(pred)):
-            p, t = pred[i, lead], truth[i, lead]
-            for acc in (per, total):
-                detcatscores.det_cat_fct_accum(acc["csi1"], p, t)
-                detcatscores.det_cat_fct_accum(acc["csi5"], p, t)
-                spatialscores.fss_accum(acc["fss5"], p, t)
-                spatialscores.fss_accum(acc["fss15"], p, t)
-        for key in ("csi1", "csi5"):
-            scores.setdefault(f"{key}_lead", []).append(
-                detcatscores.det_cat_fct_compute(per[key], "CSI")["CSI"]
-            )
-        for key in ("fss5", "fss15"):
-            scores.setdefault(f"{key}_lead", []).append(spatialscores.fss_compute(per[key]))
-    out: dict[str, np.ndarray | float] = {k: np.array(v, dtype=float) for k, v in scores.items()}
-    out["csi1"] = float(detcatscores.det_cat_fct_compute(total["csi1"], "CSI")["CSI"])
-    out["csi5"] = float(detcatscores.det_cat_fct_compute(total["csi5"], "CSI")["CSI"])
-    out["fss5"] = float(spatialscores.fss_compute(total["fss5"]))
-    out["fss15"] = float(spatialscores.fss_compute(total["fss15"]))
-    out["mse_lead"] = np.mean((pred - truth) ** 2, axis=(0, 2, 3))
-    out["mse"] = float(np.mean((pred - truth) ** 2))
-    out["mae"] = float(np.mean(np.abs(pred - truth)))
-    return out
 
 
 def ensemble_crps(ensembles: np.ndarray, truth: np.ndarray) -> float:

@@ -255,3 +255,17 @@ def test_helpers_need_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_verify_scores_by_lead_and_in_total():
+    rain = moving_rain(n_steps=8)[None].reshape(2, 4, SIDE, SIDE) * 6.0  # 2 origins x 4 leads
+    perfect = nc.verify(rain, rain)
+    assert perfect["mse"] == 0.0 and perfect["mae"] == 0.0
+    for key in ("csi1", "csi5", "fss5", "fss15"):
+        assert perfect[key] == pytest.approx(1.0)
+        np.testing.assert_allclose(perfect[f"{key}_lead"], 1.0)
+    dry = nc.verify(np.zeros_like(rain), rain)
+    assert dry["csi1"] == 0.0 and dry["csi1_lead"].shape == (4,)
+    np.testing.assert_allclose(dry["mse_lead"], np.mean(rain**2, axis=(0, 2, 3)))
+    with pytest.raises(ValueError, match=r"\(origins, leads, H, W\)"):
+        nc.verify(rain[0], rain[0])
