@@ -245,24 +245,18 @@ def radar(args, work_dir: str) -> Section:
     header += ["FSS 1 mm/h 5 cells", "FSS 1 mm/h 15 cells", "CRPS mm/h", "s / nowcast"]
     sec.lines += markdown_table(header, rows)
     leads = [f"+{5 * h} min" for h in range(1, 7)]
-    sec.lines += ["", "CSI at 1 / 5 mm/h by lead time:", ""]
-    sec.lines += markdown_table(
-        ["model", *leads],
-        [
-            [label]
-            + [f"{a:.3f} / {b:.3f}" for a, b in zip(s["csi1_lead"], s["csi5_lead"], strict=True)]
-            for label, s in scores.items()
-        ],
-    )
-    sec.lines += ["", "FSS at 1 mm/h over 5 / 15 cells by lead time:", ""]
-    sec.lines += markdown_table(
-        ["model", *leads],
-        [
-            [label]
-            + [f"{a:.3f} / {b:.3f}" for a, b in zip(s["fss5_lead"], s["fss15_lead"], strict=True)]
-            for label, s in scores.items()
-        ],
-    )
+    for title, (a_key, b_key) in (
+        ("CSI at 1 / 5 mm/h by lead time:", ("csi1_lead", "csi5_lead")),
+        ("FSS at 1 mm/h over 5 / 15 cells by lead time:", ("fss5_lead", "fss15_lead")),
+    ):
+        sec.lines += ["", title, ""]
+        sec.lines += markdown_table(
+            ["model", *leads],
+            [
+                [label] + [f"{a:.3f} / {b:.3f}" for a, b in zip(s[a_key], s[b_key], strict=True)]
+                for label, s in scores.items()
+            ],
+        )
     tag = "radar" if args.split == "test" else "radar_val"
     fname = plot_by_step(tag, curves, "MSE (mm/h)^2", args)
     sec.lines += ["", f"![{tag}]({fname})"]
