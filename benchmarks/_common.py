@@ -60,12 +60,16 @@ MNIST = Config("Moving MNIST 64x64 p4", 1, 64, 64, (64, 64, 64, 64), 5, 4, 4, 10
 
 
 def build(cfg: Config, kind: str, seed: int = 0, **extra) -> nn.Module:
-    """``kind="production"`` (MIMNetwork) or ``"reference"`` (literal, same weights as production)."""
+    """``kind="production"`` (MIMNetwork), ``"reference"`` (the literal network of
+    ``tests/reference_mim.py``, its layer norm written out by hand) or ``"literal"`` (the same literal
+    network, its layer norm by torch's ``group_norm``: the honest baseline), with the production's
+    weights. ``layer_norm`` in ``extra`` applies to every kind."""
     torch.manual_seed(seed)
     prod = MIMNetwork(**cfg.net_kwargs(), **extra)
     if kind == "production":
         return prod
-    ref = ReferenceMIM(**cfg.net_kwargs())
+    ln = extra.get("layer_norm", True)
+    ref = ReferenceMIM(**cfg.net_kwargs(), layer_norm=ln, native_norm=kind == "literal")
     load_production_weights(ref, prod)
     return ref
 
@@ -109,6 +113,25 @@ def make_train_step(net: nn.Module, cfg: Config, batch: dict, precision: str) ->
     return step
 
 
+def make_equal_work_step(
+    net: nn.Module, cfg: Config, batch: dict, precision: str
+) -> Callable[[], None]:
+    """One training step as ``MIMModel`` trains with ``input_window_loss=False`` and
+    ``sampling_schedule="free_running"``: the decoder feeds back its own predictions, the loss is the
+    MSE of the output chunk, Adam. The work is the same for every network."""
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast_ctx(precision):
+            out = net(batch["past"], cfg.n_out)
+            loss = (out[:, :, :, 0].float() - batch["future"]).square().mean()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def time_calls(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1) -> list[float]:
     """Median seconds per call of each function, interleaving them so load changes hit all alike."""
     for fn in fns:
@@ -135,6 +158,13 @@ def count_flops(fn: Callable[[], None]) -> int:
 def big_conv_rate(cfg: Config, precision: str, repeats: int = 3) -> float:
     """FLOP/s of one large convolution of the network's kind (k x k, nh -> 4 nh, over every frame of
     the batch at once), forward and backward, in the same precision: the machine's attainable rate."""
+    call, flops = big_conv_call(cfg, precision)
+    (sec,) = time_calls([call], repeats)
+    return flops / sec
+
+
+def big_conv_call(cfg: Config, precision: str) -> tuple[Callable[[], None], int]:
+    """The large convolution of :func:`big_conv_rate` as a call to time beside others, and its FLOPs."""
     nh = cfg.num_hidden[0]
     hp, wp = cfg.height // cfg.patch_size, cfg.width // cfg.patch_size
     conv = nn.Conv2d(nh, 4 * nh, cfg.filter_size, padding=cfg.filter_size // 2)
@@ -145,9 +175,7 @@ def big_conv_rate(cfg: Config, precision: str, repeats: int = 3) -> float:
             y = conv(x)
         y.float().sum().backward()
 
-    flops = count_flops(call)
-    (sec,) = time_calls([call], repeats)
-    return flops / sec
+    return call, count_flops(call)
 
 
 def markdown_table(

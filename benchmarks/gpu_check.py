@@ -9,7 +9,10 @@ For each configuration (the bike grid, 2x14x8 with 3x32 and 3x3 kernels, 12+6 fr
 64x64 patch 4 with 4x64 and 5x5 kernels, 10+10 frames):
 
 1. trains the bare ``MIMNetwork`` (forward, MSE loss, backward, Adam) for ``--steps`` steps on
-   random batches in float32 and in bf16 autocast: steps/s and peak device memory;
+   random batches in float32 and in bf16 autocast: steps/s and peak device memory; then the same
+   float32 step captured once as a CUDA graph and replayed (``darts_mim.nn.graphed_step.TrainStep``,
+   issue 16: small grids are launch-bound), steps/s and the speed-up over eager float32 (on the CPU
+   smoke run the step falls back to eager and the table says so);
 2. fits a ``MIMModel`` of that shape for a few steps and exports it to ONNX in float32 and float16
    (wall seconds);
 3. serves each file with ONNX Runtime (CUDA provider with IO binding where it runs, else the CPU,
@@ -45,6 +48,7 @@ from _common import Config  # noqa: E402
 
 from darts_mim import MIMModel, grid_to_series  # noqa: E402
 from darts_mim.nn import MIMNetwork  # noqa: E402
+from darts_mim.nn.graphed_step import TrainStep  # noqa: E402
 
 # Case(name, channels, height, width, num_hidden, filter_size, patch_size, train batch, frames in,
 # frames out): the benchmarks' one configuration type.
@@ -111,6 +115,44 @@ def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dic
     if not torch.isfinite(loss):
         raise RuntimeError(f"{case.name}: the training loss is {float(loss)}")
     return {"steps_s": steps / elapsed, "peak_mib": peak}
+
+
+def graphed_train_speed(case: Case, device: torch.device, steps: int) -> dict:
+    """Steps/s of the float32 training step of :func:`train_speed` replayed from a CUDA graph
+    (``TrainStep``; eager where no GPU is: ``mode`` says which ran)."""
+    torch.manual_seed(0)
+    net = MIMNetwork(
+        target_channels=case.channels,
+        cond_channels=0,
+        height=case.height,
+        width=case.width,
+        num_hidden=case.num_hidden,
+        filter_size=case.filter_size,
+        patch_size=case.patch_size,
+    ).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, capturable=device.type == "cuda")
+    shape = (case.batch, case.t_in, case.channels, case.height, case.width)
+    past = torch.rand(shape, device=device)
+    future = torch.rand((case.batch, case.n_out, *shape[2:]), device=device)
+
+    def loss_fn(past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(net(past, case.n_out)[:, :, :, 0], future)
+
+    start = time.perf_counter()
+    step = TrainStep(net, optimizer, loss_fn, (past, future))
+    _sync(device)
+    capture_s = time.perf_counter() - start
+    for _ in range(3):
+        step(past, future)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step(past, future)
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"{case.name}: the graphed training loss is {float(loss)}")
+    return {"steps_s": steps / elapsed, "mode": step.mode, "capture_s": capture_s}
 
 
 def fit_model(case: Case, device: torch.device, work_dir: str) -> MIMModel:
@@ -241,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
                     traceback.print_exc()
                 print(f"{case.name}: training {label} {row.get(f'train_{label}')}", flush=True)
             try:
+                row["train_graph"] = graphed_train_speed(case, device, steps)
+            except Exception as err:
+                failures.append(f"{case.name}, training with a CUDA graph: {err!r}")
+                traceback.print_exc()
+            print(f"{case.name}: training fp32 graphed {row.get('train_graph')}", flush=True)
+            try:
                 model = fit_model(case, device, tmp)
             except Exception as err:
                 failures.append(f"{case.name}, fit: {err!r}")
@@ -271,10 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     big = batches[1:]
     head = " | ".join(f"series/s b{b}" for b in big)
     print(
-        "| config | train fp32 steps/s (peak MiB) | train bf16 steps/s (peak MiB) | graph | "
+        "| config | train fp32 steps/s (peak MiB) | train bf16 steps/s (peak MiB) | "
+        "train fp32 CUDA graph steps/s (x eager fp32) | graph | "
         f"export s | provider | latency b{batches[0]} ms | {head} | max diff to torch |"
     )
-    print("|---|---|---|---|---|---|---|" + "---|" * len(big) + "---|")
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(big) + "---|")
     for row in rows:
 
         def train(key: str, row=row) -> str:
@@ -284,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
             mem = "" if t["peak_mib"] is None else f" ({t['peak_mib']:.0f})"
             return f"{t['steps_s']:.1f}{mem}"
 
+        def graphed(row=row) -> str:
+            t, eager = row.get("train_graph"), row.get("train_fp32")
+            if t is None:
+                return "failed"
+            ratio = f"x{t['steps_s'] / eager['steps_s']:.2f}, " if eager else ""
+            return f"{t['steps_s']:.1f} ({ratio}{t['mode'].replace('_', ' ')})"
+
         for label in GRAPHS:
             s = row.get(f"serve_{label}")
             export = row.get(f"export_{label}")
@@ -291,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["case"],
                 train("train_fp32") if label == "fp32" else "",
                 train("train_bf16") if label == "fp32" else "",
+                graphed() if label == "fp32" else "",
                 label,
                 "failed" if export is None else f"{export:.1f}",
             ]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check of issue 14 (training speed and memory in fp32 and bf16, export, ONNX Runtime serving
-# on CUDA in fp32 and fp16), in one run of under 8 minutes on one GPU. Prints one markdown table.
+# The GPU check of issues 14 and 16 (training speed and memory in fp32 and bf16, the fp32 training
+# step replayed from a CUDA graph against eager, export, ONNX Runtime serving on CUDA in fp32 and
+# fp16), in one run of under 8 minutes on one GPU. Prints one markdown table.
 #
 #   benchmarks/gpu_check.sh               # on the GPU machine, from the repository root or anywhere
 #   benchmarks/gpu_check.sh --cpu-smoke   # tiny shapes on the CPU: proves the script end to end

@@ -167,6 +167,9 @@ class GridLayout:
     fold
         Period folding of a plain series: the network's frames hold ``fold`` consecutive steps of
         each component as a ``1 x fold`` strip (see :mod:`darts_mim.folding`); 1 for none.
+    fold_rows
+        Rows of a folded frame: its ``fold`` steps laid out row-major as ``fold_rows x
+        fold / fold_rows`` (a 2-D fold); 1 for a strip.
     """
 
     grid: GridSpec
@@ -175,6 +178,7 @@ class GridLayout:
     missing: tuple[int, ...] = ()
     components: tuple[str, ...] | None = None
     fold: int = 1
+    fold_rows: int = 1
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (saved in the network's hyper-parameters and ONNX files)."""
@@ -185,6 +189,7 @@ class GridLayout:
             "missing": list(self.missing),
             "components": None if self.components is None else list(self.components),
             "fold": self.fold,
+            "fold_rows": self.fold_rows,
         }
 
     @classmethod
@@ -197,6 +202,7 @@ class GridLayout:
             tuple(int(i) for i in d.get("missing") or ()),
             None if components is None else tuple(str(c) for c in components),
             int(d.get("fold", 1)),
+            int(d.get("fold_rows", 1)),  # 1 in layouts saved before 2-D folds existed
         )
 
     def component_names(self) -> list[str]:
@@ -281,33 +287,10 @@ def _is_default_dim(dim: Any) -> bool:
     return str(dim).startswith("dim_") and str(dim)[4:].isdigit()
 
 
-def dataarray_to_grid(
-    da: xr.DataArray, channels: Sequence[str] | None = None
-) -> tuple[np.ndarray, np.ndarray | None, GridSpec]:
-    """Split a gridded ``xarray.DataArray`` into ``(T, C, H, W)`` values, times and a :class:`GridSpec`.
-
-    Dimensions are found by name, whatever their order: the time dimension is the one with a datetime
-    coordinate (else one named ``time``, ``valid_time``, ``date``...), an optional channel dimension is
-    named ``channel``, ``variable``, ``band``... (or is the one left over when the two others are
-    spatial names such as ``lat``/``lon``, ``y``/``x``), and of the two spatial dimensions the one
-    named like rows (``lat``, ``y``, ``row``...) gives the grid's height; others keep their order in
-    the array. Only an array with xarray's default names (``dim_0``, ...) is read by position,
-    time first.
-
-    Parameters
-    ----------
-    da
-        A 3-d (time and two spatial dimensions) or 4-d (plus a channel dimension) DataArray.
-    channels
-        Channel names; default: the channel coordinate, else the DataArray's name (one channel), else
-        ``"ch0", "ch1", ...``.
-
-    Returns
-    -------
-    tuple
-        The values (time, channel, row, column), the time coordinate values (``None`` when the time
-        dimension has no coordinate) and the grid with its spatial dimension names and coordinates.
-    """
+def grid_dims(da: xr.DataArray) -> tuple[str, str | None, list[str]]:
+    """The time, channel (``None`` when there is none) and ``[row, column]`` dimensions of a gridded
+    DataArray, found by name as :func:`dataarray_to_grid` describes; reads no values, so it works on
+    lazy (dask-backed) arrays."""
     if da.ndim not in (3, 4):
         raise ValueError(
             f"The DataArray has dims {tuple(da.dims)}; expected time, two spatial dimensions and at "
@@ -336,6 +319,37 @@ def dataarray_to_grid(
     spatial = [d for d in others if d != channel_dim]
     if spatial[1].lower() in ROW_DIM_NAMES and spatial[0].lower() not in ROW_DIM_NAMES:
         spatial.reverse()  # rows first: (lon, lat) data still makes a lat x lon grid
+    return tdim, channel_dim, spatial
+
+
+def dataarray_to_grid(
+    da: xr.DataArray, channels: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray | None, GridSpec]:
+    """Split a gridded ``xarray.DataArray`` into ``(T, C, H, W)`` values, times and a :class:`GridSpec`.
+
+    Dimensions are found by name, whatever their order: the time dimension is the one with a datetime
+    coordinate (else one named ``time``, ``valid_time``, ``date``...), an optional channel dimension is
+    named ``channel``, ``variable``, ``band``... (or is the one left over when the two others are
+    spatial names such as ``lat``/``lon``, ``y``/``x``), and of the two spatial dimensions the one
+    named like rows (``lat``, ``y``, ``row``...) gives the grid's height; others keep their order in
+    the array. Only an array with xarray's default names (``dim_0``, ...) is read by position,
+    time first.
+
+    Parameters
+    ----------
+    da
+        A 3-d (time and two spatial dimensions) or 4-d (plus a channel dimension) DataArray.
+    channels
+        Channel names; default: the channel coordinate, else the DataArray's name (one channel), else
+        ``"ch0", "ch1", ...``.
+
+    Returns
+    -------
+    tuple
+        The values (time, channel, row, column), the time coordinate values (``None`` when the time
+        dimension has no coordinate) and the grid with its spatial dimension names and coordinates.
+    """
+    tdim, channel_dim, spatial = grid_dims(da)
     order = [tdim] + ([channel_dim] if channel_dim else []) + spatial
     da = da.transpose(*order)
     values = np.asarray(da.values)

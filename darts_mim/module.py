@@ -24,6 +24,7 @@ from torch import Tensor
 
 from darts_mim.grid import GridLayout, GridSpec
 from darts_mim.nn.network import MIMNetwork
+from darts_mim.nn.precision import training_autocast
 
 # Scheduled sampling reaches free running after this fraction of the planned optimizer steps (the
 # authors' 50k of 80k), or after DEFAULT_DECAY_STEPS when the plan is unknown (max_epochs=-1).
@@ -93,6 +94,7 @@ class _MIMModule(PLForecastingModule):
         | None = None,  # None in modules saved before it: naive_anchor=True is lag 1
         channel_independent: bool = False,
         lr_schedule: str | None = None,  # None for modules saved before the option existed
+        auto_bf16: bool = False,  # modules saved before issue 16 trained in their own precision
         grid_layout: dict | None = None,  # None in modules saved by darts-mim 0.1, which had `grid`
         grid: tuple[int, int, int] | None = None,  # modules saved before grid_layout existed
         missing_components: Sequence[int] | None = None,  # likewise
@@ -106,9 +108,11 @@ class _MIMModule(PLForecastingModule):
         self.layout = GridLayout.from_dict(grid_layout)
         self.input_window_loss = input_window_loss
         self.grid = self.layout.grid.shape
-        # Period folding: the network runs across periods on 1 x P strips of every component.
+        # Period folding: the network runs across periods on 1 x P strips of every component, or
+        # on rows x P / rows frames (a 2-D fold).
         self.fold = self.layout.fold
-        self.frame_shape = (self.grid[0], 1, self.fold) if self.fold > 1 else self.grid
+        rows = self.layout.fold_rows
+        self.frame_shape = (self.grid[0], rows, self.fold // rows) if self.fold > 1 else self.grid
         # Channel independence: each component is its own sample of one channel, with shared weights.
         self.channel_independent = bool(channel_independent)
         if self.channel_independent:
@@ -117,6 +121,9 @@ class _MIMModule(PLForecastingModule):
         self.future_cov_layout = future_cov_layout
         self.static_cov_layout = static_cov_layout
         self.lr_schedule = lr_schedule
+        # precision="auto": training steps run in bf16 autocast on CPUs with native bf16
+        # (darts_mim.nn.precision); validation and prediction stay in the model's dtype.
+        self.auto_bf16 = bool(auto_bf16)
         self.sampling_schedule = sampling_schedule
         self.sampling_start = sampling_start
         self.sampling_decay_steps = sampling_decay_steps
@@ -192,12 +199,15 @@ class _MIMModule(PLForecastingModule):
 
     # ------------------------------------------------------------------ tensors <-> frames
     def _frames(self, values: Tensor) -> Tensor:
-        """``(B, T, C*H*W) -> (B, T, C, H, W)``; folded: ``(B, T, D) -> (B, T / P, D, 1, P)``, frame
-        ``k`` holding steps ``kP .. (k+1)P - 1`` of each component as a strip (``T`` a multiple of P)."""
+        """``(B, T, C*H*W) -> (B, T, C, H, W)``; folded: ``(B, T, D) -> (B, T / P, D, R, P / R)``,
+        frame ``k`` holding steps ``kP .. (k+1)P - 1`` of each component, row-major in ``R`` rows (a
+        ``1 x P`` strip for ``R = 1``; ``T`` a multiple of P)."""
         b, t, d = values.shape
         if self.fold == 1:
             return values.reshape(b, t, *self.frame_shape)
-        return values.reshape(b, t // self.fold, self.fold, d).permute(0, 1, 3, 2).unsqueeze(3)
+        k = t // self.fold
+        steps = values.reshape(b, k, self.fold, d).permute(0, 1, 3, 2)
+        return steps.reshape(b, k, d, *self.frame_shape[1:])
 
     def _split(self, values: Tensor) -> Tensor:
         """Channel independence: ``(B, T, D) -> (B * D, T, 1)``, each component its own sample."""
@@ -273,7 +283,9 @@ class _MIMModule(PLForecastingModule):
 
     def _per_channel(self, cond: Tensor) -> Tensor:
         """Channel independence: the same covariates for every component's sample."""
-        return cond.repeat_interleave(self.grid[0], dim=0)
+        # expand + reshape rather than repeat_interleave, which the looped ONNX export cannot trace
+        b, rest = cond.shape[0], cond.shape[1:]
+        return cond.unsqueeze(1).expand(b, self.grid[0], *rest).reshape(-1, *rest)
 
     def _with_static(self, parts: list, static: Tensor, n_steps: int, b: int, rows: int) -> Tensor:
         """Channel-independent conditioning with per-component static rows: the shared covariates
@@ -323,13 +335,13 @@ class _MIMModule(PLForecastingModule):
 
     def _to_components(self, frames: Tensor) -> Tensor:
         """``(B, K, C, P, H, W) -> (B, T, C*H*W, P)``, channel-major like the series' components; a
-        folded ``(B, K, D, P, 1, fold)`` unfolds to ``K * fold`` steps."""
-        b, k = frames.shape[:2]
+        folded ``(B, K, D, P, R, fold / R)`` unfolds to ``K * fold`` steps."""
+        b, k, d = frames.shape[:3]
         nr_params = self.net.nr_params
         if self.fold == 1:
             return frames.permute(0, 1, 2, 4, 5, 3).reshape(b, k, -1, nr_params)
-        # (B, K, D, P, 1, fold) -> (B, K, fold, D, P) -> (B, K * fold, D, P)
-        steps = frames[:, :, :, :, 0].permute(0, 1, 4, 2, 3)
+        # (B, K, D, P, R, fold / R) -> (B, K, D, P, fold) -> (B, K, fold, D, P) -> (B, K * fold, D, P)
+        steps = frames.reshape(b, k, d, nr_params, self.fold).permute(0, 1, 4, 2, 3)
         return steps.reshape(b, k * self.fold, -1, nr_params)
 
     def _window_steps(self, t_in: int, stage: ModuleStage) -> int:
@@ -410,7 +422,10 @@ class _MIMModule(PLForecastingModule):
         )
 
     def training_step(self, train_batch: TorchTrainingBatch, batch_idx: int) -> Tensor:
-        return super().training_step(self._prepare_batch(train_batch, ModuleStage.TRAIN), batch_idx)
+        with training_autocast(self.device, self.dtype, self.auto_bf16):
+            return super().training_step(
+                self._prepare_batch(train_batch, ModuleStage.TRAIN), batch_idx
+            )
 
     def validation_step(self, val_batch: TorchTrainingBatch, batch_idx: int) -> Tensor:
         return super().validation_step(

@@ -7,7 +7,9 @@ peaks on CPU) and is only used to refuse configurations that are clearly out of 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psutil
 import torch
@@ -88,3 +90,150 @@ def check_fits_in_memory(
             f"{what} needs about {needed / 2**30:.1f} GiB, but only {available / 2**30:.1f} GiB is "
             f"available. {advice}"
         )
+
+
+# Share of the free memory one training step may take before a lighter configuration is suggested:
+# the estimate is within ~2x of measured peaks, and the data, the loader workers, the optimizer state
+# and the rest of the process need room too.
+COMFORTABLE_SHARE = 0.25
+# Smallest side the suggested patch size may shrink the grid to: the 3x3 / 5x5 gate convolutions
+# need room, and the paper's own patched grids (Moving MNIST 64 / 4, radar 100 / 4) keep >= 16.
+MIN_PATCHED_SIDE = 8
+
+
+@dataclass(frozen=True)
+class MemorySuggestion:
+    """A patch size and batch size whose training step fits the budget, and its estimate."""
+
+    patch_size: int
+    batch_size: int
+    needed_bytes: int
+
+
+def suggest_patch_and_batch(
+    num_hidden: Sequence[int],
+    cell_type: str,
+    height: int,
+    width: int,
+    patch_size: int,
+    batch_size: int,
+    n_steps: int,
+    budget_bytes: int,
+    bytes_per_value: int = 4,
+    activation_checkpointing: bool = False,
+) -> MemorySuggestion | None:
+    """The lightest change of ``patch_size`` and ``batch_size`` whose training step fits a budget.
+
+    A larger patch is tried first (it divides both sides of the grid and leaves at least
+    :data:`MIN_PATCHED_SIDE` cells a side where the grid allows), keeping the batch; when even
+    the largest such patch does not fit, the batch is halved at that patch. Estimates come from
+    :func:`estimate_training_bytes`.
+
+    Parameters
+    ----------
+    num_hidden, cell_type, height, width, patch_size, batch_size, n_steps, bytes_per_value, activation_checkpointing
+        As for :func:`estimate_training_bytes`: the configuration to start from.
+    budget_bytes
+        Memory one training step may take.
+
+    Returns
+    -------
+    MemorySuggestion or None
+        The configuration unchanged when it fits, the suggestion otherwise, ``None`` when nothing
+        fits (not even batch 1 at the largest patch).
+    """
+
+    def needed(p: int, b: int) -> int:
+        return estimate_training_bytes(
+            num_hidden,
+            cell_type,
+            height,
+            width,
+            p,
+            b,
+            n_steps,
+            bytes_per_value,
+            activation_checkpointing,
+        )
+
+    min_side = min(height, width)
+    patches = [
+        p
+        for p in range(patch_size, min_side + 1)
+        if height % p == 0
+        and width % p == 0
+        and (p == patch_size or min_side // p >= MIN_PATCHED_SIDE)
+    ]
+    for p in patches:
+        if needed(p, batch_size) <= budget_bytes:
+            return MemorySuggestion(p, batch_size, needed(p, batch_size))
+    p, b = patches[-1], batch_size
+    while b > 1:
+        b //= 2
+        if needed(p, b) <= budget_bytes:
+            return MemorySuggestion(p, b, needed(p, b))
+    return None
+
+
+def check_training_memory(
+    num_hidden: Sequence[int],
+    cell_type: str,
+    height: int,
+    width: int,
+    patch_size: int,
+    batch_size: int,
+    n_steps: int,
+    available: int,
+    bytes_per_value: int = 4,
+    activation_checkpointing: bool = False,
+) -> MemorySuggestion | None:
+    """Before training: fail when a training step cannot fit in ``available`` bytes, warn when it
+    takes more than :data:`COMFORTABLE_SHARE` of them, and in both cases name a patch size and
+    batch size that fit (:func:`suggest_patch_and_batch`).
+
+    Parameters are those of :func:`estimate_training_bytes`, plus ``available``: the free memory
+    of the device that trains. Returns the suggestion when one was made, else ``None``.
+    """
+    config = dict(
+        num_hidden=num_hidden,
+        cell_type=cell_type,
+        height=height,
+        width=width,
+        n_steps=n_steps,
+        bytes_per_value=bytes_per_value,
+        activation_checkpointing=activation_checkpointing,
+    )
+    needed = estimate_training_bytes(patch_size=patch_size, batch_size=batch_size, **config)
+    budget = int(available * COMFORTABLE_SHARE)
+    if needed <= budget:
+        return None
+    suggestion = suggest_patch_and_batch(
+        patch_size=patch_size, batch_size=batch_size, budget_bytes=budget, **config
+    )
+    if suggestion is None:
+        advice = (
+            "No patch size or batch size alone brings it within a quarter of that: use fewer or "
+            "narrower layers (num_hidden), shorter chunks, or activation_checkpointing=True."
+        )
+    else:
+        cells = (height // suggestion.patch_size) * (width // suggestion.patch_size)
+        advice = (
+            f"patch_size={suggestion.patch_size} (the cells run on a "
+            f"{height // suggestion.patch_size}x{width // suggestion.patch_size} grid, {cells} "
+            f"cells) with batch_size={suggestion.batch_size} needs about "
+            f"{suggestion.needed_bytes / 2**30:.2f} GiB, within a quarter of the free memory; "
+            "activation_checkpointing=True, fewer or narrower layers, or shorter chunks also help."
+        )
+    what = (
+        f"One training step of this configuration ({height}x{width} grid, "
+        f"patch_size={patch_size}, batch_size={batch_size})"
+    )
+    check_fits_in_memory(needed, available, what, advice)
+    warnings.warn(
+        f"{what} needs about {needed / 2**30:.1f} GiB, more than a quarter of the "
+        f"{available / 2**30:.1f} GiB free: training will be slow and may run out of memory. "
+        f"{advice}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return suggestion

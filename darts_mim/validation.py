@@ -157,6 +157,20 @@ def check_hyper_parameters(params: dict) -> None:
             f"fold_period={fold} is longer than input_chunk_length={params['input_chunk_length']}: "
             "the input must hold at least one whole period."
         )
+    if params.get("channel_independent", "auto") not in ("auto", True, False):
+        raise ValueError(
+            "`channel_independent` must be 'auto', True or False, got "
+            f"{params['channel_independent']!r}."
+        )
+    rin = params.get("use_reversible_instance_norm", "auto")
+    if not (rin in ("auto", True, False) or isinstance(rin, dict)):
+        raise ValueError(
+            "`use_reversible_instance_norm` must be 'auto', True, False or a dict of RINorm "
+            f"arguments, got {rin!r}."
+        )
+    rows = params.get("fold_rows", 1)
+    if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
+        raise ValueError(f"`fold_rows` must be an integer >= 1 (1: a 1 x P strip), got {rows!r}.")
     grid_shape = params.get("grid_shape")
     if grid_shape is not None and (
         len(grid_shape) not in (2, 3) or any(int(g) < 1 for g in grid_shape)

@@ -230,3 +230,17 @@ def test_patching_round_trip_and_layout(patch):
             for j in range(patch):
                 k = ch * patch * patch + i * patch + j
                 torch.testing.assert_close(y[:, k], x[:, ch, i::patch, j::patch], atol=0, rtol=0)
+
+
+def test_under_bf16_autocast_only_convolutions_are_bf16():
+    # The automatic precision (issue 16): gates, norm and memories stay float32, so the states do
+    # not accumulate bf16 rounding over time; the result is close to the float32 step.
+    torch.manual_seed(0)
+    cell = MIMBlock(4, 4, 4, 5, 5, 3, layer_norm=True)
+    x, delta, h, c, m, n, d, s = (torch.randn(2, 4, 5, 5) for _ in range(8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = cell(x, delta, h, c, m, n, d, s)
+    full = cell(x, delta, h, c, m, n, d, s)
+    for lo, hi in zip(low, full, strict=True):
+        assert lo.dtype == torch.float32
+        torch.testing.assert_close(lo, hi, atol=0.05, rtol=0.05)

@@ -3,6 +3,8 @@ lengths that are not whole periods, covariates, likelihoods, ONNX, and the seaso
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,6 +43,7 @@ def _daily_cycle(n: int = 240, components: int = 3, freq: str = "h", period: int
         ("D", 7),
         ("B", 5),
         ("W", 52),
+        ("7D", 52),  # weekly data read without an anchored offset (ILINet)
         ("MS", 12),
         ("ME", 12),
         ("QS", 4),
@@ -89,7 +92,9 @@ def test_explicit_period_on_a_grid_is_an_error(tmp_path, grid_series):
 
 def test_fold_and_unfold_are_exact_inverses(tmp_path):
     series = _daily_cycle()
-    model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=48, output_chunk_length=24))
+    # all components in one frame (the "auto" default would make each its own sample)
+    kwargs = dict(input_chunk_length=48, output_chunk_length=24, channel_independent=False)
+    model = MIMModel(**tiny_kwargs(tmp_path, **kwargs))
     model.fit(series)
     module = model.model
     assert module.fold == 24 and model.layout.fold == 24
@@ -100,6 +105,70 @@ def test_fold_and_unfold_are_exact_inverses(tmp_path):
     torch.testing.assert_close(frames[:, 1, 2, 0], x[:, 24:48, 2])
     back = module._to_components(frames.unsqueeze(3))  # a one-parameter network output
     torch.testing.assert_close(back[..., 0], x)
+
+
+def test_two_dimensional_fold_is_row_major_and_exact(tmp_path):
+    # fold_rows=4: a day as 4 rows of 6 hours; step s of a frame sits at row s // 6, column s % 6
+    series = _daily_cycle()
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path,
+            input_chunk_length=48,
+            output_chunk_length=24,
+            fold_rows=4,
+            channel_independent=False,
+        )
+    )
+    model.fit(series)
+    module = model.model
+    assert model.layout.fold_rows == 4 and module.frame_shape == (3, 4, 6)
+    x = torch.randn(5, 48, 3)
+    frames = module._frames(x)
+    assert frames.shape == (5, 2, 3, 4, 6)
+    torch.testing.assert_close(frames[:, 1, 2, 2, 3], x[:, 24 + 2 * 6 + 3, 2])
+    torch.testing.assert_close(module._to_components(frames.unsqueeze(3))[..., 0], x)
+    # the layout is saved with the model: a loaded model predicts the same
+    model.save(str(tmp_path / "m.pt"))
+    loaded = MIMModel.load(str(tmp_path / "m.pt"))
+    assert loaded.layout.fold_rows == 4
+    np.testing.assert_allclose(loaded.predict(30).values(), model.predict(30).values())
+
+
+def test_two_dimensional_fold_of_two_periods_anchors_on_the_frame_before(tmp_path):
+    # fold_period=48, fold_rows=2: frames of two days, one per row; anchored and untrained, the
+    # forecast repeats the last two days
+    series = _daily_cycle()
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path,
+            input_chunk_length=96,
+            output_chunk_length=48,
+            fold_period=48,
+            fold_rows=2,
+            naive_anchor=True,
+            optimizer_kwargs={"lr": 0.0},
+        )
+    )
+    model.fit(series)
+    np.testing.assert_allclose(
+        model.predict(48).values(), _seasonal_naive(series, 48, 48), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"fold_rows": 5}, "does not divide the period 24"),
+        ({"fold_rows": 2, "fold_period": None}, "this series is not folded"),
+        ({"fold_rows": 0}, "`fold_rows` must be an integer >= 1"),
+        ({"fold_rows": True}, "`fold_rows` must be an integer >= 1"),
+    ],
+)
+def test_bad_fold_rows_are_clear_errors(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MIMModel(
+            **tiny_kwargs(tmp_path, input_chunk_length=48, output_chunk_length=24, **kwargs)
+        ).fit(_daily_cycle())
 
 
 def _seasonal_naive(series: TimeSeries, n: int, period: int) -> np.ndarray:
@@ -215,17 +284,23 @@ def test_folded_training_is_faster_than_one_value_per_step(tmp_path):
     assert calls == {"folded": 4 + 1 - 1, "flat": 96 + 24 - 1}
 
 
-def test_onnx_parity_for_a_folded_model(tmp_path):
+@pytest.mark.parametrize("fold_rows", [1, 4])
+def test_onnx_parity_for_a_folded_model(tmp_path, fold_rows):
     pytest.importorskip("onnxruntime")
     from darts_mim.onnx.runtime import OnnxForecaster
 
     series = _daily_cycle()
     model = MIMModel(
         **tiny_kwargs(
-            tmp_path, input_chunk_length=48, output_chunk_length=20, naive_anchor=True, n_epochs=2
+            tmp_path,
+            input_chunk_length=48,
+            output_chunk_length=20,
+            naive_anchor=True,
+            n_epochs=2,
+            fold_rows=fold_rows,
         )
     ).fit(series)
-    assert model.layout.fold == 24
+    assert model.layout.fold == 24 and model.layout.fold_rows == fold_rows
     forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "folded.onnx")))
     for n in (20, 50):
         np.testing.assert_allclose(
@@ -248,7 +323,9 @@ def test_channel_independence_keeps_components_apart(tmp_path):
     np.testing.assert_allclose(other.values()[:, 0], base.values()[:, 0], atol=1e-6)
     assert not np.allclose(other.values()[:, 1], base.values()[:, 1])
     coupled = MIMModel(
-        **tiny_kwargs(tmp_path / "c", input_chunk_length=48, output_chunk_length=24)
+        **tiny_kwargs(
+            tmp_path / "c", input_chunk_length=48, output_chunk_length=24, channel_independent=False
+        )
     ).fit(series)
     moved = coupled.predict(24, series=series.with_values(values)).values()[:, 0]
     assert not np.allclose(moved, coupled.predict(24).values()[:, 0], atol=1e-6)
@@ -279,7 +356,9 @@ def test_channel_independence_with_covariates_static_and_onnx(tmp_path, fold_per
     ).fit(series, future_covariates=calendar)
     forecast = model.predict(ocl, future_covariates=calendar)
     assert np.isfinite(forecast.values()).all()
-    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "ci.onnx")))
+    with warnings.catch_warnings():  # the fast looped export, not the unrolled fallback
+        warnings.filterwarnings("error", message="The fast \\(looped\\) ONNX export")
+        forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "ci.onnx")))
     np.testing.assert_allclose(
         forecaster.predict(ocl, series, future_covariates=calendar).values(),
         forecast.values(),
@@ -290,3 +369,69 @@ def test_channel_independence_with_covariates_static_and_onnx(tmp_path, fold_per
 def test_channel_independence_refuses_grids(tmp_path, grid_series):
     with pytest.raises(ValueError, match="channel_independent=True forecasts each component"):
         MIMModel(**tiny_kwargs(tmp_path, channel_independent=True)).fit(grid_series)
+
+
+@pytest.mark.parametrize(
+    "rin, independent, components, gridded, expected",
+    [
+        ("auto", "auto", 7, False, (True, True)),  # ETTh1-like: both on
+        ("auto", "auto", 1, False, (False, False)),  # univariate: off
+        ("auto", "auto", 4, True, (False, False)),  # a grid's channels: off
+        ("auto", "auto", 33, False, (True, False)),  # too many components to split cheaply
+        (False, "auto", 7, False, (False, True)),  # the user's choice is kept
+        ({"eps": 1e-3}, False, 7, False, ({"eps": 1e-3}, False)),
+    ],
+)
+def test_multivariate_options_resolved_from_the_series(
+    rin, independent, components, gridded, expected
+):
+    from darts_mim.folding import resolve_multivariate_options
+
+    assert resolve_multivariate_options(rin, independent, components, gridded) == expected
+    # a likelihood's scale parameters must not go through the instance norm's inverse
+    no_norm = resolve_multivariate_options("auto", independent, components, gridded, False)
+    assert no_norm[0] is False
+
+
+def test_auto_instance_norm_stays_off_with_a_likelihood_but_not_with_quantiles(tmp_path):
+    from darts.utils.likelihood_models.torch import GaussianLikelihood, QuantileRegression
+
+    series = _daily_cycle()
+    kwargs = tiny_kwargs(tmp_path, input_chunk_length=48, output_chunk_length=24)
+    gaussian = MIMModel(**kwargs, likelihood=GaussianLikelihood()).fit(series)
+    assert gaussian.model.rin is None and gaussian.model.channel_independent
+    quantiles = MIMModel(**kwargs, likelihood=QuantileRegression([0.1, 0.5, 0.9])).fit(series)
+    assert quantiles.model.rin is not None
+
+
+def test_auto_options_on_a_multivariate_series_and_after_loading_weights(tmp_path, grid_series):
+    series = _daily_cycle()
+    kwargs = tiny_kwargs(tmp_path, input_chunk_length=48, output_chunk_length=24)
+    model = MIMModel(**kwargs).fit(series)
+    assert model.model.channel_independent and model.model.rin is not None
+    uni = MIMModel(**tiny_kwargs(tmp_path / "u", input_chunk_length=48, output_chunk_length=24))
+    uni.fit(series["x0"])
+    assert not uni.model.channel_independent and uni.model.rin is None
+    grid = MIMModel(**tiny_kwargs(tmp_path / "g")).fit(grid_series)
+    assert not grid.model.channel_independent and grid.model.rin is None
+    # a fresh "auto" model takes the choice from the checkpoint
+    path = str(tmp_path / "mim.pt")
+    model.save(path)
+    fresh = MIMModel(**kwargs)
+    fresh.load_weights(path)
+    assert fresh.model.channel_independent and fresh.model.rin is not None
+    np.testing.assert_allclose(
+        fresh.predict(30, series=series).values(), model.predict(30).values()
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"channel_independent": "yes"}, "`channel_independent` must be 'auto', True or False"),
+        ({"use_reversible_instance_norm": "on"}, "`use_reversible_instance_norm` must be 'auto'"),
+    ],
+)
+def test_bad_multivariate_options_are_clear_errors(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MIMModel(**tiny_kwargs(tmp_path, **kwargs))

@@ -71,3 +71,13 @@ def test_mim_base_settings_are_pinned_to_the_published_recipe(tmp_path):
     assert tuned.num_hidden == (32, 32) and tuned.fold_period is None
     assert tuned.trainer_params["gradient_clip_val"] == 1.0
     assert tuned.pl_module_params["optimizer_kwargs"] == {"lr": 0.003}
+
+
+def test_speed_times_folded_unfolded_and_nhits():
+    module = _load()
+    text = module.main(
+        ["--quick", "--data", "/nonexistent", "--models", "seasonal_naive", "--speed"]
+        + ["--speed-batches", "1", "--horizons", "24"]
+    )
+    line = next(x for x in text.splitlines() if x.startswith("Training time per batch"))
+    assert "MIM folded" in line and "MIM 1x1" in line and "x NHiTS" in line

@@ -132,3 +132,53 @@ def test_forward_errors():
         net(x, 2)
     with pytest.raises(ValueError, match="at least one input and one output"):
         net(x, 0, cond=torch.randn(1, 2, 1, 4, 4))
+
+
+@pytest.mark.parametrize("height, width, kernel", [(1, 12, (1, 3)), (1, 1, (1, 1)), (6, 1, (3, 1))])
+def test_kernel_rows_that_only_meet_padding_are_left_out(height, width, kernel):
+    from darts_mim.nn.cells import GateConv
+
+    torch.manual_seed(0)
+    kwargs = dict(target_channels=2, cond_channels=0, height=height, width=width)
+    net = MIMNetwork(**kwargs, num_hidden=(8, 8), filter_size=3).eval()
+    convs = [m.conv for m in net.modules() if isinstance(m, GateConv)]
+    assert convs and all(c.kernel_size == kernel for c in convs)
+    # Weights saved with square 3x3 kernels (darts-mim <= 0.3) load: their outer rows and columns only
+    # ever met the zero padding, whatever their values.
+    square = {}
+    for name, value in net.state_dict().items():
+        if name.endswith("conv.weight") and value.dim() == 4 and value.shape[2:] == kernel:
+            padded = torch.randn(*value.shape[:2], 3, 3)
+            top, left = (3 - kernel[0]) // 2, (3 - kernel[1]) // 2
+            padded[:, :, top : top + kernel[0], left : left + kernel[1]] = value
+            value = padded
+        square[name] = value
+    loaded = MIMNetwork(**kwargs, num_hidden=(8, 8), filter_size=3).eval()
+    loaded.load_state_dict(square)
+    frames = torch.randn(3, 4, 2, height, width)
+    torch.testing.assert_close(loaded(frames, 3), net(frames, 3))
+    # and they compute what the square kernels computed on these frames
+    square_conv = torch.nn.Conv2d(convs[0].in_channels, convs[0].out_channels, 3, padding=1)
+    name = next(n for n, m in net.named_modules() if getattr(m, "conv", None) is convs[0])
+    square_conv.weight.data = square[f"{name}.conv.weight"]
+    square_conv.bias.data = convs[0].bias.data
+    x = torch.randn(2, convs[0].in_channels, height, width)
+    torch.testing.assert_close(square_conv(x), convs[0](x))
+
+
+def test_kept_kernel_middles_are_the_square_kernels_own(monkeypatch):
+    """Same seed, same initialisation and outputs as the square kernels of darts-mim <= 0.3."""
+    from darts_mim.nn.cells import GateConv
+
+    frames = torch.randn(3, 4, 1, 1, 24)
+    torch.manual_seed(0)
+    kept = MIMNetwork(1, 0, 1, 24, num_hidden=(16, 16), filter_size=5).eval()
+    monkeypatch.setattr(GateConv, "keep_middle", lambda self, row, column: None)
+    torch.manual_seed(0)
+    square = MIMNetwork(1, 0, 1, 24, num_hidden=(16, 16), filter_size=5).eval()
+    for (name, a), (_, b) in zip(kept.named_parameters(), square.named_parameters(), strict=True):
+        if a.shape != b.shape:
+            assert a.shape[2:] == (1, 5) and b.shape[2:] == (5, 5), name
+            b = b[:, :, 2:3]
+        torch.testing.assert_close(a, b, msg=name)
+    torch.testing.assert_close(kept(frames, 3), square(frames, 3))

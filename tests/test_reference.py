@@ -105,7 +105,7 @@ def _compare(name, dtype, atol, teacher=False, return_all=False, **extra):
     weights = torch.randn(out_p.shape, generator=torch.Generator().manual_seed(3), dtype=dtype)
     (out_p * weights).sum().backward()
     (out_r * weights).sum().backward()
-    ref_grads = reference_grads_as_production(ref)
+    ref_grads = reference_grads_as_production(ref, prod)
     n_nonzero = 0
     for pname, param in prod.named_parameters():
         grad = param.grad if param.grad is not None else torch.zeros_like(param)

@@ -11,6 +11,9 @@ Where the data comes from
   variable, else ``<repo>/../shared/data``), or a file / directory you pass.
 * :func:`load_grid_npz`, :func:`load_grid_array`, :func:`load_netcdf` and :func:`load_csv_series` read
   your own data.
+* :func:`open_grid`, :class:`LazyGridTrainingDataset`, :class:`LazyGridInferenceDataset`,
+  :func:`grid_stats` and :func:`predict_to_zarr` train and forecast from grids larger than memory,
+  read lazily from Zarr or netCDF (:mod:`.lazy`).
 * :func:`moving_mnist` generates Moving MNIST (Srivastava et al., 2015) from MNIST digits read by
   :func:`load_mnist_digits`.
 
@@ -21,7 +24,8 @@ One module per source or concern
 * :mod:`.covariates`: per-time-step covariates and the crowd-flow covariate names;
 * :mod:`.crowd_flows`: NYC bike and taxi flows; :mod:`.radar`: KNMI radar; :mod:`.climate`: ERA5
   temperature;
-* :mod:`.mnist`: MNIST idx files and the Moving MNIST generator.
+* :mod:`.mnist`: MNIST idx files and the Moving MNIST generator;
+* :mod:`.lazy`: datasets over Zarr / netCDF through dask for grids larger than memory.
 
 This package re-exports the public names of all of them.
 """
@@ -32,6 +36,14 @@ from .climate import TEMPERATURE_FILE, load_temperature
 from .covariates import crowd_flow_covariate_names
 from .crowd_flows import BIKE_FILE, BIKE_SHARED_FILE, TAXI_FILE, load_bike_flows, load_taxi_flows
 from .io import GriddedData, load_csv_series, load_grid_array, load_grid_npz, load_netcdf
+from .lazy import (
+    GridStats,
+    LazyGridInferenceDataset,
+    LazyGridTrainingDataset,
+    grid_stats,
+    open_grid,
+    predict_to_zarr,
+)
 from .mnist import load_mnist_digits, moving_mnist
 from .paths import DATA_ENV_VAR, DataNotFoundError, default_data_dir
 from .radar import RADAR_FILE, load_radar
@@ -49,11 +61,15 @@ __all__ = [
     "DATA_ENV_VAR",
     "DataNotFoundError",
     "GriddedData",
+    "GridStats",
+    "LazyGridInferenceDataset",
+    "LazyGridTrainingDataset",
     "RADAR_FILE",
     "TAXI_FILE",
     "TEMPERATURE_FILE",
     "crowd_flow_covariate_names",
     "default_data_dir",
+    "grid_stats",
     "load_bike_flows",
     "load_csv_series",
     "load_grid_array",
@@ -64,4 +80,6 @@ __all__ = [
     "load_taxi_flows",
     "load_temperature",
     "moving_mnist",
+    "open_grid",
+    "predict_to_zarr",
 ]

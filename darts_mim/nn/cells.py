@@ -23,6 +23,18 @@ from torch import Tensor, nn
 FORGET_BIAS = 1.0
 
 
+def conv_in_dtype(conv: nn.Module, x: Tensor) -> Tensor:
+    """``conv(x)`` in the dtype of ``x``.
+
+    Under bf16 autocast a convolution returns bf16; casting its output back keeps the gates, the norm
+    and every recurrent state in float32, so that only the convolutions (where the speed is) lose
+    precision and the memories do not accumulate bf16 rounding over the time steps. Without autocast
+    the dtypes agree and nothing is cast (nor traced into an ONNX graph).
+    """
+    y = conv(x)
+    return y if y.dtype == x.dtype else y.to(x.dtype)
+
+
 class GateConv(nn.Module):
     """``LN(W * x)``: one convolution producing several gates' pre-activations, optionally normalised.
 
@@ -44,10 +56,40 @@ class GateConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.norm = nn.GroupNorm(1, out_channels) if layer_norm else nn.Identity()
 
+    def keep_middle(self, row: bool, column: bool) -> None:
+        """Keep only the kernel's middle row and/or column, for frames one cell high and/or wide.
+
+        The kernel's other rows (columns) only ever meet the zero padding there, so the function is
+        the same at ``1/k`` of the work, and so is training: the kept weights are the square kernel's
+        own (same initialisation) and the others never had a gradient.
+        """
+        weight = self.conv.weight.detach()
+        kh, kw = weight.shape[2:]
+        rows = slice(kh // 2, kh // 2 + 1) if row else slice(None)
+        cols = slice(kw // 2, kw // 2 + 1) if column else slice(None)
+        self.conv.weight = nn.Parameter(weight[:, :, rows, cols].clone())
+        self.conv.kernel_size = tuple(self.conv.weight.shape[2:])
+        self.conv.padding = (0 if row else kh // 2, 0 if column else kw // 2)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved with a square kernel (darts-mim <= 0.3) on a frame one cell high (or wide) load
+        # into the kernel's kept middle (keep_middle): their outer rows only ever met the zero padding.
+        key = prefix + "conv.weight"
+        saved, own = state_dict.get(key), self.conv.weight
+        if (
+            saved is not None
+            and saved.shape[:2] == own.shape[:2]
+            and saved.shape[2:] != own.shape[2:]
+        ):
+            top = (saved.shape[2] - own.shape[2]) // 2
+            left = (saved.shape[3] - own.shape[3]) // 2
+            state_dict[key] = saved[:, :, top : top + own.shape[2], left : left + own.shape[3]]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: Tensor | None) -> Tensor:
         """``LN(W * x)``; for ``x=None`` (a zero input) the ``[1, C, 1, 1]`` result of ``LN(bias)``."""
         if x is not None:
-            return self.norm(self.conv(x))
+            return self.norm(conv_in_dtype(self.conv, x))
         bias = self.conv.bias.reshape(1, -1, 1, 1)
         if isinstance(self.norm, nn.GroupNorm):
             # A map that is constant per channel: its (C, H, W) statistics are those of the biases.
@@ -118,7 +160,7 @@ class STLSTMCell(nn.Module):
         o = torch.sigmoid(o_x + o_t + o_s)
         c_new = _add(_mul(f, c), i * g)
         m_new = _add(_mul(f_m, m), i_m * g_m)
-        h_new = o * torch.tanh(self.conv_cm(torch.cat([c_new, m_new], dim=1)))
+        h_new = o * torch.tanh(conv_in_dtype(self.conv_cm, torch.cat([c_new, m_new], dim=1)))
         return h_new, c_new, m_new
 
 
@@ -259,7 +301,7 @@ class MIMBlock(nn.Module):
         o = torch.sigmoid(o_x + o_t + o_s)
         m_new = f_m * m + i_m * g_m
         c_new = t_mem + i * g
-        h_new = o * torch.tanh(self.conv_cm(torch.cat([c_new, m_new], dim=1)))
+        h_new = o * torch.tanh(conv_in_dtype(self.conv_cm, torch.cat([c_new, m_new], dim=1)))
         return h_new, c_new, m_new, n_new, d_new, s_new
 
 

@@ -13,7 +13,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from darts_mim.nn.cells import MIMBlock, STLSTMCell, depth_to_space, space_to_depth
+from darts_mim.nn.cells import (
+    GateConv,
+    MIMBlock,
+    STLSTMCell,
+    conv_in_dtype,
+    depth_to_space,
+    space_to_depth,
+)
 from darts_mim.options import CELL_TYPES, DIFF_MODES
 
 
@@ -129,6 +136,13 @@ class MIMNetwork(nn.Module):
                     MIMBlock(below, hidden, num_hidden[layer - 1], hp, wp, filter_size, layer_norm)
                 )
         self.cells = nn.ModuleList(cells)
+        if hp == 1 or wp == 1:
+            # On frames one cell high (a folded series' 1 x P strip) or wide, a kernel's other rows
+            # (columns) only ever meet the zero padding: keep its middle. The same function and the
+            # same training at 1/k of the convolutions' work (a 3x3 kernel on a strip is 1x3).
+            for module in self.modules():
+                if isinstance(module, GateConv):
+                    module.keep_middle(row=hp == 1, column=wp == 1)
         # M enters layer l from layer l-1 (from the top layer for l = 0): project where widths differ.
         self.memory_proj = nn.ModuleList(
             nn.Identity()
@@ -172,7 +186,7 @@ class MIMNetwork(nn.Module):
         h_below_old = h_below = d_below = None
         for layer, cell in enumerate(self.cells):
             if memory is not None:
-                memory = self.memory_proj[layer](memory)
+                memory = conv_in_dtype(self.memory_proj[layer], memory)
             if isinstance(cell, MIMBlock):
                 h, c, n, d, s = states[offset : offset + 5]
                 offset += 5
@@ -200,7 +214,7 @@ class MIMNetwork(nn.Module):
     def _frame_out(self, top_hidden: Tensor, frame_in: Tensor | None = None) -> Tensor:
         """Head and inverse patching, plus the step's input frame ``[B, C, H, W]`` on the anchored
         outputs: ``[B, C, nr_params, H, W]``."""
-        y = depth_to_space(self.head(top_hidden), self.patch_size)
+        y = depth_to_space(conv_in_dtype(self.head, top_hidden), self.patch_size)
         y = y.reshape(y.shape[0], self.target_channels, self.nr_params, self.height, self.width)
         if not self.anchored_params or frame_in is None:
             return y
@@ -271,14 +285,17 @@ class MIMNetwork(nn.Module):
         known = past_frames if cond is None else torch.cat([past_frames, cond[:, :t_in]], dim=2)
         known = space_to_depth(known.flatten(0, 1), self.patch_size)
         first = self.cells[0]
-        known_gates = first.conv_x(known).unflatten(0, (batch, t_in))
+        # One view per step, taken at once: indexing ``[:, t]`` per step would make the backward pass
+        # allocate and zero a gradient of the whole ``[B, T_in, ...]`` tensor for every step (7 % of
+        # a training step on the bike grid at batch 32); ``unbind`` stacks the step gradients once.
+        known_gates = first.conv_x(known).unflatten(0, (batch, t_in)).unbind(1)
 
         states = self._zero_states()
         outputs: list[Tensor] = []
         fed: list[Tensor] = []  # the frame read at each step: the anchors of later steps
         for t in range(n_steps):
             if t < t_in:
-                gates = known_gates[:, t]
+                gates = known_gates[t]
                 frame = past_frames[:, t]
             else:
                 frame = outputs[-1][:, :, self.feedback_param]

@@ -1,0 +1,127 @@
+"""Time per epoch of ``MIMModel.fit`` (Darts and Lightning included) and of a bare torch loop over a
+network on the same windows, batches and loss: the fit side of ``train_speed.py``.
+
+The fit's epochs are timed by a Lightning callback, and after each of them a callback runs one epoch
+of the bare loop, so that the two alternate and a shared machine's changing load hits both alike.
+The first epoch of either (start-up, first calls of every kernel) is left out and the median of the
+others is reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from _common import Config
+from darts_overhead import EpochTimer
+from pytorch_lightning.callbacks import Callback
+from torch import nn
+
+from darts_mim import MIMModel, grid_to_series
+
+
+def grid_series(cfg: Config, n_windows: int, seed: int = 0):
+    """A series on the configuration's grid with ``n_windows`` training windows: the bike-flow grid
+    itself where the shape is the bike grid's, else uniform noise (the speed does not depend on the
+    values)."""
+    n_steps = n_windows + cfg.t_in + cfg.n_out - 1
+    if (cfg.channels, cfg.height, cfg.width) == (2, 14, 8):
+        from darts_mim.datasets import load_bike_flows
+
+        series = load_bike_flows().series
+        return series[len(series) - n_steps :].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    frames = rng.random((n_steps, cfg.channels, cfg.height, cfg.width), dtype=np.float32)
+    times = pd.date_range("2024-01-01", periods=n_steps, freq="h")
+    return grid_to_series(frames, times, [f"c{i}" for i in range(cfg.channels)])
+
+
+def equal_work_kwargs(cfg: Config, layer_norm: bool, precision: str | None) -> dict:
+    """MIMModel arguments for the configuration's network trained with the benchmarks' equal work:
+    free-running decoder, MSE of the output chunk, no naive anchor (the literal network has none);
+    ``precision`` as ``MIMModel`` takes it (``"32-true"``, ``"auto"``...)."""
+    return dict(
+        input_chunk_length=cfg.t_in,
+        output_chunk_length=cfg.n_out,
+        num_hidden=cfg.num_hidden,
+        filter_size=cfg.filter_size,
+        patch_size=cfg.patch_size,
+        layer_norm=layer_norm,
+        input_window_loss=False,
+        sampling_schedule="free_running",
+        naive_anchor=False,
+        batch_size=cfg.batch,
+        precision=precision,
+    )
+
+
+class BareEpochs(Callback):
+    """After each training epoch of a fit, one epoch of :func:`bare_epoch` over another network."""
+
+    def __init__(self, net: nn.Module, cfg: Config, series):
+        self.net, self.cfg = net, cfg
+        n = len(series)
+        values = series.values(copy=False).reshape(n, cfg.channels, cfg.height, cfg.width)
+        self.values = np.ascontiguousarray(values, dtype=np.float32)
+        self.opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+        self.times: list[float] = []
+        self.batches = 0
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        with torch.enable_grad():
+            sec, self.batches = bare_epoch(
+                self.net, self.cfg, self.values, self.opt, len(self.times)
+            )
+        self.times.append(sec)
+
+
+def fit_epoch_seconds(
+    series, epochs: int, bare: BareEpochs | None = None, **model_kwargs
+) -> tuple[float, int, MIMModel]:
+    """Median seconds per epoch of ``MIMModel(**model_kwargs).fit(series)`` after the first epoch,
+    the batches per epoch, and the fitted model; ``bare`` runs its epochs between the fit's."""
+    timer = EpochTimer()
+    with tempfile.TemporaryDirectory() as work_dir:
+        model = MIMModel(
+            n_epochs=epochs,
+            random_state=0,
+            work_dir=work_dir,
+            pl_trainer_kwargs={
+                "accelerator": "cpu",
+                "enable_progress_bar": False,
+                "enable_model_summary": False,
+                "logger": False,
+                "enable_checkpointing": False,
+                "callbacks": [timer] if bare is None else [timer, bare],
+            },
+            **model_kwargs,
+        )
+        model.fit(series)
+    return statistics.median(timer.times[1:]), timer.batches[-1], model
+
+
+def bare_epoch(
+    net: nn.Module, cfg: Config, values: np.ndarray, opt: torch.optim.Optimizer, seed: int
+) -> tuple[float, int]:
+    """Seconds and batches of one epoch of a plain torch loop training ``net`` on the shuffled
+    sliding windows of ``values`` ``[T, C, H, W]``: free-running forward, MSE of the output chunk,
+    backward, Adam."""
+    length = cfg.t_in + cfg.n_out
+    start = time.perf_counter()
+    order = np.random.default_rng(seed).permutation(len(values) - length + 1)
+    n_batches = 0
+    for first in range(0, len(order), cfg.batch):
+        idx = order[first : first + cfg.batch]
+        windows = torch.from_numpy(np.stack([values[i : i + length] for i in idx]))
+        past, future = windows[:, : cfg.t_in], windows[:, cfg.t_in :]
+        opt.zero_grad(set_to_none=True)
+        out = net(past, cfg.n_out)
+        loss = nn.functional.mse_loss(out[:, :, :, 0], future)
+        loss.backward()
+        opt.step()
+        n_batches += 1
+    return time.perf_counter() - start, n_batches
