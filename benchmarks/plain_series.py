@@ -47,8 +47,7 @@ sys.path.insert(0, str(HERE))
 
 from accuracy_common import fit_timed  # noqa: E402
 from accuracy_scoring import markdown_table  # noqa: E402
-from darts.dataprocessing.transformers import Scaler  # noqa: E402
-from robustness import TRAINER, load, local_models, score  # noqa: E402
+from robustness import TRAINER, load, local_models, score, split_and_scale  # noqa: E402
 from robustness import Spec as RobustnessSpec  # noqa: E402
 
 from darts_mim import MIMModel  # noqa: E402
@@ -145,18 +144,9 @@ def run_series(name: str, args, work_dir: str) -> tuple[list[list], list[str], S
         period = min(spec.period, 6)
         spec = Spec(spec.title, 2 * period, 6, 6, period, period, None)
     n = len(series)
-    train_end, val_end = round(0.7 * n), round(0.8 * n)
-    first, end = (train_end, val_end) if args.validation else (val_end, n)
-    scaler = Scaler().fit(series[:train_end])
-    scaled = scaler.transform(series)
-    train, history = scaled[:train_end], scaled[:end]
-    hf_kw = {
-        "start": scaled.time_index[first],
-        "forecast_horizon": spec.horizon,
-        "stride": spec.stride,
-        "last_points_only": False,
-        "verbose": False,
-    }
+    split = split_and_scale(series, args.validation, spec.horizon, spec.stride)
+    scaler, train, history, hf_kw = split.scaler, split.train, split.history, split.hf_kw
+    train_end, val_end, first = split.train_end, split.val_end, split.eval_start
     rows = []
     # robustness.py's naive baselines (persistence, seasonal naive, drift, mean) and AutoARIMA
     naive = RobustnessSpec(

@@ -329,23 +329,47 @@ def early_stopping_note(model) -> str:
     return f"kept epoch {kept[0].best_epoch + 1} of {ran} run"
 
 
+@dataclass
+class ScaledSplit:
+    """The 70 / 10 / 20 % split of one series, scaled on its train part, and the backtest arguments."""
+
+    scaler: Scaler
+    train: TimeSeries  # scaled
+    history: TimeSeries  # scaled, up to the end of the scored part
+    hf_kw: dict  # historical_forecasts arguments: origins over the scored part
+    train_end: int
+    val_end: int
+    eval_start: int
+
+
+def split_and_scale(series: TimeSeries, validation: bool, horizon: int, stride: int) -> ScaledSplit:
+    """Split 70 / 10 / 20 % in time, fit a MinMax ``Scaler`` on the train part only, and the
+    ``historical_forecasts`` arguments scoring the validation part (``validation``) or the test part."""
+    n = len(series)
+    train_end, val_end = round(0.7 * n), round(0.8 * n)
+    eval_start, eval_end = (train_end, val_end) if validation else (val_end, n)
+    scaler = Scaler().fit(series[:train_end])
+    scaled = scaler.transform(series)
+    hf_kw = {
+        "start": scaled.time_index[eval_start],
+        "forecast_horizon": horizon,
+        "stride": stride,
+        "last_points_only": False,
+        "verbose": False,
+    }
+    return ScaledSplit(
+        scaler, scaled[:train_end], scaled[:eval_end], hf_kw, train_end, val_end, eval_start
+    )
+
+
 def run_dataset(name: str, args, work_dir: str) -> Result:
     t_start = time.perf_counter()
     series, notes = load(name, args)
     n = len(series)
     spec = effective_spec(name, args, n)
-    train_end, val_end = round(0.7 * n), round(0.8 * n)
-    eval_start, eval_end = (train_end, val_end) if args.validation else (val_end, n)
-    scaler = Scaler().fit(series[:train_end])
-    scaled = scaler.transform(series)
-    train, history = scaled[:train_end], scaled[:eval_end]
-    hf_kw = {
-        "start": scaled.time_index[eval_start],
-        "forecast_horizon": spec.horizon,
-        "stride": spec.stride,
-        "last_points_only": False,
-        "verbose": False,
-    }
+    split = split_and_scale(series, args.validation, spec.horizon, spec.stride)
+    scaler, train, history, hf_kw = split.scaler, split.train, split.history, split.hf_kw
+    train_end, val_end, eval_start = split.train_end, split.val_end, split.eval_start
     rows: list[Row] = []
     n_origins = 0
     for label, (model, kind) in local_models(spec, series.n_components == 1).items():
