@@ -17,11 +17,29 @@ import numpy as np
 import pandas as pd
 import torch
 from _common import Config
-from darts_overhead import EpochTimer
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from darts_mim import MIMModel, grid_to_series
+
+
+class EpochTimer(Callback):
+    """Wall time and batch count of each training epoch."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self.batches: list[int] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+        self._n = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._n += 1
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.times.append(time.perf_counter() - self._start)
+        self.batches.append(self._n)
 
 
 def grid_series(cfg: Config, n_windows: int, seed: int = 0):

@@ -13,35 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 
 import numpy as np
 import pandas as pd
 import torch
 from _common import markdown_table
-from pytorch_lightning.callbacks import Callback
+from _fit_timing import fit_epoch_seconds
 
-from darts_mim import MIMModel, grid_to_series
-
-
-class EpochTimer(Callback):
-    """Wall time and batch count of each training epoch."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self.batches: list[int] = []
-
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._start = time.perf_counter()
-        self._n = 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self._n += 1
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.times.append(time.perf_counter() - self._start)
-        self.batches.append(self._n)
+from darts_mim import grid_to_series
 
 
 def make_series(n_steps: int, channels: int = 2, height: int = 14, width: int = 8):
@@ -90,37 +70,24 @@ def main(argv: list[str] | None = None) -> list[list[object]]:
     n_steps, epochs = (200, 3) if args.quick else (600, 4)
     icl, ocl, batch_size = 12, 6, 32
     series = make_series(n_steps)
-    timer = EpochTimer()
-    with tempfile.TemporaryDirectory() as work_dir:
-        model = MIMModel(
-            input_chunk_length=icl,
-            output_chunk_length=ocl,
-            num_hidden=(16, 16),
-            filter_size=3,
-            input_window_loss=False,  # the bare loop below scores the output chunk only
-            batch_size=batch_size,
-            n_epochs=epochs,
-            random_state=0,
-            work_dir=work_dir,
-            pl_trainer_kwargs={
-                "accelerator": "cpu",
-                "enable_progress_bar": False,
-                "enable_model_summary": False,
-                "logger": False,
-                "enable_checkpointing": False,
-                "callbacks": [timer],
-            },
-        )
-        model.fit(series)
+    darts_epoch, darts_batches, model = fit_epoch_seconds(
+        series,
+        epochs,
+        input_chunk_length=icl,
+        output_chunk_length=ocl,
+        num_hidden=(16, 16),
+        filter_size=3,
+        input_window_loss=False,  # the bare loop below scores the output chunk only
+        batch_size=batch_size,
+    )
     net = model.model.net
     values = series.values().reshape(n_steps, 2, 14, 8).astype(np.float32)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     bare = [bare_epoch(net, values, icl, ocl, batch_size, opt) for _ in range(epochs)]
-    darts_epoch = statistics.median(timer.times[1:])
     bare_sec = statistics.median(sec for sec, _ in bare[1:])
     overhead = darts_epoch / bare_sec - 1
     rows = [
-        ["MIMModel.fit", timer.batches[-1], darts_epoch, darts_epoch / timer.batches[-1]],
+        ["MIMModel.fit", darts_batches, darts_epoch, darts_epoch / darts_batches],
         ["bare torch loop", bare[-1][1], bare_sec, bare_sec / bare[-1][1]],
     ]
     print(markdown_table(["training", "batches/epoch", "s/epoch", "s/batch"], rows))

@@ -72,8 +72,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dict:
-    """Steps/s and peak memory of ``steps`` training steps of the bare network (after 3 warm-ups)."""
+def _net_and_batch(
+    case: Case, device: torch.device
+) -> tuple[MIMNetwork, torch.Tensor, torch.Tensor]:
+    """The case's network (seed 0) and one random batch of input and target frames on ``device``."""
     torch.manual_seed(0)
     net = MIMNetwork(
         target_channels=case.channels,
@@ -84,10 +86,16 @@ def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dic
         filter_size=case.filter_size,
         patch_size=case.patch_size,
     ).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     shape = (case.batch, case.t_in, case.channels, case.height, case.width)
     past = torch.rand(shape, device=device)
     future = torch.rand((case.batch, case.n_out, *shape[2:]), device=device)
+    return net, past, future
+
+
+def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dict:
+    """Steps/s and peak memory of ``steps`` training steps of the bare network (after 3 warm-ups)."""
+    net, past, future = _net_and_batch(case, device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     )
@@ -120,20 +128,8 @@ def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dic
 def graphed_train_speed(case: Case, device: torch.device, steps: int) -> dict:
     """Steps/s of the float32 training step of :func:`train_speed` replayed from a CUDA graph
     (``TrainStep``; eager where no GPU is: ``mode`` says which ran)."""
-    torch.manual_seed(0)
-    net = MIMNetwork(
-        target_channels=case.channels,
-        cond_channels=0,
-        height=case.height,
-        width=case.width,
-        num_hidden=case.num_hidden,
-        filter_size=case.filter_size,
-        patch_size=case.patch_size,
-    ).to(device)
+    net, past, future = _net_and_batch(case, device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4, capturable=device.type == "cuda")
-    shape = (case.batch, case.t_in, case.channels, case.height, case.width)
-    past = torch.rand(shape, device=device)
-    future = torch.rand((case.batch, case.n_out, *shape[2:]), device=device)
 
     def loss_fn(past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
         return nn.functional.mse_loss(net(past, case.n_out)[:, :, :, 0], future)
