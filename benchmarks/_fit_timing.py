@@ -23,6 +23,12 @@ from torch import nn
 from darts_mim import MIMModel, grid_to_series
 
 
+def _sync(device: torch.device) -> None:
+    # CUDA kernels run asynchronously: an epoch ends when its last kernel has run
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class EpochTimer(Callback):
     """Wall time and batch count of each training epoch."""
 
@@ -31,6 +37,7 @@ class EpochTimer(Callback):
         self.batches: list[int] = []
 
     def on_train_epoch_start(self, trainer, pl_module):
+        _sync(pl_module.device)
         self._start = time.perf_counter()
         self._n = 0
 
@@ -38,6 +45,7 @@ class EpochTimer(Callback):
         self._n += 1
 
     def on_train_epoch_end(self, trainer, pl_module):
+        _sync(pl_module.device)
         self.times.append(time.perf_counter() - self._start)
         self.batches.append(self._n)
 
@@ -78,7 +86,8 @@ def equal_work_kwargs(cfg: Config, layer_norm: bool, precision: str | None) -> d
 
 
 class BareEpochs(Callback):
-    """After each training epoch of a fit, one epoch of :func:`bare_epoch` over another network."""
+    """After each training epoch of a fit, one epoch of :func:`bare_epoch` over another network
+    (on the device the network is on)."""
 
     def __init__(self, net: nn.Module, cfg: Config, series):
         self.net, self.cfg = net, cfg
@@ -98,10 +107,15 @@ class BareEpochs(Callback):
 
 
 def fit_epoch_seconds(
-    series, epochs: int, bare: BareEpochs | None = None, **model_kwargs
+    series,
+    epochs: int,
+    bare: BareEpochs | None = None,
+    accelerator: str = "cpu",
+    **model_kwargs,
 ) -> tuple[float, int, MIMModel]:
     """Median seconds per epoch of ``MIMModel(**model_kwargs).fit(series)`` after the first epoch,
-    the batches per epoch, and the fitted model; ``bare`` runs its epochs between the fit's."""
+    the batches per epoch, and the fitted model; ``bare`` runs its epochs between the fit's;
+    ``accelerator`` is Lightning's (``"cpu"`` or ``"gpu"``)."""
     timer = EpochTimer()
     with tempfile.TemporaryDirectory() as work_dir:
         model = MIMModel(
@@ -109,7 +123,8 @@ def fit_epoch_seconds(
             random_state=0,
             work_dir=work_dir,
             pl_trainer_kwargs={
-                "accelerator": "cpu",
+                "accelerator": accelerator,
+                "devices": 1,
                 "enable_progress_bar": False,
                 "enable_model_summary": False,
                 "logger": False,
@@ -129,12 +144,14 @@ def bare_epoch(
     sliding windows of ``values`` ``[T, C, H, W]``: free-running forward, MSE of the output chunk,
     backward, Adam."""
     length = cfg.t_in + cfg.n_out
+    device = next(net.parameters()).device
+    _sync(device)
     start = time.perf_counter()
     order = np.random.default_rng(seed).permutation(len(values) - length + 1)
     n_batches = 0
     for first in range(0, len(order), cfg.batch):
         idx = order[first : first + cfg.batch]
-        windows = torch.from_numpy(np.stack([values[i : i + length] for i in idx]))
+        windows = torch.from_numpy(np.stack([values[i : i + length] for i in idx])).to(device)
         past, future = windows[:, : cfg.t_in], windows[:, cfg.t_in :]
         opt.zero_grad(set_to_none=True)
         out = net(past, cfg.n_out)
@@ -142,4 +159,5 @@ def bare_epoch(
         loss.backward()
         opt.step()
         n_batches += 1
+    _sync(device)
     return time.perf_counter() - start, n_batches

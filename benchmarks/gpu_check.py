@@ -13,16 +13,20 @@ For each configuration (the bike grid, 2x14x8 with 3x32 and 3x3 kernels, 12+6 fr
    float32 step captured once as a CUDA graph and replayed (``darts_mim.nn.graphed_step.TrainStep``,
    issue 16: small grids are launch-bound), steps/s and the speed-up over eager float32 (on the CPU
    smoke run the step falls back to eager and the table says so);
-2. fits a ``MIMModel`` of that shape for a few steps and exports it to ONNX in float32 and float16
+2. times ``MIMModel.fit`` epochs (Darts and Lightning included, ``accelerator="gpu"``) in float32
+   and bf16-mixed at the benchmarks' equal work, alternating with epochs of a bare torch loop over
+   the literal network (``_fit_timing``, as ``train_speed.py`` does on the CPU): seconds per epoch
+   and the ratio;
+3. fits a ``MIMModel`` of that shape for a few steps and exports it to ONNX in float32 and float16
    (wall seconds);
-3. serves each file with ONNX Runtime (CUDA provider with IO binding where it runs, else the CPU,
+4. serves each file with ONNX Runtime (CUDA provider with IO binding where it runs, else the CPU,
    said in the table): latency at batch 1, throughput at batch 64 and 256 (``predict_array``, one
    forecast of ``output_chunk_length`` steps), and the largest difference to the torch network on
    the same inputs (torch float32 on the same device); a third, unrolled float32 graph (no ``Loop``
    nodes) is served with CUDA graphs (``enable_cuda_graph``), which ONNX Runtime refuses for
    graphs with control flow.
 
-Prints one markdown table and a line on what ran where. Exits non-zero when a part fails, after
+Prints two markdown tables (the network and serving; the fit) and a line on what ran where. Exits non-zero when a part fails, after
 printing what the other parts measured.
 """
 
@@ -45,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _common import Config  # noqa: E402
+from _gpu_fit import FIT_VARIANTS, defaults_check, defaults_table, fit_speed, fit_table  # noqa: E402
 
 from darts_mim import MIMModel, grid_to_series  # noqa: E402
 from darts_mim.nn import MIMNetwork  # noqa: E402
@@ -59,6 +64,7 @@ FULL = (
     Case("bike grid 2x14x8, 3x32", 2, 14, 8, (32, 32, 32), 3, 1, 16, 12, 6),
     Case("Moving MNIST 64x64 p4, 4x64", 1, 64, 64, (64, 64, 64, 64), 5, 4, 16, 10, 10),
 )
+PARTS = ("network", "fit", "serve", "defaults")
 # The graphs served: looped float32 and float16, and float32 unrolled (no Loop nodes) for CUDA graphs.
 GRAPHS = ("fp32", "fp16", "fp32 unrolled")
 SMOKE = (
@@ -230,96 +236,17 @@ def serve(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on the CPU")
-    parser.add_argument("--steps", type=int, default=200, help="timed training steps per case")
-    parser.add_argument("--repeats", type=int, default=5, help="timed serving calls per batch")
-    args = parser.parse_args(argv)
-
-    import onnxruntime as ort
-
-    from darts_mim.onnx.runtime import provider_problem
-
-    smoke = args.cpu_smoke
-    cases = SMOKE if smoke else FULL
-    steps = 2 if smoke else args.steps
-    batches = (1, 4, 8) if smoke else (1, 64, 256)
-    if smoke:
-        device = torch.device("cpu")
-    elif torch.cuda.is_available():
-        device = torch.device("cuda")
-    else:
-        print("gpu_check: torch sees no CUDA device; run with --cpu-smoke to test the script.")
-        return 2
-    cuda_problem = provider_problem("CUDAExecutionProvider")
-    providers = (
-        ["CPUExecutionProvider"]
-        if smoke or cuda_problem
-        else ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    )
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(
-        f"gpu_check on {name}: torch {torch.__version__}, onnxruntime {ort.__version__} "
-        f"({', '.join(ort.get_available_providers())}); ONNX serving on {providers[0]}"
-        + (f" (CUDA provider: {cuda_problem})" if cuda_problem and not smoke else ""),
-        flush=True,
-    )
-
-    rows, failures = [], []
-    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
-        for case in cases:
-            row = {"case": case.name}
-            rows.append(row)
-            for label, bf16 in (("fp32", False), ("bf16", True)):
-                try:
-                    row[f"train_{label}"] = train_speed(case, device, bf16, steps)
-                except Exception as err:  # report and go on with the other parts
-                    failures.append(f"{case.name}, training {label}: {err!r}")
-                    traceback.print_exc()
-                print(f"{case.name}: training {label} {row.get(f'train_{label}')}", flush=True)
-            try:
-                row["train_graph"] = graphed_train_speed(case, device, steps)
-            except Exception as err:
-                failures.append(f"{case.name}, training with a CUDA graph: {err!r}")
-                traceback.print_exc()
-            print(f"{case.name}: training fp32 graphed {row.get('train_graph')}", flush=True)
-            try:
-                model = fit_model(case, device, tmp)
-            except Exception as err:
-                failures.append(f"{case.name}, fit: {err!r}")
-                traceback.print_exc()
-                continue
-            for label in GRAPHS:
-                path = str(Path(tmp) / f"{case.name.split()[0]}_{label}.onnx".replace(" ", "_"))
-                serving = providers
-                if label == GRAPHS[2]:
-                    # no control flow: CUDA graphs where the CUDA provider runs, else the same
-                    # unrolled graph on the CPU (the code path, not the speed)
-                    if providers[0] == "CUDAExecutionProvider":
-                        cuda = ("CUDAExecutionProvider", {"enable_cuda_graph": "1"})
-                        serving = [cuda, "CPUExecutionProvider"]
-                try:
-                    start = time.perf_counter()
-                    model.to_onnx(path, fp16=label == "fp16", unroll=label == GRAPHS[2])
-                    row[f"export_{label}"] = time.perf_counter() - start
-                    # on the CPU (no CUDA provider) fewer repeats keep the run inside 8 minutes
-                    repeats = args.repeats if smoke or serving[0] != "CPUExecutionProvider" else 2
-                    row[f"serve_{label}"] = serve(model, path, device, serving, batches, repeats)
-                except Exception as err:
-                    failures.append(f"{case.name}, export/serve {label}: {err!r}")
-                    traceback.print_exc()
-                print(f"{case.name}: {label} {row.get(f'serve_{label}')}", flush=True)
-
-    print()
+def main_table(rows: list[dict], batches: tuple[int, ...]) -> list[str]:
+    """The network's training speed and the export and serving of each graph, one row per graph."""
     big = batches[1:]
+    lines: list[str] = []
     head = " | ".join(f"series/s b{b}" for b in big)
-    print(
+    lines.append(
         "| config | train fp32 steps/s (peak MiB) | train bf16 steps/s (peak MiB) | "
         "train fp32 CUDA graph steps/s (x eager fp32) | graph | "
         f"export s | provider | latency b{batches[0]} ms | {head} | max diff to torch |"
     )
-    print("|---|---|---|---|---|---|---|---|" + "---|" * len(big) + "---|")
+    lines.append("|---|---|---|---|---|---|---|---|" + "---|" * len(big) + "---|")
     for row in rows:
 
         def train(key: str, row=row) -> str:
@@ -355,7 +282,127 @@ def main(argv: list[str] | None = None) -> int:
                 cells += [provider, f"{s[batches[0]] * 1e3:.1f}"]
                 cells += [f"{b / s[b]:.0f}" for b in big]
                 cells.append(f"{s['max_diff']:.1e}")
-            print("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on the CPU")
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps per case")
+    parser.add_argument("--repeats", type=int, default=5, help="timed serving calls per batch")
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)",
+    )
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        parser.error(f"--parts takes {', '.join(PARTS)}; got {args.parts!r}")
+
+    import onnxruntime as ort
+
+    from darts_mim.onnx.runtime import provider_problem
+
+    smoke = args.cpu_smoke
+    cases = SMOKE if smoke else FULL
+    steps = 2 if smoke else args.steps
+    batches = (1, 4, 8) if smoke else (1, 64, 256)
+    if smoke:
+        device = torch.device("cpu")
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    else:
+        print("gpu_check: torch sees no CUDA device; run with --cpu-smoke to test the script.")
+        return 2
+    cuda_problem = provider_problem("CUDAExecutionProvider")
+    providers = (
+        ["CPUExecutionProvider"]
+        if smoke or cuda_problem
+        else ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    if providers[0] == "CPUExecutionProvider" and not smoke:
+        # serving on the GPU machine's CPU says little (the CPU tables are in serve_load.py) and
+        # batch 256 took a minute per case there: batch 1 and 64 only
+        batches = batches[:2]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"gpu_check on {name}: torch {torch.__version__}, onnxruntime {ort.__version__} "
+        f"({', '.join(ort.get_available_providers())}); ONNX serving on {providers[0]}"
+        + (f" (CUDA provider: {cuda_problem})" if cuda_problem and not smoke else ""),
+        flush=True,
+    )
+
+    rows, failures, defaults = [], [], []
+    if "defaults" in parts:  # first: the check of MIMModel.fit with CUDA graphs matters most
+        try:
+            defaults = defaults_table(defaults_check(device, smoke))
+            print("\n".join(defaults), flush=True)
+        except Exception as err:
+            failures.append(f"defaults with and without CUDA graphs: {err!r}")
+            traceback.print_exc()
+    with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
+        for case in cases:
+            row = {"case": case.name}
+            rows.append(row)
+            if "network" in parts:
+                for label, bf16 in (("fp32", False), ("bf16", True)):
+                    try:
+                        row[f"train_{label}"] = train_speed(case, device, bf16, steps)
+                    except Exception as err:  # report and go on with the other parts
+                        failures.append(f"{case.name}, training {label}: {err!r}")
+                        traceback.print_exc()
+                    print(f"{case.name}: training {label} {row.get(f'train_{label}')}", flush=True)
+                try:
+                    row["train_graph"] = graphed_train_speed(case, device, steps)
+                except Exception as err:
+                    failures.append(f"{case.name}, training with a CUDA graph: {err!r}")
+                    traceback.print_exc()
+                print(f"{case.name}: training fp32 graphed {row.get('train_graph')}", flush=True)
+            for variant in FIT_VARIANTS if "fit" in parts else ():
+                key = f"fit_{variant[0]}"
+                try:
+                    row[key] = fit_speed(case, device, variant, smoke)
+                except Exception as err:
+                    failures.append(f"{case.name}, MIMModel.fit {variant[0]}: {err!r}")
+                    traceback.print_exc()
+                print(f"{case.name}: fit {variant[0]} {row.get(key)}", flush=True)
+            if "serve" not in parts:
+                continue
+            try:
+                model = fit_model(case, device, tmp)
+            except Exception as err:
+                failures.append(f"{case.name}, fit: {err!r}")
+                traceback.print_exc()
+                continue
+            for label in GRAPHS:
+                path = str(Path(tmp) / f"{case.name.split()[0]}_{label}.onnx".replace(" ", "_"))
+                serving = providers
+                if label == GRAPHS[2]:
+                    # no control flow: CUDA graphs where the CUDA provider runs, else the same
+                    # unrolled graph on the CPU (the code path, not the speed)
+                    if providers[0] == "CUDAExecutionProvider":
+                        cuda = ("CUDAExecutionProvider", {"enable_cuda_graph": "1"})
+                        serving = [cuda, "CPUExecutionProvider"]
+                try:
+                    start = time.perf_counter()
+                    model.to_onnx(path, fp16=label == "fp16", unroll=label == GRAPHS[2])
+                    row[f"export_{label}"] = time.perf_counter() - start
+                    # on the CPU (no CUDA provider) fewer repeats keep the run inside 8 minutes
+                    repeats = args.repeats if smoke or serving[0] != "CPUExecutionProvider" else 2
+                    row[f"serve_{label}"] = serve(model, path, device, serving, batches, repeats)
+                except Exception as err:
+                    failures.append(f"{case.name}, export/serve {label}: {err!r}")
+                    traceback.print_exc()
+                print(f"{case.name}: {label} {row.get(f'serve_{label}')}", flush=True)
+
+    if parts & {"network", "serve"}:
+        print("\n" + "\n".join(main_table(rows, batches)))
+    if "fit" in parts:
+        print("\n" + "\n".join(fit_table(rows)))
+    if defaults:
+        print("\n" + "\n".join(defaults))
     if failures:
         print("\nFAILED parts:\n- " + "\n- ".join(failures))
         return 1

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The GPU check of issues 14 and 16 (training speed and memory in fp32 and bf16, the fp32 training
-# step replayed from a CUDA graph against eager, export, ONNX Runtime serving on CUDA in fp32 and
-# fp16), in one run of under 8 minutes on one GPU. Prints one markdown table.
+# The GPU check of issues 14 and 16: MIMModel.fit with and without CUDA graphs (the defaults on the
+# bike grid, same seed: speed, forecast error, difference; equal work against a literal loop), the
+# network's training speed and memory in fp32 and bf16 and its whole step replayed from a CUDA
+# graph, export, ONNX Runtime serving on CUDA in fp32 and fp16. Prints markdown tables.
 #
-#   benchmarks/gpu_check.sh               # on the GPU machine, from the repository root or anywhere
-#   benchmarks/gpu_check.sh --cpu-smoke   # tiny shapes on the CPU: proves the script end to end
+#   benchmarks/gpu_check.sh                          # everything: about 8 minutes on an H200
+#   benchmarks/gpu_check.sh --parts defaults,fit     # MIMModel.fit only: about 4 minutes
+#   benchmarks/gpu_check.sh --cpu-smoke              # tiny shapes on the CPU: the script end to end
 #
 # It uses this checkout's code (PYTHONPATH), never an installed darts-mim, and the machine's own
 # torch (the GPU machine's image has a CUDA build; torch 2.13 cannot be installed there offline).

@@ -23,6 +23,7 @@ from darts.utils.likelihood_models.torch import QuantileRegression
 from torch import Tensor
 
 from darts_mim.grid import GridLayout, GridSpec
+from darts_mim.nn.graphed_network import GraphedNetwork
 from darts_mim.nn.network import MIMNetwork
 from darts_mim.nn.precision import training_autocast
 
@@ -95,6 +96,7 @@ class _MIMModule(PLForecastingModule):
         channel_independent: bool = False,
         lr_schedule: str | None = None,  # None for modules saved before the option existed
         auto_bf16: bool = False,  # modules saved before issue 16 trained in their own precision
+        cuda_graphs: bool = False,  # modules saved before the option trained eagerly
         grid_layout: dict | None = None,  # None in modules saved by darts-mim 0.1, which had `grid`
         grid: tuple[int, int, int] | None = None,  # modules saved before grid_layout existed
         missing_components: Sequence[int] | None = None,  # likewise
@@ -124,6 +126,13 @@ class _MIMModule(PLForecastingModule):
         # precision="auto": training steps run in bf16 autocast on CPUs with native bf16
         # (darts_mim.nn.precision); validation and prediction stay in the model's dtype.
         self.auto_bf16 = bool(auto_bf16)
+        # Training on one GPU replays the network's forward and backward from CUDA graphs
+        # (darts_mim.nn.graphed_network); the runner lives for one fit (on_train_start/end).
+        self.cuda_graphs = bool(cuda_graphs)
+        self._graph_runner: GraphedNetwork | None = None
+        # What the last fit did: training calls replayed from graphs, and why none were if so.
+        self.cuda_graph_replays = 0
+        self.cuda_graph_fallback: str | None = None
         self.sampling_schedule = sampling_schedule
         self.sampling_start = sampling_start
         self.sampling_decay_steps = sampling_decay_steps
@@ -382,7 +391,9 @@ class _MIMModule(PLForecastingModule):
                 gap = future.new_zeros(b, shift, future.shape[-1])
                 tail = future.new_zeros(b, k_out * self.fold - n_out, future.shape[-1])
                 future_frames = self._frames(self._split(torch.cat([gap, future, tail], dim=1)))
-        out = self.net(
+        # training calls go through the CUDA-graph runner during a fit on one GPU
+        net = self.net if self._graph_runner is None else self._graph_runner
+        out = net(
             self._frames(self._split(past[:, offset:])),
             k_out,
             cond=self._conditioning(x_in, n_out),
@@ -420,6 +431,22 @@ class _MIMModule(PLForecastingModule):
             future_target=torch.cat([batch.past_target[:, -n_window:], batch.future_target], dim=1),
             sample_weight=weight,
         )
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        # Several devices (DDP) keep eager steps: their gradient hooks were not measured with graphs.
+        # On a CPU the runner exists but answers every call eagerly (it checks each call's device).
+        self.cuda_graph_replays, self.cuda_graph_fallback = 0, None
+        if self.cuda_graphs and self.trainer.world_size == 1:
+            self._graph_runner = GraphedNetwork(self.net)
+
+    def on_train_end(self) -> None:
+        super().on_train_end()
+        runner = self._graph_runner
+        if runner is not None:
+            self.cuda_graph_replays = runner.replays
+            self.cuda_graph_fallback = runner.fallback_reason
+        self._graph_runner = None  # frees the graphs' memory pool; nothing of it is saved
 
     def training_step(self, train_batch: TorchTrainingBatch, batch_idx: int) -> Tensor:
         with training_autocast(self.device, self.dtype, self.auto_bf16):

@@ -168,6 +168,8 @@ def check_hyper_parameters(params: dict) -> None:
             "`use_reversible_instance_norm` must be 'auto', True, False or a dict of RINorm "
             f"arguments, got {rin!r}."
         )
+    if not isinstance(params.get("cuda_graphs", True), bool | np.bool_):
+        raise ValueError(f"`cuda_graphs` must be True or False, got {params['cuda_graphs']!r}.")
     rows = params.get("fold_rows", 1)
     if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
         raise ValueError(f"`fold_rows` must be an integer >= 1 (1: a 1 x P strip), got {rows!r}.")

@@ -1,0 +1,142 @@
+"""The fit parts of ``gpu_check.py``: ``MIMModel.fit`` on the device, with and without CUDA graphs.
+
+1. Equal work (``_fit_timing``): seconds per epoch of ``MIMModel.fit`` in float32 with and without
+   ``cuda_graphs``, and in bf16-mixed, each against epochs of a bare literal torch loop that
+   alternate with the fit's.
+2. Defaults: ``MIMModel(12, 6)`` with every default on the bundled bike grid, fitted twice with the
+   same seed, ``cuda_graphs`` off and on: seconds per epoch, validation RMSE, the largest difference
+   between the two forecasts, and how many training calls the graphs answered.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+
+import numpy as np
+import torch
+from _common import Config, build
+from _fit_timing import (
+    BareEpochs,
+    EpochTimer,
+    equal_work_kwargs,
+    fit_epoch_seconds,
+    grid_series,
+)
+
+from darts_mim import MIMModel
+
+# (label, precision, cuda_graphs): MIMModel.fit's variants timed against the bare float32 loop
+FIT_VARIANTS = (
+    ("fp32", "32-true", False),
+    ("fp32 + CUDA graphs", "32-true", True),
+    ("bf16-mixed", "bf16-mixed", False),
+)
+
+
+def fit_speed(case: Config, device: torch.device, variant: tuple, smoke: bool) -> dict:
+    """Seconds per epoch of ``MIMModel.fit`` at equal work and of the bare literal loop (float32)
+    whose epochs alternate with it, on ``device``."""
+    _, precision, graphs = variant
+    batches, epochs = (2, 2) if smoke else (8, 4)
+    series = grid_series(case, batches * case.batch)
+    bare = BareEpochs(build(case, "literal", layer_norm=False).to(device), case, series)
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    kwargs = equal_work_kwargs(case, False, precision)
+    fit_s, n_batches, model = fit_epoch_seconds(
+        series, epochs, bare=bare, accelerator=accelerator, cuda_graphs=graphs, **kwargs
+    )
+    bare_s = statistics.median(bare.times[1:])
+    return {
+        "fit_s": fit_s,
+        "bare_s": bare_s,
+        "batches": n_batches,
+        "replays": model.model.cuda_graph_replays,
+        "fallback": model.model.cuda_graph_fallback,
+    }
+
+
+def fit_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| config | MIMModel.fit | batches/epoch | fit s/epoch | literal loop s/epoch (fp32) | "
+        "x literal loop | graph replays |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for label, _, _ in FIT_VARIANTS:
+            f = row.get(f"fit_{label}")
+            if f is None:
+                lines.append(f"| {row['case']} | {label} | failed | - | - | - | - |")
+                continue
+            replays = str(f["replays"]) + (f" ({f['fallback']})" if f["fallback"] else "")
+            lines.append(
+                f"| {row['case']} | {label} | {f['batches']} | {f['fit_s']:.3f} | "
+                f"{f['bare_s']:.3f} | {f['bare_s'] / f['fit_s']:.2f} | {replays} |"
+            )
+    return lines
+
+
+def defaults_check(device: torch.device, smoke: bool) -> dict:
+    """``MIMModel(12, 6)`` with every default on the bike grid, ``cuda_graphs`` off and on."""
+    from darts_mim.datasets import load_bike_flows
+
+    series = load_bike_flows().series.astype(np.float32)
+    n_train, n_val = (80, 40) if smoke else (640, 120)
+    series = series[-(n_train + n_val) :]
+    train, val = series[:n_train], series[n_train - 12 :]
+    out = {}
+    for graphs in (False, True):
+        timer = EpochTimer()
+        with tempfile.TemporaryDirectory() as work_dir:
+            model = MIMModel(
+                12,
+                6,
+                n_epochs=2 if smoke else 3,
+                random_state=0,
+                work_dir=work_dir,
+                cuda_graphs=graphs,
+                pl_trainer_kwargs={
+                    "accelerator": "gpu" if device.type == "cuda" else "cpu",
+                    "devices": 1,
+                    "enable_progress_bar": False,
+                    "enable_model_summary": False,
+                    "logger": False,
+                    "enable_checkpointing": False,
+                    "callbacks": [timer],
+                },
+            )
+            model.fit(train, val_series=val)
+            forecast = model.predict(6, series=train).values()
+        truth = val[12:18].values()
+        out[graphs] = {
+            "s_epoch": statistics.median(timer.times[1:])
+            if len(timer.times) > 1
+            else timer.times[0],
+            "rmse": float(np.sqrt(np.mean((forecast - truth) ** 2))),
+            "forecast": forecast,
+            "replays": model.model.cuda_graph_replays,
+            "fallback": model.model.cuda_graph_fallback,
+        }
+    eager, graphed = out[False], out[True]
+    return {
+        "eager": eager,
+        "graphed": graphed,
+        "max_diff": float(np.abs(eager["forecast"] - graphed["forecast"]).max()),
+    }
+
+
+def defaults_table(check: dict) -> list[str]:
+    eager, graphed = check["eager"], check["graphed"]
+    lines = [
+        "| MIMModel(12, 6), defaults, bike grid | s/epoch | forecast RMSE (6 steps) | "
+        "graph replays |",
+        "|---|---|---|---|",
+    ]
+    for label, r in (("cuda_graphs=False", eager), ("cuda_graphs=True", graphed)):
+        replays = str(r["replays"]) + (f" ({r['fallback']})" if r["fallback"] else "")
+        lines.append(f"| {label} | {r['s_epoch']:.3f} | {r['rmse']:.3f} | {replays} |")
+    lines.append(
+        f"\nx{eager['s_epoch'] / graphed['s_epoch']:.2f} per epoch with graphs; largest difference "
+        f"between the two forecasts: {check['max_diff']:.2e}"
+    )
+    return lines
