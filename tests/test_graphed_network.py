@@ -141,6 +141,11 @@ def test_fit_on_a_cpu_is_unchanged_by_cuda_graphs(tmp_path):
     model, graphs = _fit_predict(tmp_path / "b", series, cuda_graphs=True)
     np.testing.assert_array_equal(graphs, eager)
     assert model.model.cuda_graph_replays == 0 and model.model.cuda_graph_fallback is None
+    # the option is saved with the model and its module
+    model.save(str(tmp_path / "mim.pt"))
+    loaded = MIMModel.load(str(tmp_path / "mim.pt"))
+    assert loaded.cuda_graphs and loaded.model.cuda_graphs
+    np.testing.assert_array_equal(loaded.predict(3).values(), eager)
 
 
 def test_fit_routes_full_training_batches_through_the_graphs(tmp_path, stand_in):
