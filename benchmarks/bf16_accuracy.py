@@ -9,7 +9,12 @@ uses the same seeds, data, scaling (min-max fitted on the training part) and bud
 original scale (bikes per cell and 30 minutes). Prints a markdown table, the ratios to float32 and the
 fit time per epoch.
 
-Usage: ``python benchmarks/bf16_accuracy.py [--epochs 4] [--seeds 0,1] [--threads 1] [--quick]``.
+``--robustness DATASETS`` asks the same question on the validation parts of ``robustness.py``'s
+data sets instead (its split, scaling, budget and scoring; MIM's defaults in float32 against
+``precision="auto"``): one row per data set and seed, and the geometric mean of the ratios.
+
+Usage: ``python benchmarks/bf16_accuracy.py [--epochs 4] [--seeds 0,1] [--threads 1] [--quick]``,
+``python benchmarks/bf16_accuracy.py --robustness sunspots,taxi [--seeds 0] [--quick]``.
 """
 
 from __future__ import annotations
@@ -72,6 +77,35 @@ def run(kwargs: dict, seed: int, epochs: int, train, series, val_start, work_dir
     return float(np.mean(rmse(truth, forecasts))), float(np.mean(mae(truth, forecasts))), fit_s
 
 
+def robustness_rows(names: list[str], seeds: list[int], quick: bool) -> list[list[object]]:
+    """MIM's defaults in float32 and with ``precision="auto"`` on the validation part of each of
+    ``robustness.py``'s data sets ``names``: RMSE on the original scale, ratio, fit seconds."""
+    import robustness as rb
+
+    args = rb.parse_args(["--validation", "--datasets", ",".join(names)] + (["--quick"] * quick))
+    rows, ratios = [], []
+    with tempfile.TemporaryDirectory() as work_dir:
+        for name in args.datasets:
+            series, _ = rb.load(name, args)
+            spec = rb.effective_spec(name, args, len(series))
+            split = rb.split_and_scale(series, True, spec.horizon, spec.stride)
+            for seed in seeds:
+                scores = []
+                for precision in ("32-true", "auto"):
+                    args.mim_kwargs = {"precision": precision}
+                    model = rb.neural_models(spec, args, seed, work_dir)["MIM"]
+                    secs, _ = rb.fit_timed(model, split.train, max_samples_per_ts=spec.samples)
+                    hf = model.historical_forecasts(split.history, retrain=False, **split.hf_kw)
+                    scores.append((rb.score(hf, series, split.scaler), secs))
+                (f32, f32_s), (bf16, bf16_s) = scores
+                ratios.append(bf16 / f32)
+                rows.append([name, seed, f32, bf16, f"x{bf16 / f32:.4f}", f32_s / bf16_s])
+                print(f"{name}, seed {seed}: float32 {f32:.4g}, auto {bf16:.4g}", flush=True)
+    geo = float(np.exp(np.mean(np.log(ratios))))
+    rows.append(["geometric mean", "", "", "", f"x{geo:.4f}", ""])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[list[object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=4)
@@ -82,9 +116,24 @@ def main(argv: list[str] | None = None) -> list[list[object]]:
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--quick", action="store_true", help="7 days of training, 1 epoch, 1 seed")
+    parser.add_argument(
+        "--robustness",
+        default=None,
+        help="comma-separated data sets of robustness.py: score their validation parts instead",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.robustness:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        rows = robustness_rows(args.robustness.split(","), seeds, args.quick)
+        headers = ["data set", "seed", "RMSE float32", "RMSE auto (bf16)", "auto / float32"]
+        print(markdown_table(headers + ["fit speed x float32"], rows, digits=4))
+        print(
+            f"\nrobustness.py validation parts, MIM defaults, {torch.get_num_threads()} thread(s); "
+            f"native bf16 on this CPU: {cpu_has_native_bf16()}"
+        )
+        return rows
     series = load_bike_flows().series
     seeds = [int(s) for s in args.seeds.split(",")]
     train_days, epochs = args.train_days, args.epochs

@@ -337,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     rows, failures, defaults = [], [], []
     if "defaults" in parts:  # first: the check of MIMModel.fit with CUDA graphs matters most
         try:
-            defaults = defaults_table(defaults_check(device, smoke))
+            check = defaults_check(device, smoke)
+            defaults = defaults_table(check)
             print("\n".join(defaults), flush=True)
+            failures += [f"MIMModel.fit with CUDA graphs: {p}" for p in check["problems"]]
         except Exception as err:
             failures.append(f"defaults with and without CUDA graphs: {err!r}")
             traceback.print_exc()

@@ -236,10 +236,12 @@ class MIMModel(MixedCovariatesTorchModel):
             ``pl_trainer_kwargs={"precision": ...}``. ``"auto"``: training steps run in bf16 autocast
             when they run on a CPU with native bf16 (AVX512-BF16 or AMX) and the series is float32,
             else in the series' dtype; only the convolutions are bf16 (gates, norm and memories stay
-            float32), and validation, prediction and ONNX export stay float32. On the bike grid it
-            trains about 1.4x faster per epoch; its validation RMSE was within 0.3 % of float32 with
-            one seed and 6 % worse with another (``benchmarks/bf16_accuracy.py``), so it is not the
-            default. Default: ``None`` (follow the series' dtype).
+            float32), and validation, prediction and ONNX export stay float32. On grids it trains
+            1.3-1.7x faster per epoch; on the bike validation split its RMSE was 0.4 % above
+            float32's over eight seeds, but on the validation parts of seven robustness grids it was
+            worse on all seven (+6 % on average, +30 % on ERA5), and plain series gain no speed
+            (``benchmarks/bf16_accuracy.py``), so it is not the default. Default: ``None`` (follow
+            the series' dtype).
         cuda_graphs
             When training on one CUDA GPU: record the network's forward and backward once as CUDA
             graphs and replay them for every full batch (``torch.cuda.make_graphed_callables``,
@@ -250,7 +252,9 @@ class MIMModel(MixedCovariatesTorchModel):
             stay eager, so training computes the same thing. The last partial batch, validation,
             prediction, autocast precisions (``"bf16-mixed"``, ``"16-mixed"``),
             ``activation_checkpointing`` and several devices run eagerly, and a capture that fails
-            warns once and trains eagerly. Ignored on a CPU. Opt-in until a GPU run of
+            warns once and trains eagerly. Ignored on a CPU. After a fit,
+            ``model.model.cuda_graph_replays`` counts the training calls answered from the graphs
+            and ``model.model.cuda_graph_fallback`` says why a capture failed. Opt-in until a GPU run of
             ``gpu_check.sh --parts fit,defaults`` has checked ``MIMModel.fit`` with it (see the
             README's GPU section). Default: ``False``.
         use_static_covariates
