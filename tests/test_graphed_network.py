@@ -28,10 +28,11 @@ class StandInCapture:
     """Records what would be captured and returns the wrapper itself: a "graph" that runs eagerly."""
 
     def __init__(self, fail: bool = False):
-        self.calls, self.fail = [], fail
+        self.calls, self.present, self.fail = [], [], fail
 
     def __call__(self, module, sample, allow_unused_input=False):
         self.calls.append(sample)
+        self.present.append(module.present)  # which optional inputs the graph takes
         if self.fail:
             raise RuntimeError("operation not permitted when stream is capturing")
         return module
@@ -157,3 +158,39 @@ def test_fit_routes_full_training_batches_through_the_graphs(tmp_path, stand_in)
     assert model.model._graph_runner is None  # released after the fit
     _, eager = _fit_predict(tmp_path / "a", series)
     np.testing.assert_allclose(graphs, eager, rtol=0, atol=0)
+
+
+def _plain_multivariate(n_steps: int = 40):
+    import pandas as pd
+    from darts import TimeSeries
+
+    t = np.arange(n_steps)[:, None]
+    values = np.sin(0.3 * t + np.arange(3)) + 0.05 * np.random.default_rng(0).standard_normal(
+        (n_steps, 3)
+    )
+    times = pd.date_range("2024-01-01", periods=n_steps, freq="D")
+    return TimeSeries.from_times_and_values(times, values.astype(np.float32))
+
+
+@pytest.mark.parametrize("case", ["plain multivariate", "covariates"])
+def test_graphed_fit_with_instance_norm_channels_and_covariates(tmp_path, stand_in, case):
+    # a plain multivariate series: channel independence and instance norm ("auto"), so the captured
+    # inputs require gradients; a grid with past covariates: the conditioning is a captured input
+    if case == "plain multivariate":
+        series, fit_kw = _plain_multivariate(), {}
+    else:
+        series = make_grid_series(n_steps=40)
+        fit_kw = {"past_covariates": make_grid_series(n_steps=40, channels=1, seed=1)}
+    runs = {}
+    for graphs in (False, True):
+        model = MIMModel(**tiny_kwargs(tmp_path / str(graphs), n_epochs=2, cuda_graphs=graphs))
+        model.fit(series, **fit_kw)
+        runs[graphs] = (model, model.predict(3, **fit_kw).values())
+    model = runs[True][0]
+    assert model.model.cuda_graph_replays == 4 and len(stand_in.calls) == 1
+    if case == "plain multivariate":
+        assert model.model.channel_independent and model.model.rin is not None
+        assert stand_in.calls[0][0].requires_grad  # through instance norm's affine weights
+    else:
+        assert stand_in.present[0][0] == "cond"
+    np.testing.assert_array_equal(runs[True][1], runs[False][1])
