@@ -23,7 +23,7 @@ from torch import nn
 from darts_mim import MIMModel, grid_to_series
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     # CUDA kernels run asynchronously: an epoch ends when its last kernel has run
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -37,7 +37,7 @@ class EpochTimer(Callback):
         self.batches: list[int] = []
 
     def on_train_epoch_start(self, trainer, pl_module):
-        _sync(pl_module.device)
+        sync(pl_module.device)
         self._start = time.perf_counter()
         self._n = 0
 
@@ -45,7 +45,7 @@ class EpochTimer(Callback):
         self._n += 1
 
     def on_train_epoch_end(self, trainer, pl_module):
-        _sync(pl_module.device)
+        sync(pl_module.device)
         self.times.append(time.perf_counter() - self._start)
         self.batches.append(self._n)
 
@@ -111,11 +111,12 @@ def fit_epoch_seconds(
     epochs: int,
     bare: BareEpochs | None = None,
     accelerator: str = "cpu",
+    fit_kwargs: dict | None = None,
     **model_kwargs,
 ) -> tuple[float, int, MIMModel]:
-    """Median seconds per epoch of ``MIMModel(**model_kwargs).fit(series)`` after the first epoch,
-    the batches per epoch, and the fitted model; ``bare`` runs its epochs between the fit's;
-    ``accelerator`` is Lightning's (``"cpu"`` or ``"gpu"``)."""
+    """Median seconds per epoch of ``MIMModel(**model_kwargs).fit(series, **fit_kwargs)`` after
+    the first epoch, the batches per epoch, and the fitted model; ``bare`` runs its epochs between
+    the fit's; ``accelerator`` is Lightning's (``"cpu"`` or ``"gpu"``)."""
     timer = EpochTimer()
     with tempfile.TemporaryDirectory() as work_dir:
         model = MIMModel(
@@ -133,7 +134,7 @@ def fit_epoch_seconds(
             },
             **model_kwargs,
         )
-        model.fit(series)
+        model.fit(series, **(fit_kwargs or {}))
     return statistics.median(timer.times[1:]), timer.batches[-1], model
 
 
@@ -145,7 +146,7 @@ def bare_epoch(
     backward, Adam."""
     length = cfg.t_in + cfg.n_out
     device = next(net.parameters()).device
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     order = np.random.default_rng(seed).permutation(len(values) - length + 1)
     n_batches = 0
@@ -159,5 +160,5 @@ def bare_epoch(
         loss.backward()
         opt.step()
         n_batches += 1
-    _sync(device)
+    sync(device)
     return time.perf_counter() - start, n_batches

@@ -12,20 +12,13 @@
 from __future__ import annotations
 
 import statistics
-import tempfile
 
 import numpy as np
 import torch
 from _common import Config, build
-from _fit_timing import (
-    BareEpochs,
-    EpochTimer,
-    equal_work_kwargs,
-    fit_epoch_seconds,
-    grid_series,
-)
+from _fit_timing import BareEpochs, equal_work_kwargs, fit_epoch_seconds, grid_series
 
-from darts_mim import MIMModel
+from darts_mim.evaluation import rmse
 
 # The same training replayed from graphs may differ from eager in float rounding only (the kernels
 # are the ones eager runs): a forecast RMSE further apart than this fails the check.
@@ -90,33 +83,19 @@ def defaults_check(device: torch.device, smoke: bool) -> dict:
     train, val = series[:n_train], series[n_train - 12 :]
     out = {}
     for graphs in (False, True):
-        timer = EpochTimer()
-        with tempfile.TemporaryDirectory() as work_dir:
-            model = MIMModel(
-                12,
-                6,
-                n_epochs=2 if smoke else 3,
-                random_state=0,
-                work_dir=work_dir,
-                cuda_graphs=graphs,
-                pl_trainer_kwargs={
-                    "accelerator": "gpu" if device.type == "cuda" else "cpu",
-                    "devices": 1,
-                    "enable_progress_bar": False,
-                    "enable_model_summary": False,
-                    "logger": False,
-                    "enable_checkpointing": False,
-                    "callbacks": [timer],
-                },
-            )
-            model.fit(train, val_series=val)
-            forecast = model.predict(6, series=train).values()
-        truth = val[12:18].values()
+        s_epoch, _, model = fit_epoch_seconds(
+            train,
+            2 if smoke else 3,
+            accelerator="gpu" if device.type == "cuda" else "cpu",
+            fit_kwargs={"val_series": val},
+            input_chunk_length=12,
+            output_chunk_length=6,
+            cuda_graphs=graphs,
+        )
+        forecast = model.predict(6, series=train).values()
         out[graphs] = {
-            "s_epoch": statistics.median(timer.times[1:])
-            if len(timer.times) > 1
-            else timer.times[0],
-            "rmse": float(np.sqrt(np.mean((forecast - truth) ** 2))),
+            "s_epoch": s_epoch,
+            "rmse": rmse(forecast, val[12:18].values()),
             "forecast": forecast,
             "replays": model.model.cuda_graph_replays,
             "fallback": model.model.cuda_graph_fallback,

@@ -26,8 +26,9 @@ For each configuration (the bike grid, 2x14x8 with 3x32 and 3x3 kernels, 12+6 fr
    nodes) is served with CUDA graphs (``enable_cuda_graph``), which ONNX Runtime refuses for
    graphs with control flow.
 
-Prints two markdown tables (the network and serving; the fit) and a line on what ran where. Exits non-zero when a part fails, after
-printing what the other parts measured.
+Prints markdown tables (the defaults with and without CUDA graphs; the network and serving; the
+fit) and a line on what ran where. Exits non-zero when a part fails, after printing what the other
+parts measured.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _common import Config  # noqa: E402
+from _fit_timing import sync  # noqa: E402
 from _gpu_fit import FIT_VARIANTS, defaults_check, defaults_table, fit_speed, fit_table  # noqa: E402
 
 from darts_mim import MIMModel, grid_to_series  # noqa: E402
@@ -71,11 +73,6 @@ SMOKE = (
     Case("bike grid 2x14x8, 2x8 (smoke)", 2, 14, 8, (8, 8), 3, 1, 2, 4, 2),
     Case("MNIST-like 16x16 p4, 2x8 (smoke)", 1, 16, 16, (8, 8), 3, 4, 2, 3, 2),
 )
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _net_and_batch(
@@ -117,13 +114,13 @@ def train_speed(case: Case, device: torch.device, bf16: bool, steps: int) -> dic
 
     for _ in range(3):
         step()
-    _sync(device)
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     for _ in range(steps):
         loss = step()
-    _sync(device)
+    sync(device)
     elapsed = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     if not torch.isfinite(loss):
@@ -142,15 +139,15 @@ def graphed_train_speed(case: Case, device: torch.device, steps: int) -> dict:
 
     start = time.perf_counter()
     step = TrainStep(net, optimizer, loss_fn, (past, future))
-    _sync(device)
+    sync(device)
     capture_s = time.perf_counter() - start
     for _ in range(3):
         step(past, future)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         loss = step(past, future)
-    _sync(device)
+    sync(device)
     elapsed = time.perf_counter() - start
     if not torch.isfinite(loss):
         raise RuntimeError(f"{case.name}: the graphed training loss is {float(loss)}")

@@ -164,14 +164,16 @@ def suggest_patch_and_batch(
         and width % p == 0
         and (p == patch_size or min_side // p >= MIN_PATCHED_SIDE)
     ]
-    for p in patches:
-        if needed(p, batch_size) <= budget_bytes:
-            return MemorySuggestion(p, batch_size, needed(p, batch_size))
-    p, b = patches[-1], batch_size
+    # the patches at the starting batch, then halved batches at the largest patch
+    candidates = [(p, batch_size) for p in patches]
+    b = batch_size
     while b > 1:
         b //= 2
-        if needed(p, b) <= budget_bytes:
-            return MemorySuggestion(p, b, needed(p, b))
+        candidates.append((patches[-1], b))
+    for p, b in candidates:
+        n = needed(p, b)
+        if n <= budget_bytes:
+            return MemorySuggestion(p, b, n)
     return None
 
 

@@ -122,17 +122,17 @@ class GraphedNetwork:
         return_all: bool = False,
     ) -> Tensor:
         given = {"cond": cond, "future_frames": future_frames, "teacher_mask": teacher_mask}
-        if not self._eligible(past_frames):
-            return self.net(past_frames, n_out, return_all=return_all, **given)
-        present = tuple(name for name in _OPTIONAL if given[name] is not None)
-        inputs = (past_frames, *(given[name] for name in present))
-        key = (n_out, return_all, present, _signature(inputs))
-        if self._graphed is None:
-            self._capture(key, inputs, n_out, present, return_all)
-        if self._graphed is None or key != self._key:  # a failed capture, or other shapes
-            return self.net(past_frames, n_out, return_all=return_all, **given)
-        self.replays += 1
-        return self._graphed(*inputs)
+        if self._eligible(past_frames):
+            present = tuple(name for name in _OPTIONAL if given[name] is not None)
+            inputs = (past_frames, *(given[name] for name in present))
+            key = (n_out, return_all, present, _signature(inputs))
+            if self._graphed is None:
+                self._capture(key, inputs, n_out, present, return_all)
+            if self._graphed is not None and key == self._key:
+                self.replays += 1
+                return self._graphed(*inputs)
+        # not a training call on a GPU, other shapes than the captured ones, or a failed capture
+        return self.net(past_frames, n_out, return_all=return_all, **given)
 
     def _capture(self, key, inputs, n_out, present, return_all) -> None:
         # The warm-up and capture run on copies: their values do not matter, only their shapes.
