@@ -2,7 +2,8 @@
 
 Every function builds a matplotlib ``Figure`` without touching pyplot's global state (no ``plt.show``,
 no current figure), so it works under the ``Agg`` backend, in scripts, tests and notebooks alike. It
-returns the figure and saves it when ``path`` is given.
+returns the figure and saves it when ``path`` is given. matplotlib is the ``plot`` extra
+(``pip install "darts-mim[plot]"``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from collections.abc import Mapping
 
 import numpy as np
 from darts import TimeSeries
-from matplotlib.figure import Figure
+
+from darts_mim._optional import require
+
+require("matplotlib", extra="plot")  # a one-line error naming the extra when it is missing
+from matplotlib.figure import Figure  # noqa: E402
 
 __all__ = ["plot_cell_series", "plot_error_by_horizon", "plot_frames"]
 

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import xarray as xr
 
+from darts_mim._optional import require
+
 
 def open_grid(
     path: str | os.PathLike,
@@ -40,13 +42,20 @@ def open_grid(
     -------
     xarray.DataArray
         A lazy DataArray, e.g. dims ``(time, lat, lon)`` or ``(time, channel, lat, lon)``.
+
+    Raises
+    ------
+    darts_mim._optional.MissingExtraError
+        When dask (or zarr, for a store) is not installed: ``pip install "darts-mim[lazy]"``.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No Zarr store or netCDF file at {path}.")
     chunks = {} if chunks is None else chunks
+    require("dask", extra="lazy")  # xarray reads lazily through dask
     is_zarr = os.path.isdir(path) or path.rstrip("/").endswith(".zarr")
     if is_zarr:
+        require("zarr", extra="lazy")
         # consolidated metadata only where the store has it: asking for it on a store without
         # makes xarray warn on every open (every loader worker would)
         ds = xr.open_zarr(path, chunks=chunks, consolidated=_is_consolidated(path))

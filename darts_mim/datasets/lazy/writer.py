@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from darts_mim._optional import require
+
 from .inference import LazyGridInferenceDataset
 from .stats import GridStats
 
@@ -108,7 +110,8 @@ def predict_to_zarr(
     )
     coords["time"] = (("forecast_start", "lead"), valid)
     name = str(series.name) if series.name is not None else "forecast"
-    import dask.array as dsa
+    dsa = require("dask.array", extra="lazy")
+    require("zarr", extra="lazy")
 
     chunks = [1, n, *spec.shape] + ([num_samples] if num_samples > 1 else [])
     template = xr.DataArray(
