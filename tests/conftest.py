@@ -10,6 +10,10 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never use the network: a data set that is neither local nor cached would be downloaded from
+# this mirror, a closed port on the loopback, so it fails at once (tests that download start their
+# own server on 127.0.0.1 and set DARTS_MIM_DATA_URL themselves). Subprocesses inherit it.
+os.environ.setdefault("DARTS_MIM_DATA_URL", "http://127.0.0.1:9/no-network-in-tests")
 
 from darts_mim import grid_to_series  # noqa: E402
 

@@ -6,9 +6,11 @@ Every loader returns Darts objects: a gridded ``TimeSeries`` (see :mod:`darts_mi
 Where the data comes from
 -------------------------
 * :func:`load_bike_flows` reads the NYC Citi Bike grid bundled with the package (``darts_mim/data``).
-* :func:`load_taxi_flows`, :func:`load_radar` and :func:`load_temperature` read the larger files of the
-  project's shared data directory, found by :func:`default_data_dir` (the ``DARTS_MIM_DATA`` environment
-  variable, else ``<repo>/../shared/data``), or a file / directory you pass.
+* :func:`load_taxi_flows`, :func:`load_bikenyc_2014`, :func:`load_radar`, :func:`load_temperature`,
+  :func:`load_series` and :func:`load_mnist_digits` read the real data sets of the registry
+  (:mod:`.registry`: source, sha256, licence of each): a file or directory you pass, else the
+  ``DARTS_MIM_DATA`` directory (an offline copy), else ``<repo>/../shared/data``, else the cache,
+  else a download (:func:`fetch`; ``DARTS_MIM_DATA_URL`` names a mirror).
 * :func:`load_grid_npz`, :func:`load_grid_array`, :func:`load_netcdf` and :func:`load_csv_series` read
   your own data.
 * :func:`open_grid`, :class:`LazyGridTrainingDataset`, :class:`LazyGridInferenceDataset`,
@@ -20,6 +22,8 @@ Where the data comes from
 One module per source or concern
 --------------------------------
 * :mod:`.paths`: the data directory, file look-up, :class:`DataNotFoundError`;
+* :mod:`.registry`: every real data set's file, sha256, source, licence, URL; :func:`fetch`;
+* :mod:`.series`: the benchmarks' plain series (Darts' CSV files) by name;
 * :mod:`.io`: the generic readers (in-memory arrays, ``.npz``, netCDF, CSV) and :class:`GriddedData`;
 * :mod:`.covariates`: per-time-step covariates and the crowd-flow covariate names;
 * :mod:`.crowd_flows`: NYC bike and taxi flows; :mod:`.radar`: KNMI radar; :mod:`.climate`: ERA5
@@ -34,7 +38,14 @@ from __future__ import annotations
 
 from .climate import TEMPERATURE_FILE, load_temperature
 from .covariates import crowd_flow_covariate_names
-from .crowd_flows import BIKE_FILE, BIKE_SHARED_FILE, TAXI_FILE, load_bike_flows, load_taxi_flows
+from .crowd_flows import (
+    BIKE_FILE,
+    BIKE_SHARED_FILE,
+    TAXI_FILE,
+    load_bike_flows,
+    load_bikenyc_2014,
+    load_taxi_flows,
+)
 from .io import GriddedData, load_csv_series, load_grid_array, load_grid_npz, load_netcdf
 from .lazy import (
     GridStats,
@@ -46,7 +57,9 @@ from .lazy import (
 )
 from .mnist import load_mnist_digits, moving_mnist
 from .paths import DATA_ENV_VAR, DataNotFoundError, default_data_dir
-from .radar import RADAR_FILE, load_radar
+from .radar import RADAR_EVENTS, RADAR_FILE, load_radar
+from .registry import DATASETS, Dataset, data_cache_dir, describe, fetch
+from .series import SERIES_DATASETS, load_series
 from .synthetic import SYNTHETIC_KINDS as SYNTHETIC_KINDS
 from .synthetic import advection as advection
 from .synthetic import blobs_growth_decay as blobs_growth_decay
@@ -59,24 +72,33 @@ __all__ = [
     "BIKE_FILE",
     "BIKE_SHARED_FILE",
     "DATA_ENV_VAR",
+    "DATASETS",
+    "Dataset",
     "DataNotFoundError",
     "GriddedData",
     "GridStats",
     "LazyGridInferenceDataset",
     "LazyGridTrainingDataset",
+    "RADAR_EVENTS",
     "RADAR_FILE",
+    "SERIES_DATASETS",
     "TAXI_FILE",
     "TEMPERATURE_FILE",
     "crowd_flow_covariate_names",
+    "data_cache_dir",
+    "describe",
+    "fetch",
     "default_data_dir",
     "grid_stats",
     "load_bike_flows",
+    "load_bikenyc_2014",
     "load_csv_series",
     "load_grid_array",
     "load_grid_npz",
     "load_mnist_digits",
     "load_netcdf",
     "load_radar",
+    "load_series",
     "load_taxi_flows",
     "load_temperature",
     "moving_mnist",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .io import GriddedData, load_grid_npz
-from .paths import _find_data_file
+from .registry import fetch
 
 TEMPERATURE_FILE = "era5_t2m_uk_2019-03_T744x33x49_K.npz"
 
@@ -13,18 +13,19 @@ TEMPERATURE_FILE = "era5_t2m_uk_2019-03_T744x33x49_K.npz"
 def load_temperature(path: str | os.PathLike | None = None) -> GriddedData:
     """ERA5 2-m air temperature (K) over the UK, hourly, March 2019, on a 33 x 49 grid of 0.25 deg.
 
-    One channel, ``t2m``; ``extras`` holds ``lat`` and ``lon``. Contains modified Copernicus Climate
-    Change Service information 2019.
+    One channel, ``t2m``; ``extras`` holds ``lat`` and ``lon``. Source: repository
+    pydata/xarray-data, ``era5-2mt-2019-03-uk.grib``. Licence: Copernicus licence, "Contains modified
+    Copernicus Climate Change Service information 2019". Found (or downloaded from the mirror
+    ``DARTS_MIM_DATA_URL``) by :func:`darts_mim.datasets.registry.fetch`.
 
     Parameters
     ----------
     path
-        A file, a directory holding it, or ``None`` for :func:`default_data_dir`.
+        A file, a directory holding it, or ``None``: ``DARTS_MIM_DATA``, ``../shared/data``, the
+        cache, a download.
 
     Returns
     -------
     GriddedData
     """
-    return load_grid_npz(
-        _find_data_file(path, (TEMPERATURE_FILE,), "gridded"), ["t2m"], name="era5_t2m_uk"
-    )
+    return load_grid_npz(fetch("era5_t2m_uk", path), ["t2m"], name="era5_t2m_uk")

@@ -12,6 +12,7 @@ from importlib import resources
 
 from .io import GriddedData, load_grid_npz
 from .paths import _find_data_file
+from .registry import fetch
 
 BIKE_FILE = "nycbike_2016-08-01_2016-10-29.npz"
 BIKE_SHARED_FILE = "nycbike_dsan_2016-08-01_2016-10-29_T4320x2x14x8.npz"
@@ -48,15 +49,38 @@ def load_taxi_flows(path: str | os.PathLike | None = None) -> GriddedData:
     """NYC yellow-taxi inflow / outflow on a 16 x 12 grid, every 30 minutes, 2016-01-01 to 2016-03-30.
 
     4320 time steps, values 0..1518, with the same 65 covariates as :func:`load_bike_flows`. Source:
-    repository haoxingl/STSAN (MIT licence); NYC TLC open data.
+    repository haoxingl/STSAN, ``data/NYTaxi/``. Licence: MIT (the repository); NYC TLC open data.
+    Found (or downloaded from the mirror ``DARTS_MIM_DATA_URL``) by
+    :func:`darts_mim.datasets.registry.fetch`.
 
     Parameters
     ----------
     path
-        A file, a directory holding it, or ``None`` for :func:`default_data_dir`.
+        A file, a directory holding it, or ``None``: ``DARTS_MIM_DATA``, ``../shared/data``, the
+        cache, a download.
 
     Returns
     -------
     GriddedData
     """
-    return load_grid_npz(_find_data_file(path, (TAXI_FILE,), "gridded"), name="nyctaxi")
+    return load_grid_npz(fetch("nyctaxi", path), name="nyctaxi")
+
+
+def load_bikenyc_2014(path: str | os.PathLike | None = None) -> GriddedData:
+    """BikeNYC of ST-ResNet: new-flow / end-flow on a 16 x 8 grid, hourly, the last 1369 hours to
+    2014-09-30.
+
+    Source: ST-ResNet (Zhang et al., AAAI 2017), rebuilt from the windowed files of repository
+    Echo-Ji/ST-SSL (``data/NYCBike1/``). Licence: none stated; cite ST-ResNet. Found (or downloaded
+    from the mirror ``DARTS_MIM_DATA_URL``) by :func:`darts_mim.datasets.registry.fetch`.
+
+    Parameters
+    ----------
+    path
+        A file, a directory holding it, or ``None``.
+
+    Returns
+    -------
+    GriddedData
+    """
+    return load_grid_npz(fetch("bikenyc_2014", path), name="bikenyc_2014")

@@ -17,7 +17,8 @@ import pandas as pd
 from darts import TimeSeries
 
 from ..grid import grid_to_series
-from .paths import DataNotFoundError, default_data_dir
+from .paths import DataNotFoundError
+from .registry import fetch
 
 _IDX_DTYPES = {0x08: np.uint8}
 
@@ -64,15 +65,19 @@ def _find_idx(directory: Path, kind: str, ndim: int) -> Path | None:
     return matches[0] if matches else None
 
 
-def load_mnist_digits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist_digits(path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read MNIST digits and labels from idx files (gzipped or not).
+
+    Source: MNIST (LeCun, Cortes, Burges), the official test set ``t10k``. Licence: CC BY-SA 3.0.
 
     Parameters
     ----------
     path
         A directory holding ``t10k-images-idx3-ubyte(.gz)`` and ``t10k-labels-idx1-ubyte(.gz)`` (or the
         ``train-`` files, or any ``*images*idx3*`` / ``*labels*idx1*`` pair), or the images file
-        itself.
+        itself. ``None``: the registry's ``mnist_t10k_images`` and ``mnist_t10k_labels``
+        (``DARTS_MIM_DATA``, ``../shared/data``, the cache, else downloaded from torchvision's mirror
+        of the official files, sha256 checked; see :func:`darts_mim.datasets.registry.fetch`).
 
     Returns
     -------
@@ -88,6 +93,9 @@ def load_mnist_digits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         When a file is corrupt or images and labels disagree in number.
     """
+    if path is None:
+        images_file, labels_file = fetch("mnist_t10k_images"), fetch("mnist_t10k_labels")
+        return _read_pair(images_file, labels_file)
     p = Path(path).expanduser()
     if p.is_file():
         images_file = p
@@ -112,6 +120,10 @@ def load_mnist_digits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
             f"No MNIST labels file matching {images_file.name} (e.g. t10k-labels-idx1-ubyte.gz) "
             f"next to it in {images_file.parent}."
         )
+    return _read_pair(images_file, labels_file)
+
+
+def _read_pair(images_file: Path, labels_file: Path) -> tuple[np.ndarray, np.ndarray]:
     images = _read_idx(images_file, 3)
     labels = _read_idx(labels_file, 1)
     if len(images) != len(labels):
@@ -174,7 +186,8 @@ def moving_mnist(
     ----------
     mnist_dir
         A directory with MNIST idx files (see :func:`load_mnist_digits`), an ``(N, h, w)`` array of digit
-        images (uint8 0..255 or floats in [0, 1]), or ``None`` for ``default_data_dir() / "mnist"``.
+        images (uint8 0..255 or floats in [0, 1]), or ``None`` for the registry's MNIST test set
+        (see :func:`load_mnist_digits`).
     n_sequences, n_frames, n_digits, canvas
         Number of sequences, frames per sequence, digits per sequence, canvas side in pixels.
     seed
@@ -204,8 +217,7 @@ def moving_mnist(
     if isinstance(mnist_dir, np.ndarray):
         images = mnist_dir
     else:
-        directory = default_data_dir() / "mnist" if mnist_dir is None else mnist_dir
-        images, _ = load_mnist_digits(directory)
+        images, _ = load_mnist_digits(mnist_dir)
     if images.ndim != 3 or len(images) == 0:
         raise ValueError(f"Digit images must be a non-empty (N, h, w) array, got {images.shape}.")
     if images.dtype == np.uint8:

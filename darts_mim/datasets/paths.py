@@ -47,14 +47,23 @@ def default_data_dir() -> Path:
             f"{DATA_ENV_VAR}={env!r} is not a directory. Point it at a copy of the shared data "
             "(with gridded/, mnist/, series/) or unset it."
         )
-    # darts_mim/datasets/paths.py -> <repo>/../shared/data
-    candidate = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    if candidate.is_dir():
+    candidate = _shared_data_dir()
+    if candidate is not None:
         return candidate
     raise DataNotFoundError(
-        f"No data directory found: {DATA_ENV_VAR} is not set and {candidate} does not exist. "
-        f"Set {DATA_ENV_VAR}=/path/to/data or pass the file's path explicitly."
+        f"No data directory found: {DATA_ENV_VAR} is not set and {_SHARED} does not exist. "
+        f"Set {DATA_ENV_VAR}=/path/to/data or pass the file's path explicitly; the loaders of "
+        "darts_mim.datasets download their file instead (darts_mim.datasets.registry)."
     )
+
+
+# darts_mim/datasets/paths.py -> <repo>/../shared/data (the project's machines; not in an install)
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _shared_data_dir() -> Path | None:
+    """``<repo>/../shared/data`` when it exists (a clone on the project's machines), else ``None``."""
+    return _SHARED if _SHARED.is_dir() else None
 
 
 def _check_file(path: str | os.PathLike) -> Path:
