@@ -10,9 +10,9 @@ For each configuration (the bike grid, 2x14x8 with 3x32 and 3x3 kernels, 12+6 fr
 
 1. trains the bare ``MIMNetwork`` (forward, MSE loss, backward, Adam) for ``--steps`` steps on
    random batches in float32 and in bf16 autocast: steps/s and peak device memory; then the same
-   float32 step captured once as a CUDA graph and replayed (``darts_mim.nn.graphed_step.TrainStep``,
-   issue 16: small grids are launch-bound), steps/s and the speed-up over eager float32 (on the CPU
-   smoke run the step falls back to eager and the table says so);
+   float32 step captured once as a CUDA graph and replayed (``_graphed_step.TrainStep``, this
+   directory's whole-step graph: small grids are launch-bound), steps/s and the speed-up over eager
+   float32 (on the CPU smoke run the step falls back to eager and the table says so);
 2. times ``MIMModel.fit`` epochs (Darts and Lightning included, ``accelerator="gpu"``) in float32
    and bf16-mixed at the benchmarks' equal work, alternating with epochs of a bare torch loop over
    the literal network (``_fit_timing``, as ``train_speed.py`` does on the CPU): seconds per epoch
@@ -52,10 +52,10 @@ sys.path.insert(0, str(REPO))
 from _common import Config  # noqa: E402
 from _fit_timing import sync  # noqa: E402
 from _gpu_fit import FIT_VARIANTS, defaults_check, defaults_table, fit_speed, fit_table  # noqa: E402
+from _graphed_step import TrainStep  # noqa: E402
 
 from darts_mim import MIMModel, grid_to_series  # noqa: E402
 from darts_mim.nn import MIMNetwork  # noqa: E402
-from darts_mim.nn.graphed_step import TrainStep  # noqa: E402
 
 # Case(name, channels, height, width, num_hidden, filter_size, patch_size, train batch, frames in,
 # frames out): the benchmarks' one configuration type.

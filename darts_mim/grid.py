@@ -108,7 +108,11 @@ class GridSpec:
         return (self.n_channels, self.height, self.width)
 
     def describe(self) -> str:
-        """``"2x14x8 grid (channels ['in', 'out'])"``, for messages."""
+        """``"2x14x8 grid (channels ['in', 'out'])"``, or ``"plain series of 3 components"`` for a
+        1x1 grid (how a plain multivariate series is laid out), for messages after "a"."""
+        if self.n_cells == 1:
+            n = self.n_channels
+            return f"plain series of {n} component{'s' if n != 1 else ''}"
         return f"{self.n_channels}x{self.height}x{self.width} grid (channels {list(self.channels)})"
 
     def to_metadata(self) -> dict:
@@ -261,14 +265,19 @@ def check_series_grid(series: TimeSeries, expected: GridSpec, what: str = "serie
     if spec is not None:
         if spec.shape == expected.shape:
             return
-        got = f"a {spec.describe()}"
     elif series.n_components == expected.n_components:
         return
-    else:
+    if spec is not None and spec.n_cells > 1:
+        got = f"a {spec.describe()}"
+    else:  # a plain series, or one with the metadata of a 1x1 grid
         got = f"{series.n_components} component{'s' if series.n_components != 1 else ''}"
+    if expected.n_cells == 1:  # a plain series: its components are the whole story
+        fitted, fix = expected.describe(), "as many components as the training series"
+    else:
+        fitted = f"{expected.describe()}, {expected.n_components} components"
+        fix = "the training grid's shape and channel count"
     raise ValueError(
-        f"The model was fitted on a {expected.describe()}, {expected.n_components} components, but "
-        f"{what} has {got}. Forecast series with the training grid's shape and channel count."
+        f"The model was fitted on a {fitted}, but {what} has {got}. Forecast series with {fix}."
     )
 
 

@@ -47,7 +47,7 @@ from darts_mim.grid import grid_spec_of, grid_to_series, series_to_grid
 
 MOTION_METHODS = ("LK", "VET")
 """Motion estimators of pysteps that the helpers accept: Lucas-Kanade optical flow (fast) and the
-variational echo tracking of Laroche and Zawadzki (about 10 s per field on 128 x 128 cells)."""
+variational echo tracking of Laroche and Zawadzki (a global optimisation per field, much slower)."""
 
 FILL_MODES = ("persistence", "zero")
 

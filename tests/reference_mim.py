@@ -1,4 +1,4 @@
-"""A deliberately literal MIM network, transcribed from MIM.md, to check the production network against.
+"""A deliberately literal MIM network, transcribed from docs/mim.md, to check the production network against.
 
 Nothing here is fused or batched: one ``nn.Conv2d`` per gate per input (``W_xi``, ``W_xg``, ...), a layer
 norm written out by hand, the input convolution run step by step, plain Python loops over time and layers,
@@ -6,7 +6,7 @@ and patching by strided slicing. It is slow on purpose: it exists so that every 
 ``darts_mim.nn`` (fused gate convolutions, the batched input convolution, skipped work at t = 0) is
 checked against the equations.
 
-Layer norm: MIM.md writes ``LN(W_x * X_t)`` over the whole ``4·nh`` output of one input's convolution.
+Layer norm: docs/mim.md writes ``LN(W_x * X_t)`` over the whole ``4·nh`` output of one input's convolution.
 Here the per-gate outputs of one input are concatenated and normalised together (mean and variance per
 sample over C, H, W; a per-channel scale and shift), which is what the equations say.
 
@@ -80,7 +80,7 @@ class GateConvs(nn.Module):
 
 
 class RefSTLSTM(nn.Module):
-    """Layer 1 of MIM.md (and every layer with ``cell_type="stlstm"``)."""
+    """Layer 1 of docs/mim.md (and every layer with ``cell_type="stlstm"``)."""
 
     def __init__(self, in_channels: int, hidden: int, kernel_size: int, use_ln: bool):
         super().__init__()
@@ -107,7 +107,7 @@ class RefSTLSTM(nn.Module):
 
 
 class RefPeephole(nn.Module):
-    """MIM-N / MIM-S: the peephole ConvLSTM of MIM.md (``hid`` is D for MIM-N, C_{t-1} for MIM-S)."""
+    """MIM-N / MIM-S: the peephole ConvLSTM of docs/mim.md (``hid`` is D for MIM-N, C_{t-1} for MIM-S)."""
 
     def __init__(self, in_channels: int, hidden: int, hw: tuple[int, int], k: int, use_ln: bool):
         super().__init__()
@@ -128,7 +128,7 @@ class RefPeephole(nn.Module):
 
 
 class RefMIMBlock(nn.Module):
-    """A MIM block (layers 2..L) of MIM.md."""
+    """A MIM block (layers 2..L) of docs/mim.md."""
 
     def __init__(
         self, in_ch: int, hidden: int, diff_ch: int, hw: tuple[int, int], k: int, use_ln: bool

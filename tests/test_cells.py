@@ -1,4 +1,4 @@
-"""The cells of ``darts_mim.nn.cells`` against MIM.md's equations evaluated by hand in numpy.
+"""The cells of ``darts_mim.nn.cells`` against docs/mim.md's equations evaluated by hand in numpy.
 
 The numpy code below is written from the equations, not from the torch code: 1x1 kernels make every
 convolution a channel matrix product, so each gate is a few explicit lines. Also: float64 gradcheck of
@@ -95,7 +95,7 @@ def test_stlstm_by_hand(layer_norm_on):
 
 
 def peephole_by_hand(cell: PeepholeCell, x, hid, state):
-    """MIM-N / MIM-S of MIM.md: returns (out, new cell)."""
+    """MIM-N / MIM-S of docs/mim.md: returns (out, new cell)."""
     hi, hg, hf, ho = gates_by_hand(cell.conv_h, hid, 4)
     xi, xg, xf, xo = gates_by_hand(cell.conv_x, x, 4)
     w_ci, w_cf, w_co = npy(cell.w_ci)[None], npy(cell.w_cf)[None], npy(cell.w_co)[None]

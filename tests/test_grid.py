@@ -17,6 +17,7 @@ from darts_mim.grid import (
     GRID_KEY,
     GridSpec,
     always_missing_cells,
+    check_series_grid,
     grid_spec_of,
     grid_to_series,
     series_to_grid,
@@ -321,3 +322,39 @@ def test_integer_time_coordinates_become_a_range_index():
     s = grid_to_series(arr, times=[10, 12, 14, 16])
     assert isinstance(s.time_index, pd.RangeIndex)
     assert list(s.time_index) == [10, 12, 14, 16]
+
+
+def test_describe_names_a_grid_by_its_shape_and_a_plain_series_by_its_components():
+    assert GridSpec(("in", "out"), 14, 8).describe() == "2x14x8 grid (channels ['in', 'out'])"
+    assert GridSpec(("a", "b", "c"), 1, 1).describe() == "plain series of 3 components"
+    assert GridSpec(("a",), 1, 1).describe() == "plain series of 1 component"
+    assert GridSpec(("rain",), 1, 5).describe() == "1x1x5 grid (channels ['rain'])"
+
+
+def test_plain_series_mismatch_reads_as_components(times):
+    plain = GridSpec(("a", "b", "c"), 1, 1)  # what a model fitted on a 3-component series keeps
+    two = TimeSeries.from_times_and_values(times, np.zeros((12, 2), dtype=np.float32))
+    with pytest.raises(ValueError) as err:
+        check_series_grid(two, plain)
+    assert str(err.value) == (
+        "The model was fitted on a plain series of 3 components, but series has 2 components. "
+        "Forecast series with as many components as the training series."
+    )
+    assert "1x1" not in str(err.value) and "grid" not in str(err.value)
+    gridded = grid_to_series(np.zeros((12, 2, 3, 4), dtype=np.float32), times)
+    with pytest.raises(
+        ValueError,
+        match=r"fitted on a plain series of 3 components, but series "
+        r"has a 2x3x4 grid \(channels",
+    ):
+        check_series_grid(gridded, plain)
+    one_cell = grid_to_series(np.zeros((12, 4, 1, 1), dtype=np.float32), times)
+    with pytest.raises(ValueError, match=r"a plain series of 3 components, but series has 4 comp"):
+        check_series_grid(one_cell, plain)
+    # a grid's message keeps its shape and component count
+    with pytest.raises(
+        ValueError,
+        match=r"fitted on a 2x3x4 grid \(channels .*\), 24 components, but "
+        r"series has 2 components\. Forecast series with the training grid's shape",
+    ):
+        check_series_grid(two, GridSpec(("c0", "c1"), 3, 4))

@@ -1,24 +1,30 @@
-"""The private Darts and Lightning names darts_mim relies on, listed and checked.
+"""The private Darts, Lightning and torch names darts_mim relies on, listed and checked.
 
-Darts and Lightning do not keep their underscore names stable between releases, yet a Darts model
-has to override some of them (``_create_model``) and uses others (``_extract_torch_model_params``).
-This module
+Darts, Lightning and torch do not keep their underscore names stable between releases, yet a Darts
+model has to override some of them (``_create_model``) and uses others (``_extract_torch_model_params``,
+``torch._C._set_tracing_state``). This module
 
 1. scans every ``.py`` in ``darts_mim/`` with :mod:`ast` for
 
-   - imports of underscore names (or from underscore modules) of ``darts``, ``pytorch_lightning``
-     and ``lightning*``;
-   - underscore methods (and class attributes) that a class of ours defines and that a Darts or
-     Lightning base class also has, i.e. overrides;
+   - imports of underscore names (or from underscore modules) of ``darts``, ``pytorch_lightning``,
+     ``lightning*`` and ``torch``;
+   - underscore attributes of those packages' modules, written out (``torch._C._get_tracing_state``,
+     ``torch.cpu._is_avx512_bf16_supported``) or as ``getattr(torch.cpu, "_name")``;
+   - strings that name a private module or object of theirs (a logger name such as
+     ``"torch.onnx._internal.exporter._registration"``);
+   - underscore methods (and class attributes) that a class of ours defines and that a Darts,
+     Lightning or torch base class (``nn.Module``) also has, i.e. overrides;
    - ``self._name`` / ``super()._name`` uses in such a class, and ``obj._name`` or
-     ``getattr(obj, "_name")`` anywhere, of a name the Darts/Lightning base classes we subclass have
+     ``getattr(obj, "_name")`` anywhere, of a name the external base classes we subclass have
      (as a class attribute or as a ``self._name`` in their source);
 
-2. compares what it found with :data:`RELIED_ON`, which says why we need each name;
-3. checks that every name in :data:`RELIED_ON` still exists in the installed Darts/Lightning, so an
-   upgrade that removes or renames one fails here with its name rather than deep in a training run.
+2. compares what it found with :data:`RELIED_ON`, which says why we need each name, so that a new
+   private name fails here until it is listed with a reason (or replaced by a public API);
+3. checks that every name in :data:`RELIED_ON` still exists in the installed Darts/Lightning/torch, so
+   an upgrade that removes or renames one fails here with its name rather than deep in a training run
+   or an export.
 
-Keys are ``<import path of the Darts/Lightning object>.<private name>``; an override or attribute is
+Keys are ``<import path of the external object>.<private name>``; an override or attribute is
 keyed by the base class our class names in its ``class ...(Base)`` line (the first base that has it).
 
 To regenerate the list after changing darts_mim/, run ``.venv/bin/python tests/test_private_api.py``:
@@ -33,6 +39,7 @@ import functools
 import importlib
 import inspect
 import json
+import re
 import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
@@ -91,6 +98,23 @@ RELIED_ON: dict[str, str] = {
     "darts.models.forecasting.torch_forecasting_model._get_checkpoint_folder": (
         "finds the checkpoint folder Darts' load_from_checkpoint() would read"
     ),
+    "torch._C._get_tracing_state": (
+        "ONNX export: the looped graph's placeholders run the network's loops eagerly inside the "
+        "TorchScript trace (onnx/_loop.py _untraced); torch has no public way to pause a trace"
+    ),
+    "torch._C._set_tracing_state": (
+        "ONNX export: pauses and restores the TorchScript trace around those eager loops "
+        "(onnx/_loop.py _untraced)"
+    ),
+    "torch.onnx._internal.exporter._registration": (
+        "ONNX export: the logger whose 'torchvision is not installed' lines the export silences "
+        "(onnx/export.py _EXPORT_NOISE); renamed, the lines come back"
+    ),
+    "torch.onnx._internal.torchscript_exporter.utils._export": (
+        "ONNX export: the TorchScript exporter with onnx_shape_inference=False, which the public "
+        "torch.onnx.export does not expose (onnx/_loop.py torchscript_export); without it the "
+        "export falls back to the dynamo exporter"
+    ),
 }
 
 
@@ -101,7 +125,7 @@ class Use:
 
     key: str
     where: str
-    kind: str  # "import", "override" or "attribute"
+    kind: str  # "import", "override", "attribute" or "name string"
 
 
 def is_private(name: str) -> bool:
@@ -109,10 +133,23 @@ def is_private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
+EXTERNAL_ROOTS = ("darts", "pytorch_lightning", "torch")
+
+
 def is_external(dotted: str) -> bool:
-    """Whether ``dotted`` names something in Darts or Lightning (any ``lightning*`` package)."""
+    """Whether ``dotted`` names something in Darts, Lightning (any ``lightning*`` package) or torch."""
     root = dotted.split(".")[0]
-    return root == "darts" or root == "pytorch_lightning" or root.startswith("lightning")
+    return root in EXTERNAL_ROOTS or root.startswith("lightning")
+
+
+def private_prefix(dotted: str) -> str | None:
+    """``a.b._c`` for ``a.b._c.d``: the path up to its last underscore part (``None`` if it has none)."""
+    parts = dotted.split(".")
+    last = max((i for i, part in enumerate(parts) if is_private(part)), default=None)
+    return None if last is None else ".".join(parts[: last + 1])
+
+
+DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def resolve_object(dotted: str):
@@ -252,7 +289,7 @@ def scan_sources(sources: dict[str, tuple[str, str]]) -> dict[str, list[Use]]:
     for module, (path, text) in sources.items():
         tree = ast.parse(text, filename=path)
         table = import_table(tree, module)
-        trees[module] = (path, tree)
+        trees[module] = (path, tree, table)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 base = absolute_module(node, module)
@@ -320,13 +357,35 @@ def scan_sources(sources: dict[str, tuple[str, str]]) -> dict[str, list[Use]]:
                     uses.append(Use(key, f"{path}:{node.lineno}", "attribute"))
 
     # obj._name on other objects (a model, its module): we cannot tell obj's type, so a name counts
-    # when a Darts/Lightning class we subclass has it.
+    # when a Darts/Lightning/torch class we subclass has it. On an imported module or class
+    # (torch._C._get_tracing_state, getattr(torch.cpu, "_name")) the path says what it is.
     all_bases = sorted({b for q in classes for b in anchors(q)}, key=lambda b: b[0])
-    for _module, (path, tree) in trees.items():
+    for module, (path, tree, table) in trees.items():
+        # the inner links of attribute chains: torch._C in torch._C._get_tracing_state
+        inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         for node in ast.walk(tree):
+            external = None
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and DOTTED.fullmatch(node.value)
+                and is_external(node.value)
+            ):  # a logger's or a module's name
+                external, kind = node.value, "name string"
+            elif isinstance(node, ast.Attribute) and id(node) not in inner:
+                external, kind = dotted_name(node, table, module), "attribute"
+            elif (found := private_attribute(node)) and isinstance(node, ast.Call):
+                owner = dotted_name(found[0], table, module)  # getattr(torch.cpu, "_name")
+                external = None if owner is None else f"{owner}.{found[1]}"
+                kind = "attribute"
+            if external is not None and is_external(external) and private_prefix(external):
+                uses.append(Use(private_prefix(external), f"{path}:{node.lineno}", kind))
+                continue
             found = private_attribute(node)
             if not found or id(node) in in_classes or is_self(found[0]):
                 continue
+            if (owner := dotted_name(found[0], table, module)) and is_external(owner):
+                continue  # a public path to an external module's object: nothing private
             key = key_for(found[1], all_bases)
             if key:
                 uses.append(Use(key, f"{path}:{node.lineno}", "attribute"))
@@ -422,6 +481,50 @@ def test_scanner_finds_each_kind_of_use():
     }, found
     assert {u.kind for u in found[f"{base}._create_model"]} == {"override"}
     assert len(found[f"{base}._fit_called"]) == 2  # self._fit_called and getattr(model, ...)
+
+
+def test_scanner_finds_torchs_private_names():
+    source = textwrap.dedent(
+        """
+        import logging
+
+        import torch
+        from torch import nn
+        from torch.onnx._internal.torchscript_exporter.utils import _export
+
+        NOISE = logging.getLogger("torch.onnx._internal.exporter._registration")
+        DOC = "torch._C._not_a_use: prose that names a private function is not a use"
+
+        class Conv(nn.Module):
+            def _load_from_state_dict(self, *args):
+                return super()._load_from_state_dict(*args)
+
+            def _our_helper(self):
+                return torch.jit.is_tracing()
+
+        def untraced(net):
+            state = torch._C._get_tracing_state()
+            torch._C._set_tracing_state(None)
+            native = getattr(torch.cpu, "_is_avx512_bf16_supported")()
+            return net._our_helper(), torch.cpu.get_capabilities(), torch._C.some_public_name
+        """
+    )
+    found = scan_sources({"pkg.mod": ("pkg/mod.py", source)})
+    assert set(found) == {
+        "torch.onnx._internal.torchscript_exporter.utils._export",
+        "torch.onnx._internal.exporter._registration",
+        "torch.nn.Module._load_from_state_dict",
+        "torch._C._get_tracing_state",
+        "torch._C._set_tracing_state",
+        "torch.cpu._is_avx512_bf16_supported",
+        "torch._C",
+    }, found
+    assert {u.kind for u in found["torch.nn.Module._load_from_state_dict"]} == {
+        "override",
+        "attribute",
+    }
+    assert {u.kind for u in found["torch.onnx._internal.exporter._registration"]} == {"name string"}
+    assert len(found["torch._C"]) == 1  # torch._C.some_public_name; not once per chain above
 
 
 def test_relied_on_matches_the_code():

@@ -1,4 +1,4 @@
-"""The production MIMNetwork against the literal transcription of MIM.md in ``reference_mim.py``.
+"""The production MIMNetwork against the literal transcription of docs/mim.md in ``reference_mim.py``.
 
 Same weights in, same outputs and same parameter gradients out, in float64 (to 1e-10) and float32 (to
 about 1e-5), over configurations that exercise every branch: 1x1 grid, patching, unequal widths (memory

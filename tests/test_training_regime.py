@@ -1,5 +1,7 @@
-"""The training regimes of issue 16: the automatic bf16 precision (its choice, and that only training
-steps are autocast) and the CUDA-graph training step (its selection and its quiet CPU fallback)."""
+"""The automatic bf16 training precision: its choice, and that only training steps are autocast.
+
+(The benchmarks' whole-step CUDA graph is tested in tests/test_gpu_check_script.py, the package's
+CUDA graphs in tests/test_graphed_network.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import torch
 from darts_mim import MIMModel, grid_to_series
 from darts_mim.nn import MIMNetwork
 from darts_mim.nn import precision as precision_mod
-from darts_mim.nn.graphed_step import TrainStep, select_step_mode
 from darts_mim.nn.precision import training_autocast, use_auto_bf16
 
 
@@ -23,12 +24,37 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_net() -> MIMNetwork:
-    torch.manual_seed(0)
-    return MIMNetwork(1, 0, 4, 4, num_hidden=(4, 4), filter_size=3)
-
-
 # ---------------------------------------------------------------- automatic precision
+@pytest.mark.parametrize(
+    "capabilities, native",
+    [
+        ({"avx512_f": True, "avx512_bf16": True, "amx_bf16": False}, True),
+        ({"avx512_f": True, "avx512_bf16": False, "amx_bf16": True}, True),
+        ({"avx512_f": True, "avx512_bf16": False, "amx_bf16": False}, False),  # emulated bf16
+        ({"architecture": "arm64", "neon": True}, False),
+    ],
+)
+def test_native_bf16_is_read_from_torchs_public_cpu_capabilities(monkeypatch, capabilities, native):
+    detect = precision_mod.cpu_has_native_bf16.__wrapped__  # uncached
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    # torch's private helpers are not asked: they say the opposite here
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: not native, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: not native, raising=False)
+    assert detect() is native
+
+
+@pytest.mark.parametrize("flags, native", [("fpu avx512f avx512_bf16", True), ("fpu avx2", False)])
+def test_native_bf16_falls_back_to_cpuinfo_flags(monkeypatch, tmp_path, flags, native):
+    # a torch without torch.cpu.get_capabilities, on Linux: the kernel's flags answer
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    monkeypatch.setattr(precision_mod, "CPUINFO", str(cpuinfo))
+    assert precision_mod.cpu_has_native_bf16.__wrapped__() is native
+    monkeypatch.setattr(precision_mod, "CPUINFO", str(tmp_path / "missing"))  # not Linux
+    assert precision_mod.cpu_has_native_bf16.__wrapped__() is False
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_bf16_only_on_cpus_with_native_bf16(monkeypatch, native):
     monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda: native)
@@ -108,64 +134,3 @@ def test_model_trains_in_bf16_autocast_with_auto_precision(tmp_path, monkeypatch
     if auto:  # prediction stays float32: only training steps are autocast
         assert {autocast for _, autocast in seen} == {False}
     assert forecast.dtype == np.float32 and np.isfinite(forecast.values()).all()
-
-
-# ---------------------------------------------------------------- CUDA-graph training step
-def test_step_mode_selection():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
-    assert select_step_mode("auto", cuda, cuda_available=True) == "cuda_graph"
-    assert select_step_mode("cuda_graph", cuda, cuda_available=True) == "cuda_graph"
-    assert select_step_mode("eager", cuda, cuda_available=True) == "eager"
-    assert select_step_mode("auto", cpu, cuda_available=True) == "eager"
-    assert select_step_mode("cuda_graph", cpu, cuda_available=False) == "eager"
-    assert select_step_mode("auto", cuda, cuda_available=False) == "eager"
-    with pytest.raises(ValueError, match="mode"):
-        select_step_mode("graphs", cpu, cuda_available=False)
-
-
-@pytest.mark.parametrize("mode", ["auto", "cuda_graph", "eager"])
-def test_cpu_step_falls_back_to_eager_and_trains_like_a_plain_loop(mode):
-    past, future = torch.rand(2, 3, 1, 4, 4), torch.rand(2, 2, 1, 4, 4)
-    losses = []
-    for graphed in (True, False):
-        net = tiny_net()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-
-        def loss_fn(p, f, net=net):
-            return (net(p, 2)[:, :, :, 0] - f).square().mean()
-
-        if graphed:
-            step = TrainStep(net, opt, loss_fn, (past, future), mode=mode)
-            assert step.mode == "eager"
-            assert (step.fallback_reason is not None) is (mode == "cuda_graph")
-            run = step
-        else:
-
-            def run(p, f, net=net, opt=opt, loss_fn=loss_fn):
-                opt.zero_grad()
-                loss = loss_fn(p, f)
-                loss.backward()
-                opt.step()
-                return loss
-
-        losses.append([float(run(past, future)) for _ in range(3)])
-    assert losses[0] == losses[1]
-    assert losses[0][-1] < losses[0][0]
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_graph_step_matches_eager():
-    past, future = torch.rand(2, 3, 1, 4, 4).cuda(), torch.rand(2, 2, 1, 4, 4).cuda()
-    losses = []
-    for mode in ("cuda_graph", "eager"):
-        net = tiny_net().cuda()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-2, capturable=True)
-
-        def loss_fn(p, f, net=net):
-            return (net(p, 2)[:, :, :, 0] - f).square().mean()
-
-        step = TrainStep(net, opt, loss_fn, (past, future), mode=mode, warmup=1)
-        assert step.mode == mode, step.fallback_reason
-        losses.append([float(step(past, future)) for _ in range(3)])
-    # both ran one warm-up step before (graph) or not (eager): compare the trend, not the values
-    assert losses[0][-1] < losses[0][0] and losses[1][-1] < losses[1][0]

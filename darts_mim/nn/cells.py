@@ -1,8 +1,8 @@
 """The recurrent cells of MIM (Wang et al., CVPR 2019), in plain torch.
 
-Notation and equations follow ``MIM.md``: ``*`` is a stride-1, same-padded convolution with bias, ``LN`` an
-optional layer norm per sample over (C, H, W) with a per-channel scale and shift. Every cell is a pure
-function of its inputs and states: no state lives on a module.
+Notation and equations follow ``docs/mim.md``: ``*`` is a stride-1, same-padded convolution with bias,
+``LN`` an optional layer norm per sample over (C, H, W) with a per-channel scale and shift. Every cell
+is a pure function of its inputs and states: no state lives on a module.
 
 Gate convolutions that share an input are one convolution: ``W_x * X`` gives all of ``[i_x, g_x, f_x, o_x]``
 at once (one layer norm over the whole output, as in the equations), so each cell runs one convolution
@@ -35,6 +35,18 @@ def conv_in_dtype(conv: nn.Module, x: Tensor) -> Tensor:
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
+def _crop_square_kernel(module: GateConv, state_dict: dict, prefix: str, *args) -> None:
+    """A ``load_state_dict`` pre-hook of :class:`GateConv`: weights saved with a square kernel
+    (darts-mim <= 0.3) on a frame one cell high (or wide) load into the kernel's kept middle
+    (:meth:`GateConv.keep_middle`), since their outer rows only ever met the zero padding."""
+    key = prefix + "conv.weight"
+    saved, own = state_dict.get(key), module.conv.weight
+    if saved is not None and saved.shape[:2] == own.shape[:2] and saved.shape[2:] != own.shape[2:]:
+        top = (saved.shape[2] - own.shape[2]) // 2
+        left = (saved.shape[3] - own.shape[3]) // 2
+        state_dict[key] = saved[:, :, top : top + own.shape[2], left : left + own.shape[3]]
+
+
 class GateConv(nn.Module):
     """``LN(W * x)``: one convolution producing several gates' pre-activations, optionally normalised.
 
@@ -55,6 +67,7 @@ class GateConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.norm = nn.GroupNorm(1, out_channels) if layer_norm else nn.Identity()
+        self.register_load_state_dict_pre_hook(_crop_square_kernel)
 
     def keep_middle(self, row: bool, column: bool) -> None:
         """Keep only the kernel's middle row and/or column, for frames one cell high and/or wide.
@@ -70,21 +83,6 @@ class GateConv(nn.Module):
         self.conv.weight = nn.Parameter(weight[:, :, rows, cols].clone())
         self.conv.kernel_size = tuple(self.conv.weight.shape[2:])
         self.conv.padding = (0 if row else kh // 2, 0 if column else kw // 2)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Weights saved with a square kernel (darts-mim <= 0.3) on a frame one cell high (or wide) load
-        # into the kernel's kept middle (keep_middle): their outer rows only ever met the zero padding.
-        key = prefix + "conv.weight"
-        saved, own = state_dict.get(key), self.conv.weight
-        if (
-            saved is not None
-            and saved.shape[:2] == own.shape[:2]
-            and saved.shape[2:] != own.shape[2:]
-        ):
-            top = (saved.shape[2] - own.shape[2]) // 2
-            left = (saved.shape[3] - own.shape[3]) // 2
-            state_dict[key] = saved[:, :, top : top + own.shape[2], left : left + own.shape[3]]
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor | None) -> Tensor:
         """``LN(W * x)``; for ``x=None`` (a zero input) the ``[1, C, 1, 1]`` result of ``LN(bias)``."""
@@ -117,7 +115,8 @@ def _add(*terms: Tensor | None) -> Tensor:
 
 
 class STLSTMCell(nn.Module):
-    """Layer 1 of MIM: the spatiotemporal LSTM of MIM.md (one output gate over ``x``, ``h`` and ``m``).
+    """Layer 1 of MIM: the spatiotemporal LSTM of ``docs/mim.md`` (one output gate over ``x``, ``h``
+    and ``m``).
 
     ``forward`` takes the input-side gates already computed (``conv_x(x)``), so that the network can run
     that convolution for every known input frame in one batched call.
@@ -222,7 +221,8 @@ class PeepholeCell(nn.Module):
         return out, c_new
 
 
-# MIM-N's convolutions start in U(-0.001, 0.001) so that the difference path starts quiet (MIM.md).
+# MIM-N's convolutions start in U(-0.001, 0.001) so that the difference path starts quiet
+# (docs/mim.md).
 MIM_N_INIT_RANGE = 1e-3
 
 

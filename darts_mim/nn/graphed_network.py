@@ -1,4 +1,5 @@
-"""The network's training forward and backward replayed from CUDA graphs (issue 16).
+"""The network's training forward and backward replayed from CUDA graphs
+(``TrainingRecipe(cuda_graphs=True)``).
 
 On a GPU a MIM training step on a small grid is launch-bound: thousands of small kernels (a few per
 gate, per layer, per time step, forward and backward), each finishing faster than the CPU launches
@@ -11,6 +12,7 @@ stay fixed, which they are for a training run's full batches.
 training call on a CUDA device (gradients on, no autocast) is captured; later calls of the same shapes
 replay the graphs, every other call (validation, prediction, the last partial batch, the CPU) runs
 eagerly, and so the selection is testable without a GPU. ``benchmarks/gpu_check.py`` measures it.
+This is the package's one CUDA-graph mechanism.
 
 Example
 -------
@@ -31,8 +33,8 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from darts_mim.nn.graphed_step import MODES
-
+# The runner's modes: "auto" and "cuda_graph" capture training calls on a CUDA device, "eager" never.
+MODES = ("auto", "eager", "cuda_graph")
 # Devices whose training calls are captured (a module constant so that tests can stand a CPU in).
 GRAPH_DEVICES = ("cuda",)
 # The optional tensor inputs of MIMNetwork.forward, in the order the graphed wrapper takes them.
@@ -154,4 +156,4 @@ class GraphedNetwork:
             )
 
 
-__all__ = ["GraphedNetwork"]
+__all__ = ["MODES", "GraphedNetwork"]

@@ -286,8 +286,8 @@ class MIMNetwork(nn.Module):
         known = space_to_depth(known.flatten(0, 1), self.patch_size)
         first = self.cells[0]
         # One view per step, taken at once: indexing ``[:, t]`` per step would make the backward pass
-        # allocate and zero a gradient of the whole ``[B, T_in, ...]`` tensor for every step (7 % of
-        # a training step on the bike grid at batch 32); ``unbind`` stacks the step gradients once.
+        # allocate and zero a gradient of the whole ``[B, T_in, ...]`` tensor for every step (a
+        # visible share of a training step); ``unbind`` stacks the step gradients once.
         known_gates = first.conv_x(known).unflatten(0, (batch, t_in)).unbind(1)
 
         states = self._zero_states()

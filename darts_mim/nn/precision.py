@@ -1,11 +1,11 @@
-"""The automatic training precision (``MIMModel(precision="auto")``): bf16 autocast on CPUs that
-compute in bf16 natively.
+"""The training's bf16 autocast (``TrainingRecipe(bf16_autocast=True)``, ``precision="auto"`` before
+0.6): bf16 autocast on CPUs that compute in bf16 natively.
 
-On a CPU with AVX512-BF16 or AMX, bf16 autocast makes a training step of MIM about 1.4x (bike grid) to
-1.8x (Moving MNIST) faster than float32 (``benchmarks/train_speed.py``). It is opt-in: on the bike
-validation split its RMSE was within 0.5 % of float32 over eight seeds, but it was worse on all seven
-grids of the robustness benchmark's validation parts (``benchmarks/bf16_accuracy.py``). Elsewhere (older CPUs emulate bf16 and are slower with it, GPUs
-have their own mixed precision that the user chooses) training stays in the model's dtype.
+On a CPU with AVX512-BF16 or AMX the convolutions of a training step run faster in bf16 than in
+float32; what that gains and costs in speed and accuracy is in the benchmarks docs
+(``benchmarks/train_speed.py``, ``benchmarks/bf16_accuracy.py``). It is opt-in. Elsewhere (older CPUs
+emulate bf16 and are slower with it, GPUs have their own mixed precision that the user chooses)
+training stays in the model's dtype.
 
 Only training steps are autocast: validation, prediction and ONNX export keep float32, so forecasts
 and exported graphs do not depend on the machine that trained the model beyond the weights.
@@ -15,26 +15,54 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Mapping
 
 import torch
+
+# CPU features that compute in bf16 in hardware (x86): the names of torch.cpu.get_capabilities() and
+# of the flags of Linux's /proc/cpuinfo alike.
+NATIVE_BF16_FEATURES = ("avx512_bf16", "amx_bf16")
+CPUINFO = "/proc/cpuinfo"
+
+
+def _cpu_capabilities() -> Mapping[str, object] | None:
+    """torch's public CPU capability map (``torch.cpu.get_capabilities``), or ``None`` where this
+    torch has none or cannot read the CPU."""
+    capabilities = getattr(torch.cpu, "get_capabilities", None)  # public in recent torch releases
+    if capabilities is None:
+        return None
+    try:
+        return capabilities()
+    except RuntimeError:
+        return None
+
+
+def _cpuinfo_flags() -> frozenset[str]:
+    """The feature flags Linux lists for the CPU (empty where there is no ``/proc/cpuinfo``)."""
+    try:
+        with open(CPUINFO, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "flags":
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic in hardware (AVX512-BF16 or AMX tiles).
+    """Whether this CPU has bf16 arithmetic in hardware (AVX512-BF16 or AMX).
 
-    ``torch.ops.mkldnn._is_mkldnn_bf16_supported`` is not the test: it is also true on AVX-512 CPUs
+    Read from ``torch.cpu.get_capabilities()`` where torch has it, else from the flags of Linux's
+    ``/proc/cpuinfo``; elsewhere (an older torch off Linux) the answer is ``False`` and training
+    stays in float32. oneDNN's own bf16 support is not the test: it is also true on AVX-512 CPUs
     without BF16, where oneDNN emulates bf16 and is slower than float32.
     """
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    for name in checks:
-        check = getattr(torch.cpu, name, None)  # private helpers: absent in some builds
-        try:
-            if check is not None and check():
-                return True
-        except RuntimeError:
-            continue
-    return False
+    capabilities = _cpu_capabilities()
+    if capabilities is not None:
+        return any(bool(capabilities.get(name)) for name in NATIVE_BF16_FEATURES)
+    return any(name in _cpuinfo_flags() for name in NATIVE_BF16_FEATURES)
 
 
 def use_auto_bf16(device: torch.device, dtype: torch.dtype) -> bool:

@@ -1,17 +1,19 @@
-"""A fixed-shape training step, captured once as a CUDA graph on a GPU and replayed (issue 16).
+"""A fixed-shape training step, captured once as a CUDA graph on a GPU and replayed: the GPU check's
+upper bound (``gpu_check.py``'s "train fp32 CUDA graph" column), private to the benchmarks.
 
-On a GPU a MIM training step on a small grid is launch-bound: thousands of small kernels (a few per
-gate, per layer, per time step, forward and backward) that each finish faster than the CPU can launch
-the next. A CUDA graph records the whole step (forward, loss, backward, optimizer step) once and
-replays it with one launch; the shapes must stay fixed, which they are for a training run's full
-batches. Elsewhere (CPU, or a capture that fails) the same step runs eagerly, so the code path that
-selects the graph is testable without a GPU. ``benchmarks/gpu_check.py`` measures what it gives.
+The package's own CUDA-graph mechanism is :class:`darts_mim.nn.graphed_network.GraphedNetwork`
+(``TrainingRecipe(cuda_graphs=True)``), which graphs the network's forward and backward and leaves
+the loss, the optimizer and Lightning eager. This helper records the whole step (forward, loss,
+backward, optimizer step) instead, so that the check can say how much of a launch-bound step a graph
+can save at most. The shapes must stay fixed. Elsewhere (CPU, or a capture that fails) the same step
+runs eagerly, so the code path that selects the graph is testable without a GPU
+(``tests/test_gpu_check_script.py``).
 
 Example
 -------
 >>> import torch
 >>> from darts_mim.nn import MIMNetwork
->>> from darts_mim.nn.graphed_step import TrainStep
+>>> from _graphed_step import TrainStep  # with benchmarks/ on sys.path
 >>> net = MIMNetwork(1, 0, 8, 8, num_hidden=(4,), filter_size=3)
 >>> opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 >>> def loss_fn(past, future):
@@ -30,7 +32,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-MODES = ("auto", "eager", "cuda_graph")
+from darts_mim.nn.graphed_network import MODES
 
 
 def select_step_mode(requested: str, device: torch.device, cuda_available: bool) -> str:
