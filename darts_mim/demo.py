@@ -210,7 +210,7 @@ def run_demo(
 
     started, cpu_started = time.perf_counter(), time.process_time()
     # The grid is small (14 x 8): each convolution is tiny, and intra-op threads cost more in
-    # synchronisation than they gain. One thread trained ~10x faster on a busy 2-core machine.
+    # synchronisation than they gain, most of all on a small machine shared with other work.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
