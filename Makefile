@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint format bench clean
+.PHONY: demo test test-slow test-all lint format bench docs tutorial-pages clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,5 +34,12 @@ format: $(STAMP)
 bench: $(STAMP)  ## all benchmarks (prints tables; several minutes)
 	$(BIN)/python benchmarks/run_all.py
 
+docs: $(STAMP)  ## the documentation site in site/, warnings are errors (its examples: tests/test_docs.py)
+	$(BIN)/python docs/render_tutorials.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+tutorial-pages: $(STAMP)  ## re-run the tutorials (fast mode) and write their pages in docs/tutorials
+	MPLBACKEND=Agg $(BIN)/python docs/render_tutorials.py
+
 clean:
-	rm -rf $(VENV) demo_output
+	rm -rf $(VENV) demo_output site

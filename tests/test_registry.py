@@ -139,3 +139,8 @@ def test_registry_hashes_match_the_shared_data():
     shared = _shared_data_dir()
     for entry in DATASETS.values():
         assert sha256_of(shared / entry.subdir / entry.filename) == entry.sha256, entry.name
+
+
+def test_docs_list_the_registry():
+    """docs/datasets.md shows the registry as describe() prints it (regenerate the table if not)."""
+    assert describe() in (ROOT / "docs" / "datasets.md").read_text()
