@@ -33,7 +33,7 @@ def python_blocks(path: Path) -> list[str]:
 
 
 def pages() -> list[Path]:
-    found = []  # README.md joins when it is the short front door (tests/test_readme.py runs it today)
+    found = [ROOT / "README.md"]
     found += sorted(p for p in DOCS.rglob("*.md") if "tutorials" not in p.relative_to(DOCS).parts)
     return [p for p in found if python_blocks(p)]
 
@@ -68,7 +68,7 @@ for i, code in enumerate(blocks):
 def test_docs_have_runnable_blocks():
     """The test sees the guides' examples, and every tutorial has its rendered page."""
     names = {p.relative_to(ROOT).as_posix() for p in pages()}
-    for page in ("docs/getting-started.md", "docs/guides/grids.md"):
+    for page in ("README.md", "docs/getting-started.md", "docs/guides/grids.md"):
         assert page in names
     for script in (ROOT / "tutorials").glob("[0-9][0-9]_*.py"):
         assert (DOCS / "tutorials" / f"{script.stem}.md").is_file(), script.name
