@@ -5,7 +5,12 @@ A thin layer over the library: it reads data files with :mod:`darts_mim.datasets
 file, a wrong option) ends the command with exit code 2 and one line on stderr, without a traceback;
 set ``DARTS_MIM_DEBUG=1`` to see the traceback.
 
-Scaling: ``fit`` min-max scales each component to [0, 1] with the training data's range, with a
+Hold-out: ``fit --holdout N`` trains on all but the last ``N`` steps and ``backtest --last N`` scores
+only them; ``fit --val-last N`` validates on the ``N`` steps before (early stopping). ``backtest``
+notes on stderr when it scores steps of the model's training data.
+
+Scaling: ``fit`` min-max scales each component to [0, 1] with the training part's range (neither
+validation nor held-out steps), with a
 Darts ``Scaler`` (sklearn's ``MinMaxScaler``), and pickles that scaler next to the model as
 ``MODEL.pt.scaler``; with ``--no-scale`` it trains on raw values and stores an identity scaler, so that
 every model written by ``fit`` says how its inputs were scaled. ``predict``, ``backtest`` and
@@ -50,14 +55,19 @@ EPILOG = """\
 examples:
   darts-mim demo --out demo_output                  train, backtest, export, serve (a few minutes)
   darts-mim demo --quick --out /tmp/demo            the same in seconds, tiny models
-  darts-mim fit --data flows.npz --out mim.pt --icl 12 --ocl 6 --hidden 32,32 --epochs 5
+  darts-mim fit --data flows.npz --out mim.pt --hidden 32,32 --epochs 5 --holdout 96
+                                                    train on all but the last 96 steps (2 days)
+  darts-mim backtest --model mim.pt --data flows.npz --last 96 --horizon 6 --stride 6
+                                                    score the 96 held-out steps only
   darts-mim predict --model mim.pt --data flows.npz --n 6 --out forecast.npz
-  darts-mim backtest --model mim.pt --data flows.npz --start 0.8 --horizon 6 --stride 6
+  darts-mim fit --data ETTh1.csv --out ett.pt --val-last 336
+                                                    hourly: icl 96 (4 days), validation, early stop
   darts-mim export --model mim.pt --out mim.onnx
 
 data files:
   .npz   a grid: `data` (T, C, H, W) or (T, H, W), `time` (T ISO strings), optional `channels`
-  .csv   a (multivariate) series: a date column and numeric columns (e.g. ETTh1.csv)
+  .csv   a (multivariate) series: a date column and numeric columns (e.g. ETTh1.csv); a column
+         that is not numeric is an error unless left out with --drop COL (see --decimal, --sep)
   .nc    netCDF: one variable with a time dimension and two spatial ones (needs netCDF4 or h5netcdf)
 
 Run `darts-mim COMMAND --help` for the options of one command.
@@ -88,8 +98,11 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 # helpers
 
 
-def _load_series(path: str):
-    """Read a data file into a float32 ``TimeSeries`` (gridded for ``.npz`` / ``.nc``)."""
+def _load_series(path: str, args: argparse.Namespace | None = None):
+    """Read a data file into a float32 ``TimeSeries`` (gridded for ``.npz`` / ``.nc``).
+
+    ``args`` carries the CSV options ``--drop``, ``--decimal`` and ``--sep``.
+    """
     from darts_mim.datasets import load_csv_series, load_grid_npz, load_netcdf
 
     p = Path(path).expanduser()
@@ -103,10 +116,15 @@ def _load_series(path: str):
             f"unknown data file extension {ext or '(none)'!r} for {p}; use .npz (grid), .csv (series) "
             "or .nc (netCDF)"
         )
+    drop = getattr(args, "drop", None) or []
+    decimal, sep = getattr(args, "decimal", "."), getattr(args, "sep", ",")
+    sep = "\t" if sep in ("\\t", "tab") else sep  # `--sep '\t'` arrives as backslash + t
+    if ext != ".csv" and (drop or decimal != "." or sep != ","):
+        raise CliError(f"--drop, --decimal and --sep read .csv files; {p.name} is not one")
     if ext == ".npz":
         series = load_grid_npz(p).series
     elif ext == ".csv":
-        series = load_csv_series(p)
+        series = load_csv_series(p, drop=drop, decimal=decimal, sep=sep)
     else:
         series = load_netcdf(p).series
     # ONNX Runtime has no float64 convolution: keep everything float32 from the start.
@@ -163,6 +181,22 @@ def fit_scaler(series: TimeSeries, scale: bool = True) -> Scaler:
     return scaler
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``/proc/self/status``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode() -> int:
+    """The permissions ``open(path, "w")`` gives a new file: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
+
+
 def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
     """Pickle ``scaler`` to ``path`` atomically (temporary file + ``os.replace``).
 
@@ -187,6 +221,9 @@ def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
             # Protocol 4, as Darts' own model files: protocol 5 stores numpy arrays through
             # `numpy._core.numeric._frombuffer`, which Darts' restricted unpickler refuses.
             pickle.dump(scaler, fh, protocol=4)
+        # mkstemp creates 0600; the scaler gets the mode of the model files beside it, i.e. of a
+        # plain open() under the process's umask.
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -362,13 +399,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _start(text: str) -> float | int:
+def _start(text: str):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--start is a fraction in (0, 1) or a time step index, got {text!r}"
-        ) from None
+        # Not a number: a time stamp, as Darts' historical_forecasts(start=pd.Timestamp(...)).
+        import pandas as pd
+
+        try:
+            return pd.Timestamp(text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(
+                f"--start is a fraction in (0, 1), a time step index or a time stamp, got {text!r}"
+            ) from None
     if 0 < value < 1:
         return value
     if value >= 1 and value == int(value):
@@ -376,6 +419,165 @@ def _start(text: str) -> float | int:
     raise argparse.ArgumentTypeError(
         f"--start is a fraction in (0, 1) or a positive integer index, got {text!r}"
     )
+
+
+def _fold_period(text: str) -> int | str | None:
+    value = text.strip().lower()
+    if value == "auto":
+        return "auto"
+    if value == "none":
+        return None
+    try:
+        period = int(value)
+    except ValueError:
+        period = 0
+    if period < 2:
+        raise argparse.ArgumentTypeError(
+            f"--fold-period takes 'auto', 'none' or an integer period >= 2, got {text!r}"
+        )
+    return period
+
+
+def _likelihood(name: str | None):
+    """The Darts likelihood of ``--likelihood``."""
+    if name is None:
+        return None
+    from darts.utils.likelihood_models.torch import GaussianLikelihood, QuantileRegression
+
+    return {"gaussian": GaussianLikelihood, "quantile": QuantileRegression}[name]()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, within a cgroup (v2) CPU quota.
+
+    Returns
+    -------
+    int
+        At least 1. ``os.cpu_count()`` counts the machine's CPUs, also those a container or
+        ``taskset`` does not give the process.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+#: The most torch threads ``--threads`` uses by default: the per-step convolutions of MIM are small,
+#: and more intra-op threads mostly add synchronisation.
+MAX_DEFAULT_THREADS = 8
+
+
+def default_threads() -> int:
+    """The torch threads of ``fit``, ``predict`` and ``backtest`` without ``--threads``.
+
+    ``OMP_NUM_THREADS`` when it is set to a positive integer, else :func:`available_cpus`, at most
+    :data:`MAX_DEFAULT_THREADS`: never more threads than the process has CPUs (torch's own default
+    counts the machine's cores, which oversubscribes a container or a shared machine).
+
+    Returns
+    -------
+    int
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return min(available_cpus(), MAX_DEFAULT_THREADS)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Run with ``torch.set_num_threads(threads)`` (default :func:`default_threads`), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or default_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+#: ``--icl`` without a period to fold: MIM's usual input on grids.
+DEFAULT_ICL = 12
+#: ``--icl`` of a plain series with a period P is this many periods (fewer for a short series).
+ICL_PERIODS = 4
+
+
+def default_input_chunk_length(
+    series: TimeSeries, output_chunk_length: int, fold_period="auto", n_train: int | None = None
+) -> tuple[int, str]:
+    """The input length ``darts-mim fit`` uses without ``--icl``, and why.
+
+    A plain series with a natural period ``P`` (:func:`darts_mim.folding.infer_period`: 24 for
+    hourly steps, 7 for daily ones, 12 for months, ...) or an integer ``fold_period`` reads
+    ``4 P`` steps (96 hourly, 28 daily), so that MIMModel folds it into periods; ``3 P`` or ``2 P``
+    when the training part is too short for ``4 P`` (the input and output of a window must fit in
+    half of it). Grids, series without a period and ``fold_period=None`` read 12 steps.
+
+    Parameters
+    ----------
+    series
+        The training data (its frequency and grid).
+    output_chunk_length
+        The model's output length.
+    fold_period
+        ``"auto"``, ``None`` or an integer period, as ``MIMModel(fold_period=...)``.
+    n_train
+        Steps of the training part; default ``len(series)``.
+
+    Returns
+    -------
+    tuple[int, str]
+        The input length and a short reason for the command's output.
+    """
+    from darts_mim.folding import infer_period
+    from darts_mim.grid import grid_spec_of
+
+    n_train = len(series) if n_train is None else n_train
+    spec = grid_spec_of(series)
+    if spec is not None and spec.height * spec.width > 1:
+        return DEFAULT_ICL, "a grid"
+    if fold_period is None:
+        return DEFAULT_ICL, "--fold-period none"
+    period = fold_period if isinstance(fold_period, int) else infer_period(series.freq)
+    if period is None or period < 2:
+        return DEFAULT_ICL, f"no seasonal period for steps of {series.freq_str}"
+    for k in range(ICL_PERIODS, 1, -1):
+        if k * period + output_chunk_length <= n_train // 2:
+            return k * period, f"{k} periods of {period} steps"
+    return DEFAULT_ICL, f"too short for 2 periods of {period} steps"
+
+
+def _num_samples(model, samples: int | None) -> int:
+    """Samples per forecast: ``--samples``, else 1 (point model) or :data:`DEFAULT_SAMPLES`."""
+    probabilistic = bool(getattr(model, "supports_probabilistic_prediction", False))
+    if samples is None:
+        return DEFAULT_SAMPLES if probabilistic else 1
+    if samples > 1 and not probabilistic:
+        raise CliError(
+            f"--samples {samples} needs a probabilistic model (fitted with --likelihood); this one "
+            "gives point forecasts"
+        )
+    return samples
+
+
+#: Samples per forecast of a model fitted with ``--likelihood``; the forecast is their median.
+DEFAULT_SAMPLES = 100
+
+
+def _median(forecast: TimeSeries) -> TimeSeries:
+    """The per-step, per-component median of a stochastic forecast (itself when deterministic)."""
+    if not forecast.is_stochastic:
+        return forecast
+    values = forecast.all_values(copy=False)
+    return forecast.with_values(np.median(values, axis=2, keepdims=True))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -391,39 +593,105 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(series: TimeSeries, args: argparse.Namespace):
+    """``fit``'s parts of the data: training, validation (or ``None``) and the input length.
+
+    The last ``--holdout`` steps are left out; of the rest, the last ``--val-last`` steps are the
+    validation targets (the validation series starts ``icl`` steps earlier, for their inputs).
+    """
+    n, holdout, val_last = len(series), args.holdout or 0, args.val_last or 0
+    if holdout + val_last >= n:
+        raise CliError(
+            f"--holdout {holdout} and --val-last {val_last} leave no training data of the "
+            f"{_plural(n, 'step')} in {args.data}"
+        )
+    fit_part = series[: n - holdout] if holdout else series
+    n_train = len(fit_part) - val_last
+    if args.icl is None:
+        icl, why = default_input_chunk_length(fit_part, args.ocl, args.fold_period, n_train)
+    else:
+        icl, why = args.icl, ""
+    if n_train < icl + args.ocl:
+        raise CliError(
+            f"the training part has {_plural(n_train, 'step')}, fewer than icl + ocl = "
+            f"{icl + args.ocl}; use a shorter --icl/--ocl or a smaller --holdout/--val-last"
+        )
+    if not val_last:
+        return fit_part, None, icl, why
+    if val_last < args.ocl:
+        raise CliError(
+            f"--val-last {val_last} is shorter than --ocl {args.ocl}: the validation part must "
+            "hold at least one output chunk"
+        )
+    return fit_part[:n_train], fit_part[n_train - icl :], icl, why
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
+    from darts_mim.folding import resolve_fold
+    from darts_mim.grid import grid_spec_of
     from darts_mim.model import MIMModel
 
-    series = _load_series(args.data)
+    series = _load_series(args.data, args)
     out = Path(args.out).expanduser()
-    scaler = fit_scaler(series, scale=not args.no_scale)
-    train = scaler.transform(series)
+    train, val, icl, why = _split(series, args)
+    spec = grid_spec_of(series)
+    gridded = spec is not None and spec.height * spec.width > 1
+    fold = resolve_fold(args.fold_period, series.freq, icl, gridded)
+    threads = args.threads or default_threads()
+    # The scaler learns the range of the training part only: nothing of the validation or
+    # held-out steps leaks into the model.
+    scaler = fit_scaler(train, scale=not args.no_scale)
     print(
         f"fitting MIMModel on {args.data}: {_plural(len(series), 'step')}, "
-        f"{_plural(series.n_components, 'component')}, icl={args.icl}, ocl={args.ocl}, "
-        f"hidden={args.hidden}, {_plural(args.epochs, 'epoch')}"
+        f"{_plural(series.n_components, 'component')}, icl={icl}"
+        + (f" ({why}; --icl to change)" if why else "")
+        + f", ocl={args.ocl}, hidden={args.hidden}, "
+        + (f"folded into periods of {fold} steps" if fold > 1 else "not folded")
+        + (f", {args.likelihood} likelihood" if args.likelihood else "")
+        + f", {_plural(args.epochs, 'epoch')}, {_plural(threads, 'thread')}"
     )
+    parts = [
+        f"training on {_plural(len(train), 'step')} ({train.start_time()} to {train.end_time()})"
+    ]
+    if val is not None:
+        parts.append(
+            f"validating on the next {_plural(args.val_last, 'step')} (early stopping, best epoch kept)"
+        )
+    if args.holdout:
+        first = series.time_index[len(series) - args.holdout]
+        parts.append(
+            f"holding out the last {_plural(args.holdout, 'step')} (from {first}): score them with "
+            f"`darts-mim backtest --last {args.holdout}`"
+        )
+    if val is not None or args.holdout:
+        print("  " + "; ".join(parts))
     # Lightning's logs go to a temporary work dir: the model file is the only output.
     work_dir = tempfile.mkdtemp(prefix="darts-mim-fit-")
     try:
-        model = MIMModel(
-            input_chunk_length=args.icl,
-            output_chunk_length=args.ocl,
-            num_hidden=args.hidden,
-            filter_size=args.filter_size,
-            patch_size=args.patch_size,
-            n_epochs=args.epochs,
-            batch_size=args.batch_size,
-            random_state=args.seed,
-            work_dir=work_dir,
-            pl_trainer_kwargs={
-                "accelerator": "cpu",
-                "enable_progress_bar": not args.quiet,
-                "enable_model_summary": False,
-            },
-        )
-        model.fit(train)
-        model.save(str(out))
+        with _torch_threads(threads):
+            model = MIMModel(
+                input_chunk_length=icl,
+                output_chunk_length=args.ocl,
+                num_hidden=args.hidden,
+                filter_size=args.filter_size,
+                patch_size=args.patch_size,
+                fold_period=args.fold_period,
+                likelihood=_likelihood(args.likelihood),
+                n_epochs=args.epochs,
+                batch_size=args.batch_size,
+                random_state=args.seed,
+                work_dir=work_dir,
+                pl_trainer_kwargs={
+                    "accelerator": "cpu",
+                    "enable_progress_bar": not args.quiet,
+                    "enable_model_summary": False,
+                },
+            )
+            model.fit(
+                scaler.transform(train),
+                val_series=None if val is None else scaler.transform(val),
+            )
+            model.save(str(out))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     scaler_file = save_scaler(scaler, _scaler_path(out))
@@ -441,10 +709,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".csv", ".npz"):
         raise CliError(f"--out must end in .csv or .npz, got {out.name!r}")
     model = _load_model(args.model)
-    series = _load_series(args.data)
+    series = _load_series(args.data, args)
     scaler = _read_scaler(args.model, args.no_scale)
-    forecast = model.predict(args.n, series=_scale(scaler, series, args.model), verbose=False)
-    forecast = _unscale(scaler, forecast)
+    samples = _num_samples(model, args.samples)
+    with _torch_threads(args.threads):
+        forecast = model.predict(
+            args.n,
+            series=_scale(scaler, series, args.model),
+            num_samples=samples,
+            verbose=False,
+        )
+    forecast = _unscale(scaler, _median(forecast))
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".npz":
         spec = grid_spec_of(forecast) or GridSpec(tuple(forecast.components), 1, 1)
@@ -459,32 +734,74 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # Without a name the time column reads back as "Unnamed: 0".
         frame.index.name = series.time_index.name or "time"
         frame.to_csv(out)
-    print(f"wrote {_plural(args.n, 'forecast step')} after {series.end_time()} to {out}")
+    median = f" (median of {samples} samples)" if samples > 1 else ""
+    print(f"wrote {_plural(args.n, 'forecast step')}{median} after {series.end_time()} to {out}")
     return 0
+
+
+def _in_sample_note(model, series: TimeSeries, forecasts: list) -> str | None:
+    """A note when backtest forecasts score steps of the data the model was trained on."""
+    import pandas as pd
+
+    train = getattr(model, "training_series", None)
+    if not isinstance(train, type(series)):
+        return None
+    dated = isinstance(series.time_index, pd.DatetimeIndex)
+    if dated != isinstance(train.time_index, pd.DatetimeIndex):
+        return None
+    end = train.end_time()
+    scored = pd.Index(np.unique(np.concatenate([f.time_index.to_numpy() for f in forecasts])))
+    inside = int((scored <= end).sum())
+    if not inside:
+        return None
+    return (
+        f"{inside} of the {_plural(len(scored), 'scored step')} (from {scored[0]}) "
+        f"{'is' if inside == 1 else 'are'} in the data the model was trained on (up to {end}): "
+        "these errors are in-sample. For an out-of-sample score, fit with --holdout N and "
+        "backtest with --last N (or --start after the training data)"
+    )
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from darts_mim.evaluation import forecast_windows, mae, rmse, rmse_by_step
 
     model = _load_model(args.model)
-    series = _load_series(args.data)
+    series = _load_series(args.data, args)
     scaler = _read_scaler(args.model, args.no_scale)
-    forecasts = model.historical_forecasts(
-        _scale(scaler, series, args.model),
-        start=args.start,
-        forecast_horizon=args.horizon,
-        stride=args.stride,
-        retrain=False,
-        last_points_only=False,
-        verbose=False,
-    )
-    forecasts = [_unscale(scaler, f) for f in forecasts]
+    start = 0.8 if args.start is None else args.start
+    if args.last is not None:
+        if args.last < args.horizon:
+            raise CliError(
+                f"--last {args.last} is shorter than --horizon {args.horizon}: no forecast fits in it"
+            )
+        if args.last >= len(series):
+            raise CliError(
+                f"--last {args.last} is not shorter than the data ({_plural(len(series), 'step')})"
+            )
+        start = series.time_index[len(series) - args.last]
+    samples = _num_samples(model, args.samples)
+    with _torch_threads(args.threads):
+        forecasts = model.historical_forecasts(
+            _scale(scaler, series, args.model),
+            start=start,
+            forecast_horizon=args.horizon,
+            stride=args.stride,
+            retrain=False,
+            last_points_only=False,
+            num_samples=samples,
+            verbose=False,
+        )
+    forecasts = [_unscale(scaler, _median(f)) for f in forecasts]
     pred, true = forecast_windows(forecasts, series)
+    median = f" (medians of {samples} samples)" if samples > 1 else ""
     print(
-        f"backtest of {args.model} on {args.data}: {_plural(len(forecasts), 'forecast')} of "
-        f"{_plural(args.horizon, 'step')} every {_plural(args.stride, 'step')} from "
+        f"backtest of {args.model} on {args.data}: {_plural(len(forecasts), 'forecast')}{median} "
+        f"of {_plural(args.horizon, 'step')} every {_plural(args.stride, 'step')} from "
         f"{forecasts[0].start_time()}"
     )
+    note = _in_sample_note(model, series, forecasts)
+    if note:
+        print(f"{PROG} backtest: note: {note}", file=sys.stderr)
     print(f"RMSE {rmse(pred, true):.4f}")
     print(f"MAE  {mae(pred, true):.4f}")
     print("RMSE by horizon step: " + ", ".join(f"{x:.4f}" for x in rmse_by_step(pred, true)))
@@ -515,6 +832,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------
 # parser and entry point
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """``--drop``, ``--decimal`` and ``--sep`` (CSV data) and ``--threads``."""
+    p.add_argument(
+        "--drop",
+        action="append",
+        metavar="COL",
+        help="CSV column to leave out (repeatable); every other column but the time column is "
+        "loaded, and a column that is not numeric is an error",
+    )
+    p.add_argument("--decimal", default=".", help="decimal mark of a CSV file, e.g. ','")
+    p.add_argument("--sep", default=",", help="field separator of a CSV file, e.g. ';'")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch threads (default: OMP_NUM_THREADS if set, else the CPUs this process may use, "
+        f"at most {MAX_DEFAULT_THREADS})",
+    )
+
+
+def _add_samples_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=None,
+        help="samples per forecast of a model fitted with --likelihood; the forecast is their "
+        f"median (default: {DEFAULT_SAMPLES} for such a model, else 1)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -556,7 +903,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, help="training data (.npz, .csv or .nc)")
     p.add_argument("--out", required=True, help="model file to write, e.g. mim.pt")
-    p.add_argument("--icl", type=_positive_int, default=12, help="input chunk length")
+    p.add_argument(
+        "--icl",
+        type=_positive_int,
+        default=None,
+        help=f"input chunk length (default: {ICL_PERIODS} periods of the data's seasonal period "
+        f"for a plain series, e.g. 96 for hourly steps and 28 for daily ones, so that it is "
+        f"folded; {DEFAULT_ICL} for grids and series without a period)",
+    )
     p.add_argument("--ocl", type=_positive_int, default=6, help="output chunk length")
     p.add_argument("--hidden", type=_parse_hidden, default="32,32", help="layer widths, e.g. 32,32")
     p.add_argument("--filter-size", type=_positive_int, default=3, help="odd convolution size")
@@ -567,6 +921,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-scale", action="store_true", help="train on the raw values (identity scaler)"
     )
+    p.add_argument(
+        "--fold-period",
+        type=_fold_period,
+        default="auto",
+        help="fold a plain series into periods of this many steps: an integer, 'auto' (the "
+        "period of the frequency when the input holds two) or 'none'",
+    )
+    p.add_argument(
+        "--likelihood",
+        choices=("gaussian", "quantile"),
+        default=None,
+        help="train a probabilistic model (Darts' GaussianLikelihood or QuantileRegression); "
+        "predict and backtest then give the median of --samples samples",
+    )
+    p.add_argument(
+        "--val-last",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="validate on the last N steps before the held-out ones (they are not trained on): "
+        "training stops early when the validation loss stops improving, and the best epoch is "
+        "kept",
+    )
+    p.add_argument(
+        "--holdout",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="leave the last N steps out of training (and of the scaler), to score them "
+        "afterwards with `darts-mim backtest --last N`",
+    )
+    _add_data_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_fit)
 
@@ -589,19 +975,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="the model works on raw values and has no MODEL.pt.scaler file (e.g. saved with "
         "MIMModel.save() from Python)",
     )
+    _add_samples_option(p)
+    _add_data_options(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
         "backtest",
         help="historical forecasts of a saved model, with RMSE and MAE",
-        description="Forecast HORIZON steps every STRIDE steps from START to the end of the data "
-        "(no retraining) and print RMSE and MAE on the original scale.",
-        epilog="example: darts-mim backtest --model mim.pt --data flows.npz --start 0.8",
+        description="Forecast HORIZON steps every STRIDE steps from START (or over the last N "
+        "steps) to the end of the data (no retraining) and print RMSE and MAE on the original "
+        "scale. Score data the model was not trained on: fit with --holdout N, then backtest with "
+        "--last N; a note on stderr says when scored steps are in the model's training data.",
+        epilog="example: darts-mim fit --data flows.npz --out mim.pt --holdout 96 && darts-mim "
+        "backtest --model mim.pt --data flows.npz --last 96",
         formatter_class=fmt,
     )
     p.add_argument("--model", required=True, help="model file written by `fit`")
     p.add_argument("--data", required=True, help="data to backtest on (.npz, .csv or .nc)")
-    p.add_argument("--start", type=_start, default=0.8, help="first forecast: fraction or index")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--start",
+        type=_start,
+        default=None,
+        help="first forecast step, as Darts' historical_forecasts(start=...): a fraction of the "
+        "data in (0, 1), a time step index or a time stamp (default: 0.8)",
+    )
+    where.add_argument(
+        "--last",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="score the last N steps only (the part `fit --holdout N` left out)",
+    )
     p.add_argument("--horizon", type=_positive_int, default=6, help="forecast horizon")
     p.add_argument("--stride", type=_positive_int, default=6, help="steps between forecasts")
     p.add_argument(
@@ -610,6 +1015,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the model works on raw values and has no MODEL.pt.scaler file (e.g. saved with "
         "MIMModel.save() from Python)",
     )
+    _add_samples_option(p)
+    _add_data_options(p)
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser(

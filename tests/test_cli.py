@@ -492,3 +492,292 @@ def test_load_scaler_imports_no_torch(fitted):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ CSV columns (issue 23, defect 2)
+
+
+def _write_hourly_csv(path: Path, n: int = 60, seed: int = 1) -> Path:
+    """An hourly CSV with a date column and two numeric columns, HUFL and OT."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    pd.DataFrame(
+        {
+            "date": pd.date_range("2016-07-01", periods=n, freq="h"),
+            "HUFL": 5 + np.sin(2 * np.pi * t / 24) + 0.1 * rng.random(n),
+            "OT": 30 + rng.random(n),
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+CSV_FIT_ARGS = [*FIT_ARGS, "--filter-size", "1"]
+
+
+def test_fit_refuses_a_csv_column_with_a_decimal_comma(tmp_path, capsys):
+    """One "12,5" in HUFL made `fit` drop the column and train on OT alone (exit 0)."""
+    csv = _write_hourly_csv(tmp_path / "ett.csv", n=40)
+    lines = csv.read_text().splitlines()
+    date, hufl, ot = lines[6].split(",")
+    lines[6] = f'{date},"{hufl.replace(".", ",")}",{ot}'
+    csv.write_text("\n".join(lines) + "\n")
+    model = tmp_path / "m.pt"
+    code = main(["fit", "--data", str(csv), "--out", str(model), *CSV_FIT_ARGS])
+    _one_line_error(
+        capsys, code, "column 'HUFL'", hufl.replace(".", ","), "line 7", date, "--decimal ,",
+        "--drop HUFL",
+    )  # fmt: skip
+    assert not model.exists()
+    # the column left out explicitly
+    code = main(["fit", "--data", str(csv), "--out", str(model), *CSV_FIT_ARGS, "--drop", "HUFL"])
+    assert code == 0
+    assert "1 component," in capsys.readouterr().out
+
+
+def test_fit_refuses_a_text_column_unless_dropped(tmp_path, capsys):
+    csv = _write_hourly_csv(tmp_path / "ett.csv", n=40)
+    frame = pd.read_csv(csv)
+    frame.insert(1, "station", "north")
+    frame.to_csv(csv, index=False)
+    argv = ["fit", "--data", str(csv), "--out", str(tmp_path / "m.pt"), *CSV_FIT_ARGS]
+    _one_line_error(capsys, main(argv), "column 'station' holds text", "--drop station")
+    # --drop is repeatable; dropping every value column leaves nothing to fit
+    code = main([*argv, "--drop", "station", "--drop", "HUFL", "--drop", "OT"])
+    _one_line_error(capsys, code, "no value columns")
+
+
+def test_csv_options_are_for_csv_files(fitted, tmp_path, capsys):
+    data, model = fitted
+    argv = ["predict", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "f.npz")]
+    _one_line_error(capsys, main([*argv, "--drop", "flow"]), "--drop, --decimal and --sep", ".csv")
+
+
+def test_fit_and_predict_semicolon_decimal_comma_csv_with_threads(tmp_path, capsys, monkeypatch):
+    import torch
+
+    csv = _write_hourly_csv(tmp_path / "ett.csv", n=40)
+    frame = pd.read_csv(csv)
+    german = tmp_path / "messwerte.csv"
+    frame.to_csv(german, index=False, sep=";", decimal=",")
+    assert "," in german.read_text().splitlines()[1]
+    calls = []
+    original = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), original(n))[1])
+    model = tmp_path / "m.pt"
+    options = ["--sep", ";", "--decimal", ","]
+    argv = ["fit", "--data", str(german), "--out", str(model), *CSV_FIT_ARGS, *options]
+    assert main([*argv, "--threads", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "2 components" in out and "3 threads" in out
+    assert calls[0] == 3 and torch.get_num_threads() == 1  # restored after the command
+    forecast = tmp_path / "f.csv"
+    argv = ["predict", "--model", str(model), "--data", str(german), "--n", "2"]
+    assert main([*argv, "--out", str(forecast), *options]) == 0
+    values = pd.read_csv(forecast, index_col=0)
+    assert list(values.columns) == ["HUFL", "OT"] and np.isfinite(values.to_numpy()).all()
+    assert values["OT"].between(25, 35).all()  # the original scale, read with decimal commas
+
+
+def test_default_threads(monkeypatch):
+    from darts_mim import cli
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cli.default_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(cli, "available_cpus", lambda: 64)
+    assert cli.default_threads() == cli.MAX_DEFAULT_THREADS
+    monkeypatch.setattr(cli, "available_cpus", lambda: 2)
+    assert cli.default_threads() == 2
+
+
+def test_available_cpus_is_the_affinity_at_most():
+    from darts_mim.cli import available_cpus
+
+    assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
+
+
+# ------------------------------------------------------------------ hold-out and backtest (defect 7)
+
+
+def test_fit_holdout_and_backtest_the_last_steps(tmp_path, capsys):
+    """The README's backtest scored the data the model was trained on: `fit --holdout N` leaves
+    the last N steps out of training and of the scaler, `backtest --last N` scores only them."""
+    csv = _write_hourly_csv(tmp_path / "ett.csv", n=60)
+    model = tmp_path / "m.pt"
+    argv = ["fit", "--data", str(csv), "--out", str(model), *CSV_FIT_ARGS, "--holdout", "12"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "holding out the last 12 steps (from 2016-07-03 00:00:00)" in out
+    assert "backtest --last 12" in out
+    # the scaler saw the 48 training steps only
+    from darts_mim.datasets import load_csv_series
+
+    series = load_csv_series(csv).astype(np.float32)
+    scaled = load_scaler(str(model) + ".scaler").transform(series[:48]).values()
+    np.testing.assert_allclose(scaled.min(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(scaled.max(axis=0), 1.0, atol=1e-5)
+
+    backtest = ["backtest", "--model", str(model), "--data", str(csv), "--horizon", "2"]
+    backtest += ["--stride", "2"]
+    assert main([*backtest, "--last", "12"]) == 0
+    captured = capsys.readouterr()
+    assert "6 forecasts of 2 steps every 2 steps from 2016-07-03 00:00:00" in captured.out
+    assert "in-sample" not in captured.err
+    # the same start as a time stamp, as Darts' historical_forecasts(start=pd.Timestamp(...))
+    assert main([*backtest, "--start", "2016-07-03T00:00"]) == 0
+    assert captured.out == capsys.readouterr().out
+    # scoring training data is allowed, with a note on stderr
+    assert main([*backtest, "--start", "0.5"]) == 0
+    captured = capsys.readouterr()
+    assert "from 2016-07-02 05:00:00" in captured.out  # Darts: 0.5 of 60 steps is step 29
+    note = captured.err
+    assert "note: 19 of the 30 scored steps" in note and "up to 2016-07-02 23:00:00" in note
+    assert "in-sample" in note and "--holdout" in note and "\n" not in note.strip()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--last", "3"], ["--last 3 is shorter than --horizon 6"]),
+        (["--last", "48"], ["--last 48 is not shorter than the data (48 steps)"]),
+    ],
+)
+def test_backtest_last_errors(fitted, capsys, extra, needles):
+    data, model = fitted
+    code = main(["backtest", "--model", str(model), "--data", str(data), *extra])
+    _one_line_error(capsys, code, *needles)
+
+
+def test_fit_val_last_validates_on_the_steps_before_the_holdout(tmp_path, capsys, monkeypatch):
+    from darts_mim.model import MIMModel
+
+    seen = {}
+    original = MIMModel.fit
+
+    def spy(self, series, *args, **kwargs):
+        seen["train"], seen["val"] = series, kwargs.get("val_series")
+        return original(self, series, *args, **kwargs)
+
+    monkeypatch.setattr(MIMModel, "fit", spy)
+    csv = _write_hourly_csv(tmp_path / "ett.csv", n=60)
+    argv = ["fit", "--data", str(csv), "--out", str(tmp_path / "m.pt"), *CSV_FIT_ARGS]
+    assert main([*argv, "--val-last", "8", "--holdout", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "training on 48 steps" in out and "validating on the next 8 steps" in out
+    train, val = seen["train"], seen["val"]
+    times = pd.date_range("2016-07-01", periods=60, freq="h")
+    assert (train.start_time(), train.end_time()) == (times[0], times[47])
+    # the validation targets are steps 48..55; the series starts icl=4 steps earlier for inputs
+    assert (val.start_time(), val.end_time()) == (times[44], times[55])
+    # --val-last must hold one output chunk
+    code = main([*argv, "--val-last", "1"])
+    _one_line_error(capsys, code, "--val-last 1 is shorter than --ocl 2")
+
+
+def test_default_input_chunk_length():
+    from darts import TimeSeries
+
+    from darts_mim.cli import default_input_chunk_length
+    from darts_mim.grid import grid_to_series
+
+    def plain(n, freq):
+        return TimeSeries.from_times_and_values(
+            pd.date_range("2020-01-01", periods=n, freq=freq), np.zeros((n, 2))
+        )
+
+    assert default_input_chunk_length(plain(400, "h"), 6)[0] == 96
+    assert default_input_chunk_length(plain(130, "h"), 6) == (48, "2 periods of 24 steps")
+    assert default_input_chunk_length(plain(60, "h"), 6)[0] == 12  # too short to fold
+    assert default_input_chunk_length(plain(100, "D"), 6)[0] == 28
+    assert default_input_chunk_length(plain(144, "MS"), 6)[0] == 48
+    assert default_input_chunk_length(plain(400, "h"), 6, fold_period=None)[0] == 12
+    assert default_input_chunk_length(plain(400, "h"), 6, fold_period=10)[0] == 40
+    assert default_input_chunk_length(TimeSeries.from_values(np.zeros((400, 1))), 6)[0] == 12
+    grid = grid_to_series(
+        np.zeros((400, 1, 2, 2)), pd.date_range("2020", periods=400, freq="h"), ["c"]
+    )
+    assert default_input_chunk_length(grid, 6) == (12, "a grid")
+
+
+def test_fit_input_length_follows_the_frequency(tmp_path, capsys):
+    """The default input of 12 steps left hourly CSVs unfolded; now 4 days of hours."""
+    csv = _write_hourly_csv(tmp_path / "ett.csv", n=200)
+    argv = ["fit", "--data", str(csv), "--out", str(tmp_path / "m.pt")]
+    argv += ["--ocl", "2", "--hidden", "4", "--epochs", "1", "--quiet", "--filter-size", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "icl=96 (4 periods of 24 steps; --icl to change)" in out
+    assert "folded into periods of 24 steps" in out
+
+
+def test_fit_fold_period_likelihood_and_samples(fitted, tmp_path, capsys):
+    csv = _write_hourly_csv(tmp_path / "ett.csv", n=60)
+    model = tmp_path / "g.pt"
+    argv = ["fit", "--data", str(csv), "--out", str(model), *CSV_FIT_ARGS]
+    assert main([*argv, "--fold-period", "none", "--likelihood", "gaussian"]) == 0
+    out = capsys.readouterr().out
+    assert "not folded" in out and "gaussian likelihood" in out
+    forecast = tmp_path / "f.csv"
+    predict = ["predict", "--model", str(model), "--data", str(csv), "--n", "2"]
+    assert main([*predict, "--out", str(forecast), "--samples", "5"]) == 0
+    assert "median of 5 samples" in capsys.readouterr().out
+    values = pd.read_csv(forecast, index_col=0)
+    assert values.shape == (2, 2) and np.isfinite(values.to_numpy()).all()
+    backtest = ["backtest", "--model", str(model), "--data", str(csv), "--last", "12"]
+    assert main([*backtest, "--horizon", "2", "--stride", "4", "--samples", "3"]) == 0
+    assert "3 forecasts (medians of 3 samples) of 2 steps" in capsys.readouterr().out
+    # an integer period longer than the input is refused before training
+    code = main([*argv, "--fold-period", "24"])
+    _one_line_error(capsys, code, "fold_period=24 is longer than input_chunk_length=4")
+    # samples of a point model
+    data, point = fitted
+    argv = ["predict", "--model", str(point), "--data", str(data), "--out", str(forecast)]
+    _one_line_error(capsys, main([*argv, "--samples", "5"]), "needs a probabilistic model")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["fit", "--data", "x.csv", "--out", "m.pt", "--fold-period", "1"], "period >= 2"),
+        (["fit", "--data", "x.csv", "--out", "m.pt", "--fold-period", "daily"], "period >= 2"),
+        (["fit", "--data", "x.csv", "--out", "m.pt", "--likelihood", "poisson"], "invalid choice"),
+        (["fit", "--data", "x.csv", "--out", "m.pt", "--threads", "0"], "positive"),
+        (["fit", "--data", "x.csv", "--out", "m.pt", "--holdout", "-3"], "positive"),
+        (["backtest", "--model", "m.pt", "--data", "x.csv", "--start", "soon"], "a time stamp"),
+        (
+            ["backtest", "--model", "m.pt", "--data", "x.csv", "--start", "0.5", "--last", "6"],
+            "not allowed with",
+        ),
+    ],
+)
+def test_bad_new_arguments(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    _one_line_error(capsys, exc.value.code, needle)
+
+
+# ------------------------------------------------------------------ scaler file mode (defect 7)
+
+
+def test_scaler_file_has_the_mode_of_the_model_files(fitted):
+    """`*.scaler` files were written 0600 (tempfile.mkstemp) beside 0644 models."""
+    _, model = fitted
+    mode = model.stat().st_mode & 0o777
+    assert Path(str(model) + ".scaler").stat().st_mode & 0o777 == mode
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_scaler_file_mode_follows_the_umask(tmp_path, umask):
+    from darts import TimeSeries
+
+    from darts_mim import cli
+
+    scaler = cli.fit_scaler(TimeSeries.from_values(np.arange(6, dtype=np.float32).reshape(3, 2)))
+    before = os.umask(umask)
+    try:
+        path = cli.save_scaler(scaler, tmp_path / "m.pt.scaler")
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask == plain.stat().st_mode & 0o777

@@ -10,10 +10,14 @@ The loaders of the real data sets (crowd flows, radar, climate) are built on :fu
 
 from __future__ import annotations
 
+import csv
 import os
+import re
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -348,15 +352,215 @@ def load_netcdf(
 # tabular series
 
 
+_TIME_COLUMN_NAMES = ("date", "time", "datetime", "timestamp", "month")
+# "12,5" or "-0,75": a number written with a decimal comma
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
+
+
+def _as_names(columns: str | Sequence[str] | None) -> list:
+    if columns is None:
+        return []
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
+def _data_lines(path: Path, sep: str) -> list[int] | None:
+    """The file line on which each data row of ``pandas.read_csv(path, sep=sep)`` starts.
+
+    Blank lines are skipped as pandas skips them; a quoted field may span lines. ``None`` for a
+    separator the ``csv`` module cannot split on (more than one character).
+    """
+    if len(sep) != 1:
+        return None
+    lines: list[int] = []
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        header_seen, first_line = False, 1
+        for record in reader:
+            if any(field.strip() for field in record):
+                if header_seen:
+                    lines.append(first_line)
+                header_seen = True
+            first_line = reader.line_num + 1
+    return lines
+
+
+class _CsvRows:
+    """Names the place of a data row in the file, for error messages: line number and time stamp."""
+
+    def __init__(self, path: Path, sep: str, frame: pd.DataFrame):
+        self.path, self.sep, self.frame = path, sep, frame
+        self.time_col = None
+        self._lines: list[int] | None | bool = False  # computed on the first error only
+
+    def line(self, row: int) -> str:
+        if self._lines is False:
+            try:
+                self._lines = _data_lines(self.path, self.sep)
+            except OSError:
+                self._lines = None
+        lines = self._lines
+        if lines is not None and len(lines) == len(self.frame):
+            return f"line {lines[row]}"
+        return f"data row {row + 1}"
+
+    def where(self, row: int) -> str:
+        """``"line 7 (date 2016-07-01 05:00:00)"``."""
+        text = self.line(row)
+        if self.time_col is not None:
+            stamp = self.frame[self.time_col].iloc[row]
+            text += f" ({self.time_col} {'(empty)' if pd.isna(stamp) else stamp})"
+        return text
+
+
+def _separator_hint(path: Path, sep: str) -> str:
+    """A hint naming the separator of a file whose header holds ``;``, a tab or ``|``, not ``sep``."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            header = next((line for line in fh if line.strip()), "")
+    except OSError:
+        return ""
+    for other, shown in ((";", ";"), ("\t", "\\t"), ("|", "|")):
+        if other != sep and other in header and sep not in header:
+            return (
+                f' Its header looks separated by "{shown}", not "{sep}": pass sep="{shown}" '
+                f"(darts-mim: --sep '{shown}')."
+            )
+    return ""
+
+
+def _check_header(path: Path, sep: str) -> None:
+    """Refuse repeated column names (pandas renames the second ``OT`` to ``OT.1`` silently)."""
+    try:
+        header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str).iloc[0]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, IndexError):
+        return
+    names = [str(n).strip() for n in header.tolist() if not pd.isna(n)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"{path.name}: the column name {repeated[0]!r} appears more than once in the header; "
+            f"pandas would rename the second one {repeated[0] + '.1'!r} and load both. Rename or "
+            "remove the repeated column."
+        )
+
+
+def _numbers(column: pd.Series, name, decimal: str, rows: _CsvRows, path: Path) -> np.ndarray:
+    """A column's values as float64, or a ``ValueError`` naming the first cell that is not a number.
+
+    An empty cell or a missing-value marker (``n/a``, ``NA``, ...) is NaN, not an error.
+    """
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64)
+    cells = [None if pd.isna(v) else str(v).strip() for v in column]
+    if decimal == ".":
+        text = cells
+        wrong_mark = [False] * len(cells)
+    else:  # with decimal=",", "1.5" is not a number of this file (pandas leaves it as text)
+        text = [None if v is None else v.replace(decimal, ".") for v in cells]
+        wrong_mark = [v is not None and "." in v for v in cells]
+    values = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(
+        [
+            (v is not None and np.isnan(x)) or w
+            for v, x, w in zip(cells, values, wrong_mark, strict=True)
+        ]
+    )
+    if not len(bad):
+        return values
+    row, cell = int(bad[0]), cells[int(bad[0])]
+    drop_hint = f"drop=[{str(name)!r}] (darts-mim: --drop {name})"
+    comma_hint = (
+        'If the file writes decimals with a comma, load it with decimal="," (darts-mim: '
+        "--decimal ,); otherwise "
+        if decimal == "." and _DECIMAL_COMMA.match(cell)
+        else ""
+    )
+    if len(bad) == sum(v is not None for v in cells):
+        todo = "leave it out" if comma_hint else "Leave it out"
+        raise ValueError(
+            f"{path.name}: column {name!r} holds text, not numbers (e.g. {cell!r} on "
+            f"{rows.where(row)}). {comma_hint}{todo} explicitly with {drop_hint}, or choose the "
+            "columns to load with value_cols."
+        )
+    more = f" (and {len(bad) - 1} more such cells)" if len(bad) > 1 else ""
+    todo = "fix" if comma_hint else "Fix"
+    raise ValueError(
+        f"{path.name}: column {name!r} holds a value that is not a number: {cell!r} on "
+        f"{rows.where(row)}{more}. {comma_hint}{todo} that cell, or leave the column out "
+        f"explicitly with {drop_hint}."
+    )
+
+
+def _parse_times(column: pd.Series, name, rows: _CsvRows, path: Path) -> pd.DatetimeIndex:
+    """Parse a time column, or raise a ``ValueError`` naming the first cell that is not a date."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "could not infer format" for odd cells
+        for fmt in (None, "ISO8601"):
+            try:
+                stamps = pd.DatetimeIndex(pd.to_datetime(column, format=fmt))
+                break
+            except (ValueError, TypeError, OverflowError):
+                stamps = None
+        if stamps is None:
+            try:
+                stamps = pd.DatetimeIndex(pd.to_datetime(column, errors="coerce"))
+            except (ValueError, TypeError, OverflowError) as err:
+                raise ValueError(
+                    f"{path.name}: column {name!r} does not parse as dates ({err})."
+                ) from err
+    bad = np.flatnonzero(np.asarray(stamps.isna()))
+    if len(bad):
+        row = int(bad[0])
+        cell = column.iloc[row]
+        value = "an empty cell" if pd.isna(cell) else f"{str(cell)!r}"
+        more = f" ({len(bad)} such cells)" if len(bad) > 1 else ""
+        raise ValueError(
+            f"{path.name}: the time column {name!r} has {value} on {rows.line(row)}{more} that is "
+            "not a date like the others: the row cannot be placed in time. Fix or delete that row."
+        )
+    return stamps
+
+
+def _check_time_order(stamps: pd.DatetimeIndex, rows: _CsvRows, path: Path, sort: bool) -> None:
+    """Refuse repeated time stamps, and rows out of time order unless they are sorted anyway."""
+    if stamps.has_duplicates:
+        first = stamps[stamps.duplicated()][0]
+        where = np.flatnonzero(stamps == first)
+        one, two = rows.line(int(where[0])), rows.line(int(where[1]))
+        lines = f"lines {one[5:]} and {two[5:]}" if one.startswith("line ") else f"{one} and {two}"
+        n_dup = int(stamps.duplicated().sum())
+        raise ValueError(
+            f"{path.name}: the time stamp {first} appears on {lines} ({n_dup} repeated time "
+            f"stamp{'s' if n_dup > 1 else ''} in column {rows.time_col!r}); a series has one row "
+            "per time step. Remove or merge the repeated rows (e.g. average them with "
+            "DataFrame.groupby(time column).mean()) before loading."
+        )
+    if not sort and not stamps.is_monotonic_increasing:
+        row = int(np.flatnonzero(np.diff(stamps.asi8) < 0)[0]) + 1
+        raise ValueError(
+            f"{path.name}: the rows are not in time order: {rows.where(row)} comes after "
+            f"{rows.where(row - 1)}. Sort the file by {rows.time_col!r} first."
+        )
+
+
 def load_csv_series(
     path: str | os.PathLike,
     time_col: str | None = None,
     value_cols: str | Sequence[str] | None = None,
     *,
+    drop: str | Sequence[str] | None = None,
+    decimal: str = ".",
+    sep: str = ",",
     freq: str | None = None,
     fill_missing_dates: bool = False,
 ) -> TimeSeries:
     """Load a CSV file (e.g. ETTh1) as a plain multivariate ``TimeSeries``.
+
+    Nothing is left out silently: every column but the time column becomes a component unless
+    ``value_cols`` or ``drop`` says otherwise, and a cell that is not a number (``"12,5"`` in a file
+    with decimal points, a word), a time stamp that does not parse, a repeated time stamp or a
+    repeated column name is refused with the file line, the time stamp and the value. An empty
+    cell or a missing-value marker (``NA``, ``n/a``, ``null``, ... as pandas reads them) is NaN.
 
     Parameters
     ----------
@@ -364,70 +568,108 @@ def load_csv_series(
         The CSV file.
     time_col
         The column of time stamps. By default a column named ``date``, ``time``, ``datetime``,
-        ``timestamp`` or ``month`` (any case), else the first column if it parses as dates; without
-        one the series gets a ``RangeIndex``.
+        ``timestamp`` or ``month`` (any case), else the first column if it is not numeric and most
+        of its cells parse as dates; without one the series gets a ``RangeIndex``.
     value_cols
-        Columns to keep; default: every numeric column but the time column.
+        Columns to load; default: every column but the time column and ``drop``.
+    drop
+        Columns to leave out (e.g. a station name or a second date column); each must exist. Give
+        ``value_cols`` or ``drop``, not both.
+    decimal
+        The decimal mark of the file: ``","`` for a file that writes ``12,5``. Default: ``"."``.
+    sep
+        The field separator, e.g. ``";"`` (usual with decimal commas) or ``"\\t"``. Default:
+        ``","``.
     freq
         Time step; inferred from the time stamps when not given.
     fill_missing_dates
         Insert rows of NaN for missing time stamps (e.g. ILINet's missing weeks), at ``freq`` or else
-        the most common step.
+        the most common step; the rows are sorted by time first. A time stamp off that step's grid
+        is refused (reindexing would drop its row).
 
     Returns
     -------
     TimeSeries
+        float64 values, one component per loaded column.
 
     Raises
     ------
     DataNotFoundError
         When the file does not exist.
     ValueError
-        For an unknown column or no numeric columns.
+        For an unknown column, a cell that is not a number in a loaded column, a time stamp that
+        does not parse, repeated time stamps or column names, rows out of time order (without
+        ``fill_missing_dates``), or uneven time steps.
+
+    Examples
+    --------
+    >>> series = load_csv_series("sensors.csv", drop=["station"])  # doctest: +SKIP
+    >>> series = load_csv_series("messwerte.csv", sep=";", decimal=",")  # doctest: +SKIP
     """
     p = _check_file(path)
     try:
-        df = pd.read_csv(p)
+        df = pd.read_csv(p, sep=sep, decimal=decimal)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise ValueError(f"{p} is not a readable CSV file ({err}).") from err
+        hint = _separator_hint(p, sep)
+        raise ValueError(
+            f"{p} is not a readable CSV file ({' '.join(str(err).split())}).{hint}"
+        ) from err
+    except ValueError as err:  # e.g. the same character as sep and decimal
+        raise ValueError(
+            f"{p}: cannot read it with sep={sep!r}, decimal={decimal!r} ({err})."
+        ) from err
+    rows = _CsvRows(p, sep, df)
+    _check_header(p, sep)
+    if len(df.columns) == 1 and _separator_hint(p, sep):
+        raise ValueError(
+            f"{p.name} has one column {str(df.columns[0])!r}.{_separator_hint(p, sep)}"
+        )
+    drop = _as_names(drop)
+    unknown = [c for c in drop if c not in df.columns]
+    if unknown:
+        raise ValueError(f"{p} has no column(s) {unknown} to drop; columns are {list(df.columns)}.")
+    if drop and value_cols is not None:
+        raise ValueError(
+            "give value_cols (the columns to load) or drop (the ones to leave out), not both."
+        )
+    columns = [c for c in df.columns if c not in drop]
     if time_col is None:
-        for col in df.columns:
-            if str(col).strip().lower() in ("date", "time", "datetime", "timestamp", "month"):
+        for col in columns:
+            if str(col).strip().lower() in _TIME_COLUMN_NAMES:
                 time_col = col
                 break
-    if time_col is None and len(df.columns) and not pd.api.types.is_numeric_dtype(df.iloc[:, 0]):
-        try:
-            pd.to_datetime(df.iloc[:, 0])
-            time_col = df.columns[0]
-        except (ValueError, TypeError):
-            pass
+    if time_col is None and columns and not pd.api.types.is_numeric_dtype(df[columns[0]]):
+        first = df[columns[0]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                parsed = pd.to_datetime(first, errors="coerce")
+            except (ValueError, TypeError, OverflowError):
+                parsed = None
+        # mostly dates: the time column (its odd cells are refused below); else a text column,
+        # refused below unless dropped
+        if parsed is not None and parsed.notna().sum() * 2 > first.notna().sum():
+            time_col = columns[0]
     if time_col is not None and time_col not in df.columns:
         raise ValueError(f"{p} has no column {time_col!r}; columns are {list(df.columns)}.")
+    rows.time_col = time_col
     if value_cols is None:
-        value_cols = [
-            c for c in df.columns if c != time_col and pd.api.types.is_numeric_dtype(df[c])
-        ]
+        value_cols = [c for c in columns if c != time_col]
         if not value_cols:
-            raise ValueError(f"{p} has no numeric columns to load (columns {list(df.columns)}).")
+            raise ValueError(f"{p} has no value columns to load (columns {list(df.columns)}).")
     else:
-        value_cols = [value_cols] if isinstance(value_cols, str) else list(value_cols)
+        value_cols = _as_names(value_cols)
         missing = [c for c in value_cols if c not in df.columns]
         if missing:
             raise ValueError(f"{p} has no column(s) {missing}; columns are {list(df.columns)}.")
+    values = np.column_stack([_numbers(df[c], c, decimal, rows, p) for c in value_cols])
+    names = [str(c) for c in value_cols]
     if time_col is None:
-        values = df[value_cols].to_numpy(dtype=np.float64)
-        return TimeSeries.from_values(values, columns=[str(c) for c in value_cols])
-    values = df[value_cols].to_numpy(dtype=np.float64)
-    times = df[time_col]
+        return TimeSeries.from_values(values, columns=names)
+    stamps = _parse_times(df[time_col], time_col, rows, p)
+    _check_time_order(stamps, rows, p, sort=fill_missing_dates)
+    times = stamps
     if fill_missing_dates:
-        try:
-            stamps = pd.DatetimeIndex(pd.to_datetime(times))
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"{p.name}: column {time_col!r} does not parse as dates ({err})."
-            ) from err
-        if stamps.has_duplicates:
-            raise ValueError(f"{p.name}: duplicate time stamps in column {time_col!r}.")
         order = np.argsort(stamps.asi8, kind="stable")
         stamps, values = stamps[order], values[order]
         step = freq
@@ -436,7 +678,16 @@ def load_csv_series(
             whole_days = common % pd.Timedelta(days=1) == pd.Timedelta(0)
             step = pd.offsets.Day(common.days) if whole_days else common
         times = pd.date_range(stamps[0], stamps[-1], freq=step)
+        off_grid = np.flatnonzero(~stamps.isin(times))
+        if len(off_grid):
+            row = int(order[off_grid[0]])
+            raise ValueError(
+                f"{p.name}: the time stamp {stamps[off_grid[0]]} on {rows.line(row)} is not on the "
+                f"grid of steps of {times.freqstr} from {stamps[0]} ({len(off_grid)} such "
+                "row(s)); filling the missing dates would drop it. Pass the right freq=, or "
+                "resample the data first."
+            )
         values = pd.DataFrame(values, index=stamps).reindex(times).to_numpy()
         freq = times.freq
     index = _datetime_index(times, len(values), p.name, freq)
-    return TimeSeries.from_times_and_values(index, values, columns=[str(c) for c in value_cols])
+    return TimeSeries.from_times_and_values(index, values, columns=names)

@@ -1,0 +1,190 @@
+"""load_csv_series leaves nothing out silently: bad cells, time stamps and columns are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from darts_mim.datasets import load_csv_series
+
+DATA = Path(__file__).parent / "data"
+ETTH1 = DATA / "ETTh1_first2000.csv"
+
+HOURS = [f"2016-07-01 {h:02d}:00:00" for h in range(8)]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _hourly(path: Path, cell: str = "5.5", line: int = 7, header: str = "date,HUFL,OT") -> Path:
+    """An hourly CSV of 8 rows (lines 2-9); the HUFL cell on ``line`` is ``cell``."""
+    rows = [f"{t},{h}.5,{2 * h}" for h, t in enumerate(HOURS)]
+    rows[line - 2] = f"{HOURS[line - 2]},{cell},{2 * (line - 2)}"
+    return _write(path, "\n".join([header, *rows]) + "\n")
+
+
+# ------------------------------------------------------------------ cells that are not numbers
+
+
+def test_decimal_comma_cell_is_refused_with_column_line_time_and_value(tmp_path):
+    """Issue 23: one "12,5" made the whole column disappear (2 components instead of 3)."""
+    path = _hourly(tmp_path / "ett.csv", cell='"12,5"')
+    with pytest.raises(ValueError) as err:
+        load_csv_series(path)
+    text = str(err.value)
+    for needle in (
+        "ett.csv",
+        "column 'HUFL'",
+        "'12,5'",
+        "line 7",
+        "2016-07-01 05:00:00",
+        'decimal=","',
+        "--decimal ,",
+        "drop=['HUFL']",
+        "--drop HUFL",
+    ):
+        assert needle in text, (needle, text)
+
+
+def test_drop_leaves_a_column_out_explicitly(tmp_path):
+    path = _hourly(tmp_path / "ett.csv", cell='"12,5"')
+    series = load_csv_series(path, drop="HUFL")
+    assert list(series.components) == ["OT"]
+    assert len(series) == 8
+    assert list(load_csv_series(path, drop=["HUFL"]).components) == ["OT"]
+
+
+def test_drop_of_an_unknown_column_or_with_value_cols(tmp_path):
+    path = _hourly(tmp_path / "ett.csv")
+    with pytest.raises(ValueError, match=r"no column\(s\) \['hufl'\] to drop"):
+        load_csv_series(path, drop="hufl")
+    with pytest.raises(ValueError, match="not both"):
+        load_csv_series(path, value_cols="OT", drop="HUFL")
+
+
+def test_decimal_comma_file_loads_with_decimal(tmp_path):
+    path = _write(
+        tmp_path / "messwerte.csv",
+        "date;a;b\n2020-01-01;1,5;2\n2020-01-02;12,5;3,25\n2020-01-03;-0,75;4\n",
+    )
+    series = load_csv_series(path, sep=";", decimal=",")
+    np.testing.assert_array_equal(series.values(), [[1.5, 2.0], [12.5, 3.25], [-0.75, 4.0]])
+    # read with the defaults it is one column "date;a;b": refused, with the separator to use
+    with pytest.raises(ValueError, match=r'separated by ";", not ",": pass sep=";"'):
+        load_csv_series(path)
+
+
+def test_decimal_point_in_a_decimal_comma_file_is_refused(tmp_path):
+    path = _write(
+        tmp_path / "mixed.csv", 'date,a\n2020-01-01,"1,5"\n2020-01-02,2.5\n2020-01-03,"3,5"\n'
+    )
+    with pytest.raises(ValueError, match=r"'2\.5' on line 3 \(date 2020-01-02\)"):
+        load_csv_series(path, decimal=",")
+
+
+def test_text_column_is_refused_unless_dropped(tmp_path):
+    rows = "".join(f"{t},north,{h}\n" for h, t in enumerate(HOURS))
+    path = _write(tmp_path / "stations.csv", "date,station,OT\n" + rows)
+    with pytest.raises(ValueError) as err:
+        load_csv_series(path)
+    text = str(err.value)
+    assert "column 'station' holds text" in text and "'north' on line 2" in text
+    assert "drop=['station']" in text and "--drop station" in text
+    assert list(load_csv_series(path, drop="station").components) == ["OT"]
+    assert list(load_csv_series(path, value_cols="OT").components) == ["OT"]
+
+
+def test_missing_value_markers_stay_nan(tmp_path):
+    """ "n/a", "NA" and empty cells are missing values (NaN), refused later by MIMModel.fit."""
+    for cell in ("n/a", "NA", ""):
+        series = load_csv_series(_hourly(tmp_path / "gap.csv", cell=cell))
+        values = series.values()
+        assert list(series.components) == ["HUFL", "OT"]
+        assert np.isnan(values[5, 0]) and np.isfinite(np.delete(values.ravel(), 10)).all()
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    path = _write(tmp_path / "blank.csv", "date,a\n\n2020-01-01,1\n\n2020-01-02,x\n2020-01-03,3\n")
+    with pytest.raises(ValueError, match=r"'x' on line 5 \(date 2020-01-02\)"):
+        load_csv_series(path)
+
+
+def test_repeated_column_name_is_refused(tmp_path):
+    """pandas would load the second "a" as "a.1"."""
+    path = _write(
+        tmp_path / "twice.csv", "date,a,a\n2020-01-01,1,2\n2020-01-02,1,2\n2020-01-03,1,2\n"
+    )
+    with pytest.raises(ValueError, match=r"'a' appears more than once in the header"):
+        load_csv_series(path)
+
+
+# ------------------------------------------------------------------ time stamps
+
+
+def test_time_stamp_that_does_not_parse_is_named(tmp_path):
+    path = _hourly(tmp_path / "ett.csv")
+    text = path.read_text().replace("2016-07-01 05:00:00", "2016-07-01 25:00:00")
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"'2016-07-01 25:00:00' on line 7 that is not a date"):
+        load_csv_series(path)
+
+
+def test_first_column_of_dates_with_one_bad_cell_is_not_dropped(tmp_path):
+    """A first column of dates not named like one, with one bad cell, was silently dropped (and
+    the series got a RangeIndex)."""
+    days = [f"2016-07-0{d}" for d in range(1, 8)]
+    days[3] = "2016-07-4x"
+    path = _write(
+        tmp_path / "when.csv", "when,a\n" + "".join(f"{d},{i}\n" for i, d in enumerate(days))
+    )
+    with pytest.raises(ValueError, match=r"time column 'when' has '2016-07-4x' on line 5"):
+        load_csv_series(path)
+
+
+def test_empty_time_cell_is_refused(tmp_path):
+    path = _write(tmp_path / "hole.csv", "date,a\n2020-01-01,1\n,2\n2020-01-03,3\n")
+    with pytest.raises(ValueError, match="has an empty cell on line 3"):
+        load_csv_series(path)
+
+
+def test_repeated_time_stamps_are_named(tmp_path):
+    path = _hourly(tmp_path / "dup.csv")
+    path.write_text(path.read_text().replace("2016-07-01 05:00:00", "2016-07-01 04:00:00"))
+    with pytest.raises(ValueError, match=r"2016-07-01 04:00:00 appears on lines 6 and 7"):
+        load_csv_series(path)
+    # also when the missing dates are filled (which sorts the rows)
+    with pytest.raises(ValueError, match="appears on lines 6 and 7"):
+        load_csv_series(path, fill_missing_dates=True)
+
+
+def test_rows_out_of_time_order_are_named(tmp_path):
+    path = _write(
+        tmp_path / "order.csv", "date,a\n2020-01-01,1\n2020-01-03,2\n2020-01-02,3\n2020-01-04,4\n"
+    )
+    with pytest.raises(ValueError, match=r"line 4 \(date 2020-01-02\) comes after line 3"):
+        load_csv_series(path)
+    filled = load_csv_series(path, fill_missing_dates=True)  # sorted
+    np.testing.assert_array_equal(filled.values().ravel(), [1, 3, 2, 4])
+
+
+def test_fill_missing_dates_refuses_a_stamp_off_the_grid(tmp_path):
+    """Reindexing to a weekly grid silently dropped a row stamped mid-week."""
+    path = _write(
+        tmp_path / "weekly.csv",
+        "DATE,ili\n2020-01-05,1\n2020-01-12,2\n2020-01-19,3\n2020-01-22,9\n2020-02-02,5\n",
+    )
+    with pytest.raises(ValueError, match=r"2020-01-22 00:00:00 on line 5 is not on the grid"):
+        load_csv_series(path, fill_missing_dates=True, freq="7D")
+
+
+def test_etth1_still_loads_the_same():
+    series = load_csv_series(ETTH1)
+    frame = pd.read_csv(ETTH1)
+    assert list(series.components) == list(frame.columns[1:])
+    np.testing.assert_array_equal(series.values(), frame.iloc[:, 1:].to_numpy())
+    assert series.freq_str == "h"
