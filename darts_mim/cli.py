@@ -198,9 +198,12 @@ def _new_file_mode() -> int:
 
 
 def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
-    """Pickle ``scaler`` to ``path`` atomically (temporary file + ``os.replace``).
+    """Pickle ``scaler`` to ``path`` atomically (temporary file + ``os.replace``), with its checksum
+    file ``path + ".sha256"`` (``sha256sum`` format, see :mod:`darts_mim.integrity`).
 
-    An interrupted save leaves the previous file intact, never a truncated one beside a new model.
+    An interrupted save leaves the previous file intact, never a truncated one beside a new model
+    (interrupted between the scaler and its checksum file, it leaves one that :func:`load_scaler`
+    refuses).
 
     Parameters
     ----------
@@ -229,7 +232,17 @@ def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    from darts_mim.integrity import write_checksums
+
+    write_checksums([target])
     return target
+
+
+#: How to get an intact scaler file again, for the integrity messages.
+_SCALER_FIX = (
+    "re-fit the model with `darts-mim fit` (or write the scaler again with "
+    "darts_mim.cli.save_scaler; `darts-mim export` copies it beside the ONNX file)"
+)
 
 
 def load_scaler(path: str | os.PathLike) -> Scaler:
@@ -237,6 +250,9 @@ def load_scaler(path: str | os.PathLike) -> Scaler:
 
     Darts' unpickler only rebuilds allow-listed classes (Darts, sklearn, numpy, ...), so a crafted
     file cannot run code. Torch-free: usable beside :class:`darts_mim.onnx.runtime.OnnxForecaster`.
+    The file is first checked against its checksum file (``path + ".sha256"``, written by
+    :func:`save_scaler`); a scaler saved without one (darts-mim 0.5 or older) is read with a
+    warning, once, that its integrity cannot be verified.
 
     Parameters
     ----------
@@ -254,14 +270,18 @@ def load_scaler(path: str | os.PathLike) -> Scaler:
     FileNotFoundError
         When the file does not exist.
     ValueError
-        When it is not a readable pickle of a Darts ``Scaler``.
+        When it does not match its checksum file (modified or corrupted after it was saved), or is
+        not a readable pickle of a Darts ``Scaler``.
     """
     from darts.dataprocessing.transformers import Scaler
     from darts.utils.serialization.base import restricted_pickle_load
 
+    from darts_mim.integrity import verify_checksums
+
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"scaler file {p} does not exist")
+    verify_checksums([p], what="scaler", fix=_SCALER_FIX)
     try:
         with open(p, "rb") as fh:
             scaler = restricted_pickle_load(fh)

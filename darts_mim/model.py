@@ -648,6 +648,9 @@ class MIMModel(MixedCovariatesTorchModel):
 
         Both files are first written next to their destination under temporary names, then moved into
         place with an atomic rename; a crash or a full disk mid-save leaves any previous save intact.
+        A checksum file ``path + ".sha256"`` (``sha256sum`` format) lists the SHA-256 of both, moved
+        into place last; :meth:`load` and :meth:`load_weights` refuse files that do not match it
+        (see :mod:`darts_mim.integrity`).
 
         Parameters
         ----------
@@ -656,6 +659,8 @@ class MIMModel(MixedCovariatesTorchModel):
         clean
             Store a cleaned model without training series and trainer parameters (see Darts).
         """
+        from darts_mim.integrity import CHECKSUM_SUFFIX, write_model_checksums
+
         if path is None:
             path = self._default_save_path() + ".pt"
         path = os.fspath(path)
@@ -665,7 +670,10 @@ class MIMModel(MixedCovariatesTorchModel):
         try:
             tmp_path = os.path.join(tmp_dir, os.path.basename(path))
             super().save(tmp_path, clean=clean)
-            for suffix in ("", ".ckpt"):
+            write_model_checksums(tmp_path)  # lists the final base names
+            # The checksum file last: an interrupted save fails verification instead of mixing
+            # files of two saves silently.
+            for suffix in ("", ".ckpt", CHECKSUM_SUFFIX):
                 if os.path.exists(tmp_path + suffix):
                     os.replace(tmp_path + suffix, path + suffix)
         finally:
@@ -674,20 +682,48 @@ class MIMModel(MixedCovariatesTorchModel):
     @staticmethod
     def load(path: str, pl_trainer_kwargs: dict | None = None, trusted: bool = False, **kwargs):
         """Load a model saved with :meth:`save`; a corrupt, truncated or foreign file raises a
-        ``ValueError`` that names it. See Darts' ``TorchForecastingModel.load`` for the arguments."""
+        ``ValueError`` that names it. See Darts' ``TorchForecastingModel.load`` for the arguments.
+
+        Before anything is unpickled, ``path`` and ``path + ".ckpt"`` are checked against the checksum
+        file :meth:`save` wrote (``path + ".sha256"``); a file that does not match it was modified or
+        corrupted after it was saved and is refused. Files saved by darts-mim 0.5 or older have no
+        checksum file: they load, with a warning (once per file) that their integrity cannot be
+        verified, unless their zip archive's own CRCs fail.
+        """
+        from darts_mim.integrity import (
+            MODEL_FIX,
+            corrupt_pickle_error,
+            file_containing,
+            quiet_unsafe_global_log,
+            short_cause,
+            unsafe_global_of,
+            verify_model_files,
+        )
+
+        path = os.fspath(path)
         for file in (path, path + ".ckpt"):
             if os.path.exists(file) and os.path.getsize(file) == 0:
                 raise ValueError(f"The saved model file {file} is empty (an interrupted copy?).")
+        verify_model_files(path)
         try:
-            model = MixedCovariatesTorchModel.load(
-                path, pl_trainer_kwargs=pl_trainer_kwargs, trusted=trusted, **kwargs
-            )
+            with quiet_unsafe_global_log():
+                model = MixedCovariatesTorchModel.load(
+                    path, pl_trainer_kwargs=pl_trainer_kwargs, trusted=trusted, **kwargs
+                )
         except FileNotFoundError:
             raise
         except Exception as err:
+            files = [path, path + ".ckpt"]
+            qualname = unsafe_global_of(err)
+            where = (qualname and file_containing(files, qualname)) or f"{path} (or {path}.ckpt)"
+            corrupt = corrupt_pickle_error(where, err, MODEL_FIX)
+            if corrupt is not None:  # a garbled class name: never advise trusted loading
+                raise corrupt from err
+            if qualname is not None:  # a real class Darts does not allow: its advice applies
+                raise ValueError(f"Could not load a MIMModel from {where}: {err}") from err
             raise ValueError(
                 f"Could not load a MIMModel from {path} (and {path}.ckpt): the file is corrupt, "
-                f"truncated, or was not written by MIMModel.save(). Cause: {type(err).__name__}: {err}"
+                f"truncated, or was not written by MIMModel.save(). Cause: {short_cause(err)}"
             ) from err
         if not isinstance(model, MIMModel):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a MIMModel.")
@@ -709,14 +745,19 @@ class MIMModel(MixedCovariatesTorchModel):
 
         The grid layout the network's shape depends on is read from the checkpoint itself, so this
         works on a model that was never fitted, with ``skip_checks=True`` too. A truncated or corrupt
-        checkpoint raises a ``ValueError`` that names the file.
+        checkpoint raises a ``ValueError`` that names the file; a ``MODEL.pt.ckpt`` written by
+        :meth:`save` must match its checksum file ``MODEL.pt.sha256``.
         """
+        from darts_mim.integrity import verify_checkpoint_file
+
         path = _checkpoint_path(
             model_name or self.model_name,
             work_dir or os.path.join(os.getcwd(), DEFAULT_DARTS_FOLDER),
             file_name,
             best,
         )
+        if os.path.isfile(path) and os.path.getsize(path) > 0:
+            verify_checkpoint_file(path)  # its checksum (MIMModel.save), else its zip CRCs
         with _readable(path):
             ckpt = load_ckpt_safely(
                 load_fn=torch.load,
@@ -868,7 +909,9 @@ class MIMModel(MixedCovariatesTorchModel):
         training number of components; names may differ, as for Darts' own models) and no NaN outside
         the always-missing components, and warns when those components have values. Forecasts keep
         the input series' metadata, so gridded forecasts convert back with
-        :func:`darts_mim.series_to_grid`.
+        :func:`darts_mim.series_to_grid`. A forecast with NaN or infinite values outside the
+        always-missing components (corrupt weights, a diverged fit) raises a ``ValueError``, here
+        and in ``historical_forecasts`` / ``backtest`` (checked in :meth:`predict_from_dataset`).
         """
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}.")
@@ -910,7 +953,13 @@ class MIMModel(MixedCovariatesTorchModel):
             if verbose is not None:
                 params["enable_progress_bar"] = bool(verbose)
             kwargs["trainer"] = self._init_trainer(trainer_params=params, max_epochs=self.n_epochs)
-        return super().predict_from_dataset(*args, **kwargs)
+        forecasts = super().predict_from_dataset(*args, **kwargs)
+        # predict, historical_forecasts and backtest all come here: a NaN or inf outside the
+        # always-missing components (corrupt weights, a diverged fit) is an error, never a result
+        from darts_mim.integrity import check_model_forecasts
+
+        check_model_forecasts(forecasts, self.layout)
+        return forecasts
 
 
 def _as_list(x) -> list[TimeSeries] | None:
@@ -931,17 +980,29 @@ def _checkpoint_path(model_name: str, work_dir: str, file_name: str | None, best
 @contextmanager
 def _readable(path: str) -> Iterator[None]:
     """Turn the errors of reading a truncated or corrupt checkpoint (torch's zip, pickle and OS
-    errors) into a ValueError that names the file; a missing file stays a FileNotFoundError."""
+    errors) into a ValueError that names the file; a missing file stays a FileNotFoundError. A
+    garbled class name is reported as corruption, without Darts' advice to load it trusted."""
+    from darts_mim.integrity import (
+        MODEL_FIX,
+        corrupt_pickle_error,
+        quiet_unsafe_global_log,
+        short_cause,
+    )
+
     try:
-        yield
+        with quiet_unsafe_global_log():
+            yield
     except FileNotFoundError:
         raise
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        corrupt = corrupt_pickle_error(path, err, MODEL_FIX)
+        if corrupt is not None:  # a garbled class name: never advise trusted loading
+            raise corrupt from err
         if isinstance(err, RuntimeError) and os.path.isfile(path) and _is_valid_zip(path):
             raise  # a readable checkpoint: a genuine error (e.g. weights of another shape)
         raise ValueError(
             f"Could not read the checkpoint {path}: the file is truncated, corrupt or not a "
-            f"checkpoint written by MIMModel. Cause: {type(err).__name__}: {err}"
+            f"checkpoint written by MIMModel. Cause: {short_cause(err)}"
         ) from err
 
 

@@ -477,7 +477,8 @@ def test_scaler_save_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         cli.save_scaler(cli.fit_scaler(series * 2), path)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt.scaler"]
+    # the scaler and its checksum file (darts_mim.integrity), no temporary file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt.scaler", "m.pt.scaler.sha256"]
 
 
 def test_load_scaler_imports_no_torch(fitted):

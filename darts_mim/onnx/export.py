@@ -17,6 +17,7 @@ import contextlib
 import copy
 import logging
 import os
+import secrets
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +28,7 @@ from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput
 from darts.utils.likelihood_models.torch import QuantileRegression
 from torch import Tensor, nn
 
+from darts_mim.integrity import write_checksums
 from darts_mim.onnx import _loop
 from darts_mim.onnx.encoders import settings_from_model
 from darts_mim.onnx.format import FEATURE_NAMES, metadata_props
@@ -517,7 +519,8 @@ def export_model(
     Returns
     -------
     str
-        The path written.
+        The path written (atomically: temporary file + ``os.replace``), beside its checksum file
+        ``path + ".sha256"`` (``sha256sum`` format) that :class:`darts_mim.OnnxForecaster` verifies.
     """
     if not getattr(model, "_fit_called", False) or model.model is None:
         raise ValueError(
@@ -586,5 +589,15 @@ def export_model(
         meta["quantization"] = quantization
     onnx.helper.set_model_props(proto, metadata_props(meta))
     onnx.checker.check_model(proto)
-    onnx.save(proto, path)
+    # Atomically (temporary file + os.replace), then its checksum file, which OnnxForecaster checks.
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp.onnx")
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    write_checksums([path])
     return path

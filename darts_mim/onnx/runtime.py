@@ -32,12 +32,17 @@ from darts import TimeSeries
 from darts.utils.utils import generate_index
 
 from darts_mim.grid import GridSpec, check_series_grid
+from darts_mim.integrity import check_finite_forecasts, verify_checksums
 from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import read_metadata
 from darts_mim.validation import warn_masked_with_values
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+#: How to get an intact ONNX file again, for the integrity messages.
+_ONNX_FIX = (
+    "export it again from the original model with MIMModel.to_onnx() (or `darts-mim export`)"
+)
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
 # Shared libraries of the execution providers that onnxruntime-gpu lists as available even where
@@ -344,7 +349,10 @@ class OnnxForecaster:
     Parameters
     ----------
     path
-        The ``.onnx`` file written by :func:`darts_mim.onnx.export.export_model`.
+        The ``.onnx`` file written by :func:`darts_mim.onnx.export.export_model`. It must match the
+        checksum file written beside it (``path + ".sha256"``): a file modified or corrupted after
+        the export is a ``ValueError``; a file exported without one (darts-mim 0.5 or older) loads
+        with a warning, once, that its integrity cannot be verified.
     providers
         ONNX Runtime execution providers (see :func:`select_providers`). Default: CUDA then CPU when
         CUDA can run here (see :func:`provider_problem`), else CPU. A provider asked for explicitly
@@ -379,6 +387,8 @@ class OnnxForecaster:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
+        # Its checksum file (written by the export) first: a corrupted graph can load and forecast.
+        verify_checksums([path], what="ONNX", fix=_ONNX_FIX)
         self.providers = select_providers(providers)
         if session_options is not None:
             options = session_options
@@ -720,6 +730,12 @@ class OnnxForecaster:
             float32 ``(B, n, C*H*W)`` (``(B, n, C, H, W)`` for 5-d input); a last axis of ``nr_params``
             likelihood parameters when those are returned, of ``num_samples`` samples when samples
             are drawn.
+
+        Raises
+        ------
+        ValueError
+            For bad input, and when the graph forecasts NaN or infinite values outside the
+            always-missing components (corrupt weights or a diverged fit), never returned.
         """
         samples = self._sampling(num_samples, predict_likelihood_parameters)
         n = self._check_n(n, parameters=self.likelihood is not None and samples is None)
@@ -750,6 +766,14 @@ class OnnxForecaster:
             num_samples=samples,
             rng=rng,
             batch_size=batch_size,
+        )
+        # NaN or inf outside the always-missing components: corrupt weights or a diverged fit.
+        check_finite_forecasts(
+            out,
+            np.flatnonzero(self._missing),
+            component_axis=2,
+            components=self.components,
+            source=f"The ONNX model {self.path}",
         )
         if five_d:
             # (B, n, D[, P or K]) -> (B, n, C, H, W[, P or K])
