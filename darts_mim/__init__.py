@@ -20,6 +20,10 @@ def __getattr__(name: str):
         from darts_mim import model
 
         return getattr(model, name)
+    if name in ("TrainingRecipe", "ResolvedConfig"):
+        from darts_mim import config
+
+        return getattr(config, name)
     if name == "OnnxForecaster":
         from darts_mim.onnx.runtime import OnnxForecaster
 
@@ -29,6 +33,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "MIMModel",
+    "TrainingRecipe",
+    "ResolvedConfig",
     "GridSpec",
     "grid_to_series",
     "series_to_grid",

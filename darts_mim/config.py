@@ -310,7 +310,11 @@ class ResolvedConfig:
             shape = layout.grid.describe()
         else:
             shape = "not folded"
-        anchor = "no naive anchor" if self.anchor == "none" else f"anchored on {self.anchor}"
+        anchor = (
+            f"no naive anchor{self.anchor[4:]}"
+            if self.anchor.startswith("none")
+            else f"anchored on {self.anchor}"
+        )
         independent = "channel-independent" if self.channel_independent else "channels joint"
         norm = "instance norm on" if self.instance_norm else "instance norm off"
         source = {"mim": "MIM recipe", "darts": "Darts' semantics", "user": "user recipe"}

@@ -15,6 +15,8 @@ whole number of periods is forecast in whole periods and cut to ``output_chunk_l
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 
 # "auto" folds only when the input holds at least this many periods: with fewer, the recurrence
@@ -112,6 +114,18 @@ def resolve_fold(fold_period, freq, input_chunk_length: int, gridded: bool) -> i
             f"must hold at least one whole period. Use input_chunk_length >= {period} (better "
             f"{MIN_INPUT_PERIODS * period} or more) or a shorter period."
         )
+    natural = infer_period(freq)
+    if natural is not None and natural % period and period % natural:
+        # e.g. 7 on hourly data: a frame then cuts across days, and the seasonal naive it anchors on
+        # is a week of hours ago only by accident
+        warnings.warn(
+            f"fold_period={period} is neither a multiple nor a divisor of the {natural}-step period "
+            f"of the series' frequency ({freq}): each frame then starts at a different phase of "
+            f"that cycle. Use fold_period={natural} (or a multiple of it, e.g. "
+            f"{natural * 7 if natural in (24, 48) else natural * 2}), or 'auto'.",
+            UserWarning,
+            stacklevel=3,
+        )
     return period
 
 
@@ -163,11 +177,9 @@ def resolve_multivariate_options(
     """``use_reversible_instance_norm`` and ``channel_independent`` as a model uses them.
 
     ``"auto"`` (the defaults) turns each on for a plain (non-gridded) multivariate series, channel
-    independence only up to :data:`CHANNEL_INDEPENDENT_MAX_COMPONENTS` components: on ETTh1's
-    validation months the two took the defaults' MSE from 0.898 to 0.770 (the seasonal naive: 0.827),
-    and on the exchange rates' from 0.0147 to 0.0145 RMSE; on univariate monthly series instance norm
-    did worse (AirPassengers 20.1 -> 25.0, sunspots 18.0 -> 21.7), so univariate series and grids keep
-    both off (``benchmarks/long_horizon_results.md``, ``benchmarks/plain_series_results.md``).
+    independence only up to :data:`CHANNEL_INDEPENDENT_MAX_COMPONENTS` components; univariate series
+    and grids keep both off. The measurements behind this choice are in the benchmarks' plain-series
+    and long-horizon results.
 
     Parameters
     ----------

@@ -12,7 +12,23 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["QUIET_LOGGERS", "QUIET_WARNING_MODULES", "quiet_logs"]
+__all__ = [
+    "QUIET_LOGGERS",
+    "QUIET_WARNING_MODULES",
+    "TRAINER_CHATTER",
+    "logger",
+    "quiet_logs",
+    "quiet_trainer_setup",
+]
+
+#: The package's logger. Its INFO lines (the configuration a fit resolved) reach the terminal the way
+#: Lightning's own do: where the application configured no logging, a stream handler is attached
+#: here; where it did, the records propagate to the application's handlers.
+logger = logging.getLogger("darts_mim")
+if not logging.getLogger().hasHandlers():
+    logger.setLevel(logging.INFO)
+    logger.addHandler(logging.StreamHandler())
+    logger.propagate = False
 
 #: Loggers lowered to CRITICAL inside :func:`quiet_logs`.
 QUIET_LOGGERS: tuple[str, ...] = (
@@ -71,3 +87,41 @@ def quiet_logs() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+#: Lines Lightning logs each time a Trainer is built (every fit and every predict): the device
+#: inventory and an advertisement. :func:`quiet_trainer_setup` drops them; Lightning's warnings,
+#: such as "GPU available but not used", still show.
+TRAINER_CHATTER: tuple[str, ...] = (
+    "GPU available:",
+    "TPU available:",
+    "\N{ELECTRIC LIGHT BULB} Tip:",
+)
+
+
+class _DropChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(TRAINER_CHATTER)
+
+
+@contextmanager
+def quiet_trainer_setup() -> Iterator[None]:
+    """Build a Lightning Trainer without its :data:`TRAINER_CHATTER` lines (for the block's duration
+    only, so that other models in the process are untouched)."""
+    loggers = [logging.getLogger(f"{pkg}.utilities.rank_zero") for pkg in _RANK_ZERO_PACKAGES]
+    drop = _DropChatter()
+    for lg in loggers:
+        lg.addFilter(drop)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(drop)
+
+
+_RANK_ZERO_PACKAGES = (
+    "pytorch_lightning",
+    "lightning_fabric",
+    "lightning.pytorch",
+    "lightning.fabric",
+)

@@ -34,8 +34,16 @@ from darts.utils.serialization.torch import load_ckpt_safely
 
 from darts_mim.anchor import resolve_anchor_lag
 from darts_mim.callbacks import early_stopping_callbacks, has_early_stopping
-from darts_mim.folding import check_fold_rows, resolve_fold, resolve_multivariate_options
+from darts_mim.config import ResolvedConfig, TrainingRecipe, describe_anchor, resolve_recipe
+from darts_mim.folding import (
+    check_fold_rows,
+    infer_period,
+    resolve_fold,
+    resolve_multivariate_options,
+)
 from darts_mim.grid import GridLayout, GridSpec, check_series_grid
+from darts_mim.legacy import upgrade_checkpoint_hparams, upgrade_model_state
+from darts_mim.logs import logger, quiet_trainer_setup
 from darts_mim.module import (
     _anchored_params,
     _has_location,
@@ -51,11 +59,6 @@ from darts_mim.validation import (
     warn_masked_with_values,
 )
 
-# The training recipe of the defaults (see ``lr_schedule``): Adam's peak learning rate and the norm
-# gradients are clipped to.
-DEFAULT_LR = 3e-3
-DEFAULT_GRADIENT_CLIP = 1.0
-
 
 class MIMModel(MixedCovariatesTorchModel):
     def __init__(
@@ -70,20 +73,12 @@ class MIMModel(MixedCovariatesTorchModel):
         diff_mode: str = "cascade",
         cell_type: str = "mim",
         grid_shape: Sequence[int] | None = None,
-        sampling_schedule: str = "linear",
-        sampling_start: float = 1.0,
-        sampling_decay_steps: int | None = None,
-        activation_checkpointing: bool = False,
-        input_window_loss: bool = True,
         naive_anchor: bool | int | str = "auto",
         fold_period: int | str | None = "auto",
         fold_rows: int = 1,
         channel_independent: bool | str = "auto",
         use_reversible_instance_norm: bool | dict | str = "auto",
-        lr_schedule: str | None = "one_cycle",
-        early_stopping_patience: int | None = 5,
-        precision: str | None = None,
-        cuda_graphs: bool = False,
+        training_recipe: TrainingRecipe | None = None,
         use_static_covariates: bool = True,
         **kwargs,
     ):
@@ -118,12 +113,8 @@ class MIMModel(MixedCovariatesTorchModel):
             network free-runs through the gap. Default: ``0``.
         num_hidden
             Hidden width of each layer; its length is the number of layers. Layer 1 is an ST-LSTM, the
-            others are MIM blocks. Widths may differ. Default: ``(32, 32)``, sized for a CPU budget:
-            on ETTh1's validation months it scored MSE 1.212 against 1.246 for the paper's
-            ``(64, 64, 64, 64)`` with ``filter_size=5``, in a third of the training time, and on a
-            33x49 grid the paper's setting needs ~117 GiB per training step at batch 32
-            (``benchmarks/long_horizon_results.md``, ``benchmarks/robustness_results.md``). Use the
-            paper's setting for video-like data on a GPU.
+            others are MIM blocks. Widths may differ. Default: ``(32, 32)``, sized for a CPU; the
+            paper's ``(64, 64, 64, 64)`` with ``filter_size=5`` suits video-like data on a GPU.
         filter_size
             Odd kernel size of the gate convolutions. Use 1 for unfolded multivariate (1x1) series.
             Default: ``3`` (the paper's is 5).
@@ -141,122 +132,59 @@ class MIMModel(MixedCovariatesTorchModel):
         grid_shape
             ``(C, H, W)`` or ``(H, W)`` of the target grid, for series without grid metadata. Default:
             ``None`` (read from the metadata, else a 1x1 grid).
-        sampling_schedule
-            How decoder inputs are chosen during training: ``"linear"`` (scheduled sampling: each sample and
-            step gets the true previous frame with probability ``eta``, which falls linearly from
-            ``sampling_start`` to 0 over ``sampling_decay_steps`` optimizer steps, as in the authors'
-            recipe), ``"teacher_forcing"`` (always the true frame) or ``"free_running"`` (always the
-            model's own prediction, as at prediction time). Validation and prediction always free-run.
-        sampling_start
-            Initial probability ``eta`` of feeding the true frame. Default: ``1.0``.
-        sampling_decay_steps
-            Optimizer steps over which ``eta`` reaches 0 (the authors use 50,000 of 80,000). Default:
-            ``None``, 62.5 % of the steps planned for each fit (``n_epochs`` times the batches per
-            epoch), the authors' proportion: a short run then also trains on its own predictions,
-            which a fixed large value would prevent.
-        activation_checkpointing
-            Recompute each time step's activations in the backward pass instead of storing them: less
-            memory for long sequences and big grids, at the cost of one more forward pass. Default:
-            ``False``.
-        input_window_loss
-            Also train on the one-step predictions inside the input window (frames 2..T_in, read with
-            teacher forcing), as the authors' code does: the loss is then the mean over all
-            ``T_in - 1 + output_chunk_length`` predicted frames instead of the output chunk only.
-            More training signal per window at little extra cost; prediction is unchanged. With a
-            likelihood, the window is scored with the same likelihood loss. ``False`` gives Darts'
-            usual loss on the output chunk only. Default: ``True`` (on the bike validation split it
-            took MIM from RMSE 5.64 to 5.16, see ``benchmarks/accuracy_results.md``).
         naive_anchor
             Forecast the change from a naive forecast instead of the value itself: each predicted frame
             is a naive forecast (an input frame, or the model's own earlier prediction) plus the
-            network's output, whose head starts at zero. An untrained model then *is* the naive
-            forecast and training learns the correction: the paper's differencing applied to the
-            output. ``True``: the last frame (persistence; for a folded series the period before, i.e.
-            the seasonal naive); an integer ``k``: the frame ``k`` steps earlier (``24``: hourly data's
-            seasonal naive; at most ``input_chunk_length``; for a folded series a multiple of the
-            period); ``"seasonal"``: the period of the frequency (hourly 24, daily 7, monthly 12...);
-            ``"auto"`` (default): for a grid, of persistence and the seasonal naive, the one with the
-            lower error on the training series over the output horizon (persistence where the
-            frequency has no period or the input is shorter than it); for a plain series the last
-            frame, which for a folded series is the seasonal naive (on an unfolded series the
-            network learned less from a seasonal anchor, see :mod:`darts_mim.anchor`); ``False``: no
-            anchor. Mean-zero targets such as frame differences are better served by ``False``:
-            repeating the last change is a poor start. The lag is chosen once,
-            when the network is built, and saved with it (``MIMModel.anchor_lag``). With a
-            likelihood, the location (a Gaussian's mean, every quantile) is anchored and the scale is
-            not; likelihoods without a location on the target's scale (Poisson, Beta, ...) are
-            refused, and not anchored by ``"auto"``. Works with covariates, always-missing cells,
-            instance norm (the anchor is then the normalised frame), ``historical_forecasts`` and
-            ONNX. Default: ``"auto"`` (on the robustness benchmark's validation parts, anchoring
-            took the data sets where MIM beats the best naive forecast from 4 to 8 of 12, see
-            ``benchmarks/robustness_results.md``).
+            network's output, whose head starts at zero, so an untrained model *is* the naive forecast
+            and training learns the correction (the paper's differencing applied to the output).
+            ``True``: the last frame (persistence; for a folded series the period before, i.e. the
+            seasonal naive); an integer ``k``: the value ``k`` time steps earlier (at most
+            ``input_chunk_length``; for a folded series a multiple of the period); ``"seasonal"``: the
+            period of the frequency (hourly 24, daily 7, monthly 12...); ``"auto"``: for a grid, of
+            persistence and the seasonal naive, the one with the lower error on the training series
+            over the output horizon; for a plain series the last frame (for a folded series, the
+            seasonal naive); ``False``: no anchor, better for mean-zero targets such as differences.
+            With a likelihood, the location (a Gaussian's mean, every quantile) is anchored and the
+            scale is not; likelihoods without a location on the target's scale (Poisson, Beta, ...)
+            are refused, and not anchored by ``"auto"``. The choice is made once, when the network is
+            built, and shown by ``model.config``. Default: ``"auto"``.
         fold_period
             Period folding for plain (non-gridded) series: with a period ``P``, the network's frame
             ``k`` holds steps ``kP .. (k+1)P - 1`` of each component as a ``1 x P`` strip, so the
             recurrence runs across periods, MIM-N differences consecutive periods (learned seasonal
             differencing), the convolutions run along the phase, and ``naive_anchor`` becomes the
-            seasonal naive forecast. ``"auto"`` (default): the period of the series' frequency (hourly
-            24, 30-minute 48, daily 7, weekly 52, monthly 12, quarterly 4) when the input holds at
-            least two periods, else no folding; an integer sets the period; ``None`` keeps one value
-            per step (a 1x1 grid). Grids are never folded. Chunk lengths stay in time steps: an input
-            that is not whole periods reads its most recent whole periods, an output is forecast in
-            whole periods and cut (see :mod:`darts_mim.folding`).
+            seasonal naive forecast. ``"auto"``: the period of the series' frequency (hourly 24,
+            30-minute 48, daily 7, weekly 52, monthly 12, quarterly 4) when the input holds at least
+            two periods, else no folding; an integer sets the period (a warning says when it is not
+            a multiple or divisor of the frequency's period); ``None`` keeps one value per step (a
+            1x1 grid). Grids are never folded. Chunk lengths stay in time steps: an input that is not
+            whole periods reads its most recent whole periods, an output is forecast in whole periods
+            and cut (see :mod:`darts_mim.folding`). Default: ``"auto"``.
         fold_rows
             Rows of a folded frame (a 2-D fold, as TimesNet's): its ``P`` steps are laid out row-major
             as ``fold_rows x P / fold_rows``, so the convolutions also see steps ``P / fold_rows``
-            apart as neighbours. With ``fold_period=48, fold_rows=2`` on hourly data a frame holds two
-            days, one per row (the same hour of consecutive days side by side). Must divide the
-            period; only for folded series. Default: ``1`` (a ``1 x P`` strip; on ETTh1's
-            validation months the strip did best, see ``benchmarks/long_horizon_results.md``).
+            apart as neighbours. Must divide the period; only for folded series. Default: ``1`` (a
+            ``1 x P`` strip).
         channel_independent
             For plain multivariate series: forecast each component as its own one-channel sample with
             shared weights (as PatchTST and DLinear do), so a component's forecast depends on its own
-            history and the covariates only. Covariates reach every component; per-component static
-            covariates reach their component. Grids are refused (their components are cells).
-            ``"auto"`` (default): on for a plain multivariate series of up to 32 components, off for
-            univariate series and grids (:func:`darts_mim.folding.resolve_multivariate_options` has
-            the measurements); the choice is ``model.model.channel_independent`` once fitted.
-        lr_schedule
-            ``"one_cycle"``: the learning rate (``optimizer_kwargs["lr"]``, Darts' default 1e-3) is the
-            peak of a one-cycle schedule over the optimizer steps of each ``fit`` (30 % warm-up, then
-            cosine decay), which Lightning counts when training starts. ``None``: a constant rate, or
-            Darts' ``lr_scheduler_cls`` / ``lr_scheduler_kwargs`` when given (they take precedence).
-            Default: ``"one_cycle"``, with a peak of 3e-3 when ``optimizer_kwargs`` sets no ``lr``
-            (Adam), and Lightning's gradient clipping at norm 1 unless ``pl_trainer_kwargs`` sets
-            ``gradient_clip_val``: together they were the better training recipe on the validation
-            parts of the robustness benchmark (``benchmarks/robustness_results.md``).
-        early_stopping_patience
-            When ``fit`` gets a validation series: stop after this many epochs without a lower
-            validation loss, and keep the weights of the best epoch (Darts otherwise trains all
-            ``n_epochs`` and keeps the last weights). Nothing is added when ``pl_trainer_kwargs``
-            already has an ``EarlyStopping`` callback, or with ``None``. Default: ``5``.
-        precision
-            Lightning training precision, e.g. ``"bf16-mixed"`` (CPUs with AVX-512 BF16 and recent GPUs),
-            ``"16-mixed"`` (GPUs) or ``"32-true"`` (float32 throughout). Shorthand for
-            ``pl_trainer_kwargs={"precision": ...}``. ``"auto"``: training steps run in bf16 autocast
-            when they run on a CPU with native bf16 (AVX512-BF16 or AMX) and the series is float32,
-            else in the series' dtype; only the convolutions are bf16 (gates, norm and memories stay
-            float32), and validation, prediction and ONNX export stay float32. On grids it trains
-            1.3-1.7x faster per epoch; on the bike validation split its RMSE was 0.4 % above
-            float32's over eight seeds, but on the validation parts of seven robustness grids it was
-            worse on all seven (+6 % on average, +30 % on ERA5), and plain series gain no speed
-            (``benchmarks/bf16_accuracy.py``), so it is not the default. Default: ``None`` (follow
-            the series' dtype).
-        cuda_graphs
-            When training on one CUDA GPU: record the network's forward and backward once as CUDA
-            graphs and replay them for every full batch (``torch.cuda.make_graphed_callables``,
-            :class:`darts_mim.nn.graphed_network.GraphedNetwork`). Small grids are launch-bound on a
-            GPU, thousands of tiny kernels per step: on an H200, a whole training step replayed from
-            one graph ran 5.3x faster than eager on the bike grid and 2.5x at the Moving MNIST
-            configuration (``benchmarks/gpu_check.sh``). The loss, optimizer, clipping and schedule
-            stay eager, so training computes the same thing. The last partial batch, validation,
-            prediction, autocast precisions (``"bf16-mixed"``, ``"16-mixed"``),
-            ``activation_checkpointing`` and several devices run eagerly, and a capture that fails
-            warns once and trains eagerly. Ignored on a CPU. After a fit,
-            ``model.model.cuda_graph_replays`` counts the training calls answered from the graphs
-            and ``model.model.cuda_graph_fallback`` says why a capture failed. Opt-in until a GPU run of
-            ``gpu_check.sh --parts fit,defaults`` has checked ``MIMModel.fit`` with it (see the
-            README's GPU section). Default: ``False``.
+            history and the covariates only. Grids are refused (their components are cells).
+            ``"auto"``: on for a plain multivariate series of up to 32 components, off for univariate
+            series and grids. Default: ``"auto"``.
+        use_reversible_instance_norm
+            Darts' reversible instance normalization ``RINorm`` of the target (a dict passes arguments
+            to ``RINorm``). ``"auto"``: on for a plain multivariate series without a likelihood or with
+            ``QuantileRegression`` (Darts maps every output back through the norm, a scale parameter
+            too), off otherwise and for univariate series and grids. Default: ``"auto"``.
+        training_recipe
+            How the network is trained (:class:`darts_mim.TrainingRecipe`): learning-rate schedule,
+            gradient clipping, early stopping, the input-window loss, scheduled sampling, bf16
+            autocast, CUDA graphs and activation checkpointing. ``None`` (default): the MIM recipe
+            (Adam at a one-cycle peak of 3e-3, gradient clipping at norm 1, early stopping with the
+            best weights when ``fit`` gets a ``val_series``) where ``optimizer_kwargs`` and
+            ``lr_scheduler_cls`` are not given, and Darts' semantics
+            (:meth:`TrainingRecipe.darts`: Darts' learning rate, no schedule, clipping or early
+            stopping of ours) where either is. ``model.config`` shows the recipe that applies.
         use_static_covariates
             Whether to use the target's static covariates when it has any: one row (broadcast to every
             cell) or one row per component (per cell and channel). Default: ``True``.
@@ -283,11 +211,6 @@ class MIMModel(MixedCovariatesTorchModel):
             Optionally, the PyTorch learning rate scheduler class. Default: ``None``.
         lr_scheduler_kwargs
             Optionally, keyword arguments for the learning rate scheduler. Default: ``None``.
-        use_reversible_instance_norm
-            Whether to use reversible instance normalization ``RINorm`` on the target (Darts'; a dict
-            passes arguments to ``RINorm``). ``"auto"`` (default): on for a plain multivariate series
-            without a likelihood or with ``QuantileRegression`` (Darts maps every output back through
-            the norm, a scale parameter too), off otherwise and for univariate series and grids.
         batch_size
             Number of time series (input and output sequences) used in each training pass. Default: ``32``.
         n_epochs
@@ -346,16 +269,24 @@ class MIMModel(MixedCovariatesTorchModel):
         """
         model_kwargs = dict(self.model_params)
         check_hyper_parameters(model_kwargs)
-        # Training defaults measured on the robustness benchmark (issue 17), each left to the user's
-        # own setting where one is given.
+        # The training recipe, resolved once: the MIM recipe where the user configured none of Darts'
+        # optimizer and scheduler arguments, Darts' semantics where they did (darts_mim.config).
+        recipe, self._recipe_source = resolve_recipe(
+            training_recipe,
+            model_kwargs.get("optimizer_kwargs"),
+            model_kwargs.get("lr_scheduler_cls"),
+        )
+        self.training_recipe = recipe
         trainer_kwargs = dict(model_kwargs.get("pl_trainer_kwargs") or {})
-        trainer_kwargs.setdefault("gradient_clip_val", DEFAULT_GRADIENT_CLIP)
-        if precision is not None and precision != "auto":  # "auto" is ours, not Lightning's
-            trainer_kwargs["precision"] = precision
+        if recipe.gradient_clip_val is not None:
+            trainer_kwargs.setdefault("gradient_clip_val", recipe.gradient_clip_val)
         model_kwargs["pl_trainer_kwargs"] = trainer_kwargs
         optimizer_kwargs = dict(model_kwargs.get("optimizer_kwargs") or {})
-        if model_kwargs.get("optimizer_cls") in (None, torch.optim.Adam):
-            optimizer_kwargs.setdefault("lr", DEFAULT_LR)
+        if recipe.peak_lr is not None and model_kwargs.get("optimizer_cls") in (
+            None,
+            torch.optim.Adam,
+        ):
+            optimizer_kwargs.setdefault("lr", recipe.peak_lr)
         model_kwargs["optimizer_kwargs"] = optimizer_kwargs
         super().__init__(**self._extract_torch_model_params(**model_kwargs))
         self.pl_module_params = self._extract_pl_module_params(**model_kwargs)
@@ -367,23 +298,12 @@ class MIMModel(MixedCovariatesTorchModel):
         self.diff_mode = diff_mode
         self.cell_type = cell_type
         self.grid_shape = tuple(grid_shape) if grid_shape is not None else None
-        self.sampling_schedule = sampling_schedule
-        self.sampling_start = sampling_start
-        self.sampling_decay_steps = sampling_decay_steps
-        self.activation_checkpointing = activation_checkpointing
-        self.input_window_loss = bool(input_window_loss)
         self.naive_anchor = naive_anchor
         self.fold_period = fold_period
         self.fold_rows = int(fold_rows)
         self.channel_independent = (
             channel_independent if channel_independent == "auto" else bool(channel_independent)
         )
-        self.lr_schedule = lr_schedule
-        # precision="auto": training steps run in bf16 autocast where the CPU has native bf16
-        # (decided at training time, darts_mim.nn.precision).
-        self.auto_bf16 = precision == "auto"
-        self.cuda_graphs = bool(cuda_graphs)
-        self.early_stopping_patience = early_stopping_patience
         self._stop_early = False  # set by each fit: a validation series and no user EarlyStopping
         if naive_anchor not in (False, "auto"):  # refuse a likelihood without a location now
             likelihood = model_kwargs.get("likelihood")
@@ -400,19 +320,25 @@ class MIMModel(MixedCovariatesTorchModel):
         return True
 
     @property
-    def layout(self) -> GridLayout | None:
-        """The grid layout of the training data (target grid, gridded covariate channels, always-missing
-        components), ``None`` before the network exists.
+    def config(self) -> ResolvedConfig | None:
+        """Every choice the model made from its parameters and the training data (layout and period
+        folding, naive anchor, channel independence, instance norm, training recipe), resolved once
+        when the network was built; ``None`` before that. ``print(model.config)`` gives it in one
+        line, the one the fit logs.
 
-        Derived from the training dataset when the network is built (by ``fit``, ``fit_from_dataset``,
-        ``lr_find`` or ``scale_batch_size``) or from a checkpoint (``load_weights``), and kept in
-        ``pl_module_params``, the network's hyper-parameters that Darts saves with the model and
-        Lightning with every checkpoint.
+        The network is built by ``fit``, ``fit_from_dataset``, ``lr_find`` or ``scale_batch_size``,
+        or read from a checkpoint (``load_weights``). The configuration is one of the network's
+        hyper-parameters, so Darts saves it with the model and Lightning with every checkpoint.
         """
-        params = self.pl_module_params or {}
-        if params.get("grid_layout") is None:
-            return None
-        return GridLayout.from_dict(params["grid_layout"])
+        values = (self.pl_module_params or {}).get("config")
+        return None if values is None else ResolvedConfig.from_dict(values)
+
+    @property
+    def layout(self) -> GridLayout | None:
+        """The grid layout of the training data (target grid, gridded covariate channels,
+        always-missing components, period folding), ``None`` before the network exists."""
+        config = self.config
+        return None if config is None else config.layout
 
     @property
     def grid(self) -> GridSpec | None:
@@ -443,12 +369,12 @@ class MIMModel(MixedCovariatesTorchModel):
                 self.patch_size,
             )
             fold = resolve_fold(
-                getattr(self, "fold_period", None),
+                self.fold_period,
                 series[0].freq,
                 self.input_chunk_length,
                 gridded=layout.grid.n_cells > 1,
             )
-            if getattr(self, "channel_independent", False) is True and layout.grid.n_cells > 1:
+            if self.channel_independent is True and layout.grid.n_cells > 1:
                 raise ValueError(
                     "channel_independent=True forecasts each component of a plain series on its own; "
                     f"this target is a {layout.grid.describe()}, whose components are cells. Use "
@@ -459,7 +385,7 @@ class MIMModel(MixedCovariatesTorchModel):
                     f"patch_size={self.patch_size} cannot cut a folded series' 1 x {fold} frames; use "
                     "patch_size=1 (or fold_period=None)."
                 )
-            rows = check_fold_rows(getattr(self, "fold_rows", 1), fold)
+            rows = check_fold_rows(self.fold_rows, fold)
             return dataclasses.replace(layout, fold=fold, fold_rows=rows)
         sample = dataset[
             0
@@ -480,26 +406,25 @@ class MIMModel(MixedCovariatesTorchModel):
 
     @property
     def anchor_lag(self) -> int | None:
-        """The frame the outputs are anchored on, in frames before the forecast one (0: no anchor, 1:
-        the last frame, ``P``: one period earlier; a folded series' frames are periods), chosen from
-        ``naive_anchor`` and the training data when the network is built; ``None`` before that."""
-        lag = (self.pl_module_params or {}).get("anchor_lag")
-        return None if lag is None else int(lag)
+        """The anchor's lag in time steps (0: no anchor, 1: persistence, ``P``: the seasonal naive),
+        chosen from ``naive_anchor`` and the training data when the network is built; ``None``
+        before that. ``model.config`` has it in network frames and in words."""
+        config = self.config
+        return None if config is None else config.anchor_lag_steps
 
-    def _anchor_lag_of_dataset(self, dataset, layout: GridLayout) -> int:
-        """Resolve ``naive_anchor`` into a lag (:func:`darts_mim.anchor.resolve_anchor_lag`) from the
-        training dataset's series (only ``"auto"`` reads their values)."""
-        naive_anchor = getattr(self, "naive_anchor", False)
+    def _resolve_config(self, dataset, layout: GridLayout) -> ResolvedConfig:
+        """Resolve every ``"auto"`` from the training dataset's series (only ``naive_anchor="auto"``
+        reads their values; a lazy grid without series offers a recent window instead)."""
         series = _as_list(getattr(dataset, "series", None)) or []
+        freq = series[0].freq if series else getattr(dataset, "freq", None)
         values = []
-        if naive_anchor == "auto":
+        if self.naive_anchor == "auto":
             values = [s.values(copy=False).reshape(len(s), -1) for s in series]
             if not series and hasattr(dataset, "recent_values"):
-                # a lazy grid (darts_mim.datasets.lazy) has no series: a recent window of it
                 values = [dataset.recent_values()]
-        return resolve_anchor_lag(
-            naive_anchor,
-            series[0].freq if series else getattr(dataset, "freq", None),
+        lag = resolve_anchor_lag(
+            self.naive_anchor,
+            freq,
             self.input_chunk_length,
             self.output_chunk_length + self.output_chunk_shift,
             layout.fold,
@@ -507,11 +432,30 @@ class MIMModel(MixedCovariatesTorchModel):
             has_location=_has_location(self.likelihood),
             gridded=layout.grid.n_cells > 1,
         )
+        instance_norm, independent = resolve_multivariate_options(
+            self.pl_module_params.get("use_reversible_instance_norm", False),
+            self.channel_independent,
+            layout.grid.n_components,
+            gridded=layout.grid.n_cells > 1,
+            outputs_are_values=self.likelihood is None
+            or isinstance(self.likelihood, QuantileRegression),
+        )
+        return ResolvedConfig(
+            layout=layout,
+            anchor_lag=lag,
+            anchor=describe_anchor(lag * layout.fold, infer_period(freq))
+            if lag or self.naive_anchor != "auto" or not _has_location(self.likelihood)
+            else "none (the series' mean forecast it better than a naive forecast)",
+            channel_independent=independent,
+            instance_norm=instance_norm,
+            recipe=self.training_recipe,
+            recipe_source=self._recipe_source,
+        )
 
     def _setup_for_train(self, train_dataset, val_dataset=None, *args, **kwargs):
         # Darts' one path from a training dataset to a network, shared by fit, fit_from_dataset,
-        # lr_find and scale_batch_size: derive the grid layout from the data here, check the data,
-        # and keep the layout with the network's hyper-parameters, where _create_model reads it.
+        # lr_find and scale_batch_size: derive the layout from the data here, check the data, and
+        # resolve the configuration once, where _create_model reads it.
         layout = self._layout_of_dataset(train_dataset)
         if self.model_created and self.layout is not None:
             check_same_layout(self.layout, layout)
@@ -519,35 +463,33 @@ class MIMModel(MixedCovariatesTorchModel):
         if val_dataset is not None:
             self._check_training_data(val_dataset, layout)
         self._check_memory(layout)
-        patience = getattr(self, "early_stopping_patience", None)
+        if not self.model_created:
+            config = self._resolve_config(train_dataset, layout)
+            self.pl_module_params["config"] = config.to_dict()
+            logger.info("MIMModel: %s", config)
+        patience = self.config.recipe.early_stopping_patience
         self._stop_early = (
             val_dataset is not None
             and patience is not None
             and not has_early_stopping(self.trainer_params.get("callbacks"))
         )
-        if not self.model_created:
-            self.pl_module_params["grid_layout"] = layout.to_dict()
-            self.pl_module_params["anchor_lag"] = self._anchor_lag_of_dataset(train_dataset, layout)
-            rin, independent = resolve_multivariate_options(
-                self.pl_module_params.get("use_reversible_instance_norm", False),
-                getattr(self, "channel_independent", False),
-                layout.grid.n_components,
-                gridded=layout.grid.n_cells > 1,
-                outputs_are_values=self.likelihood is None
-                or isinstance(self.likelihood, QuantileRegression),
-            )
-            self.pl_module_params["use_reversible_instance_norm"] = rin
-            self.pl_module_params["channel_independent"] = independent
         return super()._setup_for_train(train_dataset, val_dataset, *args, **kwargs)
+
+    @staticmethod
+    def _init_trainer(trainer_params: dict, max_epochs: int | None = None):
+        # Darts builds a Trainer for every fit and predict; Lightning then logs its device
+        # inventory and a tip each time. Warnings (e.g. a GPU left unused) still show.
+        with quiet_trainer_setup():
+            return MixedCovariatesTorchModel._init_trainer(trainer_params, max_epochs)
 
     def _setup_trainer(self, trainer, model, verbose=None, epochs: int = 0):
         # Darts builds the trainer from `trainer_params`; the early-stopping callbacks of this fit are
         # added to a copy, so that they are neither pickled with the model nor kept for the next fit.
-        if trainer is not None or not epochs or not getattr(self, "_stop_early", False):
+        if trainer is not None or not epochs or not self._stop_early:
             return super()._setup_trainer(trainer, model, verbose, epochs)
         saved = self.trainer_params
         callbacks = list(saved.get("callbacks") or [])
-        callbacks += early_stopping_callbacks(int(self.early_stopping_patience))
+        callbacks += early_stopping_callbacks(int(self.config.recipe.early_stopping_patience))
         self.trainer_params = {**saved, "callbacks": callbacks}
         try:
             return super()._setup_trainer(trainer, model, verbose, epochs)
@@ -600,37 +542,13 @@ class MIMModel(MixedCovariatesTorchModel):
             cell_type=self.cell_type,
             nr_params=nr_params,
             feedback_param=_likelihood_feedback_param(self.likelihood),
-            sampling_schedule=self.sampling_schedule,
-            sampling_start=self.sampling_start,
-            sampling_decay_steps=self.sampling_decay_steps,
-            activation_checkpointing=self.activation_checkpointing,
-            # models pickled before the option existed have no attribute: Darts' loss, as then
-            input_window_loss=getattr(self, "input_window_loss", False),
-            naive_anchor=getattr(self, "naive_anchor", False),
-            lr_schedule=getattr(self, "lr_schedule", None),
-            auto_bf16=getattr(self, "auto_bf16", False),  # False in models pickled before it
-            cuda_graphs=getattr(self, "cuda_graphs", False),  # likewise
-            # grid_layout, anchor_lag, channel_independent (resolved when the network was built; in
-            # models saved before "auto" existed, the attribute), train_sample_shape and Darts' own
-            **{
-                "channel_independent": getattr(self, "channel_independent", False) is True,
-                **self.pl_module_params,
-            },
+            # the resolved configuration, and Darts' own module parameters
+            **self.pl_module_params,
         )
 
     def __setstate__(self, state: dict) -> None:
-        # Models saved by darts-mim 0.1 kept the layout in an attribute beside Darts' state.
-        legacy = state.pop("_mim_layout", None)
-        super().__setstate__(state)
-        if legacy is not None and "grid_layout" not in (self.pl_module_params or {}):
-            channels, height, width = legacy["grid"]
-            self.pl_module_params["grid_layout"] = GridLayout(
-                GridSpec(tuple(channels), height, width),
-                legacy["past_grid_channels"],
-                legacy["future_grid_channels"],
-                tuple(legacy.get("missing") or ()),
-                tuple(legacy["components"]) if legacy.get("components") else None,
-            ).to_dict()
+        # Models pickled by earlier versions keep their choices in other attributes and keys.
+        super().__setstate__(upgrade_model_state(state))
 
     def to_onnx(self, path: str | None = None, **kwargs) -> str:
         """Export the fitted model to one ONNX file for torch-free serving with
@@ -766,19 +684,10 @@ class MIMModel(MixedCovariatesTorchModel):
                 map_location=kwargs.get("map_location", "cpu"),
             )
             hparams = ckpt.get("hyper_parameters") or {}
-        # checkpoints written before anchor_lag existed anchored on the last frame with naive_anchor
-        self.pl_module_params["anchor_lag"] = hparams.get(
-            "anchor_lag", int(hparams.get("naive_anchor") is True)
-        )
-        for key in ("channel_independent", "use_reversible_instance_norm"):  # "auto", resolved
-            if key in hparams:
-                self.pl_module_params[key] = hparams[key]
-        if hparams.get("grid_layout") is not None:
-            self.pl_module_params["grid_layout"] = hparams["grid_layout"]
-        elif hparams.get("grid") is not None:  # checkpoints of darts-mim 0.1
-            self.pl_module_params["grid_layout"] = _MIMModule.legacy_layout(
-                hparams["grid"], hparams.get("missing_components")
-            )
+        # the configuration the network's shape depends on (checkpoints of 0.1-0.5 in their form)
+        config = upgrade_checkpoint_hparams(hparams).get("config")
+        if config is not None:
+            self.pl_module_params["config"] = config
         with _readable(path):
             super().load_weights_from_checkpoint(
                 model_name=model_name,
@@ -891,7 +800,7 @@ class MIMModel(MixedCovariatesTorchModel):
             steps - 1,
             available_bytes(self.trainer_params.get("accelerator")),
             bytes_per_value,
-            self.activation_checkpointing,
+            self.training_recipe.activation_checkpointing,
         )
 
     def predict(
@@ -1025,4 +934,4 @@ def _is_multi_device(trainer_params: dict) -> bool:
 
 # Darts loads saved models with a restricted unpickler: allow-list our classes where they are defined,
 # so that loading works however the package was imported (darts_mim imports this module lazily).
-add_safe_globals([MIMModel, _MIMModule])
+add_safe_globals([MIMModel, _MIMModule, TrainingRecipe])

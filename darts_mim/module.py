@@ -22,10 +22,11 @@ from darts.utils.data.torch_datasets.utils import (
 from darts.utils.likelihood_models.torch import QuantileRegression
 from torch import Tensor
 
-from darts_mim.grid import GridLayout, GridSpec
+from darts_mim.config import ResolvedConfig
+from darts_mim.legacy import upgrade_checkpoint_hparams
 from darts_mim.nn.graphed_network import GraphedNetwork
 from darts_mim.nn.network import MIMNetwork
-from darts_mim.nn.precision import training_autocast
+from darts_mim.nn.precision import training_autocast, use_auto_bf16
 
 # Scheduled sampling reaches free running after this fraction of the planned optimizer steps (the
 # authors' 50k of 80k), or after DEFAULT_DECAY_STEPS when the plan is unknown (max_epochs=-1).
@@ -85,30 +86,23 @@ class _MIMModule(PLForecastingModule):
         cell_type: str,
         nr_params: int,
         feedback_param: int,
-        sampling_schedule: str,
-        sampling_start: float,
-        sampling_decay_steps: int | None,
-        activation_checkpointing: bool,
-        input_window_loss: bool = False,  # False for modules saved before the option existed
-        naive_anchor: bool | int | str = False,  # False for modules saved before the option existed
-        anchor_lag: int
-        | None = None,  # None in modules saved before it: naive_anchor=True is lag 1
-        channel_independent: bool = False,
-        lr_schedule: str | None = None,  # None for modules saved before the option existed
-        auto_bf16: bool = False,  # modules saved before issue 16 trained in their own precision
-        cuda_graphs: bool = False,  # modules saved before the option trained eagerly
-        grid_layout: dict | None = None,  # None in modules saved by darts-mim 0.1, which had `grid`
-        grid: tuple[int, int, int] | None = None,  # modules saved before grid_layout existed
-        missing_components: Sequence[int] | None = None,  # likewise
+        config: dict | None = None,  # None in modules saved by darts-mim 0.1-0.5 (darts_mim.legacy)
         **kwargs,
     ):
+        if config is None:
+            kwargs = upgrade_checkpoint_hparams(kwargs)
+            config = kwargs.pop("config")
+        # The configuration resolved from the training data (darts_mim.config) is a hyper-parameter:
+        # Lightning saves it in every checkpoint, so that load_weights() and load_from_checkpoint()
+        # rebuild the network without the training data. Instance norm is Darts' own module
+        # parameter: the resolved value replaces the model's "auto".
+        resolved = ResolvedConfig.from_dict(config)
+        kwargs["use_reversible_instance_norm"] = resolved.instance_norm
         super().__init__(**kwargs)
-        if grid_layout is None:
-            grid_layout = self.legacy_layout(grid, missing_components)
-        # The grid layout is a hyper-parameter: Lightning saves it in every checkpoint, so that
-        # load_weights() and load_from_checkpoint() rebuild the network without the training data.
-        self.layout = GridLayout.from_dict(grid_layout)
-        self.input_window_loss = input_window_loss
+        self.config = resolved
+        self.layout = resolved.layout
+        recipe = resolved.recipe
+        self.recipe = recipe
         self.grid = self.layout.grid.shape
         # Period folding: the network runs across periods on 1 x P strips of every component, or
         # on rows x P / rows frames (a 2-D fold).
@@ -116,29 +110,22 @@ class _MIMModule(PLForecastingModule):
         rows = self.layout.fold_rows
         self.frame_shape = (self.grid[0], rows, self.fold // rows) if self.fold > 1 else self.grid
         # Channel independence: each component is its own sample of one channel, with shared weights.
-        self.channel_independent = bool(channel_independent)
+        self.channel_independent = resolved.channel_independent
         if self.channel_independent:
             self.frame_shape = (1, *self.frame_shape[1:])
         self.past_cov_layout = past_cov_layout
         self.future_cov_layout = future_cov_layout
         self.static_cov_layout = static_cov_layout
-        self.lr_schedule = lr_schedule
-        # precision="auto": training steps run in bf16 autocast on CPUs with native bf16
-        # (darts_mim.nn.precision); validation and prediction stay in the model's dtype.
-        self.auto_bf16 = bool(auto_bf16)
+        # Decided per fit in on_train_start, from the device and the steps Lightning plans:
+        self._bf16 = False  # recipe.bf16_autocast on a CPU with native bf16
+        self._planned_decay_steps = DEFAULT_DECAY_STEPS  # scheduled sampling's decay
         # Training on one GPU replays the network's forward and backward from CUDA graphs
         # (darts_mim.nn.graphed_network); the runner lives for one fit (on_train_start/end).
-        self.cuda_graphs = bool(cuda_graphs)
         self._graph_runner: GraphedNetwork | None = None
         # What the last fit did: training calls replayed from graphs, and why none were if so.
         self.cuda_graph_replays = 0
         self.cuda_graph_fallback: str | None = None
-        self.sampling_schedule = sampling_schedule
-        self.sampling_start = sampling_start
-        self.sampling_decay_steps = sampling_decay_steps
-        # The anchor lag is resolved from the training data by MIMModel (darts_mim.anchor); modules
-        # saved before it existed anchored on the last frame when naive_anchor was True.
-        lag = int(anchor_lag) if anchor_lag is not None else int(naive_anchor is True)
+        lag = resolved.anchor_lag
         self.anchor_lag = lag
         channels, height, width = self.frame_shape
         cond = 0
@@ -164,7 +151,7 @@ class _MIMModule(PLForecastingModule):
             cell_type=cell_type,
             nr_params=nr_params,
             feedback_param=feedback_param,
-            activation_checkpointing=activation_checkpointing,
+            activation_checkpointing=recipe.activation_checkpointing,
             anchored_params=_anchored_params(self.likelihood, nr_params) if lag else (),
             anchor_lag=max(lag, 1),
         )
@@ -181,11 +168,11 @@ class _MIMModule(PLForecastingModule):
         self.has_missing = bool(missing_components)
 
     def configure_optimizers(self):
-        """Darts' optimizer and scheduler; with ``lr_schedule="one_cycle"`` and no scheduler of the
-        user's, a one-cycle schedule over the steps Lightning plans for this fit (its length is only
-        known here, so it cannot be passed as Darts' ``lr_scheduler_kwargs``)."""
+        """Darts' optimizer and scheduler; with the recipe's ``lr_schedule="one_cycle"`` and no
+        scheduler of the user's, a one-cycle schedule over the steps Lightning plans for this fit (its
+        length is only known here, so it cannot be passed as Darts' ``lr_scheduler_kwargs``)."""
         configured = super().configure_optimizers()
-        if self.lr_schedule != "one_cycle" or self.lr_scheduler_cls is not None:
+        if self.recipe.lr_schedule != "one_cycle" or self.lr_scheduler_cls is not None:
             return configured
         optimizer = configured[0][0] if isinstance(configured, tuple | list) else configured
         total = max(int(self.trainer.estimated_stepping_batches), 1)
@@ -198,13 +185,6 @@ class _MIMModule(PLForecastingModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return [optimizer], [{"scheduler": scheduler, "interval": "step", "frequency": 1}]
-
-    @staticmethod
-    def legacy_layout(grid: Sequence[int], missing_components: Sequence[int] | None) -> dict:
-        """The ``grid_layout`` of a module saved by darts-mim 0.1, which kept only ``(C, H, W)``."""
-        channels = tuple(f"ch{i}" for i in range(grid[0]))
-        spec = GridSpec(channels, int(grid[1]), int(grid[2]))
-        return GridLayout(spec, missing=tuple(missing_components or ())).to_dict()
 
     # ------------------------------------------------------------------ tensors <-> frames
     def _frames(self, values: Tensor) -> Tensor:
@@ -305,14 +285,13 @@ class _MIMModule(PLForecastingModule):
         shared = self._per_channel(torch.cat(parts, dim=2))
         return torch.cat([shared, static.to(shared.dtype)], dim=2)
 
-    def _decay_steps(self) -> int:
-        """Optimizer steps over which ``eta`` falls to 0: as given, or by default 62.5 % of the steps
-        planned for this fit (the authors reach 0 at 50k of 80k iterations), so that a short run is
-        trained on its own predictions too."""
-        if self.sampling_decay_steps is not None:
-            return max(1, int(self.sampling_decay_steps))
-        trainer = self._trainer
-        planned = trainer.estimated_stepping_batches if trainer is not None else float("inf")
+    def _decay_steps_of_fit(self) -> int:
+        """Optimizer steps over which ``eta`` falls to 0: as the recipe gives, or by default 62.5 % of
+        the steps planned for this fit (the authors reach 0 at 50k of 80k iterations), so that a
+        short run is trained on its own predictions too."""
+        if self.recipe.sampling_decay_steps is not None:
+            return self.recipe.sampling_decay_steps
+        planned = self.trainer.estimated_stepping_batches
         if not math.isfinite(planned):
             return DEFAULT_DECAY_STEPS
         return max(1, round(DECAY_FRACTION * planned))
@@ -322,13 +301,14 @@ class _MIMModule(PLForecastingModule):
         probability ``eta`` decaying over steps, where a whole true frame exists (not in an
         ``output_chunk_shift`` gap, not a partial folded frame)."""
         _, _, k_out = self._steps(self.input_chunk_length, n_out)
-        if self.sampling_schedule == "free_running" or k_out < 2:
+        schedule = self.recipe.sampling_schedule
+        if schedule == "free_running" or k_out < 2:
             return None
-        if self.sampling_schedule == "teacher_forcing":
+        if schedule == "teacher_forcing":
             eta = 1.0
         else:
-            progress = min(1.0, self.global_step / self._decay_steps())
-            eta = self.sampling_start * (1.0 - progress)
+            progress = min(1.0, self.global_step / self._planned_decay_steps)
+            eta = self.recipe.sampling_start * (1.0 - progress)
         shift, fold = self.output_chunk_shift, self.fold
         known = [k * fold >= shift and (k + 1) * fold <= n_out for k in range(k_out - 1)]
         first = known.index(True) if any(known) else k_out - 1
@@ -358,7 +338,7 @@ class _MIMModule(PLForecastingModule):
         predictions of frames 2..K_in (teacher-forced), ``t_in - 1`` steps unfolded, whole periods
         folded; none otherwise."""
         _, k_in, _ = self._steps(t_in, 1)
-        if self.input_window_loss and stage is ModuleStage.TRAIN and k_in > 1:
+        if self.recipe.input_window_loss and stage is ModuleStage.TRAIN and k_in > 1:
             return (k_in - 1) * self.fold
         return 0
 
@@ -437,7 +417,9 @@ class _MIMModule(PLForecastingModule):
         # Several devices (DDP) keep eager steps: their gradient hooks were not measured with graphs.
         # On a CPU the runner exists but answers every call eagerly (it checks each call's device).
         self.cuda_graph_replays, self.cuda_graph_fallback = 0, None
-        if self.cuda_graphs and self.trainer.world_size == 1:
+        self._bf16 = self.recipe.bf16_autocast and use_auto_bf16(self.device, self.dtype)
+        self._planned_decay_steps = self._decay_steps_of_fit()
+        if self.recipe.cuda_graphs and self.trainer.world_size == 1:
             self._graph_runner = GraphedNetwork(self.net)
 
     def on_train_end(self) -> None:
@@ -449,7 +431,7 @@ class _MIMModule(PLForecastingModule):
         self._graph_runner = None  # frees the graphs' memory pool; nothing of it is saved
 
     def training_step(self, train_batch: TorchTrainingBatch, batch_idx: int) -> Tensor:
-        with training_autocast(self.device, self.dtype, self.auto_bf16):
+        with training_autocast(self.device, self.dtype, self._bf16):
             return super().training_step(
                 self._prepare_batch(train_batch, ModuleStage.TRAIN), batch_idx
             )

@@ -14,7 +14,7 @@ from darts import TimeSeries
 
 from darts_mim.anchor import check_naive_anchor
 from darts_mim.grid import GridLayout, GridSpec, always_missing_cells, grid_spec_of
-from darts_mim.options import CELL_TYPES, DIFF_MODES, LR_SCHEDULES, SAMPLING_SCHEDULES
+from darts_mim.options import CELL_TYPES, DIFF_MODES
 
 
 def check_target_grid(series: Sequence[TimeSeries], grid_shape: Sequence[int] | None) -> GridSpec:
@@ -96,8 +96,34 @@ def check_series_values(
             )
 
 
+# Training options that MIMModel took before 0.6 and TrainingRecipe holds since.
+MOVED_TO_RECIPE = {
+    "sampling_schedule": "sampling_schedule",
+    "sampling_start": "sampling_start",
+    "sampling_decay_steps": "sampling_decay_steps",
+    "activation_checkpointing": "activation_checkpointing",
+    "input_window_loss": "input_window_loss",
+    "lr_schedule": "lr_schedule",
+    "early_stopping_patience": "early_stopping_patience",
+    "cuda_graphs": "cuda_graphs",
+}
+
+
 def check_hyper_parameters(params: dict) -> None:
-    """Clear errors for hyper-parameters that would fail deep inside the network."""
+    """Clear errors for hyper-parameters that would fail deep inside the network, and for the
+    training options that moved into :class:`darts_mim.TrainingRecipe`."""
+    for old, new in MOVED_TO_RECIPE.items():
+        if old in params:
+            raise ValueError(
+                f"`{old}` is a field of the training recipe since darts-mim 0.6: pass "
+                f"`training_recipe=TrainingRecipe({new}=...)` (from darts_mim import TrainingRecipe)."
+            )
+    if "precision" in params:
+        raise ValueError(
+            "`precision` is no longer a MIMModel parameter since darts-mim 0.6: pass Lightning's "
+            "precision as `pl_trainer_kwargs={'precision': ...}` (as for any Darts model), or "
+            "`training_recipe=TrainingRecipe(bf16_autocast=True)` for what precision='auto' did."
+        )
 
     def positive_int(name: str, value, minimum: int = 1) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
@@ -118,33 +144,11 @@ def check_hyper_parameters(params: dict) -> None:
     if filter_size % 2 == 0:
         raise ValueError(f"`filter_size` must be odd (same padding), got {filter_size}.")
     positive_int("patch_size", params.get("patch_size", 1))
-    if params.get("sampling_decay_steps") is not None:
-        positive_int("sampling_decay_steps", params["sampling_decay_steps"])
     if params.get("diff_mode", "cascade") not in DIFF_MODES:
         raise ValueError(f"`diff_mode` must be one of {DIFF_MODES}, got {params['diff_mode']!r}.")
     if params.get("cell_type", "mim") not in CELL_TYPES:
         raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {params['cell_type']!r}.")
-    if params.get("sampling_schedule", "linear") not in SAMPLING_SCHEDULES:
-        raise ValueError(
-            f"`sampling_schedule` must be one of {SAMPLING_SCHEDULES}, got "
-            f"{params['sampling_schedule']!r}."
-        )
-    start = params.get("sampling_start", 1.0)
-    if not 0.0 <= float(start) <= 1.0:
-        raise ValueError(f"`sampling_start` is a probability in [0, 1], got {start!r}.")
     check_naive_anchor(params.get("naive_anchor", "auto"))
-    patience = params.get("early_stopping_patience", 5)
-    if patience is not None and (
-        isinstance(patience, bool) or not isinstance(patience, int | np.integer) or patience < 1
-    ):
-        raise ValueError(
-            f"`early_stopping_patience` must be a number of epochs >= 1 or None, got {patience!r}."
-        )
-    if params.get("lr_schedule") not in LR_SCHEDULES:
-        raise ValueError(
-            f"`lr_schedule` must be one of {LR_SCHEDULES}, got {params['lr_schedule']!r}; or pass "
-            "Darts' `lr_scheduler_cls` and `lr_scheduler_kwargs` for any other schedule."
-        )
     fold = params.get("fold_period", "auto")
     if fold not in ("auto", None) and (
         isinstance(fold, bool) or not isinstance(fold, int | np.integer) or fold < 2
@@ -168,8 +172,6 @@ def check_hyper_parameters(params: dict) -> None:
             "`use_reversible_instance_norm` must be 'auto', True, False or a dict of RINorm "
             f"arguments, got {rin!r}."
         )
-    if not isinstance(params.get("cuda_graphs", True), bool | np.bool_):
-        raise ValueError(f"`cuda_graphs` must be True or False, got {params['cuda_graphs']!r}.")
     rows = params.get("fold_rows", 1)
     if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
         raise ValueError(f"`fold_rows` must be an integer >= 1 (1: a 1 x P strip), got {rows!r}.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,11 +11,12 @@ from conftest import make_grid_series, tiny_kwargs
 from darts.utils.data.torch_datasets.utils import TorchTrainingBatch
 from darts.utils.likelihood_models.torch import GaussianLikelihood
 
-from darts_mim import MIMModel, grid_to_series, series_to_grid
+from darts_mim import MIMModel, TrainingRecipe, grid_to_series, series_to_grid
 
 
-def _fitted(tmp_path, series, **overrides) -> MIMModel:
-    model = MIMModel(**tiny_kwargs(tmp_path, **overrides))
+def _fitted(tmp_path, series, input_window_loss: bool = True, **overrides) -> MIMModel:
+    recipe = TrainingRecipe(input_window_loss=input_window_loss)
+    model = MIMModel(**tiny_kwargs(tmp_path, training_recipe=recipe, **overrides))
     model.fit(series)
     return model
 
@@ -21,8 +24,9 @@ def _fitted(tmp_path, series, **overrides) -> MIMModel:
 def test_loss_is_the_mean_over_window_and_forecast_frames(tmp_path, grid_series, monkeypatch):
     model = _fitted(tmp_path, grid_series, input_window_loss=True)
     module = model.model
-    module.sampling_schedule = "teacher_forcing"  # deterministic decoder inputs
-    module.auto_bf16 = False  # a float32 step, compared with the float32 computation below
+    # deterministic decoder inputs, and a float32 step compared with the float32 computation below
+    module.recipe = dataclasses.replace(module.recipe, sampling_schedule="teacher_forcing")
+    module._bf16 = False
     monkeypatch.setattr(module, "log", lambda *args, **kwargs: None)  # no trainer loop here
     values = torch.from_numpy(grid_series.values()[:18].astype(np.float32))
     past, future = values[None, :6].repeat(2, 1, 1), values[None, 6:9].repeat(2, 1, 1)
@@ -45,7 +49,7 @@ def test_loss_is_the_mean_over_window_and_forecast_frames(tmp_path, grid_series,
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-7)
     assert not torch.isclose(loss, forecast_mse)  # the window really counts
 
-    module.input_window_loss = False  # Darts' loss: the output chunk only
+    module.recipe = dataclasses.replace(module.recipe, input_window_loss=False)  # Darts' loss
     loss_off = module.training_step(batch, 0)
     torch.testing.assert_close(loss_off, forecast_mse, rtol=1e-5, atol=1e-7)
 
@@ -55,10 +59,12 @@ def test_changes_training_not_prediction(tmp_path, grid_series):
     without = _fitted(tmp_path / "b", grid_series, input_window_loss=False)
     a, b = with_window.predict(3), without.predict(3)
     assert not np.allclose(a.values(), b.values())  # different training signal, different weights
-    with_window.model.input_window_loss = False  # the flag does not touch the forecast path
+    # the flag does not touch the forecast path
+    module = with_window.model
+    module.recipe = dataclasses.replace(module.recipe, input_window_loss=False)
     np.testing.assert_array_equal(with_window.predict(3).values(), a.values())
-    assert with_window.model_params["input_window_loss"] is True
-    assert MIMModel(4, 2).input_window_loss is True  # the authors' recipe is the default
+    assert with_window.training_recipe.input_window_loss is True
+    assert MIMModel(4, 2).training_recipe.input_window_loss is True  # the authors' recipe
 
 
 @pytest.mark.parametrize("window_loss", [False, True])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -14,7 +15,7 @@ from darts.metrics import mae, rmse
 from darts.utils.likelihood_models.torch import GaussianLikelihood, QuantileRegression
 from pytorch_lightning.callbacks import EarlyStopping
 
-from darts_mim import MIMModel, grid_to_series, series_to_grid
+from darts_mim import MIMModel, TrainingRecipe, grid_to_series, series_to_grid
 from darts_mim.grid import GRID_KEY
 
 
@@ -253,25 +254,28 @@ def test_prediction_does_not_depend_on_batch(tmp_path):
 
 
 def test_bf16_precision_trains(tmp_path, grid_series):
-    model = _fit(tmp_path, grid_series, precision="bf16-mixed")
+    model = _fit(
+        tmp_path, grid_series, pl_trainer_kwargs={**FAST_TRAINER, "precision": "bf16-mixed"}
+    )
     assert model.trainer_params["precision"] == "bf16-mixed"
     assert np.isfinite(model.predict(3).values()).all()
 
 
 def test_activation_checkpointing_matches(tmp_path, grid_series):
-    a = _fit(tmp_path / "a", grid_series, activation_checkpointing=False).predict(3)
-    b = _fit(tmp_path / "b", grid_series, activation_checkpointing=True).predict(3)
+    on = TrainingRecipe(activation_checkpointing=True)
+    a = _fit(tmp_path / "a", grid_series).predict(3)
+    b = _fit(tmp_path / "b", grid_series, training_recipe=on).predict(3)
     np.testing.assert_allclose(a.values(), b.values(), atol=1e-5)
 
 
 @pytest.mark.parametrize("schedule", ["linear", "teacher_forcing", "free_running"])
 def test_sampling_schedules_train(tmp_path, grid_series, schedule):
-    model = _fit(tmp_path, grid_series, sampling_schedule=schedule)
+    model = _fit(tmp_path, grid_series, training_recipe=TrainingRecipe(sampling_schedule=schedule))
     assert np.isfinite(model.predict(3).values()).all()
 
 
 def test_scheduled_sampling_eta_decays(tmp_path, grid_series, monkeypatch):
-    model = _fit(tmp_path, grid_series, sampling_decay_steps=100)
+    model = _fit(tmp_path, grid_series, training_recipe=TrainingRecipe(sampling_decay_steps=100))
     module = model.model
     ref = torch.zeros(1)
     torch.manual_seed(0)
@@ -284,9 +288,9 @@ def test_scheduled_sampling_eta_decays(tmp_path, grid_series, monkeypatch):
     assert at_step(0, 2000) == 1.0
     assert abs(at_step(50, 4000) - 0.5) < 0.05
     assert at_step(500, 100) == 0.0
-    module.sampling_schedule = "teacher_forcing"
+    module.recipe = dataclasses.replace(module.recipe, sampling_schedule="teacher_forcing")
     assert at_step(500, 100) == 1.0
-    module.sampling_schedule = "free_running"
+    module.recipe = dataclasses.replace(module.recipe, sampling_schedule="free_running")
     assert module._teacher_mask(10, 3, ref) is None
 
 
@@ -295,7 +299,7 @@ def test_default_decay_follows_the_planned_steps(tmp_path, grid_series):
     module = model.model
     planned = module.trainer.estimated_stepping_batches  # 3 epochs x 7 batches
     assert planned == 21
-    assert module._decay_steps() == round(0.625 * 21)
+    assert module._decay_steps_of_fit() == round(0.625 * 21)
 
 
 # ---------------------------------------------------------------------- bad input
@@ -423,14 +427,27 @@ def test_invalid_n(tmp_path, grid_series, n):
         ({"patch_size": 0}, "patch_size"),
         ({"diff_mode": "sideways"}, "diff_mode"),
         ({"cell_type": "gru"}, "cell_type"),
-        ({"sampling_schedule": "sometimes"}, "sampling_schedule"),
-        ({"sampling_start": 1.5}, "sampling_start"),
         ({"grid_shape": (0, 3)}, "grid_shape"),
     ],
 )
 def test_invalid_hyper_parameters(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         MIMModel(**tiny_kwargs(tmp_path, **overrides))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"sampling_schedule": "sometimes"}, "sampling_schedule"),
+        ({"sampling_start": 1.5}, "sampling_start"),
+        ({"sampling_decay_steps": 0}, "sampling_decay_steps"),
+        ({"cuda_graphs": "yes"}, "cuda_graphs"),
+        ({"gradient_clip_val": -1.0}, "gradient_clip_val"),
+    ],
+)
+def test_invalid_recipe(fields, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingRecipe(**fields)
 
 
 def test_corrupt_and_truncated_saved_model(tmp_path, grid_series):

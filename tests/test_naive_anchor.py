@@ -18,7 +18,7 @@ from darts.utils.likelihood_models.torch import (
     QuantileRegression,
 )
 
-from darts_mim import MIMModel, grid_to_series, series_to_grid
+from darts_mim import MIMModel, TrainingRecipe, grid_to_series, series_to_grid
 
 FROZEN = {"optimizer_kwargs": {"lr": 0.0}}  # the weights stay at their initial values
 
@@ -50,7 +50,7 @@ def test_instance_norm_and_covariates(tmp_path, grid_series):
         tmp_path,
         grid_series,
         use_reversible_instance_norm=True,
-        input_window_loss=True,
+        training_recipe=TrainingRecipe(input_window_loss=True),
     )
     np.testing.assert_allclose(model.predict(3).values(), _persistence(grid_series, 3), atol=1e-5)
     with_cov = MIMModel(**tiny_kwargs(tmp_path / "cov", naive_anchor=True, **FROZEN))
@@ -72,8 +72,12 @@ def test_every_quantile_is_anchored(tmp_path, grid_series):
     quantiles = [0.1, 0.5, 0.9]
     model = _untrained(tmp_path, grid_series, likelihood=QuantileRegression(quantiles))
     params = model.predict(3, predict_likelihood_parameters=True).values().reshape(3, -1, 3)
-    for q in range(3):
-        np.testing.assert_allclose(params[..., q], _persistence(grid_series, 3), atol=1e-6)
+    # the median (the point forecast fed back) starts at the naive forecast; the other quantiles
+    # start around it from the head's random initialisation, so that they are not tied
+    np.testing.assert_allclose(params[..., 1], _persistence(grid_series, 3), atol=1e-6)
+    assert not np.allclose(params[..., 0], params[..., 2])
+    spread = np.abs(params[..., [0, 2]] - params[..., [1]])
+    assert np.isfinite(spread).all() and spread.max() < 10 * np.std(grid_series.values())
 
 
 def test_likelihood_without_a_location_is_refused():
@@ -234,8 +238,24 @@ def test_folded_series_anchor_on_whole_periods(tmp_path):
     series = TimeSeries.from_times_and_values(times, values.astype(np.float32))
     kwargs = tiny_kwargs(tmp_path, input_chunk_length=48, output_chunk_length=24, **FROZEN)
     model = MIMModel(**kwargs).fit(series)
-    assert (model.layout.fold, model.anchor_lag) == (24, 1)  # "auto": the period before
+    assert (model.layout.fold, model.anchor_lag) == (24, 24)  # "auto": the period before, in steps
+    assert model.config.anchor_lag == 1  # one folded frame
     np.testing.assert_allclose(model.predict(24).values()[:, 0], values[-24:], atol=1e-5)
-    assert MIMModel(**dict(kwargs, naive_anchor=48)).fit(series).anchor_lag == 2
+    assert MIMModel(**dict(kwargs, naive_anchor=48)).fit(series).config.anchor_lag == 2
     with pytest.raises(ValueError, match="not a whole number of the folded periods"):
         MIMModel(**dict(kwargs, naive_anchor=12)).fit(series)
+
+
+def test_auto_leaves_a_mean_reverting_series_unanchored(tmp_path):
+    """Noise around a level: the series' mean forecasts it better in-sample than any naive
+    forecast, so "auto" starts from no anchor rather than from the last noisy value."""
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2024-01-01", periods=200, freq="h")
+    noisy = (0.5 + 0.1 * rng.standard_normal(200)).astype(np.float32)
+    kwargs = tiny_kwargs(tmp_path, input_chunk_length=12, output_chunk_length=3)
+    model = MIMModel(**kwargs).fit(TimeSeries.from_times_and_values(times, noisy))
+    assert model.anchor_lag == 0
+    assert "no naive anchor (the series' mean forecast it better" in str(model.config)
+    walk = np.cumsum(rng.standard_normal(200)).astype(np.float32)
+    walked = MIMModel(**kwargs).fit(TimeSeries.from_times_and_values(times, walk))
+    assert walked.anchor_lag == 1  # a random walk: persistence

@@ -13,7 +13,7 @@ import torch
 from conftest import make_grid_series, tiny_kwargs
 from darts import TimeSeries
 
-from darts_mim import MIMModel, grid_to_series
+from darts_mim import MIMModel, grid_to_series, TrainingRecipe
 from darts_mim.resources import estimate_training_bytes
 
 
@@ -25,8 +25,7 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, grid_series)
         n_epochs=2,
         save_checkpoints=True,
         force_reset=True,
-        sampling_decay_steps=6,
-        lr_schedule=None,
+        training_recipe=TrainingRecipe(sampling_decay_steps=6, lr_schedule=None),
     )
 
     full = MIMModel(**tiny_kwargs(tmp_path, model_name="full", **common))

@@ -1,4 +1,5 @@
-"""Training defaults of issue 17, item 2: learning-rate schedule, early stopping, package defaults."""
+"""The training recipe: learning-rate schedule, clipping, early stopping, and when Darts' semantics
+apply instead (the user set ``optimizer_kwargs`` or ``lr_scheduler_cls``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from conftest import tiny_kwargs
 from pytorch_lightning.callbacks import EarlyStopping
 
-from darts_mim import MIMModel
+from darts_mim import MIMModel, TrainingRecipe
 from darts_mim.callbacks import RestoreBestWeights
 from darts_mim.module import one_cycle_factor
 
@@ -23,7 +24,7 @@ def test_one_cycle_schedule_spans_the_planned_steps(tmp_path, grid_series):
     model = MIMModel(
         **tiny_kwargs(
             tmp_path,
-            lr_schedule="one_cycle",
+            training_recipe=TrainingRecipe(),
             n_epochs=2,
             batch_size=8,
             optimizer_kwargs={"lr": 0.01},
@@ -53,16 +54,48 @@ def test_one_cycle_resumes_and_continues(tmp_path, grid_series):
 
 
 def test_constant_rate_without_a_schedule(tmp_path, grid_series):
-    model = MIMModel(**tiny_kwargs(tmp_path, lr_schedule=None, optimizer_kwargs={"lr": 0.01}))
+    recipe = TrainingRecipe(lr_schedule=None)
+    model = MIMModel(**tiny_kwargs(tmp_path, training_recipe=recipe, optimizer_kwargs={"lr": 0.01}))
     scheduler, last_lr = _scheduler_and_lr(model.fit(grid_series))
     assert scheduler is None and last_lr == pytest.approx(0.01)
+
+
+def test_darts_semantics_where_the_user_sets_darts_training_arguments(tmp_path, grid_series):
+    """A Darts user who sets optimizer_kwargs or lr_scheduler_cls trains as with Darts' models: that
+    rate, constant (or their scheduler), no clipping, no early stopping of ours."""
+    model = MIMModel(**tiny_kwargs(tmp_path, optimizer_kwargs={"lr": 0.1}))
+    assert model.training_recipe == TrainingRecipe.darts()
+    assert "gradient_clip_val" not in model.trainer_params
+    model.fit(grid_series[:40], val_series=grid_series[34:])
+    scheduler, last_lr = _scheduler_and_lr(model)
+    assert scheduler is None and last_lr == pytest.approx(0.1)
+    assert not model.trainer.gradient_clip_val
+    assert not _callbacks(model, EarlyStopping)
+    assert model.config.recipe_source == "darts" and "Darts' semantics" in str(model.config)
+    stepped = MIMModel(
+        **tiny_kwargs(
+            tmp_path / "s",
+            lr_scheduler_cls=torch.optim.lr_scheduler.StepLR,
+            lr_scheduler_kwargs={"step_size": 1},
+        )
+    )
+    assert stepped.training_recipe == TrainingRecipe.darts()
+    assert stepped.pl_module_params["optimizer_kwargs"] == {}  # Darts' default rate
+
+
+def test_explicit_recipe_is_applied_as_given(tmp_path):
+    recipe = TrainingRecipe(gradient_clip_val=0.5, early_stopping_patience=None)
+    model = MIMModel(**tiny_kwargs(tmp_path, training_recipe=recipe, optimizer_kwargs={"lr": 0.2}))
+    assert model.training_recipe is recipe
+    assert model.trainer_params["gradient_clip_val"] == 0.5
+    assert model.pl_module_params["optimizer_kwargs"] == {"lr": 0.2}  # the user's rate is the peak
 
 
 def test_darts_scheduler_takes_precedence(tmp_path, grid_series):
     model = MIMModel(
         **tiny_kwargs(
             tmp_path,
-            lr_schedule="one_cycle",
+            training_recipe=TrainingRecipe(),
             lr_scheduler_cls=torch.optim.lr_scheduler.StepLR,
             lr_scheduler_kwargs={"step_size": 1, "gamma": 0.5},
             optimizer_kwargs={"lr": 0.01},
@@ -76,7 +109,13 @@ def test_darts_scheduler_takes_precedence(tmp_path, grid_series):
 
 def test_bad_schedule_is_a_clear_error():
     with pytest.raises(ValueError, match="`lr_schedule` must be one of"):
-        MIMModel(6, 3, lr_schedule="cosine")
+        TrainingRecipe(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="training_recipe=TrainingRecipe"):
+        MIMModel(6, 3, lr_schedule="one_cycle")  # the options of 0.5 say where they moved
+    with pytest.raises(ValueError, match="pl_trainer_kwargs=.*precision"):
+        MIMModel(6, 3, precision="auto")
+    with pytest.raises(ValueError, match="must be a darts_mim.TrainingRecipe"):
+        MIMModel(6, 3, training_recipe={"lr_schedule": None})
 
 
 def test_package_defaults_are_the_measured_ones(tmp_path, grid_series):
@@ -84,7 +123,8 @@ def test_package_defaults_are_the_measured_ones(tmp_path, grid_series):
     assert model.num_hidden == (32, 32)
     assert model.filter_size == 3
     assert model.naive_anchor == "auto"
-    assert model.lr_schedule == "one_cycle"
+    assert model.training_recipe == TrainingRecipe()
+    assert model.training_recipe.lr_schedule == "one_cycle"
     assert model.trainer_params["gradient_clip_val"] == 1.0
     kwargs = tiny_kwargs(tmp_path)
     kwargs["pl_trainer_kwargs"] = {**kwargs["pl_trainer_kwargs"], "gradient_clip_val": 5.0}
@@ -94,6 +134,7 @@ def test_package_defaults_are_the_measured_ones(tmp_path, grid_series):
     assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
     assert scheduler.base_lrs == [3e-3]  # the default peak with Adam
     assert fitted.trainer.gradient_clip_val == 1.0
+    assert fitted.config.recipe_source == "mim" and "MIM recipe" in str(fitted.config)
     sgd = MIMModel(
         **tiny_kwargs(tmp_path, optimizer_cls=torch.optim.SGD, optimizer_kwargs={"lr": 0.1})
     )
@@ -109,7 +150,10 @@ def test_validation_series_stops_early_and_keeps_the_best_weights(tmp_path, grid
     # a learning rate far too high: the validation loss soon stops improving
     model = MIMModel(
         **tiny_kwargs(
-            tmp_path, n_epochs=40, early_stopping_patience=2, optimizer_kwargs={"lr": 0.5}
+            tmp_path,
+            n_epochs=40,
+            training_recipe=TrainingRecipe(early_stopping_patience=2),
+            optimizer_kwargs={"lr": 0.5},
         )
     ).fit(train, val_series=val)
     (stopper,) = _callbacks(model, EarlyStopping)
@@ -133,7 +177,9 @@ def test_no_early_stopping_without_validation_or_when_the_user_has_one(tmp_path,
     user = MIMModel(**kwargs).fit(grid_series[:40], val_series=grid_series[34:])
     assert _callbacks(user, EarlyStopping) == [mine]
     assert not _callbacks(user, RestoreBestWeights)
-    off = MIMModel(**tiny_kwargs(tmp_path / "o", early_stopping_patience=None))
+    off = MIMModel(
+        **tiny_kwargs(tmp_path / "o", training_recipe=TrainingRecipe(early_stopping_patience=None))
+    )
     off.fit(grid_series[:40], val_series=grid_series[34:])
     assert not _callbacks(off, EarlyStopping)
 
@@ -141,7 +187,7 @@ def test_no_early_stopping_without_validation_or_when_the_user_has_one(tmp_path,
 @pytest.mark.parametrize("patience", [0, -1, 2.5, True])
 def test_bad_patience_is_a_clear_error(patience):
     with pytest.raises(ValueError, match="`early_stopping_patience` must be"):
-        MIMModel(6, 3, early_stopping_patience=patience)
+        TrainingRecipe(early_stopping_patience=patience)
 
 
 @pytest.mark.parametrize("total", [1, 2, 7, 50, 320])

@@ -150,7 +150,8 @@ class GraphedNetwork:
             self.fallback_reason = f"the CUDA graph capture failed: {err}"
             warnings.warn(
                 f"darts-mim: training runs without CUDA graphs ({self.fallback_reason}). "
-                "Pass cuda_graphs=False to MIMModel to skip the attempt.",
+                "Pass training_recipe=TrainingRecipe(cuda_graphs=False) to MIMModel to skip the "
+                "attempt.",
                 RuntimeWarning,
                 stacklevel=3,
             )

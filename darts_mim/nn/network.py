@@ -159,9 +159,16 @@ class MIMNetwork(nn.Module):
             raise ValueError(f"`anchor_lag` must be >= 1, got {anchor_lag}.")
         self.anchor_lag = int(anchor_lag)
         if self.anchored_params:
-            # The correction starts at zero: the untrained network is the naive forecast.
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
+            # The correction starts at zero: the untrained network is the naive forecast. Other
+            # anchored parameters (the quantiles besides the one fed back) keep the default random
+            # start: zero, they would all start at the anchor and, under Adam's sign-like first
+            # steps, move together and stay tied.
+            spread = set(self.anchored_params) - {int(feedback_param)}
+            param_of_row = torch.arange(self.head.out_channels) // pp % nr_params
+            zero = ~torch.isin(param_of_row, torch.tensor(sorted(spread), dtype=torch.long))
+            with torch.no_grad():
+                self.head.weight[zero] = 0.0
+                self.head.bias[zero] = 0.0
 
     # ------------------------------------------------------------------ state bookkeeping
     def _is_mim(self, layer: int) -> bool:
