@@ -13,7 +13,7 @@ import torch
 from conftest import make_grid_series, tiny_kwargs
 from darts import TimeSeries
 
-from darts_mim import MIMModel, grid_to_series, TrainingRecipe
+from darts_mim import MIMModel, TrainingRecipe, grid_to_series
 from darts_mim.resources import estimate_training_bytes
 
 
