@@ -305,6 +305,7 @@ class MIMModel(MixedCovariatesTorchModel):
             channel_independent if channel_independent == "auto" else bool(channel_independent)
         )
         self._stop_early = False  # set by each fit: a validation series and no user EarlyStopping
+        self._loaded_weights: str | None = None  # set by load(): the checkpoint read
         if naive_anchor not in (False, "auto"):  # refuse a likelihood without a location now
             likelihood = model_kwargs.get("likelihood")
             _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
@@ -588,6 +589,8 @@ class MIMModel(MixedCovariatesTorchModel):
         try:
             tmp_path = os.path.join(tmp_dir, os.path.basename(path))
             super().save(tmp_path, clean=clean)
+            if self.model_created and not os.path.exists(tmp_path + ".ckpt"):
+                self._copy_loaded_weights(tmp_path + ".ckpt")
             write_model_checksums(tmp_path)  # lists the final base names
             # The checksum file last: an interrupted save fails verification instead of mixing
             # files of two saves silently.
@@ -596,6 +599,18 @@ class MIMModel(MixedCovariatesTorchModel):
                     os.replace(tmp_path + suffix, path + suffix)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    def _copy_loaded_weights(self, destination: str) -> None:
+        """The weights of a model that has neither a trainer nor a checkpoint Darts copies: those of
+        the file it was loaded from, or an error rather than a save without weights."""
+        source = getattr(self, "_loaded_weights", None)
+        if source is None or not os.path.exists(source):
+            raise ValueError(
+                "This model's weights cannot be saved: it has no trainer and the checkpoint it was "
+                f"loaded from ({source}) is gone. Save it before deleting or moving that file, or "
+                "fit it again."
+            )
+        shutil.copyfile(source, destination)
 
     @staticmethod
     def load(path: str, pl_trainer_kwargs: dict | None = None, trusted: bool = False, **kwargs):
@@ -645,6 +660,9 @@ class MIMModel(MixedCovariatesTorchModel):
             ) from err
         if not isinstance(model, MIMModel):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a MIMModel.")
+        # Darts' save() writes weights only from a trainer or a checkpoint it resumes from; a model
+        # just loaded has neither: save() copies the checkpoint it was loaded from instead.
+        model._loaded_weights = path + ".ckpt" if model.model_created else None
         return model
 
     def load_weights_from_checkpoint(

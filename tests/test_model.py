@@ -450,6 +450,21 @@ def test_invalid_recipe(fields, message):
         TrainingRecipe(**fields)
 
 
+def test_a_loaded_model_saves_with_its_weights(tmp_path, grid_series):
+    """Darts' save() writes weights only from a trainer: a model just loaded and saved again lost
+    them (its .pt loaded 'without weights')."""
+    model = _fit(tmp_path, grid_series)
+    model.save(str(tmp_path / "a.pt"))
+    loaded = MIMModel.load(str(tmp_path / "a.pt"))
+    loaded.save(str(tmp_path / "b.pt"))
+    again = MIMModel.load(str(tmp_path / "b.pt"))
+    np.testing.assert_array_equal(again.predict(3).values(), model.predict(3).values())
+    (tmp_path / "a.pt.ckpt").unlink()
+    with pytest.raises(ValueError, match="weights cannot be saved.*is gone"):
+        loaded.save(str(tmp_path / "c.pt"))
+    assert not (tmp_path / "c.pt").exists()  # nothing half-saved
+
+
 def test_corrupt_and_truncated_saved_model(tmp_path, grid_series):
     model = _fit(tmp_path, grid_series)
     path = tmp_path / "m.pt"
