@@ -213,6 +213,24 @@ def test_onnx_runtime_refuses_non_finite_forecasts(saved, tmp_path):
         forecaster.predict(2, saved["series"])
 
 
+def test_the_http_service_checks_like_the_forecaster(saved, tmp_path):
+    """The numpy-only service opens and answers as OnnxForecaster does: a corrupt file is refused,
+    a NaN forecast outside the always-missing cells is an error (a 400 answer), not a result."""
+    from darts_mim.onnx.service import ForecastService
+
+    path = Path(saved["model"].to_onnx(str(tmp_path / "svc.onnx")))
+    service = ForecastService(path)
+    past = saved["series"].values()[None, -service.metadata["input_chunk_length"] :]
+    out, _ = service.forecast(2, past)
+    assert np.isnan(out[:, :, LAND]).all() and np.isfinite(np.delete(out, LAND, axis=2)).all()
+    service._run = lambda feeds: np.full((1, 3, 48, 1), np.nan, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"ONNX model .* produced non-finite forecasts"):
+        service.forecast(2, past)
+    _overwrite(path, path.stat().st_size // 2, np.random.default_rng(0).bytes(64))
+    with pytest.raises(ValueError, match=r"ONNX file .*svc\.onnx.*checksum does not match"):
+        ForecastService(path)
+
+
 # ------------------------------------------------------------------ non-finite forecasts
 def _nan_weights(saved, tmp_path) -> MIMModel:
     """A fitted model (with its trainer, so that ``save`` writes its weights) whose weights are NaN:

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from darts_mim.integrity import check_finite_forecasts, verify_checksums
 from darts_mim.onnx import core
 from darts_mim.onnx.format import read_metadata
 
@@ -92,6 +93,10 @@ class ForecastService:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
+        # as OnnxForecaster: a corrupted graph can load and forecast, so its checksum file first
+        verify_checksums(
+            [path], what="ONNX", fix="export it again from the original model (darts-mim export)"
+        )
         options = ort.SessionOptions()
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)
@@ -189,6 +194,14 @@ class ForecastService:
             num_samples=samples,
             rng=np.random.default_rng(random_state),
             batch_size=batch_size,
+        )
+        # NaN or inf outside the always-missing components: corrupt weights or a diverged fit
+        check_finite_forecasts(
+            out,
+            meta["missing_components"] or [],
+            component_axis=2,
+            components=meta["components"],
+            source=f"The ONNX model {self.path}",
         )
         if five_d:
             out = out.reshape(out.shape[:2] + self.frame + out.shape[3:])
