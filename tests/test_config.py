@@ -135,7 +135,7 @@ def test_fold_period_off_the_frequency_cycle_warns(tmp_path):
     ],
 )
 def test_models_saved_by_darts_mim_0_5_load_with_their_configuration(tmp_path, name, n, expected):
-    # written by darts-mim 0.5.0 (commit 26b6502), see tests/data/legacy/make_legacy.py
+    # written by darts-mim 0.5.0 (commit 26b6502), see tests/data/legacy/make_legacy_0_5.py
     path = os.path.join(LEGACY, f"mim_v0_5_{name}.pt")
     forecast = np.load(os.path.join(LEGACY, f"forecast_v0_5_{name}.npy"))
     with warnings.catch_warnings():
