@@ -116,9 +116,10 @@ def make_train_step(net: nn.Module, cfg: Config, batch: dict, precision: str) ->
 def make_equal_work_step(
     net: nn.Module, cfg: Config, batch: dict, precision: str
 ) -> Callable[[], None]:
-    """One training step as ``MIMModel`` trains with ``input_window_loss=False`` and
-    ``sampling_schedule="free_running"``: the decoder feeds back its own predictions, the loss is the
-    MSE of the output chunk, Adam. The work is the same for every network."""
+    """One training step as ``MIMModel`` trains with
+    ``TrainingRecipe(input_window_loss=False, sampling_schedule="free_running")``: the decoder feeds
+    back its own predictions, the loss is the MSE of the output chunk, Adam. The work is the same for
+    every network."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     def step() -> None:

@@ -20,7 +20,7 @@ from _common import Config
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
-from darts_mim import MIMModel, grid_to_series
+from darts_mim import MIMModel, TrainingRecipe, grid_to_series
 
 
 def sync(device: torch.device) -> None:
@@ -66,23 +66,36 @@ def grid_series(cfg: Config, n_windows: int, seed: int = 0):
     return grid_to_series(frames, times, [f"c{i}" for i in range(cfg.channels)])
 
 
-def equal_work_kwargs(cfg: Config, layer_norm: bool, precision: str | None) -> dict:
+def equal_work_kwargs(
+    cfg: Config, layer_norm: bool, precision: str | None, cuda_graphs: bool = False
+) -> dict:
     """MIMModel arguments for the configuration's network trained with the benchmarks' equal work:
-    free-running decoder, MSE of the output chunk, no naive anchor (the literal network has none);
-    ``precision`` as ``MIMModel`` takes it (``"32-true"``, ``"auto"``...)."""
-    return dict(
+    free-running decoder, MSE of the output chunk, no naive anchor (the literal network has none).
+
+    ``precision``: Lightning's (``"32-true"``, ``"bf16-mixed"``...), passed as
+    ``pl_trainer_kwargs={"precision": ...}``; ``"auto"`` for ``TrainingRecipe(bf16_autocast=True)``
+    (bf16 autocast of the training steps on CPUs with native bf16); ``None`` for neither.
+    ``cuda_graphs``: ``TrainingRecipe(cuda_graphs=...)``."""
+    recipe = TrainingRecipe(
+        input_window_loss=False,
+        sampling_schedule="free_running",
+        bf16_autocast=precision == "auto",
+        cuda_graphs=cuda_graphs,
+    )
+    kwargs = dict(
         input_chunk_length=cfg.t_in,
         output_chunk_length=cfg.n_out,
         num_hidden=cfg.num_hidden,
         filter_size=cfg.filter_size,
         patch_size=cfg.patch_size,
         layer_norm=layer_norm,
-        input_window_loss=False,
-        sampling_schedule="free_running",
         naive_anchor=False,
         batch_size=cfg.batch,
-        precision=precision,
+        training_recipe=recipe,
     )
+    if precision not in (None, "auto"):
+        kwargs["pl_trainer_kwargs"] = {"precision": precision}
+    return kwargs
 
 
 class BareEpochs(Callback):
@@ -116,22 +129,25 @@ def fit_epoch_seconds(
 ) -> tuple[float, int, MIMModel]:
     """Median seconds per epoch of ``MIMModel(**model_kwargs).fit(series, **fit_kwargs)`` after
     the first epoch, the batches per epoch, and the fitted model; ``bare`` runs its epochs between
-    the fit's; ``accelerator`` is Lightning's (``"cpu"`` or ``"gpu"``)."""
+    the fit's; ``accelerator`` is Lightning's (``"cpu"`` or ``"gpu"``); ``pl_trainer_kwargs`` in
+    ``model_kwargs`` (a precision) are added to the timing trainer's."""
     timer = EpochTimer()
+    trainer_kwargs = {
+        "accelerator": accelerator,
+        "devices": 1,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+        "enable_checkpointing": False,
+        "callbacks": [timer] if bare is None else [timer, bare],
+    }
+    trainer_kwargs.update(model_kwargs.pop("pl_trainer_kwargs", None) or {})
     with tempfile.TemporaryDirectory() as work_dir:
         model = MIMModel(
             n_epochs=epochs,
             random_state=0,
             work_dir=work_dir,
-            pl_trainer_kwargs={
-                "accelerator": accelerator,
-                "devices": 1,
-                "enable_progress_bar": False,
-                "enable_model_summary": False,
-                "logger": False,
-                "enable_checkpointing": False,
-                "callbacks": [timer] if bare is None else [timer, bare],
-            },
+            pl_trainer_kwargs=trainer_kwargs,
             **model_kwargs,
         )
         model.fit(series, **(fit_kwargs or {}))

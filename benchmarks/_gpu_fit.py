@@ -1,12 +1,13 @@
 """The fit parts of ``gpu_check.py``: ``MIMModel.fit`` on the device, with and without CUDA graphs.
 
 1. Equal work (``_fit_timing``): seconds per epoch of ``MIMModel.fit`` in float32 with and without
-   ``cuda_graphs``, and in bf16-mixed, each against epochs of a bare literal torch loop that
-   alternate with the fit's.
+   ``TrainingRecipe(cuda_graphs=True)``, and in bf16-mixed, each against epochs of a bare literal
+   torch loop that alternate with the fit's.
 2. Defaults: ``MIMModel(12, 6)`` with every default on the bundled bike grid, fitted twice with the
-   same seed, ``cuda_graphs`` off and on: seconds per epoch, validation RMSE, the largest difference
-   between the two forecasts, and how many training calls the graphs answered. The check fails
-   when a GPU run replays nothing or the two forecast errors are more than 1 % apart.
+   same seed, the recipe's ``cuda_graphs`` off and on: seconds per epoch, validation RMSE, the
+   largest difference between the two forecasts, and how many training calls the graphs answered.
+   The check fails when a GPU run replays nothing or the two forecast errors are more than 1 %
+   apart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from _common import Config, build
 from _fit_timing import BareEpochs, equal_work_kwargs, fit_epoch_seconds, grid_series
 
+from darts_mim import TrainingRecipe
 from darts_mim.evaluation import rmse
 
 # The same training replayed from graphs may differ from eager in float rounding only (the kernels
@@ -39,9 +41,9 @@ def fit_speed(case: Config, device: torch.device, variant: tuple, smoke: bool) -
     series = grid_series(case, batches * case.batch)
     bare = BareEpochs(build(case, "literal", layer_norm=False).to(device), case, series)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
-    kwargs = equal_work_kwargs(case, False, precision)
+    kwargs = equal_work_kwargs(case, False, precision, cuda_graphs=graphs)
     fit_s, n_batches, model = fit_epoch_seconds(
-        series, epochs, bare=bare, accelerator=accelerator, cuda_graphs=graphs, **kwargs
+        series, epochs, bare=bare, accelerator=accelerator, **kwargs
     )
     bare_s = statistics.median(bare.times[1:])
     return {
@@ -74,7 +76,8 @@ def fit_table(rows: list[dict]) -> list[str]:
 
 
 def defaults_check(device: torch.device, smoke: bool) -> dict:
-    """``MIMModel(12, 6)`` with every default on the bike grid, ``cuda_graphs`` off and on."""
+    """``MIMModel(12, 6)`` with every default on the bike grid, ``cuda_graphs`` off and on (the
+    default recipe, ``TrainingRecipe()``, with ``cuda_graphs`` set)."""
     from darts_mim.datasets import load_bike_flows
 
     series = load_bike_flows().series.astype(np.float32)
@@ -90,7 +93,7 @@ def defaults_check(device: torch.device, smoke: bool) -> dict:
             fit_kwargs={"val_series": val},
             input_chunk_length=12,
             output_chunk_length=6,
-            cuda_graphs=graphs,
+            training_recipe=TrainingRecipe(cuda_graphs=graphs),
         )
         forecast = model.predict(6, series=train).values()
         out[graphs] = {

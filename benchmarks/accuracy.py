@@ -158,7 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--mim-kwargs",
         default="{}",
         help='JSON of MIMModel arguments applied to every MIM model, e.g. \'{"input_window_loss": '
-        "true}' (for trying a setting on --split val)",
+        "true}' (for trying a setting on --split val); TrainingRecipe fields may be given at the "
+        'top level, as there, or under "training_recipe"',
     )
     p.add_argument(
         "--tag",

@@ -5,13 +5,14 @@ fitting once and backtesting over seeds, and the :class:`Section` a data set's r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 from darts import TimeSeries
 
-from darts_mim import MIMModel
+from darts_mim import MIMModel, TrainingRecipe
+from darts_mim.config import recipe_from_kwargs
 
 DATASETS = ("bike", "taxi", "etth1", "radar", "mnist")
 """The data sets, in the order of the results file."""
@@ -114,12 +115,46 @@ def fit_and_backtest(
 # The recipe the published accuracy figures were measured with, pinned so that a re-run reproduces them
 # whatever MIMModel's defaults become: Darts' output-chunk loss (a section may turn the input-window
 # loss on), no naive anchor, a constant learning rate (no gradient clipping: see trainer_kwargs).
+# Flat MIMModel arguments as the recorded command lines give them: the TrainingRecipe fields among
+# them (input_window_loss, lr_schedule) are gathered into `training_recipe` by mim_arguments.
 ROUND2_SETTINGS = {"input_window_loss": False, "naive_anchor": False, "lr_schedule": None}
+
+RECIPE_FIELDS = frozenset(f.name for f in fields(TrainingRecipe))
+
+
+def mim_arguments(*layers: dict) -> dict:
+    """``MIMModel`` arguments from flat dicts of them (a script's settings, then ``--mim-kwargs``),
+    a later dict winning key by key.
+
+    :class:`darts_mim.TrainingRecipe` fields may be given at the top level, as the recorded command
+    lines of ``benchmarks/*_results.md`` give them (``{"input_window_loss": true}``), or under
+    ``training_recipe`` as a dict (``{"training_recipe": {"lr_schedule": null}}``) or a
+    ``TrainingRecipe`` (taken whole: it replaces the fields of the dicts before). They are merged
+    field by field and gathered into ``training_recipe=TrainingRecipe(...)``
+    (:func:`darts_mim.config.recipe_from_kwargs`), the fields no dict names at their defaults.
+    """
+    merged: dict = {}
+    recipe: dict | None = None
+    for layer in layers:
+        layer = dict(layer)
+        given = layer.pop("training_recipe", None)
+        if isinstance(given, TrainingRecipe):
+            recipe = given.to_dict()
+        elif given is not None:
+            recipe = {**(recipe or {}), **given}
+        flat = {name: layer.pop(name) for name in list(layer) if name in RECIPE_FIELDS}
+        if flat:
+            recipe = {**(recipe or {}), **flat}
+        merged.update(layer)
+    if recipe is not None:
+        merged["training_recipe"] = recipe
+    return recipe_from_kwargs(merged)
 
 
 def mim_model(args, input_chunk_length: int, output_chunk_length: int, **kwargs) -> MIMModel:
-    """A section's ``MIMModel``, with the ``--mim-kwargs`` overrides applied."""
-    kwargs = {**ROUND2_SETTINGS, **kwargs, **args.mim_kwargs}
+    """A section's ``MIMModel``: :data:`ROUND2_SETTINGS`, then the section's arguments, then the
+    ``--mim-kwargs`` overrides (see :func:`mim_arguments`)."""
+    kwargs = mim_arguments(ROUND2_SETTINGS, kwargs, args.mim_kwargs)
     return MIMModel(input_chunk_length, output_chunk_length, **kwargs)
 
 

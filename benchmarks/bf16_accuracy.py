@@ -1,6 +1,7 @@
 """Does the automatic bf16 training precision (or dropping layer norm) cost accuracy? The default
-MIMModel trained on the bike-flow grid in float32, with ``precision="auto"`` (bf16 autocast on CPUs
-with native bf16) and without layer norm, scored on the bike validation split (issue 16: within 1 % of float32).
+MIMModel trained on the bike-flow grid in float32, with ``TrainingRecipe(bf16_autocast=True)`` (bf16
+autocast on CPUs with native bf16; ``precision="auto"`` before 0.6) and without layer norm, scored on
+the bike validation split (issue 16: within 1 % of float32).
 
 The split is that of ``benchmarks/accuracy.py``: the last 10 days are the test part (never used here),
 the 10 days before them the validation part, on whose forecast origins (every 6 steps) the models are
@@ -11,7 +12,7 @@ fit time per epoch.
 
 ``--robustness DATASETS`` asks the same question on the validation parts of ``robustness.py``'s
 data sets instead (its split, scaling, budget and scoring; MIM's defaults in float32 against
-``precision="auto"``): one row per data set and seed, and the geometric mean of the ratios.
+``bf16_autocast=True``): one row per data set and seed, and the geometric mean of the ratios.
 
 Usage: ``python benchmarks/bf16_accuracy.py [--epochs 4] [--seeds 0,1] [--threads 1] [--quick]``,
 ``python benchmarks/bf16_accuracy.py --robustness sunspots,taxi [--seeds 0] [--quick]``.
@@ -30,23 +31,27 @@ from _common import markdown_table
 from darts.dataprocessing.transformers import Scaler
 from darts.metrics import mae, rmse
 
-from darts_mim import MIMModel
+from darts_mim import MIMModel, TrainingRecipe
 from darts_mim.datasets import load_bike_flows
 from darts_mim.nn.precision import cpu_has_native_bf16
 
 DAY = 48
+FLOAT32 = {"pl_trainer_kwargs": {"precision": "32-true"}}  # Lightning's precision
+BF16_AUTOCAST = {"training_recipe": TrainingRecipe(bf16_autocast=True)}  # the default recipe + bf16
 # name -> MIMModel arguments on top of the defaults
 VARIANTS = {
-    "float32 (precision='32-true')": {"precision": "32-true"},
-    # precision=None (the default) is float32 since 0.4: "auto" is asked for by name
-    "precision='auto' (bf16 autocast)": {"precision": "auto"},
-    "float32, no layer norm": {"precision": "32-true", "layer_norm": False},
+    "float32 (Lightning precision '32-true')": FLOAT32,
+    # the defaults are float32 since 0.4: bf16 autocast is asked for by name (precision="auto"
+    # before 0.6)
+    "bf16 autocast (TrainingRecipe(bf16_autocast=True))": BF16_AUTOCAST,
+    "float32, no layer norm": {**FLOAT32, "layer_norm": False},
 }
 
 
 def run(kwargs: dict, seed: int, epochs: int, train, series, val_start, work_dir: str):
     """Fit on ``train`` and score forecasts from every 6th step of the validation part."""
     scaler = Scaler().fit(train)
+    kwargs = dict(kwargs)
     model = MIMModel(
         input_chunk_length=12,
         output_chunk_length=6,
@@ -58,6 +63,7 @@ def run(kwargs: dict, seed: int, epochs: int, train, series, val_start, work_dir
             "enable_progress_bar": False,
             "enable_model_summary": False,
             "logger": False,
+            **kwargs.pop("pl_trainer_kwargs", {}),
         },
         **kwargs,
     )
@@ -78,7 +84,7 @@ def run(kwargs: dict, seed: int, epochs: int, train, series, val_start, work_dir
 
 
 def robustness_rows(names: list[str], seeds: list[int], quick: bool) -> list[list[object]]:
-    """MIM's defaults in float32 and with ``precision="auto"`` on the validation part of each of
+    """MIM's defaults in float32 and with bf16 autocast on the validation part of each of
     ``robustness.py``'s data sets ``names``: RMSE on the original scale, ratio, fit seconds."""
     import robustness as rb
 
@@ -91,8 +97,8 @@ def robustness_rows(names: list[str], seeds: list[int], quick: bool) -> list[lis
             split = rb.split_and_scale(series, True, spec.horizon, spec.stride)
             for seed in seeds:
                 scores = []
-                for precision in ("32-true", "auto"):
-                    args.mim_kwargs = {"precision": precision}
+                for variant in (FLOAT32, BF16_AUTOCAST):
+                    args.mim_kwargs = variant
                     model = rb.neural_models(spec, args, seed, work_dir)["MIM"]
                     secs, _ = rb.fit_timed(model, split.train, max_samples_per_ts=spec.samples)
                     hf = model.historical_forecasts(split.history, retrain=False, **split.hf_kw)
@@ -100,7 +106,9 @@ def robustness_rows(names: list[str], seeds: list[int], quick: bool) -> list[lis
                 (f32, f32_s), (bf16, bf16_s) = scores
                 ratios.append(bf16 / f32)
                 rows.append([name, seed, f32, bf16, f"x{bf16 / f32:.4f}", f32_s / bf16_s])
-                print(f"{name}, seed {seed}: float32 {f32:.4g}, auto {bf16:.4g}", flush=True)
+                print(
+                    f"{name}, seed {seed}: float32 {f32:.4g}, bf16 autocast {bf16:.4g}", flush=True
+                )
     geo = float(np.exp(np.mean(np.log(ratios))))
     rows.append(["geometric mean", "", "", "", f"x{geo:.4f}", ""])
     return rows
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> list[list[object]]:
     if args.robustness:
         seeds = [int(s) for s in args.seeds.split(",")]
         rows = robustness_rows(args.robustness.split(","), seeds, args.quick)
-        headers = ["data set", "seed", "RMSE float32", "RMSE auto (bf16)", "auto / float32"]
+        headers = ["data set", "seed", "RMSE float32", "RMSE bf16 autocast", "bf16 / float32"]
         print(markdown_table(headers + ["fit speed x float32"], rows, digits=4))
         print(
             f"\nrobustness.py validation parts, MIM defaults, {torch.get_num_threads()} thread(s); "

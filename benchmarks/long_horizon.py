@@ -40,6 +40,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # accuracy_common beside this script
 
 from darts_mim.datasets import default_data_dir, load_csv_series  # noqa: E402
 
@@ -105,6 +106,7 @@ def build_model(
 ):
     """One model with the shared budget. Darts' models keep their defaults but the chunk lengths and,
     with ``rin``, reversible instance norm (so that every model gets what MIM's recipe gets)."""
+    from accuracy_common import mim_arguments
     from darts.models import (
         DLinearModel,
         NHiTSModel,
@@ -137,10 +139,12 @@ def build_model(
             "gradient_clip_val": None,
             **mim_kwargs.get("pl_trainer_kwargs", {}),
         }
-        mim = {**MIM_0_2, **mim_kwargs, "pl_trainer_kwargs": trainer}
+        # TrainingRecipe fields (lr_schedule...) given flat, as the recorded command lines give
+        # them, or under training_recipe, are gathered into training_recipe
+        mim = mim_arguments(common, MIM_0_2, mim_kwargs, {"pl_trainer_kwargs": trainer})
         if name == "mim_1x1":
             mim["fold_period"] = None
-        return MIMModel(**{**common, **mim})  # --mim-kwargs may override common keys (lr)
+        return MIMModel(**mim)  # --mim-kwargs may override common keys (lr)
     classes = {
         "dlinear": DLinearModel,
         "nlinear": NLinearModel,
@@ -227,6 +231,7 @@ def speed_models(horizon: int, batches: int, mim_kwargs: dict) -> dict[str, obje
     """The models ``--speed`` times: MIM folded and with one value per step (same settings), NHiTS."""
     import tempfile
 
+    from accuracy_common import mim_arguments
     from darts.models import NHiTSModel
 
     from darts_mim import MIMModel
@@ -241,8 +246,8 @@ def speed_models(horizon: int, batches: int, mim_kwargs: dict) -> dict[str, obje
         work_dir=tempfile.mkdtemp(),
     )
     return {
-        "MIM folded": MIMModel(**common, **{**mim_kwargs, "fold_period": "auto"}),
-        "MIM 1x1": MIMModel(**common, **{**mim_kwargs, "fold_period": None}),
+        "MIM folded": MIMModel(**mim_arguments(common, mim_kwargs, {"fold_period": "auto"})),
+        "MIM 1x1": MIMModel(**mim_arguments(common, mim_kwargs, {"fold_period": None})),
         "NHiTS": NHiTSModel(**common, use_reversible_instance_norm=True),
     }
 

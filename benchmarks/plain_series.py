@@ -45,7 +45,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from accuracy_common import fit_timed  # noqa: E402
+from accuracy_common import fit_timed, mim_arguments  # noqa: E402
 from accuracy_scoring import markdown_table  # noqa: E402
 from robustness import TRAINER, load, local_models, score, split_and_scale  # noqa: E402
 from robustness import Spec as RobustnessSpec  # noqa: E402
@@ -121,7 +121,9 @@ def neural_model(label: str, spec: Spec, args, work_dir: str):
     if label.startswith("MIM"):
         fold = None if label == "MIM 1x1" else spec.fold_period
         extra = MIM_MULTIVARIATE if label == "MIM folded +RIN/CI" else MIM_0_3
-        return MIMModel(ic, h, fold_period=fold, **common, **{**extra, **args.mim_kwargs})
+        # --mim-kwargs' TrainingRecipe fields, flat or under training_recipe, become the recipe
+        kwargs = mim_arguments(common, extra, args.mim_kwargs, {"fold_period": fold})
+        return MIMModel(ic, h, **kwargs)
     common["use_reversible_instance_norm"] = True
     classes = {
         "DLinear": DLinearModel,

@@ -68,7 +68,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the accuracy_*.py helpers beside this script
 
-from accuracy_common import fit_timed, parse_seeds, seeds_line  # noqa: E402
+from accuracy_common import fit_timed, mim_arguments, parse_seeds, seeds_line  # noqa: E402
 from accuracy_report import MARKER, split_sections  # noqa: E402
 from accuracy_scoring import invert, markdown_table, seed_spread, stack_forecasts  # noqa: E402
 from darts import TimeSeries  # noqa: E402
@@ -266,8 +266,11 @@ def local_models(spec: Spec, univariate: bool) -> dict[str, tuple[object, str]]:
 
 def merge_kwargs(common: dict, extra: dict) -> dict:
     """``common`` updated with ``extra``; ``pl_trainer_kwargs`` merged key by key (so that
-    ``--mim-kwargs '{"pl_trainer_kwargs": {"gradient_clip_val": 1}}'`` keeps the CPU trainer)."""
-    merged = {**common, **extra}
+    ``--mim-kwargs '{"pl_trainer_kwargs": {"gradient_clip_val": 1}}'`` keeps the CPU trainer), and
+    the ``TrainingRecipe`` fields among them (``{"lr_schedule": null}``, as the recorded command
+    lines give them, or under ``training_recipe``) gathered into ``training_recipe``
+    (:func:`accuracy_common.mim_arguments`)."""
+    merged = mim_arguments(common, extra)
     if "pl_trainer_kwargs" in extra:
         merged["pl_trainer_kwargs"] = {**common["pl_trainer_kwargs"], **extra["pl_trainer_kwargs"]}
     return merged

@@ -6,7 +6,8 @@ convolution run step by step, every zero state convolved, plain loops), with tor
 kernel for its layer norm so that a ratio measures the network's levers and not how the norm is
 written; the old baseline, whose layer norm is written out by hand, is shown beside it. The work is the
 same everywhere: free-running decoder, MSE of the output chunk, Adam (``MIMModel`` with
-``input_window_loss=False``, ``sampling_schedule="free_running"``, ``naive_anchor=False``).
+``training_recipe=TrainingRecipe(input_window_loss=False, sampling_schedule="free_running")`` and
+``naive_anchor=False``).
 
 Three tables, each measured side by side in one run, at the bike grid (2x14x8, 3 layers of 32, 3x3,
 batch 16, 12 + 6 frames) and the Moving MNIST configuration (64x64 patch 4, 4 layers of 64, 5x5,
@@ -19,7 +20,7 @@ batch 4, 10 + 10):
 2. fit: ``MIMModel.fit`` seconds per epoch (Darts and Lightning included) against a bare torch loop
    over the literal network on the same windows and batches, with and without layer norm;
 3. defaults: ``MIMModel`` with the defaults a user gets on the bike grid (layer norm, the loss over
-   every predicted frame, float32) and the same model with ``precision="auto"``.
+   every predicted frame, float32) and the same model with ``TrainingRecipe(bf16_autocast=True)``.
 
 Usage: ``python benchmarks/train_speed.py [--quick] [--threads N] [--parts network,fit,defaults]``.
 """
@@ -44,6 +45,7 @@ from _common import (
 )
 from _fit_timing import BareEpochs, equal_work_kwargs, fit_epoch_seconds, grid_series
 
+from darts_mim import TrainingRecipe
 from darts_mim.nn.precision import cpu_has_native_bf16
 
 TARGETS = {SMALL.name: 1.5, MNIST.name: 1.3}  # issue 16: fit / literal loop, float32, equal work
@@ -60,7 +62,8 @@ NETWORKS = (
 
 
 def auto_label() -> str:
-    return "auto (bf16)" if cpu_has_native_bf16() else "auto (float32)"
+    """The label of ``TrainingRecipe(bf16_autocast=True)``, with the precision it trains in here."""
+    return "bf16_autocast (bf16)" if cpu_has_native_bf16() else "bf16_autocast (float32)"
 
 
 def network_table(configs: tuple[Config, ...], repeats: int) -> str:
@@ -133,15 +136,20 @@ def fit_table(configs: tuple[Config, ...], quick: bool) -> str:
 
 def defaults_table(quick: bool) -> str:
     """``MIMModel(12, 6)`` with every default on the bike grid (float32), and with
-    ``precision="auto"`` (bf16 autocast on CPUs with native bf16)."""
+    ``TrainingRecipe(bf16_autocast=True)`` (bf16 autocast on CPUs with native bf16)."""
     cfg = Config("bike grid defaults", 2, 14, 8, (32, 32), 3, 1, 32, 12, 6)
     series = grid_series(cfg, (3 if quick else 6) * cfg.batch)
     epochs = 2 if quick else 3
     # two rounds in mirrored order (float32, auto, auto, float32): a load that drifts hits both alike
     seconds: dict[str | None, list[float]] = {None: [], "auto": []}
+    recipes = {None: None, "auto": TrainingRecipe(bf16_autocast=True)}
     for prec in (None, "auto", "auto", None):
         sec, n_b, _ = fit_epoch_seconds(
-            series, epochs, input_chunk_length=12, output_chunk_length=6, precision=prec
+            series,
+            epochs,
+            input_chunk_length=12,
+            output_chunk_length=6,
+            training_recipe=recipes[prec],
         )
         seconds[prec].append(sec)
     rows = []

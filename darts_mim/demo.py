@@ -234,6 +234,7 @@ def _run(
     from darts.dataprocessing.transformers import Scaler
     from darts.models import ARIMA, NaiveSeasonal, TCNModel
 
+    from darts_mim.config import TrainingRecipe
     from darts_mim.model import MIMModel
 
     cfg = config or (DemoConfig.quick() if quick else DemoConfig())
@@ -285,7 +286,9 @@ def _run(
         n_epochs=cfg.mim_epochs,
         batch_size=cfg.batch_size,
         optimizer_kwargs={"lr": 2e-3},
-        sampling_decay_steps=max(1, cfg.mim_epochs * len(train) // cfg.batch_size // 2),
+        training_recipe=TrainingRecipe(
+            sampling_decay_steps=max(1, cfg.mim_epochs * len(train) // cfg.batch_size // 2)
+        ),
         random_state=seed,
         model_name="mim_demo",
         work_dir=str(work_dir),

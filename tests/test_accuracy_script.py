@@ -224,6 +224,7 @@ def test_models_filter_and_mim_kwargs(data_dir: Path, tmp_path: Path, capsys) ->
     assert md.index("## etth1: ") < md.index("## etth1 [my variant]: ")
     assert '--tag "my variant"' in md and (out / "accuracy_etth1_my_variant.png").is_file()
     model = accuracy.mim_model(accuracy.parse_args(argv), 4, 2, num_hidden=(4,))
-    assert model.input_window_loss is True and model.num_hidden == (4,)
+    assert model.training_recipe.input_window_loss is True and model.num_hidden == (4,)
+    assert model.training_recipe.lr_schedule is None  # the pinned round-2 setting is kept
     with pytest.raises(ValueError, match="matches no etth1 model; its models are: MIM"):
         accuracy.main([*argv[:-4], "--models", "Transformer"])

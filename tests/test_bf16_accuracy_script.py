@@ -20,11 +20,11 @@ def _load():
 
 
 @pytest.mark.slow
-def test_bike_split_compares_float32_with_auto_precision():
+def test_bike_split_compares_float32_with_bf16_autocast():
     rows = _load().main(["--quick", "--variants", "0,1", "--threads", "1"])
     assert [r[0] for r in rows] == [
-        "float32 (precision='32-true')",
-        "precision='auto' (bf16 autocast)",
+        "float32 (Lightning precision '32-true')",
+        "bf16 autocast (TrainingRecipe(bf16_autocast=True))",
     ]
     assert rows[0][3] == "x1.0000" and all(r[1] > 0 for r in rows)
 

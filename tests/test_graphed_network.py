@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import make_grid_series, tiny_kwargs
 
-from darts_mim import MIMModel
+from darts_mim import MIMModel, TrainingRecipe
 from darts_mim.nn import MIMNetwork, graphed_network
 from darts_mim.nn.graphed_network import GraphedNetwork
 
@@ -125,13 +125,14 @@ def test_failed_capture_warns_once_and_trains_eagerly(monkeypatch):
     assert len(capture.calls) == 1
 
 
-def test_cuda_graphs_must_be_a_bool(tmp_path):
+def test_cuda_graphs_must_be_a_bool():
     with pytest.raises(ValueError, match="`cuda_graphs` must be True or False"):
-        MIMModel(**tiny_kwargs(tmp_path, cuda_graphs="yes"))
+        TrainingRecipe(cuda_graphs="yes")
 
 
-def _fit_predict(tmp_path, series, **overrides):
-    model = MIMModel(**tiny_kwargs(tmp_path, n_epochs=2, **overrides))
+def _fit_predict(tmp_path, series, cuda_graphs: bool = False, **overrides):
+    recipe = TrainingRecipe(cuda_graphs=cuda_graphs)
+    model = MIMModel(**tiny_kwargs(tmp_path, n_epochs=2, training_recipe=recipe, **overrides))
     model.fit(series)
     return model, model.predict(3).values()
 
@@ -145,7 +146,7 @@ def test_fit_on_a_cpu_is_unchanged_by_cuda_graphs(tmp_path):
     # the option is saved with the model and its module
     model.save(str(tmp_path / "mim.pt"))
     loaded = MIMModel.load(str(tmp_path / "mim.pt"))
-    assert loaded.cuda_graphs and loaded.model.cuda_graphs
+    assert loaded.training_recipe.cuda_graphs and loaded.model.recipe.cuda_graphs
     np.testing.assert_array_equal(loaded.predict(3).values(), eager)
 
 
@@ -183,7 +184,8 @@ def test_graphed_fit_with_instance_norm_channels_and_covariates(tmp_path, stand_
         fit_kw = {"past_covariates": make_grid_series(n_steps=40, channels=1, seed=1)}
     runs = {}
     for graphs in (False, True):
-        model = MIMModel(**tiny_kwargs(tmp_path / str(graphs), n_epochs=2, cuda_graphs=graphs))
+        recipe = TrainingRecipe(cuda_graphs=graphs)
+        model = MIMModel(**tiny_kwargs(tmp_path / str(graphs), n_epochs=2, training_recipe=recipe))
         model.fit(series, **fit_kw)
         runs[graphs] = (model, model.predict(3, **fit_kw).values())
     model = runs[True][0]

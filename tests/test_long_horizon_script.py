@@ -59,18 +59,23 @@ def test_mim_base_settings_are_pinned_to_the_published_recipe(tmp_path):
     lh = _load()
     base = lh.build_model("mim", 24, 1, 0, {}, str(tmp_path), rin=False)
     assert base.num_hidden == (64, 64, 64, 64) and base.filter_size == 5
-    assert base.naive_anchor is False and base.lr_schedule is None
+    assert base.naive_anchor is False and base.training_recipe.lr_schedule is None
     assert base.trainer_params["gradient_clip_val"] is None
     assert base.trainer_params["callbacks"]  # the script's early stopping is kept
     kwargs = {
         "num_hidden": [32, 32],
         "pl_trainer_kwargs": {"gradient_clip_val": 1.0},
         "optimizer_kwargs": {"lr": 0.003},
+        "lr_schedule": "one_cycle",  # a TrainingRecipe field, flat as the recorded runs give it
     }
     tuned = lh.build_model("mim_1x1", 24, 1, 0, kwargs, str(tmp_path), rin=False)
     assert tuned.num_hidden == (32, 32) and tuned.fold_period is None
     assert tuned.trainer_params["gradient_clip_val"] == 1.0
     assert tuned.pl_module_params["optimizer_kwargs"] == {"lr": 0.003}
+    assert tuned.training_recipe.lr_schedule == "one_cycle"
+    nested = {"training_recipe": {"lr_schedule": "one_cycle", "input_window_loss": False}}
+    recipe = lh.build_model("mim", 24, 1, 0, nested, str(tmp_path), rin=False).training_recipe
+    assert recipe.lr_schedule == "one_cycle" and recipe.input_window_loss is False
 
 
 def test_speed_times_folded_unfolded_and_nhits():

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from darts_mim import TrainingRecipe
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -170,5 +172,7 @@ def test_mim_kwargs_merge_into_the_cpu_trainer():
         "logger": False,
         "gradient_clip_val": 1.0,
     }
-    assert merged["n_epochs"] == 5 and merged["lr_schedule"] == "one_cycle"
+    assert merged["n_epochs"] == 5 and "lr_schedule" not in merged
+    # a recipe field at the top level, as the recorded command lines give it, moves into the recipe
+    assert merged["training_recipe"] == TrainingRecipe(lr_schedule="one_cycle")
     assert common["pl_trainer_kwargs"] == {"accelerator": "cpu", "logger": False}  # not changed

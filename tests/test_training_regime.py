@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from darts_mim import MIMModel, grid_to_series
+from darts_mim import MIMModel, TrainingRecipe, grid_to_series
 from darts_mim.nn import MIMNetwork
 from darts_mim.nn import precision as precision_mod
 from darts_mim.nn.precision import training_autocast, use_auto_bf16
@@ -81,7 +81,16 @@ def _series(n: int = 30):
     return grid_to_series(frames, pd.date_range("2024-01-01", periods=n, freq="h"), ["v"])
 
 
-def _model(tmp_path, **kwargs) -> MIMModel:
+def _model(tmp_path, precision: str | None = None, **kwargs) -> MIMModel:
+    """A tiny model; ``precision`` is Lightning's, in ``pl_trainer_kwargs``."""
+    trainer = {
+        "accelerator": "cpu",
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "logger": False,
+    }
+    if precision is not None:
+        trainer["precision"] = precision
     return MIMModel(
         input_chunk_length=3,
         output_chunk_length=2,
@@ -90,12 +99,7 @@ def _model(tmp_path, **kwargs) -> MIMModel:
         batch_size=8,
         random_state=0,
         work_dir=str(tmp_path),
-        pl_trainer_kwargs={
-            "accelerator": "cpu",
-            "enable_progress_bar": False,
-            "enable_model_summary": False,
-            "logger": False,
-        },
+        pl_trainer_kwargs=trainer,
         **kwargs,
     )
 
@@ -104,12 +108,12 @@ def _model(tmp_path, **kwargs) -> MIMModel:
     ("kwargs", "auto"),
     [
         ({}, False),
-        ({"precision": "auto"}, True),
+        ({"training_recipe": TrainingRecipe(bf16_autocast=True)}, True),
         ({"precision": "32-true"}, False),
         ({"precision": "bf16-mixed"}, False),
     ],
 )
-def test_model_trains_in_bf16_autocast_with_auto_precision(tmp_path, monkeypatch, kwargs, auto):
+def test_model_trains_in_bf16_autocast_with_the_recipe(tmp_path, monkeypatch, kwargs, auto):
     monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda: True)
     seen = []
     forward = MIMNetwork.forward
@@ -121,12 +125,11 @@ def test_model_trains_in_bf16_autocast_with_auto_precision(tmp_path, monkeypatch
 
     monkeypatch.setattr(MIMNetwork, "forward", spy)
     model = _model(tmp_path, **kwargs)
-    assert model.auto_bf16 is auto
-    given = kwargs.get("precision")
-    # "auto" is darts-mim's own: Lightning gets no precision from it
-    assert model.trainer_params.get("precision") == (None if given == "auto" else given)
+    assert model.training_recipe.bf16_autocast is auto
+    # the recipe's bf16 autocast is darts-mim's own: Lightning gets no precision from it
+    assert model.trainer_params.get("precision") == kwargs.get("precision")
     model.fit(_series())
-    assert model.model.auto_bf16 is auto
+    assert model.model._bf16 is auto  # decided per fit: a CPU with native bf16 (patched above)
     trained = {autocast for training, autocast in seen if training}
     assert trained == {auto or kwargs.get("precision") == "bf16-mixed"}
     seen.clear()
