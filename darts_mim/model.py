@@ -481,7 +481,9 @@ class MIMModel(MixedCovariatesTorchModel):
         # Darts builds a Trainer for every fit and predict; Lightning then logs its device
         # inventory and a tip each time. Warnings (e.g. a GPU left unused) still show.
         with quiet_trainer_setup():
-            return MixedCovariatesTorchModel._init_trainer(trainer_params, max_epochs)
+            return MixedCovariatesTorchModel._init_trainer(
+                trainer_params=trainer_params, max_epochs=max_epochs
+            )
 
     def _setup_trainer(self, trainer, model, verbose=None, epochs: int = 0):
         # Darts builds the trainer from `trainer_params`; the early-stopping callbacks of this fit are

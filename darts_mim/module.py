@@ -402,11 +402,13 @@ class _MIMModule(PLForecastingModule):
         if not n_window:
             return batch
         # The authors' loss: the target of every predicted frame, the input window's frames 2..T_in
-        # and then the output chunk; the loss is their mean. Window frames weigh 1 with sample weights.
+        # and then the output chunk; the loss is their mean. With sample weights, the window frames
+        # weigh as the first frame of the output chunk (Darts' batches carry no weights for the
+        # input's times), so a sample of weight 0 adds nothing to the loss.
         weight = batch.sample_weight
         if weight is not None:
-            ones = weight.new_ones(weight.shape[0], n_window, weight.shape[2])
-            weight = torch.cat([ones, weight], dim=1)
+            window = weight[:, :1].expand(-1, n_window, -1)
+            weight = torch.cat([window, weight], dim=1)
         return batch.replace(
             future_target=torch.cat([batch.past_target[:, -n_window:], batch.future_target], dim=1),
             sample_weight=weight,

@@ -43,7 +43,7 @@ Darts' test texts we could consult predate 0.48.1 in places (an error's wording,
 ``Trainer.fit`` now gets, dataclass samples); where they differ we check what Darts 0.48.1 does,
 comparing with a Darts model's own error where the wording is Darts'.
 
-Tests that fail today are marked ``xfail(strict=True)`` with the cause; the fix removes the mark.
+Every test here passes; a regression fails it.
 """
 
 from __future__ import annotations
@@ -842,15 +842,6 @@ def test_same_result_with_different_n_jobs():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "MIMModel._init_trainer (which quiets Lightning's setup lines) calls Darts' "
-        "_init_trainer positionally, (trainer_params, max_epochs); Darts' tests patch it and "
-        "assert a call with keywords, max_epochs=..., trainer_params=ANY. Passing them by keyword "
-        "makes this pass."
-    ),
-)
 @patch("darts.models.forecasting.torch_forecasting_model.TorchForecastingModel._init_trainer")
 def test_fit_epochs_reach_the_trainer(init_trainer):
     """test_global_forecasting_models.py::test_fit_with_constr_epochs, ::test_fit_with_fit_epochs
@@ -1185,15 +1176,6 @@ def test_darts_training_arguments_get_darts_training(darts_args):
     assert [type(c.scheduler) for c in model.trainer.lr_scheduler_configs] == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the input-window loss scores the window's one-step predictions with weight 1 whatever "
-        "the sample weights (_MIMModule._prepare_batch; TrainingRecipe's docstring says they weigh "
-        "as the first output frame): all-zero weights still leave a training loss (6e-4 here) and "
-        "the network trains on the window. Passes without the input-window loss."
-    ),
-)
 def test_zero_sample_weights_leave_nothing_to_train():
     """Not a Darts test: in Darts every step the loss scores is weighted by ``sample_weight``, so
     all-zero weights give a zero training loss (as Darts' NLinearModel does here)."""
