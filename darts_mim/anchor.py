@@ -73,7 +73,9 @@ def mean_mse(values: Sequence[np.ndarray]) -> float:
     values
         ``(T, D)`` arrays (NaN allowed).
     """
-    errors = [np.nanmean((v - np.nanmean(v, axis=0)) ** 2) for v in values if len(v)]
+    # components that are NaN at every step (always-missing cells) have no mean: left out
+    kept = [v[:, ~np.isnan(v).all(axis=0)] for v in values if len(v)]
+    errors = [np.nanmean((v - np.nanmean(v, axis=0)) ** 2) for v in kept if v.size]
     errors = [e for e in errors if np.isfinite(e)]
     return float(np.mean(errors)) if errors else float("inf")
 

@@ -467,63 +467,6 @@ def _likelihood(name: str | None):
     return {"gaussian": GaussianLikelihood, "quantile": QuantileRegression}[name]()
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on: its affinity mask, within a cgroup (v2) CPU quota.
-
-    Returns
-    -------
-    int
-        At least 1. ``os.cpu_count()`` counts the machine's CPUs, also those a container or
-        ``taskset`` does not give the process.
-    """
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            n = min(n, int(quota) // int(period))
-    except (OSError, ValueError):
-        pass
-    return max(1, n)
-
-
-#: The most torch threads ``--threads`` uses by default: the per-step convolutions of MIM are small,
-#: and more intra-op threads mostly add synchronisation.
-MAX_DEFAULT_THREADS = 8
-
-
-def default_threads() -> int:
-    """The torch threads of ``fit``, ``predict`` and ``backtest`` without ``--threads``.
-
-    ``OMP_NUM_THREADS`` when it is set to a positive integer, else :func:`available_cpus`, at most
-    :data:`MAX_DEFAULT_THREADS`: never more threads than the process has CPUs (torch's own default
-    counts the machine's cores, which oversubscribes a container or a shared machine).
-
-    Returns
-    -------
-    int
-    """
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return min(available_cpus(), MAX_DEFAULT_THREADS)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """Run with ``torch.set_num_threads(threads)`` (default :func:`default_threads`), then restore."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads or default_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 #: ``--icl`` without a period to fold: MIM's usual input on grids.
 DEFAULT_ICL = 12
 #: ``--icl`` of a plain series with a period P is this many periods (fewer for a short series).
@@ -657,7 +600,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     spec = grid_spec_of(series)
     gridded = spec is not None and spec.height * spec.width > 1
     fold = resolve_fold(args.fold_period, series.freq, icl, gridded)
-    threads = args.threads or default_threads()
+    from darts_mim.resources import available_cpus, default_threads, torch_threads
+
+    # never more threads than the process has CPUs (torch_threads caps the same way)
+    threads = min(args.threads or default_threads(), available_cpus())
     # The scaler learns the range of the training part only: nothing of the validation or
     # held-out steps leaks into the model.
     scaler = fit_scaler(train, scale=not args.no_scale)
@@ -688,7 +634,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     # Lightning's logs go to a temporary work dir: the model file is the only output.
     work_dir = tempfile.mkdtemp(prefix="darts-mim-fit-")
     try:
-        with _torch_threads(threads):
+        with torch_threads(threads):
             model = MIMModel(
                 input_chunk_length=icl,
                 output_chunk_length=args.ocl,
@@ -732,7 +678,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     series = _load_series(args.data, args)
     scaler = _read_scaler(args.model, args.no_scale)
     samples = _num_samples(model, args.samples)
-    with _torch_threads(args.threads):
+    from darts_mim.resources import torch_threads
+
+    with torch_threads(args.threads):
         forecast = model.predict(
             args.n,
             series=_scale(scaler, series, args.model),
@@ -800,7 +748,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             )
         start = series.time_index[len(series) - args.last]
     samples = _num_samples(model, args.samples)
-    with _torch_threads(args.threads):
+    from darts_mim.resources import torch_threads
+
+    with torch_threads(args.threads):
         forecasts = model.historical_forecasts(
             _scale(scaler, series, args.model),
             start=start,
@@ -869,8 +819,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=_positive_int,
         default=None,
-        help="torch threads (default: OMP_NUM_THREADS if set, else the CPUs this process may use, "
-        f"at most {MAX_DEFAULT_THREADS})",
+        help="torch threads (default: OMP_NUM_THREADS if set, else 1: the small convolutions of "
+        "MIM gain little from more, and lose much when other work shares the cores)",
     )
 
 

@@ -206,19 +206,14 @@ def run_demo(
     DemoResult
         The scores, the ONNX check and the files written.
     """
-    import torch  # here, so that `darts-mim --help` stays fast
+    from darts_mim.resources import torch_threads  # here: torch, so `darts-mim --help` stays fast
 
     started, cpu_started = time.perf_counter(), time.process_time()
     # The grid is small (14 x 8): each convolution is tiny, and intra-op threads cost more in
-    # synchronisation than they gain, most of all on a small machine shared with other work.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        # The same quiet output from Python as from `darts-mim demo` (which is quiet already).
-        with quiet_logs():
-            return _run(out, epochs, quick, seed, config, onnx, started, cpu_started)
-    finally:
-        torch.set_num_threads(threads)
+    # synchronisation than they gain, most of all on a small machine shared with other work
+    # (resources.default_threads: one thread unless OMP_NUM_THREADS says otherwise).
+    with torch_threads(), quiet_logs():  # the same quiet output from Python as from the command
+        return _run(out, epochs, quick, seed, config, onnx, started, cpu_started)
 
 
 def _run(
@@ -441,6 +436,7 @@ def _run(
         path=result.files["cell"],
         truth=series[test_start:],
         title=f"Busiest cell {component}: MIM backtest forecasts vs observed",
+        ylabel=f"{component.rsplit('_', 2)[0]} (bikes / 30 min)",
     )
     result.wall_s = time.perf_counter() - started
     result.cpu_s = time.process_time() - cpu_started

@@ -50,7 +50,12 @@ from darts_mim.module import (
     _likelihood_feedback_param,
     _MIMModule,
 )
-from darts_mim.resources import available_bytes, check_fits_in_memory, check_training_memory
+from darts_mim.resources import (
+    available_bytes,
+    capped_threads,
+    check_fits_in_memory,
+    check_training_memory,
+)
 from darts_mim.validation import (
     check_hyper_parameters,
     check_same_layout,
@@ -781,7 +786,10 @@ class MIMModel(MixedCovariatesTorchModel):
                     "input_chunk_length + output_chunk_shift + output_chunk_length = "
                     f"{min_len} to make one training sample. Use a longer series or shorter chunks."
                 )
-        return super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
+        with capped_threads():  # never more torch threads than the process has CPUs
+            return super().fit(
+                series, past_covariates, future_covariates, val_series, *args, **kwargs
+            )
 
     def _check_inputs(
         self,
@@ -868,6 +876,12 @@ class MIMModel(MixedCovariatesTorchModel):
             )
         return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
 
+    def fit_from_dataset(self, *args, **kwargs):
+        # never more torch threads than the process has CPUs (torch counts the machine's cores,
+        # which a container's quota may not give the process)
+        with capped_threads():
+            return super().fit_from_dataset(*args, **kwargs)
+
     def predict_from_dataset(self, *args, **kwargs):
         # Predicting with a multi-process (DDP) trainer fails in Darts (issues 1385, 1945, 2265):
         # prediction always runs on one device of the training accelerator instead.
@@ -882,7 +896,8 @@ class MIMModel(MixedCovariatesTorchModel):
             if verbose is not None:
                 params["enable_progress_bar"] = bool(verbose)
             kwargs["trainer"] = self._init_trainer(trainer_params=params, max_epochs=self.n_epochs)
-        forecasts = super().predict_from_dataset(*args, **kwargs)
+        with capped_threads():  # never more torch threads than the process has CPUs
+            forecasts = super().predict_from_dataset(*args, **kwargs)
         # predict, historical_forecasts and backtest all come here: a NaN or inf outside the
         # always-missing components (corrupt weights, a diverged fit) is an error, never a result
         from darts_mim.integrity import check_model_forecasts

@@ -203,6 +203,7 @@ def plot_cell_series(
     path: str | os.PathLike | None = None,
     title: str | None = None,
     truth: TimeSeries | None = None,
+    ylabel: str | None = None,
 ) -> Figure:
     """One component (e.g. one cell of one channel) of the history and of the forecast(s).
 
@@ -221,6 +222,9 @@ def plot_cell_series(
         Title of the axes; default: the component's name.
     truth
         Optionally, the observed values over the forecast period, drawn as a dashed line.
+    ylabel
+        Label of the y axis: the quantity and its units, e.g. ``"bikes per 30 min"``. Default: the
+        component's name (the series carries no units).
 
     Returns
     -------
@@ -259,6 +263,8 @@ def plot_cell_series(
             label="forecast" if i == 0 else None,
         )
     ax.set_title(title or name)
+    ax.set_ylabel(ylabel or name)
+    ax.set_xlabel("time")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
     return _save(fig, path)

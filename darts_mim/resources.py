@@ -1,4 +1,5 @@
-"""Memory estimates, so that a configuration that cannot fit fails before training starts.
+"""Memory estimates, so that a configuration that cannot fit fails before training starts; CPU
+threads, so that training never runs more threads than the process has CPUs.
 
 The estimate counts the activations autograd keeps per time step (gate convolutions, their layer norms,
 gate non-linearities and states) for each layer type; it is deliberately rough (within ~2x of measured
@@ -7,8 +8,10 @@ peaks on CPU) and is only used to refuse configurations that are clearly out of 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -239,3 +242,77 @@ def check_training_memory(
         stacklevel=3,
     )
     return suggestion
+
+
+# ---------------------------------------------------------------------- CPU threads
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask, within a cgroup (v2) CPU quota.
+
+    ``os.cpu_count()`` and torch's default thread count count the machine's cores, also those a
+    container's quota or ``taskset`` does not give the process.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
+        if quota != "max":
+            n = min(n, int(quota) // int(period))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def default_threads() -> int:
+    """The torch threads of the command line and the demo without ``--threads``.
+
+    ``OMP_NUM_THREADS`` when it is set to a positive integer, else 1: MIM's per-step convolutions on
+    small grids and plain series are tiny, so intra-op threads gain little on an idle machine and
+    cost much as soon as other work shares the cores (the measured figures are in the benchmarks
+    docs).
+    """
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else 1
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None = None) -> Iterator[int]:
+    """Run the block with ``threads`` torch threads (default :func:`default_threads`), never more
+    than :func:`available_cpus`; torch's setting is restored afterwards.
+
+    Yields
+    ------
+    int
+        The threads the block runs with.
+    """
+    before = torch.get_num_threads()
+    n = min(threads or default_threads(), available_cpus())
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def capped_threads() -> Iterator[None]:
+    """Run the block with torch's thread setting, but at most :func:`available_cpus` threads: torch
+    counts the machine's cores, and more threads than CPUs only wait on each other. A no-op where
+    torch's setting already fits."""
+    before = torch.get_num_threads()
+    cap = available_cpus()
+    if before <= cap:
+        yield
+        return
+    torch.set_num_threads(cap)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

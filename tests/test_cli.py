@@ -556,6 +556,8 @@ def test_csv_options_are_for_csv_files(fitted, tmp_path, capsys):
 def test_fit_and_predict_semicolon_decimal_comma_csv_with_threads(tmp_path, capsys, monkeypatch):
     import torch
 
+    from darts_mim import resources
+
     csv = _write_hourly_csv(tmp_path / "ett.csv", n=40)
     frame = pd.read_csv(csv)
     german = tmp_path / "messwerte.csv"
@@ -567,10 +569,14 @@ def test_fit_and_predict_semicolon_decimal_comma_csv_with_threads(tmp_path, caps
     model = tmp_path / "m.pt"
     options = ["--sep", ";", "--decimal", ","]
     argv = ["fit", "--data", str(german), "--out", str(model), *CSV_FIT_ARGS, *options]
+    monkeypatch.setattr(resources, "available_cpus", lambda: 8)
     assert main([*argv, "--threads", "3"]) == 0
     out = capsys.readouterr().out
     assert "2 components" in out and "3 threads" in out
     assert calls[0] == 3 and torch.get_num_threads() == 1  # restored after the command
+    monkeypatch.setattr(resources, "available_cpus", lambda: 2)
+    assert main([*argv, "--threads", "3"]) == 0  # never more than the process's CPUs
+    assert "2 threads" in capsys.readouterr().out and calls[-2] == 2
     forecast = tmp_path / "f.csv"
     argv = ["predict", "--model", str(model), "--data", str(german), "--n", "2"]
     assert main([*argv, "--out", str(forecast), *options]) == 0
@@ -580,19 +586,16 @@ def test_fit_and_predict_semicolon_decimal_comma_csv_with_threads(tmp_path, caps
 
 
 def test_default_threads(monkeypatch):
-    from darts_mim import cli
+    from darts_mim import resources
 
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert cli.default_threads() == 3
+    assert resources.default_threads() == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(cli, "available_cpus", lambda: 64)
-    assert cli.default_threads() == cli.MAX_DEFAULT_THREADS
-    monkeypatch.setattr(cli, "available_cpus", lambda: 2)
-    assert cli.default_threads() == 2
+    assert resources.default_threads() == 1  # small convolutions: one thread, never oversubscribed
 
 
 def test_available_cpus_is_the_affinity_at_most():
-    from darts_mim.cli import available_cpus
+    from darts_mim.resources import available_cpus
 
     assert 1 <= available_cpus() <= len(os.sched_getaffinity(0))
 

@@ -244,6 +244,33 @@ def test_predict_does_not_change_the_model(tmp_path, grid_series):
         assert torch.equal(value, state[key]), key
 
 
+def test_fit_and_predict_never_run_more_threads_than_the_process_has_cpus(
+    tmp_path, grid_series, monkeypatch
+):
+    """torch counts the machine's cores; a container's quota or an affinity mask may give the
+    process fewer: fit and predict cap torch's threads there, and restore the setting after."""
+    from darts_mim import resources
+    from darts_mim.nn.network import MIMNetwork
+
+    seen = []
+    forward = MIMNetwork.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(MIMNetwork, "forward", spy)
+    torch.set_num_threads(2)
+    monkeypatch.setattr(resources, "available_cpus", lambda: 1)
+    model = _fit(tmp_path, grid_series)
+    model.predict(3)
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    seen.clear()
+    monkeypatch.setattr(resources, "available_cpus", lambda: 4)
+    model.predict(3)  # within the quota: torch's own setting
+    assert set(seen) == {2}
+
+
 def test_prediction_does_not_depend_on_batch(tmp_path):
     series = [make_grid_series(seed=s) for s in range(9)]
     model = _fit(tmp_path, series)
