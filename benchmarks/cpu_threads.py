@@ -76,14 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     threads = [int(t) for t in args.threads.split(",")]
     busy = [int(b) for b in args.busy.split(",")]
     print(f"CPUs: {os.cpu_count()}, affinity {len(os.sched_getaffinity(0))}; {time.ctime()}")
-    print("| other busy processes | torch threads | wall (s) | CPU (s) | wall / one thread's |")
-    print("|---:|---:|---:|---:|---:|")
+    print(
+        "| other busy processes | torch threads | wall (s) | CPU (s) | wall / first row's "
+        "| load before |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     for b in busy:
         base = None
         for t in threads:
+            load = os.getloadavg()[0]  # other jobs on the machine, beyond the spinners started here
             wall, cpu = measure(t, b, args.days)
             base = wall if base is None else base
-            print(f"| {b} | {t} | {wall:.1f} | {cpu:.1f} | {wall / base:.2f} |", flush=True)
+            row = f"| {b} | {t} | {wall:.1f} | {cpu:.1f} | {wall / base:.2f} | {load:.2f} |"
+            print(row, flush=True)
     return 0
 
 
