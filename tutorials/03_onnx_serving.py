@@ -32,16 +32,20 @@ from darts_mim.plotting import plot_frames
 FAST = os.environ.get("DARTS_MIM_FAST") == "1"
 OUT = Path(os.environ.get("DARTS_MIM_OUT", Path(__file__).resolve().parent / "output"))
 OUT.mkdir(parents=True, exist_ok=True)
-if FAST:
-    torch.set_num_threads(1)  # tests share two busy cores
+# One torch thread, as `darts-mim demo` does: this model's convolutions are tiny, and on a small or
+# shared CPU intra-op threads cost more in synchronisation than they gain (README, "Quickstart").
+# On a big idle machine or a GPU, delete this line.
+torch.set_num_threads(1)
 
 # %% [markdown]
 # ## A model to serve
-# A small MIM model on the bike-flow grid (see tutorial 01). Export in float32: ONNX Runtime's CPU
-# convolution has no float64 kernel (the bike data is float32 already).
+# A small MIM model on the bike-flow grid, trained briefly (2 epochs on 7 days): this tutorial is
+# about serving, and ONNX Runtime reproduces whatever the model forecasts; tutorial 01 and
+# `darts-mim demo` are about accuracy. Export in float32: ONNX Runtime's CPU convolution has no
+# float64 kernel (the bike data is float32 already).
 
 # %%
-series = load_bike_flows().series[-(4 if FAST else 21) * 48 :]
+series = load_bike_flows().series[-(4 if FAST else 7) * 48 :]
 scaler = Scaler()
 series_s = scaler.fit_transform(series)
 model = MIMModel(
@@ -49,7 +53,7 @@ model = MIMModel(
     output_chunk_length=6,
     num_hidden=(4, 4) if FAST else (16, 16),
     filter_size=3,
-    n_epochs=1 if FAST else 3,
+    n_epochs=1 if FAST else 2,
     random_state=0,
     work_dir=str(OUT / "work"),
     pl_trainer_kwargs={
@@ -132,7 +136,7 @@ prob_model = MIMModel(
     output_chunk_length=6,
     num_hidden=(4, 4) if FAST else (16, 16),
     filter_size=3,
-    n_epochs=1 if FAST else 3,
+    n_epochs=1 if FAST else 2,
     random_state=0,
     likelihood=QuantileRegression([0.05, 0.25, 0.5, 0.75, 0.95]),
     add_encoders={

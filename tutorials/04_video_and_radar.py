@@ -13,8 +13,10 @@
 # 16 x 16 grid, 16 times fewer positions.
 #
 # Data: `DARTS_MIM_DATA` or `../shared/data` (`mnist/`, `gridded/radar_knmi_...npz`), falling back to
-# the small copies in `tests/data` (always used with `DARTS_MIM_FAST=1`). Pictures go to
-# `DARTS_MIM_OUT` (default `tutorials/output`).
+# the small copies in `tests/data` (always used with `DARTS_MIM_FAST=1`), e.g. in a fresh clone: 200
+# MNIST digits, and 24 radar frames on a 64 x 64 crop, of which the first 16 train the model. The
+# tutorial says when it falls back; its scores then show the workflow, not the model's skill.
+# Pictures go to `DARTS_MIM_OUT` (default `tutorials/output`).
 
 # %%
 import os
@@ -32,12 +34,14 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("DARTS_MIM_OUT", REPO / "tutorials" / "output"))
 OUT.mkdir(parents=True, exist_ok=True)
 TEST_DATA = REPO / "tests" / "data"
-if FAST:
-    torch.set_num_threads(1)  # tests share two busy cores
+# One torch thread, as `darts-mim demo` does: this model's convolutions are tiny, and on a small or
+# shared CPU intra-op threads cost more in synchronisation than they gain (README, "Quickstart").
+# On a big idle machine or a GPU, delete this line.
+torch.set_num_threads(1)
 
 
-def data_path(relative: str) -> Path:
-    """The shared data file or directory, else the small copy in tests/data."""
+def data_path(relative: str, what: str) -> Path:
+    """The shared data file or directory, else the small copy in tests/data (and say so)."""
     if not FAST:
         try:
             candidate = default_data_dir() / relative
@@ -45,7 +49,8 @@ def data_path(relative: str) -> Path:
                 return candidate
         except DataNotFoundError:
             pass
-    print(f"using the small test copy for {relative}")
+    why = "fast mode" if FAST else f"{relative} not found under DARTS_MIM_DATA or ../shared/data"
+    print(f"NOTE ({why}): using the small copy bundled in tests/data, {what}.")
     return TEST_DATA
 
 
@@ -59,9 +64,12 @@ def trainer() -> dict:
 
 # %%
 n_seq, n_in = (24, 5) if FAST else (200, 10)
-videos = moving_mnist(
-    data_path("mnist"), n_sequences=n_seq, n_frames=2 * n_in, seed=0, as_series=True
+mnist_dir = data_path(
+    "mnist",
+    "the first 200 MNIST test digits instead of 10000: held-out sequences reuse digits seen in "
+    "training, so their MSE is optimistic",
 )
+videos = moving_mnist(mnist_dir, n_sequences=n_seq, n_frames=2 * n_in, seed=0, as_series=True)
 train, held_out = videos[:-4], videos[-4:]
 mnist_model = MIMModel(
     input_chunk_length=n_in,
@@ -114,14 +122,22 @@ print("wrote", OUT / "04_moving_mnist.png")
 # %%
 from darts_mim import nowcast  # noqa: E402  (torch-free; imports pysteps on first use)
 
-radar_dir = data_path("gridded/radar_knmi_2010-08-26_T92x128x128_mmh.npz")
+radar_dir = data_path(
+    "gridded/radar_knmi_2010-08-26_T92x128x128_mmh.npz",
+    "24 frames (2 hours) of the event on a 64 x 64 crop instead of 92 frames of 128 x 128: a few "
+    "training windows and test origins, so the scores below show the workflow, not the recipe's "
+    "skill (README, 'Radar nowcasting', has the full event's figures)",
+)
 if radar_dir == TEST_DATA:
     rain = load_radar(TEST_DATA / "radar_knmi_2010-08-26_T24x64x64_mmh.npz").series
 else:
     rain = load_radar(radar_dir).series  # mm/h, 5-minute frames
 frames_mm = series_to_grid(rain)[:, 0]
 icl, ocl = (6, 3) if FAST else (6, 6)
-n_fit = 16 if FAST else 60  # frames for training; the forecasts are scored on the rest
+# Frames for training (60 of the full event's 92); the forecasts are scored on the rest. Bounded by
+# the frames loaded: at least one training window (icl + ocl frames) and one test origin after them.
+n_fit = 16 if FAST else 60
+n_fit = max(icl + ocl, min(n_fit, round(len(frames_mm) * 60 / 92), len(frames_mm) - ocl))
 scale = float(frames_mm[:n_fit].max())  # one global unit: rain rates are comparable across cells
 train_origins = range(icl - 1, n_fit - ocl)  # windows whose targets lie in the training frames
 test_origins = range(n_fit - 1, len(frames_mm) - ocl)
@@ -131,13 +147,17 @@ targets, covs = nowcast.nowcast_windows(
 test_targets, test_covs = nowcast.nowcast_windows(
     rain, icl, ocl, origins=test_origins, residual=True, scale=scale
 )
+print(
+    f"radar: {len(frames_mm)} frames of {frames_mm.shape[1]} x {frames_mm.shape[2]}; training on the "
+    f"first {n_fit} ({len(train_origins)} windows), scoring {len(test_origins)} forecast origins"
+)
 radar_model = MIMModel(
     input_chunk_length=icl,
     output_chunk_length=ocl,
     num_hidden=(4, 4) if FAST else (16, 16),
     filter_size=3,
     patch_size=4,
-    n_epochs=1 if FAST else 30,  # 49 windows, batches of 8: about 210 optimizer steps
+    n_epochs=1 if FAST else 30,  # full event: 49 windows, batches of 8: about 210 optimizer steps
     batch_size=8,
     optimizer_kwargs={"lr": 1e-3},
     random_state=0,
