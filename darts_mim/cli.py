@@ -24,7 +24,6 @@ a note to re-fit): the JSON range converts exactly into a ``Scaler``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import pickle
@@ -181,22 +180,6 @@ def fit_scaler(series: TimeSeries, scale: bool = True) -> Scaler:
     return scaler
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux allows (``/proc/self/status``)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _new_file_mode() -> int:
-    """The permissions ``open(path, "w")`` gives a new file: ``0o666`` less the umask."""
-    return 0o666 & ~_umask()
-
-
 def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
     """Pickle ``scaler`` to ``path`` atomically (temporary file + ``os.replace``), with its checksum
     file ``path + ".sha256"`` (``sha256sum`` format, see :mod:`darts_mim.integrity`).
@@ -217,23 +200,13 @@ def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
     pathlib.Path
         The path written.
     """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # Protocol 4, as Darts' own model files: protocol 5 stores numpy arrays through
-            # `numpy._core.numeric._frombuffer`, which Darts' restricted unpickler refuses.
-            pickle.dump(scaler, fh, protocol=4)
-        # mkstemp creates 0600; the scaler gets the mode of the model files beside it, i.e. of a
-        # plain open() under the process's umask.
-        os.chmod(tmp, _new_file_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    from darts_mim.integrity import write_checksums
+    from darts_mim.integrity import atomic_path, write_checksums
 
+    target = Path(path)
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        # Protocol 4, as Darts' own model files: protocol 5 stores numpy arrays through
+        # `numpy._core.numeric._frombuffer`, which Darts' restricted unpickler refuses.
+        pickle.dump(scaler, fh, protocol=4)
     write_checksums([target])
     return target
 

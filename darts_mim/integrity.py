@@ -99,6 +99,34 @@ def _format_line(name: str, digest: str) -> str:
     return f"{digest}  {name}\n"
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
+    """A temporary file name beside ``path`` that replaces ``path`` when the block ends without an
+    error (``os.replace``, atomic on one file system) and is removed when it raises: an interrupted
+    write leaves the previous file intact, never a truncated one.
+
+    The block creates the file with a plain ``open()``, so it gets the permissions of any new file
+    (``0o666`` less the umask), as the model files beside it.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    suffix
+        The temporary name's ending (a writer that picks its format from the name, such as
+        ``onnx.save``, may need the final extension).
+    """
+    directory, name = os.path.split(os.path.abspath(os.fspath(path)))
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_checksums(paths: Sequence[str | os.PathLike], manifest: str | None = None) -> str:
     """Hash files and write their checksum file atomically (temporary file + ``os.replace``).
 
@@ -121,20 +149,8 @@ def write_checksums(paths: Sequence[str | os.PathLike], manifest: str | None = N
         raise ValueError("write_checksums() needs at least one file.")
     manifest = checksum_path(paths[0]) if manifest is None else os.fspath(manifest)
     text = "".join(_format_line(os.path.basename(p), file_sha256(p)) for p in paths)
-    directory = os.path.dirname(os.path.abspath(manifest))
-    tmp = os.path.join(
-        directory, f".{os.path.basename(manifest)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    )
-    # Mode 0666 less the umask, as the files it lists (mkstemp would make it 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, manifest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(manifest) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
     return manifest
 
 

@@ -17,7 +17,6 @@ import contextlib
 import copy
 import logging
 import os
-import secrets
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -28,7 +27,7 @@ from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput
 from darts.utils.likelihood_models.torch import QuantileRegression
 from torch import Tensor, nn
 
-from darts_mim.integrity import write_checksums
+from darts_mim.integrity import atomic_path, write_checksums
 from darts_mim.onnx import _loop
 from darts_mim.onnx.encoders import settings_from_model
 from darts_mim.onnx.format import FEATURE_NAMES, metadata_props
@@ -589,15 +588,8 @@ def export_model(
         meta["quantization"] = quantization
     onnx.helper.set_model_props(proto, metadata_props(meta))
     onnx.checker.check_model(proto)
-    # Atomically (temporary file + os.replace), then its checksum file, which OnnxForecaster checks.
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp.onnx")
-    try:
+    # Atomically, then its checksum file, which OnnxForecaster checks.
+    with atomic_path(path, suffix=".tmp.onnx") as tmp:
         onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     write_checksums([path])
     return path
