@@ -574,6 +574,8 @@ class MIMModel(MixedCovariatesTorchModel):
 
         Both files are first written next to their destination under temporary names, then moved into
         place with an atomic rename; a crash or a full disk mid-save leaves any previous save intact.
+        After multi-process (DDP) training every process calls ``save`` (Lightning's checkpoint write
+        is collective) and the process of global rank 0 writes the files.
         A checksum file ``path + ".sha256"`` (``sha256sum`` format) lists the SHA-256 of both, moved
         into place last; :meth:`load` and :meth:`load_weights` refuse files that do not match it
         (see :mod:`darts_mim.integrity`).
@@ -595,7 +597,10 @@ class MIMModel(MixedCovariatesTorchModel):
         tmp_dir = tempfile.mkdtemp(prefix=".mim-save-", dir=directory)
         try:
             tmp_path = os.path.join(tmp_dir, os.path.basename(path))
-            super().save(tmp_path, clean=clean)
+            super().save(tmp_path, clean=clean)  # collective after multi-process training
+            trainer = self.trainer
+            if trainer is not None and trainer.global_rank != 0:
+                return  # the process of global rank 0 writes the files (Lightning's checkpoint too)
             if self.model_created and not os.path.exists(tmp_path + ".ckpt"):
                 self._copy_loaded_weights(tmp_path + ".ckpt")
             write_model_checksums(tmp_path)  # lists the final base names
