@@ -860,30 +860,29 @@ def test_fit_epochs_reach_the_trainer(init_trainer):
     init_trainer.assert_called_with(max_epochs=3, trainer_params=ANY)
 
     model = _global_model()
-    dataset = model._build_train_dataset(
+    dataset = _train_dataset(model, series)
+    model.fit_from_dataset(dataset, epochs=3)
+    init_trainer.assert_called_with(max_epochs=3, trainer_params=ANY)
+    model.fit_from_dataset(dataset, epochs=3)
+    init_trainer.assert_called_with(max_epochs=3, trainer_params=ANY)
+
+
+def _train_dataset(model: MIMModel, series):
+    """Darts' own training dataset of ``series`` (no covariates or weights), as its tests build it."""
+    return model._build_train_dataset(
         series,
         past_covariates=None,
         future_covariates=None,
         sample_weight=None,
         max_samples_per_ts=None,
     )
-    model.fit_from_dataset(dataset, epochs=3)
-    init_trainer.assert_called_with(max_epochs=3, trainer_params=ANY)
-    model.fit_from_dataset(dataset, epochs=3)
-    init_trainer.assert_called_with(max_epochs=3, trainer_params=ANY)
 
 
 def test_predict_after_fit_from_dataset():
     """test_global_forecasting_models.py::test_predit_after_fit_from_dataset."""
     series = [_Global.train] * 2
     model = _global_model()
-    dataset = model._build_train_dataset(
-        series,
-        past_covariates=None,
-        future_covariates=None,
-        sample_weight=None,
-        max_samples_per_ts=None,
-    )
+    dataset = _train_dataset(model, series)
     model.fit_from_dataset(dataset, epochs=1)
     model.predict(n=1, series=series[0])
 
