@@ -1,10 +1,16 @@
-"""The naive forecast a model's output is anchored to: none, the last frame, or one period earlier.
+"""The forecast a model's output starts from: none, the last frame, one period earlier, or the mean.
 
 With ``naive_anchor``, the network forecasts the change from a naive forecast instead of the value
 itself, so that an untrained network *is* that naive forecast and training learns the correction. The
 naive forecast is the frame ``lag`` frames before the one being forecast: ``lag = 1`` repeats the last
 frame (persistence); ``lag = P`` repeats the frame one period earlier (seasonal naive). Of a folded
 series (one frame per period, :mod:`darts_mim.folding`) ``lag = 1`` already is the seasonal naive.
+
+``"auto"`` ranks these naive forecasts and the input window's mean by their in-sample error over the
+output horizon on the training series (plain series and grids alike) and starts from the best. The
+window's mean is what a model with reversible instance norm and a zero output forecasts, so when it
+wins the model gets no naive anchor, instance norm (where ``use_reversible_instance_norm="auto"``) and
+a head starting at zero: a mean-reverting series starts from its recent level, not its last noisy value.
 
 This module holds the torch-free decision of the lag, made once when the network is built, from the
 model's settings and the training series; the network applies it (:class:`darts_mim.nn.MIMNetwork`).
@@ -21,8 +27,8 @@ from darts_mim.folding import infer_period
 ANCHOR_CHOICES = ("auto", "seasonal")
 """The string values of ``naive_anchor`` (besides ``True``, ``False`` and an integer lag)."""
 
-# "auto" reads at most this many of the most recent training steps of each series: enough to rank two
-# naive forecasts, cheap on a long grid series.
+# "auto" reads at most this many of the most recent training steps of each series: enough to rank the
+# candidates, cheap on a long grid series.
 MAX_SCORED_STEPS = 5000
 
 
@@ -65,65 +71,68 @@ def naive_mse(values: Sequence[np.ndarray], lag_of_horizon) -> float:
     return float(np.mean(per_horizon))
 
 
-def mean_mse(values: Sequence[np.ndarray]) -> float:
-    """Mean squared error of forecasting each series by its own mean (climatology), in-sample.
+def window_mean_mse(values: Sequence[np.ndarray], input_length: int, horizons) -> float:
+    """Mean squared error of forecasting each value by the mean of the ``input_length`` values before
+    the origin (the input window's mean, a local climatology), in-sample.
 
     Parameters
     ----------
     values
-        ``(T, D)`` arrays (NaN allowed).
+        ``(T, D)`` arrays (NaN allowed: left out of the means and the errors).
+    input_length
+        Steps of the input window.
+    horizons
+        The horizons scored (``1 .. output_chunk_length``).
+
+    Returns
+    -------
+    float
+        The mean over horizons of each horizon's mean squared error (``inf`` where no series is long
+        enough).
     """
-    # components that are NaN at every step (always-missing cells) have no mean: left out
-    kept = [v[:, ~np.isnan(v).all(axis=0)] for v in values if len(v)]
-    errors = [np.nanmean((v - np.nanmean(v, axis=0)) ** 2) for v in kept if v.size]
-    errors = [e for e in errors if np.isfinite(e)]
-    return float(np.mean(errors)) if errors else float("inf")
+    per_horizon: dict[int, list[float]] = {h: [] for h in horizons}
+    for v in values:
+        v = v.reshape(len(v), -1)
+        present = ~np.isnan(v)
+        zeros = np.zeros((1, v.shape[1]))
+        sums = np.concatenate([zeros, np.cumsum(np.where(present, v, 0.0), axis=0)])
+        counts = np.concatenate([zeros, np.cumsum(present, axis=0)])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # means[k]: the window ending at step k + input_length - 1 (the origin)
+            means = (sums[input_length:] - sums[:-input_length]) / (
+                counts[input_length:] - counts[:-input_length]
+            )
+        for h in per_horizon:
+            if len(means) <= h:
+                continue
+            squared = (v[input_length - 1 + h :] - means[: len(means) - h]) ** 2
+            if np.isfinite(squared).any():
+                per_horizon[h].append(float(np.nanmean(squared)))
+    if any(not errors for errors in per_horizon.values()):
+        return float("inf")
+    return float(np.mean([np.mean(errors) for errors in per_horizon.values()]))
 
 
 def _recent(values: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(v, dtype=np.float64)[-MAX_SCORED_STEPS:] for v in values]
 
 
-def _auto_naive_lag(
-    freq, input_chunk_length: int, output_chunk_length: int, fold: int, values, gridded: bool
-) -> int:
-    """The naive forecast "auto" anchors on, in frames: of a folded series the frame before (the
-    seasonal naive); of a grid, of persistence and the seasonal naive the one with the lower
-    in-sample error; of an unfolded plain series persistence."""
-    if fold > 1:
-        return 1
-    period = infer_period(freq)
-    if period is None or not 2 <= period <= input_chunk_length or not gridded or not values:
-        return 1
-    horizons = range(1, output_chunk_length + 1)
-    recent = _recent(values)
-    persistence = naive_mse(recent, {h: h for h in horizons})
-    seasonal = naive_mse(recent, {h: period * -(-h // period) for h in horizons})
-    return period if seasonal < persistence else 1
+WINDOW_MEAN = 0
+"""The key of the input window's mean among :func:`auto_anchor_errors`' candidates (no naive lag)."""
 
 
-def resolve_anchor_lag(
-    naive_anchor,
-    freq,
-    input_chunk_length: int,
-    output_chunk_length: int,
-    fold: int,
-    values: Sequence[np.ndarray] = (),
-    has_location: bool = True,
-    gridded: bool = True,
-) -> int:
-    """The anchor lag a model uses, in frames: 0 (no anchor), 1 (the last frame) or ``P`` (a period).
+def auto_anchor_errors(
+    freq, input_chunk_length: int, output_chunk_length: int, fold: int, values
+) -> dict[int, float]:
+    """The in-sample errors ``"auto"`` ranks: ``{lag in frames: MSE over the output horizon}``, with
+    :data:`WINDOW_MEAN` (0) for the input window's mean.
+
+    Of a folded series the candidates are the frame before (the seasonal naive) and the window's
+    mean; of an unfolded one, plain series and grids alike, persistence, the seasonal naive of the
+    frequency's period where the input holds it, and the window's mean.
 
     Parameters
     ----------
-    naive_anchor
-        The model's ``naive_anchor``: ``False`` (none), ``True`` (the last frame: persistence, or the
-        seasonal naive of a folded series), an integer lag in steps (``k``: the value ``k`` steps
-        earlier; a multiple of the fold of a folded series), ``"seasonal"`` (the period of the
-        frequency) or ``"auto"`` (the naive forecast of :func:`_auto_naive_lag`, unless forecasting
-        the training series by its mean has the lower in-sample error over the output horizon, as on
-        a mean-reverting series: then no anchor; no anchor either for a likelihood without a
-        location).
     freq
         The training series' frequency.
     input_chunk_length, output_chunk_length
@@ -131,14 +140,59 @@ def resolve_anchor_lag(
     fold
         The model's fold (1: one frame per step; ``P``: one frame per period).
     values
-        The training series' values, ``(T, D)`` arrays; only ``"auto"`` reads them.
+        The training series' values, ``(T, D)`` arrays.
+    """
+    horizons = range(1, output_chunk_length + 1)
+    recent = _recent(values)
+    errors: dict[int, float] = {}
+    if fold > 1:
+        errors[1] = naive_mse(recent, {h: fold * -(-h // fold) for h in horizons})
+    else:
+        errors[1] = naive_mse(recent, {h: h for h in horizons})
+        period = infer_period(freq)
+        if period is not None and 2 <= period <= input_chunk_length:
+            errors[period] = naive_mse(recent, {h: period * -(-h // period) for h in horizons})
+    errors[WINDOW_MEAN] = window_mean_mse(recent, input_chunk_length, horizons)
+    return errors
+
+
+def resolve_anchor(
+    naive_anchor,
+    freq,
+    input_chunk_length: int,
+    output_chunk_length: int,
+    fold: int,
+    values: Sequence[np.ndarray] = (),
+    has_location: bool = True,
+) -> tuple[int, bool]:
+    """The anchor a model uses: its lag in frames (0: none, 1: the last frame, ``P``: a period), and
+    whether the input window's mean won ``"auto"``'s ranking.
+
+    Parameters
+    ----------
+    naive_anchor
+        The model's ``naive_anchor``: ``False`` (none), ``True`` (the last frame: persistence, or the
+        seasonal naive of a folded series), an integer lag in steps (``k``: the value ``k`` steps
+        earlier; a multiple of the fold of a folded series), ``"seasonal"`` (the period of the
+        frequency) or ``"auto"`` (the candidate of :func:`auto_anchor_errors` with the lowest
+        in-sample error over the output horizon; none for a likelihood without a location).
+    freq
+        The training series' frequency.
+    input_chunk_length, output_chunk_length
+        The model's chunk lengths, in steps.
+    fold
+        The model's fold (1: one frame per step; ``P``: one frame per period).
+    values
+        The training series' values, ``(T, D)`` arrays; only ``"auto"`` reads them (without them,
+        ``"auto"`` is persistence).
     has_location
         Whether the model's outputs are on the target's scale (no likelihood, quantiles, or a
         location-scale likelihood); ``"auto"`` anchors only those.
-    gridded
-        Whether the target is a grid. ``"auto"`` ranks the two naive forecasts on grids only; an
-        unfolded plain series is anchored on persistence, from which the network learned better in
-        the robustness benchmark even where the seasonal naive was the better naive forecast.
+
+    Returns
+    -------
+    tuple[int, bool]
+        The lag in frames, and ``True`` when ``"auto"`` chose the window's mean (then the lag is 0).
 
     Raises
     ------
@@ -148,10 +202,10 @@ def resolve_anchor_lag(
     """
     check_naive_anchor(naive_anchor)
     if naive_anchor is False or (naive_anchor == "auto" and not has_location):
-        return 0
-    if naive_anchor is True:
-        return 1
-    if naive_anchor == "seasonal" and fold == 1:
+        return 0, False
+    if naive_anchor is True or (naive_anchor == "seasonal" and fold > 1):
+        return 1, False
+    if naive_anchor == "seasonal":
         period = infer_period(freq)
         if period is None or not 2 <= period <= input_chunk_length:
             raise ValueError(
@@ -161,17 +215,13 @@ def resolve_anchor_lag(
                 + f" that an input of {input_chunk_length} steps cannot hold. Pass the period as "
                 "an integer lag (naive_anchor=24), True for the last value, or 'auto'."
             )
-        return period
-    if naive_anchor in ANCHOR_CHOICES:  # "auto", or "seasonal" on a folded series
-        lag = _auto_naive_lag(freq, input_chunk_length, output_chunk_length, fold, values, gridded)
-        if naive_anchor == "auto" and values:
-            recent = _recent(values)
-            steps = lag * fold
-            horizons = range(1, output_chunk_length + 1)
-            naive = naive_mse(recent, {h: steps * -(-h // steps) for h in horizons})
-            if mean_mse(recent) < naive:
-                return 0  # a mean-reverting series: the level, not a naive forecast, is the start
-        return lag
+        return period, False
+    if naive_anchor == "auto":
+        if not values:
+            return 1, False
+        errors = auto_anchor_errors(freq, input_chunk_length, output_chunk_length, fold, values)
+        best = min(errors, key=lambda lag: (errors[lag], lag != 1))  # ties: persistence
+        return best, best == WINDOW_MEAN
     lag = int(naive_anchor)
     if fold > 1:
         if lag % fold:
@@ -187,4 +237,4 @@ def resolve_anchor_lag(
             f"(input_chunk_length={input_chunk_length}): use a lag of at most "
             f"{frames_in * fold} steps, or a longer input."
         )
-    return lag // fold
+    return lag // fold, False

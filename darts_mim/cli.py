@@ -572,7 +572,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     train, val, icl, why = _split(series, args)
     spec = grid_spec_of(series)
     gridded = spec is not None and spec.height * spec.width > 1
-    fold = resolve_fold(args.fold_period, series.freq, icl, gridded)
+    auto = args.fold_period == "auto" and not gridded  # then the data decide, as in the model
+    values = [train.values(copy=False)] if auto else None
+    fold = resolve_fold(args.fold_period, series.freq, icl, gridded, values)
     from darts_mim.resources import available_cpus, default_threads, torch_threads
 
     # never more threads than the process has CPUs (torch_threads caps the same way)

@@ -262,7 +262,10 @@ class ResolvedConfig:
         in time steps.
     anchor
         What that anchor is, in words: ``"none"``, ``"persistence"``, ``"the seasonal naive (24
-        steps)"`` or ``"the value 3 steps earlier"``.
+        steps)"``, ``"the value 3 steps earlier"`` or ``"the input window's mean (...)"``.
+    window_mean
+        Whether the outputs start from the input window's mean (``naive_anchor="auto"`` chose it):
+        no naive anchor, instance norm on, and the head starting at zero.
     channel_independent
         Whether each component of a plain multivariate series is forecast as its own sample.
     instance_norm
@@ -276,6 +279,7 @@ class ResolvedConfig:
     layout: GridLayout
     anchor_lag: int = 0
     anchor: str = "none"
+    window_mean: bool = False
     channel_independent: bool = False
     instance_norm: bool | dict = False
     recipe: TrainingRecipe = dataclasses.field(default_factory=TrainingRecipe)

@@ -16,12 +16,21 @@ whole number of periods is forecast in whole periods and cut to ``output_chunk_l
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 # "auto" folds only when the input holds at least this many periods: with fewer, the recurrence
 # across periods has nothing to difference.
 MIN_INPUT_PERIODS = 2
+
+# The season test reads at most this many of the most recent steps of each component: enough for an
+# autocorrelation estimate at a lag of a few hundred steps, cheap on a long series.
+MAX_SEASON_STEPS = 5000
+
+# A series "shows" a season when at least this share of its (non-constant) components does.
+SEASONAL_SHARE = 0.5
 
 
 def infer_period(freq) -> int | None:
@@ -69,21 +78,74 @@ def infer_period(freq) -> int | None:
     return int(cycle // step)
 
 
-def resolve_fold(fold_period, freq, input_chunk_length: int, gridded: bool) -> int:
+def shows_season(values: Sequence[np.ndarray], period: int, alpha: float = 0.05) -> bool:
+    """Whether training data show a season of ``period`` steps, by Darts' autocorrelation test.
+
+    Each component of each series (its most recent :data:`MAX_SEASON_STEPS` steps, gaps filled by
+    linear interpolation) is tested with :func:`darts.utils.statistics.check_seasonality`: the
+    autocorrelation at lag ``period`` must be a local maximum and significant at level ``alpha``.
+    The data show the season when at least half of the tested components do. Constant components,
+    all-missing ones and ones shorter than three periods are not tested; with none left, the answer
+    is ``True`` (nothing contradicts the calendar).
+
+    Parameters
+    ----------
+    values
+        ``(T, D)`` arrays, one per training series (NaN allowed).
+    period
+        The candidate period in steps (>= 2).
+    alpha
+        The significance level of the test.
+
+    Returns
+    -------
+    bool
+    """
+    from darts import TimeSeries
+    from darts.utils.statistics import check_seasonality
+
+    tested = seasonal = 0
+    for array in values:
+        array = np.asarray(array, dtype=np.float64)
+        array = array.reshape(len(array), -1)[-MAX_SEASON_STEPS:]
+        for column in array.T:
+            filled = pd.Series(column).interpolate(limit_direction="both").to_numpy()
+            if len(filled) < 3 * period or np.isnan(filled).any() or np.ptp(filled) == 0:
+                continue
+            max_lag = min(max(2 * period, 24), len(filled) - 1)
+            found, _ = check_seasonality(
+                TimeSeries.from_values(filled), m=period, max_lag=max_lag, alpha=alpha
+            )
+            tested += 1
+            seasonal += bool(found)
+    return tested == 0 or seasonal >= SEASONAL_SHARE * tested
+
+
+def resolve_fold(
+    fold_period,
+    freq,
+    input_chunk_length: int,
+    gridded: bool,
+    values: Sequence[np.ndarray] | None = None,
+) -> int:
     """The fold a model uses: 1 (none) or the period ``P``.
 
     Parameters
     ----------
     fold_period
-        The model's ``fold_period``: ``"auto"`` (the period of the frequency for a plain series whose
-        input holds at least two periods, else no folding), ``None`` (no folding: one value per step,
-        a 1x1 grid) or an integer period.
+        The model's ``fold_period``: ``"auto"`` (the period of the frequency, for a plain series whose
+        input holds at least two periods and whose training data show that season, see
+        :func:`shows_season`; else no folding), ``None`` (no folding: one value per step, a 1x1
+        grid) or an integer period.
     freq
         The training series' frequency.
     input_chunk_length
         The model's input length in steps.
     gridded
         Whether the target is a grid (grids are never folded: their frames are already spatial).
+    values
+        The training series' values, ``(T, D)`` arrays; ``"auto"`` folds only when they show the
+        season. ``None``: the calendar alone decides.
 
     Raises
     ------
@@ -95,6 +157,10 @@ def resolve_fold(fold_period, freq, input_chunk_length: int, gridded: bool) -> i
     if fold_period == "auto":
         period = None if gridded else infer_period(freq)
         if period is None or period < 2 or input_chunk_length < MIN_INPUT_PERIODS * period:
+            return 1
+        # a calendar period the data do not show (a monthly index without a yearly cycle) would
+        # anchor on, and difference against, the value a year earlier for nothing
+        if values is not None and not shows_season(values, period):
             return 1
         return period
     period = int(fold_period)

@@ -32,7 +32,7 @@ from darts.utils.likelihood_models.torch import QuantileRegression
 from darts.utils.serialization import add_safe_globals
 from darts.utils.serialization.torch import load_ckpt_safely
 
-from darts_mim.anchor import resolve_anchor_lag
+from darts_mim.anchor import resolve_anchor
 from darts_mim.callbacks import early_stopping_callbacks, has_early_stopping
 from darts_mim.config import ResolvedConfig, TrainingRecipe, describe_anchor, resolve_recipe
 from darts_mim.folding import (
@@ -145,10 +145,13 @@ class MIMModel(MixedCovariatesTorchModel):
             ``True``: the last frame (persistence; for a folded series the period before, i.e. the
             seasonal naive); an integer ``k``: the value ``k`` time steps earlier (at most
             ``input_chunk_length``; for a folded series a multiple of the period); ``"seasonal"``: the
-            period of the frequency (hourly 24, daily 7, monthly 12...); ``"auto"``: for a grid, of
-            persistence and the seasonal naive, the one with the lower error on the training series
-            over the output horizon; for a plain series the last frame (for a folded series, the
-            seasonal naive); ``False``: no anchor, better for mean-zero targets such as differences.
+            period of the frequency (hourly 24, daily 7, monthly 12...); ``"auto"``: of persistence,
+            the seasonal naive (where the input holds a period; of a folded series, the period
+            before) and the input window's mean, the one with the lowest error on the training
+            series over the output horizon, for grids and plain series alike (the window's mean
+            turns on reversible instance norm where ``use_reversible_instance_norm="auto"``, with
+            the head starting at zero, so that the untrained model forecasts it); ``False``: no
+            anchor, better for mean-zero targets such as differences.
             With a likelihood, the location (a Gaussian's mean, every quantile) is anchored and the
             scale is not; likelihoods without a location on the target's scale (Poisson, Beta, ...)
             are refused, and not anchored by ``"auto"``. The choice is made once, when the network is
@@ -160,7 +163,8 @@ class MIMModel(MixedCovariatesTorchModel):
             differencing), the convolutions run along the phase, and ``naive_anchor`` becomes the
             seasonal naive forecast. ``"auto"``: the period of the series' frequency (hourly 24,
             30-minute 48, daily 7, weekly 52, monthly 12, quarterly 4) when the input holds at least
-            two periods, else no folding; an integer sets the period (a warning says when it is not
+            two periods and the training series shows that season (Darts' autocorrelation test,
+            :func:`darts_mim.folding.shows_season`), else no folding; an integer sets the period (a warning says when it is not
             a multiple or divisor of the frequency's period); ``None`` keeps one value per step (a
             1x1 grid). Grids are never folded. Chunk lengths stay in time steps: an input that is not
             whole periods reads its most recent whole periods, an output is forecast in whole periods
@@ -180,7 +184,8 @@ class MIMModel(MixedCovariatesTorchModel):
             Darts' reversible instance normalization ``RINorm`` of the target (a dict passes arguments
             to ``RINorm``). ``"auto"``: on for a plain multivariate series without a likelihood or with
             ``QuantileRegression`` (Darts maps every output back through the norm, a scale parameter
-            too), off otherwise and for univariate series and grids. Default: ``"auto"``.
+            too), and wherever ``naive_anchor="auto"`` starts from the input window's mean; off
+            otherwise and for univariate series and grids. Default: ``"auto"``.
         training_recipe
             How the network is trained (:class:`darts_mim.TrainingRecipe`): learning-rate schedule,
             gradient clipping, early stopping, the input-window loss, scheduled sampling, bf16
@@ -374,11 +379,14 @@ class MIMModel(MixedCovariatesTorchModel):
                 self.grid_shape,
                 self.patch_size,
             )
+            gridded = layout.grid.n_cells > 1
             fold = resolve_fold(
                 self.fold_period,
                 series[0].freq,
                 self.input_chunk_length,
-                gridded=layout.grid.n_cells > 1,
+                gridded=gridded,
+                # "auto" folds only by a season the training data show
+                values=_values_of(series) if self.fold_period == "auto" and not gridded else None,
             )
             if self.channel_independent is True and layout.grid.n_cells > 1:
                 raise ValueError(
@@ -425,10 +433,10 @@ class MIMModel(MixedCovariatesTorchModel):
         freq = series[0].freq if series else getattr(dataset, "freq", None)
         values = []
         if self.naive_anchor == "auto":
-            values = [s.values(copy=False).reshape(len(s), -1) for s in series]
+            values = _values_of(series)
             if not series and hasattr(dataset, "recent_values"):
                 values = [dataset.recent_values()]
-        lag = resolve_anchor_lag(
+        lag, mean_won = resolve_anchor(
             self.naive_anchor,
             freq,
             self.input_chunk_length,
@@ -436,22 +444,36 @@ class MIMModel(MixedCovariatesTorchModel):
             layout.fold,
             values,
             has_location=_has_location(self.likelihood),
-            gridded=layout.grid.n_cells > 1,
         )
+        outputs_are_values = self.likelihood is None or isinstance(
+            self.likelihood, QuantileRegression
+        )
+        norm = self.pl_module_params.get("use_reversible_instance_norm", False)
+        if mean_won and norm == "auto" and outputs_are_values:
+            # the window's mean is what instance norm with a zero output forecasts
+            norm = True
         instance_norm, independent = resolve_multivariate_options(
-            self.pl_module_params.get("use_reversible_instance_norm", False),
+            norm,
             self.channel_independent,
             layout.grid.n_components,
             gridded=layout.grid.n_cells > 1,
-            outputs_are_values=self.likelihood is None
-            or isinstance(self.likelihood, QuantileRegression),
+            outputs_are_values=outputs_are_values,
         )
+        window_mean = bool(mean_won and instance_norm)
+        if window_mean:
+            anchor = "the input window's mean (instance norm, no naive anchor)"
+        elif mean_won:
+            anchor = (
+                "none (the input window's mean forecast the training series better than a naive "
+                "forecast; without instance norm the network learns the level)"
+            )
+        else:
+            anchor = describe_anchor(lag * layout.fold, infer_period(freq))
         return ResolvedConfig(
             layout=layout,
             anchor_lag=lag,
-            anchor=describe_anchor(lag * layout.fold, infer_period(freq))
-            if lag or self.naive_anchor != "auto" or not _has_location(self.likelihood)
-            else "none (the series' mean forecast it better than a naive forecast)",
+            anchor=anchor,
+            window_mean=window_mean,
             channel_independent=independent,
             instance_norm=instance_norm,
             recipe=self.training_recipe,
@@ -498,7 +520,9 @@ class MIMModel(MixedCovariatesTorchModel):
         saved = self.trainer_params
         callbacks = list(saved.get("callbacks") or [])
         callbacks += early_stopping_callbacks(int(self.config.recipe.early_stopping_patience))
-        self.trainer_params = {**saved, "callbacks": callbacks}
+        # the sanity check scores the untrained weights on the whole validation series, so that
+        # the best-weights restore can return them (an anchored model's naive forecast)
+        self.trainer_params = {"num_sanity_val_steps": -1, **saved, "callbacks": callbacks}
         try:
             return super()._setup_trainer(trainer, model, verbose, epochs)
         finally:
@@ -915,6 +939,12 @@ def _as_list(x) -> list[TimeSeries] | None:
     if x is None:
         return None
     return [x] if isinstance(x, TimeSeries) else list(x)
+
+
+def _values_of(series: Sequence[TimeSeries]) -> list[np.ndarray]:
+    """Each series' values as a ``(T, D)`` array (no copy where possible): what the "auto" choices
+    read."""
+    return [s.values(copy=False).reshape(len(s), -1) for s in series]
 
 
 def _checkpoint_path(model_name: str, work_dir: str, file_name: str | None, best: bool) -> str:

@@ -154,6 +154,9 @@ class _MIMModule(PLForecastingModule):
             activation_checkpointing=recipe.activation_checkpointing,
             anchored_params=_anchored_params(self.likelihood, nr_params) if lag else (),
             anchor_lag=max(lag, 1),
+            zero_start_params=_anchored_params(self.likelihood, nr_params)
+            if resolved.window_mean
+            else (),
         )
         missing = torch.zeros(self.layout.grid.n_components, dtype=torch.bool)
         missing_components = list(self.layout.missing)

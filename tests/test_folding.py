@@ -71,6 +71,51 @@ def test_auto_folds_only_plain_series_with_two_periods_of_input():
     assert resolve_fold(12, None, 30, gridded=False) == 12
 
 
+def _monthly_ar1(n: int = 840, seed: int = 0) -> np.ndarray:
+    """A mean-reverting monthly index without a yearly season (like the Southern Oscillation)."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    for i in range(1, n):
+        x[i] = 0.7 * x[i - 1] + rng.standard_normal()
+    return x
+
+
+def test_auto_folds_only_by_a_season_the_data_show():
+    """Issue 24: the calendar proposes the period, Darts' autocorrelation test on the training data
+    decides."""
+    from darts_mim.folding import shows_season
+
+    rng = np.random.default_rng(0)
+    index = _monthly_ar1()[:, None]
+    t = np.arange(840)
+    yearly = (np.sin(2 * np.pi * t / 12) + 0.3 * rng.standard_normal(840))[:, None]
+    assert not shows_season([index], 12)
+    assert shows_season([yearly], 12)
+    assert resolve_fold("auto", "MS", 36, gridded=False, values=[index]) == 1
+    assert resolve_fold("auto", "MS", 36, gridded=False, values=[yearly]) == 12
+    assert resolve_fold(12, "MS", 36, gridded=False, values=[index]) == 12  # asked for: folded
+    # half of the components decide; gaps are interpolated, constant columns are not tested
+    mixed = np.column_stack([yearly[:, 0], yearly[:, 0] + 1, index[:, 0], np.ones(840)])
+    mixed[100:110, 0] = np.nan
+    assert shows_season([mixed], 12)
+    assert not shows_season([np.column_stack([yearly[:, 0], index[:, 0], index[:, 0]])], 12)
+    assert shows_season([np.ones((100, 1))], 12)  # nothing to test: the calendar stands
+
+
+def test_model_does_not_fold_a_series_without_its_season(tmp_path):
+    times = pd.date_range("1950-01-01", periods=400, freq="MS")
+    index = TimeSeries.from_times_and_values(times, _monthly_ar1(400)[:, None].astype(np.float32))
+    model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=24, output_chunk_length=12))
+    assert model.fit(index).layout.fold == 1
+    yearly = index.with_values(
+        (np.sin(2 * np.pi * np.arange(400) / 12) + 0.1 * index.values()[:, 0]).astype(np.float32)[
+            :, None, None
+        ]
+    )
+    model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=24, output_chunk_length=12))
+    assert model.fit(yearly).layout.fold == 12
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -176,13 +176,20 @@ def test_auto_chooses_the_better_naive_forecast_on_the_training_series(tmp_path)
     assert seasonal_arg.fit(walk).anchor_lag == 24
 
 
-def test_auto_anchors_an_unfolded_plain_series_on_its_last_value(tmp_path):
+def test_auto_ranks_plain_series_like_grids(tmp_path):
+    """An unfolded plain series gets the same ranking as a grid: the seasonal naive where it is the
+    better forecast in-sample, persistence for a random walk (issue 24)."""
     times = pd.date_range("2024-01-01", periods=200, freq="h")
     cycle = np.sin(2 * np.pi * np.arange(200) / 24).astype(np.float32)  # seasonal naive is exact
     series = TimeSeries.from_times_and_values(times, cycle)
     kwargs = tiny_kwargs(tmp_path, input_chunk_length=24, fold_period=None, **FROZEN)
-    assert MIMModel(**kwargs).fit(series).anchor_lag == 1
-    assert MIMModel(**dict(kwargs, naive_anchor="seasonal")).fit(series).anchor_lag == 24
+    model = MIMModel(**kwargs).fit(series)
+    assert model.anchor_lag == 24
+    np.testing.assert_allclose(model.predict(3).values()[:, 0], cycle[-24:-21], atol=1e-5)
+    walk = np.cumsum(np.random.default_rng(1).standard_normal(200)).astype(np.float32)
+    walked = MIMModel(**kwargs).fit(TimeSeries.from_times_and_values(times, walk))
+    assert walked.anchor_lag == 1
+    assert MIMModel(**dict(kwargs, naive_anchor=True)).fit(series).anchor_lag == 1
 
 
 def test_anchor_lag_survives_save_load_and_onnx(tmp_path):
@@ -246,16 +253,74 @@ def test_folded_series_anchor_on_whole_periods(tmp_path):
         MIMModel(**dict(kwargs, naive_anchor=12)).fit(series)
 
 
-def test_auto_leaves_a_mean_reverting_series_unanchored(tmp_path):
-    """Noise around a level: the series' mean forecasts it better in-sample than any naive
-    forecast, so "auto" starts from no anchor rather than from the last noisy value."""
-    rng = np.random.default_rng(0)
-    times = pd.date_range("2024-01-01", periods=200, freq="h")
-    noisy = (0.5 + 0.1 * rng.standard_normal(200)).astype(np.float32)
+def _noisy_level(n: int = 200, seed: int = 0) -> TimeSeries:
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2024-01-01", periods=n, freq="h")
+    return TimeSeries.from_times_and_values(
+        times, (0.5 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    )
+
+
+def test_auto_starts_a_mean_reverting_series_from_its_window_mean(tmp_path):
+    """Noise around a level: the input window's mean forecasts it better in-sample than any naive
+    forecast, so "auto" starts from that mean (instance norm and a head at zero), not from the last
+    noisy value; the untrained model is that forecast exactly (issue 24)."""
+    series = _noisy_level()
     kwargs = tiny_kwargs(tmp_path, input_chunk_length=12, output_chunk_length=3)
-    model = MIMModel(**kwargs).fit(TimeSeries.from_times_and_values(times, noisy))
+    model = MIMModel(**kwargs, **FROZEN).fit(series)
     assert model.anchor_lag == 0
-    assert "no naive anchor (the series' mean forecast it better" in str(model.config)
+    assert model.config.window_mean and model.config.instance_norm
+    assert "anchored on the input window's mean" in str(model.config)
+    window_mean = series.values()[-12:].mean()
+    np.testing.assert_allclose(model.predict(3).values()[:, 0], window_mean, atol=1e-5)
+    rng = np.random.default_rng(0)
     walk = np.cumsum(rng.standard_normal(200)).astype(np.float32)
-    walked = MIMModel(**kwargs).fit(TimeSeries.from_times_and_values(times, walk))
+    walked = MIMModel(**kwargs).fit(series.with_values(walk[:, None, None]))
     assert walked.anchor_lag == 1  # a random walk: persistence
+    assert not walked.config.window_mean and not walked.config.instance_norm
+
+
+def test_window_mean_without_instance_norm_is_no_anchor(tmp_path):
+    """With instance norm turned off by the user, the mean cannot be the start: no anchor, said."""
+    kwargs = tiny_kwargs(tmp_path, input_chunk_length=12, output_chunk_length=3)
+    model = MIMModel(**kwargs, use_reversible_instance_norm=False).fit(_noisy_level())
+    assert model.anchor_lag == 0 and not model.config.window_mean
+    assert not model.config.instance_norm
+    assert "without instance norm the network learns the level" in str(model.config)
+
+
+def test_window_mean_model_survives_save_load_and_onnx(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    series = _noisy_level()
+    model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=12, output_chunk_length=3))
+    model.fit(series)
+    assert model.config.window_mean
+    path = str(tmp_path / "m.pt")
+    model.save(path)
+    loaded = MIMModel.load(path)
+    assert loaded.config == model.config
+    np.testing.assert_allclose(loaded.predict(5).values(), model.predict(5).values(), atol=1e-6)
+    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "m.onnx")))
+    np.testing.assert_allclose(
+        forecaster.predict(5, series).values(), model.predict(5).values(), atol=1e-4
+    )
+
+
+def test_auto_errors_rank_the_candidates():
+    from darts_mim.anchor import WINDOW_MEAN, auto_anchor_errors, window_mean_mse
+
+    t = np.arange(500.0)
+    cycle = np.sin(2 * np.pi * t / 24)[:, None]
+    errors = auto_anchor_errors("h", 48, 6, 1, [cycle])
+    assert set(errors) == {1, 24, WINDOW_MEAN}
+    assert errors[24] < 1e-12 < errors[1]
+    # the window's mean by hand, horizon 1, one origin at a time
+    v = np.random.default_rng(0).standard_normal((60, 2))
+    v[5, 1] = np.nan
+    by_hand = np.nanmean(
+        [(v[t + 1] - np.nanmean(v[t - 9 : t + 1], axis=0)) ** 2 for t in range(9, 59)]
+    )
+    assert window_mean_mse([v], 10, [1]) == pytest.approx(by_hand)
+    assert window_mean_mse([v[:5]], 10, [1]) == float("inf")  # too short

@@ -4,12 +4,13 @@ apply instead (the user set ``optimizer_kwargs`` or ``lr_scheduler_cls``)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import tiny_kwargs
 from pytorch_lightning.callbacks import EarlyStopping
 
-from darts_mim import MIMModel, TrainingRecipe
+from darts_mim import MIMModel, TrainingRecipe, grid_to_series
 from darts_mim.callbacks import RestoreBestWeights
 from darts_mim.module import one_cycle_factor
 
@@ -166,6 +167,30 @@ def test_validation_series_stops_early_and_keeps_the_best_weights(tmp_path, grid
     assert not model.trainer_params.get("callbacks")
     model.save(str(tmp_path / "m.pt"))
     MIMModel.load(str(tmp_path / "m.pt")).predict(3)
+
+
+def test_the_untrained_weights_compete_for_the_best_epoch(tmp_path):
+    """Issue 24: with a validation series an anchored model is never left worse than its naive
+    forecast. On a random walk persistence is the best forecast; a ruinous learning rate makes every
+    trained epoch worse, so the restore returns the untrained weights: persistence exactly."""
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.standard_normal((60, 1, 4, 4)), axis=0).astype(np.float32)
+    series = grid_to_series(walk, pd.date_range("2024", periods=60, freq="h"))
+    model = MIMModel(
+        **tiny_kwargs(
+            tmp_path,
+            n_epochs=3,
+            naive_anchor=True,
+            training_recipe=TrainingRecipe(peak_lr=5.0, early_stopping_patience=5),
+        )
+    ).fit(series[:40], val_series=series[34:])
+    (keeper,) = _callbacks(model, RestoreBestWeights)
+    assert keeper.best_epoch == -1  # the sanity check's score of the untrained weights
+    np.testing.assert_allclose(
+        model.predict(3).values(), np.repeat(series[:40].values()[-1:], 3, axis=0), atol=1e-5
+    )
+    assert model.trainer.num_sanity_val_steps == float("inf")  # every validation batch
+    assert not model.trainer_params.get("num_sanity_val_steps")  # not kept for the next fit
 
 
 def test_no_early_stopping_without_validation_or_when_the_user_has_one(tmp_path, grid_series):

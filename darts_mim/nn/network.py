@@ -73,6 +73,10 @@ class MIMNetwork(nn.Module):
         being forecast (1: the last frame, persistence; ``P``: one period earlier, the seasonal naive).
         A step with fewer than ``anchor_lag`` frames before it (early in the input window) starts from
         the last frame. Default: ``1``.
+    zero_start_params
+        Outputs whose head starts at zero without an anchor (its fed-back row, as for the anchored
+        ones): under reversible instance norm the untrained network then forecasts the input
+        window's mean. Empty (default): the head's default random start.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class MIMNetwork(nn.Module):
         activation_checkpointing: bool = False,
         anchored_params: Sequence[int] = (),
         anchor_lag: int = 1,
+        zero_start_params: Sequence[int] = (),
     ):
         super().__init__()
         num_hidden = [int(n) for n in num_hidden]
@@ -151,19 +156,25 @@ class MIMNetwork(nn.Module):
             for layer, hidden in enumerate(num_hidden)
         )
         self.head = nn.Conv2d(num_hidden[-1], target_channels * nr_params * pp, 1)
-        for param in anchored_params:
-            if not 0 <= param < nr_params:
-                raise ValueError(f"`anchored_params` must be in [0, {nr_params}), got {param}.")
+        for name, params in (
+            ("anchored_params", anchored_params),
+            ("zero_start_params", zero_start_params),
+        ):
+            for param in params:
+                if not 0 <= param < nr_params:
+                    raise ValueError(f"`{name}` must be in [0, {nr_params}), got {param}.")
         self.anchored_params = tuple(sorted({int(p) for p in anchored_params}))
         if int(anchor_lag) < 1:
             raise ValueError(f"`anchor_lag` must be >= 1, got {anchor_lag}.")
         self.anchor_lag = int(anchor_lag)
-        if self.anchored_params:
-            # The correction starts at zero: the untrained network is the naive forecast. Other
-            # anchored parameters (the quantiles besides the one fed back) keep the default random
-            # start: zero, they would all start at the anchor and, under Adam's sign-like first
-            # steps, move together and stay tied.
-            spread = set(self.anchored_params) - {int(feedback_param)}
+        started = set(self.anchored_params) | {int(p) for p in zero_start_params}
+        if started:
+            # The correction starts at zero: the untrained network is the naive forecast (or, with
+            # zero_start_params under instance norm, the window's mean). Other such parameters
+            # (the quantiles besides the one fed back) keep the default random start: zero, they
+            # would all start at the anchor and, under Adam's sign-like first steps, move together
+            # and stay tied.
+            spread = started - {int(feedback_param)}
             param_of_row = torch.arange(self.head.out_channels) // pp % nr_params
             zero = ~torch.isin(param_of_row, torch.tensor(sorted(spread), dtype=torch.long))
             with torch.no_grad():
