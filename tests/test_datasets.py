@@ -285,8 +285,8 @@ def test_default_data_dir_from_env(tmp_path, monkeypatch):
     shutil.copy(RADAR_CROP, tmp_path / "gridded" / RADAR_FILE)
     monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path))
     assert default_data_dir() == tmp_path
-    assert len(load_radar().series) == 24
-    assert len(load_radar(tmp_path).series) == 24  # a directory works too
+    assert len(load_radar(tmp_path).series) == 24  # a directory works
+    assert len(load_radar().series) == 92  # without a path the bundled copy comes first
     with pytest.raises(FileNotFoundError, match="Could not find nyctaxi"):
         load_taxi_flows()
     monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path / "nowhere"))

@@ -12,13 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from darts_mim.datasets import load_radar, load_series, registry
+from darts_mim.datasets import load_bike_flows, load_radar, load_series, paths, registry
 from darts_mim.datasets.paths import DataNotFoundError, _shared_data_dir
-from darts_mim.datasets.registry import DATASETS, describe, download_url, fetch, sha256_of
+from darts_mim.datasets.registry import (
+    DATASETS,
+    bundled_path,
+    describe,
+    download_url,
+    fetch,
+    sha256_of,
+)
 
 DATA = Path(__file__).resolve().parent / "data"
 RADAR_CROP = DATA / "radar_knmi_2010-08-26_T24x64x64_mmh.npz"
 ROOT = Path(__file__).resolve().parents[1]
+# the KNMI event is bundled with the package, so downloads are tested with an event that is not:
+# the mirror serves the KNMI crop (same layout) under this event's file name
+EVENT = "radar_bom_2018"
 
 
 class _Mirror:
@@ -44,17 +54,23 @@ class _Mirror:
 
 @pytest.fixture
 def mirror(tmp_path, monkeypatch):
-    """A mirror serving the radar crop as gridded/<the KNMI file>; a fresh cache; no local data."""
+    """A mirror serving the radar crop as gridded/<EVENT's file>; a fresh cache; no local data."""
     root = tmp_path / "mirror"
     (root / "gridded").mkdir(parents=True)
-    shutil.copy(RADAR_CROP, root / "gridded" / DATASETS["radar_knmi"].filename)
+    shutil.copy(RADAR_CROP, root / "gridded" / DATASETS[EVENT].filename)
     m = _Mirror(root)
     monkeypatch.delenv("DARTS_MIM_DATA", raising=False)
     monkeypatch.setenv("DARTS_MIM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("DARTS_MIM_DATA_URL", m.url)
-    monkeypatch.setattr(registry, "_shared_data_dir", lambda: None)  # as in a pip install
+    _no_shared_data(monkeypatch)  # as in a pip install
     yield m
     m.close()
+
+
+def _no_shared_data(monkeypatch) -> None:
+    monkeypatch.setattr(paths, "_SHARED", Path("/nonexistent/shared/data"))
+    monkeypatch.setattr(paths, "_shared_data_dir", lambda: None)
+    monkeypatch.setattr(registry, "_shared_data_dir", lambda: None)
 
 
 def _registered_as(monkeypatch, name: str, path: Path) -> None:
@@ -64,23 +80,23 @@ def _registered_as(monkeypatch, name: str, path: Path) -> None:
 
 
 def test_download_from_mirror_is_checked_and_cached(mirror, monkeypatch, tmp_path):
-    _registered_as(monkeypatch, "radar_knmi", RADAR_CROP)
-    data = load_radar()
+    _registered_as(monkeypatch, EVENT, RADAR_CROP)
+    data = load_radar(event=EVENT)
     assert len(data.series) == 24
-    cached = tmp_path / "cache" / "gridded" / DATASETS["radar_knmi"].filename
+    cached = tmp_path / "cache" / "gridded" / DATASETS[EVENT].filename
     assert cached.is_file() and sha256_of(cached) == sha256_of(RADAR_CROP)
     assert mirror.requests == [f"/gridded/{cached.name}"]
     mirror.close()  # offline from now on: the cache answers
-    assert len(load_radar().series) == 24
-    assert fetch("radar_knmi") == cached
+    assert len(load_radar(event=EVENT).series) == 24
+    assert fetch(EVENT) == cached
     assert len(mirror.requests) == 1
 
 
 def test_download_with_a_wrong_checksum_is_refused(mirror, tmp_path):
     # the registry holds the full file's sha256; the mirror serves a crop
     with pytest.raises(DataNotFoundError, match="sha256"):
-        load_radar()
-    assert not (tmp_path / "cache" / "gridded" / DATASETS["radar_knmi"].filename).exists()
+        load_radar(event=EVENT)
+    assert not (tmp_path / "cache" / "gridded" / DATASETS[EVENT].filename).exists()
 
 
 def test_a_file_the_mirror_lacks(mirror):
@@ -92,21 +108,21 @@ def test_offline_copy_wins_and_never_downloads(mirror, monkeypatch, tmp_path):
     offline = tmp_path / "offline"
     (offline / "gridded").mkdir(parents=True)
     monkeypatch.setenv("DARTS_MIM_DATA", str(offline))
-    with pytest.raises(DataNotFoundError, match="Could not find radar_knmi"):
-        load_radar()
-    shutil.copy(RADAR_CROP, offline / "gridded" / DATASETS["radar_knmi"].filename)
-    assert len(load_radar().series) == 24  # used as it is: crops of the same layout work
+    with pytest.raises(DataNotFoundError, match="Could not find radar_bom_2018"):
+        load_radar(event=EVENT)
+    shutil.copy(RADAR_CROP, offline / "gridded" / DATASETS[EVENT].filename)
+    assert len(load_radar(event=EVENT).series) == 24  # used as it is: crops of the same layout work
     assert len(load_radar(RADAR_CROP).series) == 24  # and a path argument
     assert mirror.requests == []
 
 
 def test_prepared_files_without_a_mirror_say_where_to_get_them(mirror, monkeypatch):
     monkeypatch.delenv("DARTS_MIM_DATA_URL")
-    assert DATASETS["radar_knmi"].url is None
+    assert DATASETS[EVENT].url is None
     with pytest.raises(DataNotFoundError) as info:
-        load_radar()
+        load_radar(event=EVENT)
     message = str(info.value)
-    for words in ("DARTS_MIM_DATA", "DARTS_MIM_DATA_URL", "pysteps-data", "KNMI open data"):
+    for words in ("DARTS_MIM_DATA", "DARTS_MIM_DATA_URL", "pysteps-data", "bom.gov.au"):
         assert words in message
 
 
@@ -132,6 +148,44 @@ def test_urls_and_descriptions(monkeypatch):
 def test_bundled_bike_grid_is_the_registered_file():
     bundled = ROOT / "darts_mim" / "data" / "nycbike_2016-08-01_2016-10-29.npz"
     assert sha256_of(bundled) == DATASETS["nycbike"].sha256
+
+
+def test_bundled_files_are_the_registered_ones():
+    bundled = {name for name, entry in DATASETS.items() if entry.bundled}
+    assert bundled == {"nycbike", "radar_knmi"}
+    for name in bundled:
+        path = bundled_path(name)
+        assert path.is_file() and path.parent == ROOT / "darts_mim" / "data", name
+        assert sha256_of(path) == DATASETS[name].sha256, name
+    assert bundled_path("radar_bom_2018") is None and bundled_path("etth1") is None
+
+
+def test_bundled_copies_need_no_data_dir_cache_or_network(monkeypatch, tmp_path):
+    """As after `pip install` on a machine without network: no DARTS_MIM_DATA, no shared data, an
+    empty cache, and a mirror URL that answers nothing."""
+    monkeypatch.delenv("DARTS_MIM_DATA", raising=False)
+    monkeypatch.setenv("DARTS_MIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DARTS_MIM_DATA_URL", "http://127.0.0.1:9")  # nothing listens there
+    _no_shared_data(monkeypatch)
+    assert fetch("radar_knmi") == ROOT / "darts_mim" / "data" / DATASETS["radar_knmi"].filename
+    rain = load_radar()
+    assert rain.name == "radar_knmi" and len(rain.series) == 92
+    assert rain.to_array().shape == (92, 1, 128, 128)
+    assert len(load_bike_flows().series) == 4320
+    assert not (tmp_path / "cache").exists()  # nothing downloaded nor copied
+    with pytest.raises(DataNotFoundError, match="Could not download"):
+        fetch("radar_bom_2018")  # the others still need a copy or a mirror
+
+
+def test_a_path_comes_before_the_bundled_copy_and_the_bundled_copy_before_an_offline_copy(
+    monkeypatch, tmp_path
+):
+    offline = tmp_path / "offline"
+    (offline / "gridded").mkdir(parents=True)
+    shutil.copy(RADAR_CROP, offline / "gridded" / DATASETS["radar_knmi"].filename)
+    monkeypatch.setenv("DARTS_MIM_DATA", str(offline))
+    assert len(load_radar(offline).series) == 24  # the explicit path
+    assert len(load_radar().series) == 92  # the bundled, registered file
 
 
 @pytest.mark.skipif(_shared_data_dir() is None, reason="needs ../shared/data (the project's data)")

@@ -5,12 +5,13 @@ Every loader returns Darts objects: a gridded ``TimeSeries`` (see :mod:`darts_mi
 
 Where the data comes from
 -------------------------
-* :func:`load_bike_flows` reads the NYC Citi Bike grid bundled with the package (``darts_mim/data``).
-* :func:`load_taxi_flows`, :func:`load_bikenyc_2014`, :func:`load_radar`, :func:`load_temperature`,
-  :func:`load_series` and :func:`load_mnist_digits` read the real data sets of the registry
-  (:mod:`.registry`: source, sha256, licence of each): a file or directory you pass, else the
-  ``DARTS_MIM_DATA`` directory (an offline copy), else ``<repo>/../shared/data``, else the cache,
-  else a download (:func:`fetch`; ``DARTS_MIM_DATA_URL`` names a mirror).
+* :func:`load_bike_flows` and :func:`load_radar` (its default KNMI event) read the copies bundled
+  with the package (``darts_mim/data``): no download, no data directory.
+* :func:`load_taxi_flows`, :func:`load_bikenyc_2014`, :func:`load_radar` (the other events),
+  :func:`load_temperature`, :func:`load_series` and :func:`load_mnist_digits` read the real data sets
+  of the registry (:mod:`.registry`: source, sha256, licence of each): a file or directory you pass,
+  else the ``DARTS_MIM_DATA`` directory (an offline copy), else ``<repo>/../shared/data``, else the
+  cache, else a download (:func:`fetch`; ``DARTS_MIM_DATA_URL`` names a mirror).
 * :func:`load_grid_npz`, :func:`load_grid_array`, :func:`load_netcdf` and :func:`load_csv_series` read
   your own data.
 * :func:`open_grid`, :class:`LazyGridTrainingDataset`, :class:`LazyGridInferenceDataset`,

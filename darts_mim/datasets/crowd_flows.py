@@ -8,10 +8,8 @@ named as described in :func:`darts_mim.datasets.covariates.crowd_flow_covariate_
 from __future__ import annotations
 
 import os
-from importlib import resources
 
 from .io import GriddedData, load_grid_npz
-from .paths import _find_data_file
 from .registry import fetch
 
 BIKE_FILE = "nycbike_2016-08-01_2016-10-29.npz"
@@ -36,13 +34,7 @@ def load_bike_flows(path: str | os.PathLike | None = None) -> GriddedData:
     -------
     GriddedData
     """
-    if path is None:
-        resource = resources.files("darts_mim") / "data" / BIKE_FILE  # darts_mim/data
-        with resources.as_file(resource) as p:
-            return load_grid_npz(p, name="nycbike")
-    return load_grid_npz(
-        _find_data_file(path, (BIKE_FILE, BIKE_SHARED_FILE), "gridded"), name="nycbike"
-    )
+    return load_grid_npz(fetch("nycbike", path), name="nycbike")  # None: the bundled copy
 
 
 def load_taxi_flows(path: str | os.PathLike | None = None) -> GriddedData:

@@ -6,12 +6,14 @@ sha256, the public source it was taken from, a download URL where one exists, an
 :func:`fetch` returns a local path to the file, looking in this order:
 
 1. ``path``, when a loader is given one (a file, or a directory holding it);
-2. the directory named by the environment variable ``DARTS_MIM_DATA`` (an offline copy with the
+2. the copy bundled with the package (``darts_mim/data``), for the data sets marked
+   :attr:`Dataset.bundled`: the NYC bike-flow grid and the KNMI radar event;
+3. the directory named by the environment variable ``DARTS_MIM_DATA`` (an offline copy with the
    layout ``gridded/``, ``series/``, ``mnist/``); when it is set, nothing is downloaded;
-3. ``../shared/data`` beside a clone of the repository (the project's machines);
-4. the cache folder (``DARTS_MIM_CACHE``, default ``~/.cache/darts-mim`` on Linux, the platform's
+4. ``../shared/data`` beside a clone of the repository (the project's machines);
+5. the cache folder (``DARTS_MIM_CACHE``, default ``~/.cache/darts-mim`` on Linux, the platform's
    cache folder elsewhere), where a downloaded file is kept after its sha256 is checked;
-5. a download with `pooch <https://www.fatiando.org/pooch/>`_, from ``DARTS_MIM_DATA_URL`` when it
+6. a download with `pooch <https://www.fatiando.org/pooch/>`_, from ``DARTS_MIM_DATA_URL`` when it
    is set (a mirror with the same layout: ``<url>/gridded/<file>``; ``python -m http.server`` over
    a copy of the data directory is one), else from the data set's public URL.
 
@@ -19,8 +21,8 @@ The CSV series are byte-identical to Darts' own copies (``unit8co/darts``, ``dat
 to its official files, so they download from those. The gridded ``.npz`` files were prepared for
 this project from the public sources that :attr:`Dataset.source` names (crops, unit conversions,
 pooling, described in :attr:`Dataset.description`); they have no public download of their own
-(:attr:`Dataset.url` is ``None``), so they come from a mirror (``DARTS_MIM_DATA_URL``) or an offline
-copy (``DARTS_MIM_DATA``), and the error says so.
+(:attr:`Dataset.url` is ``None``), so they come from the package (the two bundled ones), a mirror
+(``DARTS_MIM_DATA_URL``) or an offline copy (``DARTS_MIM_DATA``), and the error says so.
 
 Licences travel with each entry (:attr:`Dataset.licence`) and with each loader's docstring; check
 them before you redistribute a file.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from .paths import DATA_ENV_VAR, DataNotFoundError, _find_data_file, _shared_data_dir
@@ -83,6 +86,9 @@ class Dataset:
         darts-mim and has none (then only a mirror or an offline copy provides it).
     aliases
         Other names the same file may have in a local directory.
+    bundled
+        Whether the package ships the file (in ``darts_mim/data``, under its name or an alias):
+        :func:`fetch` then needs no download nor data directory.
     """
 
     name: str
@@ -94,10 +100,15 @@ class Dataset:
     licence: str
     url: str | None = None
     aliases: tuple[str, ...] = ()
+    bundled: bool = False
 
 
-def _gridded(name, filename, sha256, description, source, licence, aliases=()) -> Dataset:
-    return Dataset(name, filename, "gridded", sha256, description, source, licence, None, aliases)
+def _gridded(
+    name, filename, sha256, description, source, licence, aliases=(), bundled=False
+) -> Dataset:
+    return Dataset(
+        name, filename, "gridded", sha256, description, source, licence, None, aliases, bundled
+    )
 
 
 def _darts_csv(name, filename, sha256, description, licence) -> Dataset:
@@ -120,10 +131,11 @@ _ENTRIES = [
         "nycbike_dsan_2016-08-01_2016-10-29_T4320x2x14x8.npz",
         "55771b6382d7ff45e026591ee3bdad2ff584f56e3f44d20b7b4072b68140e31a",
         "NYC Citi Bike inflow/outflow on a 14 x 8 grid, 30 min, 90 days (4320, 2, 14, 8), with 65 "
-        "calendar and weather covariates; also bundled with the package",
+        "calendar and weather covariates",
         f"STSAN/DSAN data sets (Lin et al., KDD 2020), {_STSAN}, data/NYBike/flow_*.npz, concatenated",
         "MIT (the haoxingl/STSAN repository); the trips are Citi Bike open data",
         aliases=("nycbike_2016-08-01_2016-10-29.npz",),
+        bundled=True,
     ),
     _gridded(
         "nyctaxi",
@@ -150,6 +162,7 @@ _ENTRIES = [
         "(92, 128, 128) mm/h",
         f"{_PYSTEPS_DATA}, radar/KNMI/2010/08/",
         "KNMI open data",
+        bundled=True,
     ),
     _gridded(
         "radar_bom_2018",
@@ -325,6 +338,38 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def bundled_path(name: str) -> Path | None:
+    """The copy of a data set that the package ships (``darts_mim/data``), or ``None``.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`DATASETS`; only those with :attr:`Dataset.bundled` have a copy.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file inside the installed package (a wheel installs it as a real file); from a zipped
+        install it is first copied into the cache (:func:`data_cache_dir`).
+    """
+    dataset = get_dataset(name)
+    if not dataset.bundled:
+        return None
+    folder = resources.files("darts_mim") / "data"
+    for filename in (dataset.filename, *dataset.aliases):
+        resource = folder / filename
+        if not resource.is_file():
+            continue
+        if isinstance(resource, Path):
+            return resource
+        copy = data_cache_dir() / dataset.subdir / dataset.filename  # a zip: no path of its own
+        if not copy.is_file() or sha256_of(copy) != dataset.sha256:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(resource.read_bytes())
+        return copy
+    return None
+
+
 def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
     """A local path to a registered data set's file, downloading it into the cache if needed.
 
@@ -334,7 +379,8 @@ def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
         A key of :data:`DATASETS`.
     path
         A file, or a directory holding it (directly or in its ``gridded/``, ``series/``, ``mnist/``
-        folder). When given, it is the only place looked at.
+        folder). When given, it is the only place looked at; when not, a copy bundled with the
+        package comes first (:func:`bundled_path`), then the places the module docstring lists.
 
     Returns
     -------
@@ -352,6 +398,9 @@ def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
     names = (dataset.filename, *dataset.aliases)
     if path is not None:
         return _find_data_file(path, names, dataset.subdir)
+    bundled = bundled_path(name)
+    if bundled is not None:
+        return bundled
     if os.environ.get(DATA_ENV_VAR):  # an offline copy: authoritative, never a download
         return _find_data_file(None, names, dataset.subdir)
     shared = _shared_data_dir()
@@ -395,8 +444,15 @@ def fetch(name: str, path: str | os.PathLike | None = None) -> Path:
     return Path(got)
 
 
+def _download_cell(d: Dataset) -> str:
+    if d.bundled:
+        return "bundled with the package" + (f"; {d.url}" if d.url else "")
+    return d.url or "mirror or offline copy only"
+
+
 def describe(name: str | None = None) -> str:
-    """A markdown table of the registry (or one data set): name, file, source, licence, URL."""
+    """A markdown table of the registry (or one data set): name, file, source, licence, and where it
+    comes from (a URL, "bundled with the package", or "mirror or offline copy only")."""
     rows = [get_dataset(name)] if name is not None else list(DATASETS.values())
     lines = [
         "| name | file | what | source | licence | download |",
@@ -405,6 +461,6 @@ def describe(name: str | None = None) -> str:
     for d in rows:
         lines.append(
             f"| `{d.name}` | `{d.subdir}/{d.filename}` | {d.description} | {d.source} | "
-            f"{d.licence} | {d.url or 'mirror or offline copy only'} |"
+            f"{d.licence} | {_download_cell(d)} |"
         )
     return "\n".join(lines)
