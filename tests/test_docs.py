@@ -1,23 +1,17 @@
 """Every ```python block of the documentation (docs/**/*.md) and of README.md runs.
 
-The blocks of one page run in order in one fresh process (a page may build on its earlier blocks),
-in a temporary working directory. A block that needs something a machine may lack says so in a
-marker comment, which this test reads:
-
-* ``# docs-test: needs-data`` — a real data set that is not bundled (``../shared/data``,
-  ``DARTS_MIM_DATA``); without it the block and the rest of its page are skipped;
-* ``# docs-test: needs-gpu`` — a CUDA GPU; skipped (with the rest of the page) without one.
-
-Any other block that raises fails the test. The tutorial pages (docs/tutorials/) are generated from
-tutorials/*.py, which tests/test_tutorials.py runs; `make docs` checks they are current.
+The rules live in one place, ``.ci/docs_examples.py``, which the wheel check also runs (there from
+the installed wheel): which pages (not docs/tutorials/, generated from tutorials/*.py, which
+tests/test_tutorials.py runs; `make docs` checks they are current), how blocks are found, the
+``# docs-test: needs-data`` / ``needs-gpu`` markers (a block that needs data or a GPU this machine
+lacks is skipped with the rest of its page), and how a page runs: its blocks in order in one fresh
+process, in a temporary working directory. Any other block that raises fails the test.
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,91 +19,101 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-MARKER = re.compile(r"^# docs-test: (needs-data|needs-gpu)\b", re.M)
 
 
-def python_blocks(path: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+def _load_runner():
+    if "docs_examples" in sys.modules:  # loaded by another test module
+        return sys.modules["docs_examples"]
+    spec = importlib.util.spec_from_file_location(
+        "docs_examples", ROOT / ".ci" / "docs_examples.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
-def pages() -> list[Path]:
-    found = [ROOT / "README.md"]
-    found += sorted(p for p in DOCS.rglob("*.md") if "tutorials" not in p.relative_to(DOCS).parts)
-    return [p for p in found if python_blocks(p)]
-
-
-def _data_available() -> bool:
-    from darts_mim.datasets.paths import _shared_data_dir
-
-    env = os.environ.get("DARTS_MIM_DATA")
-    return bool(env and Path(env).is_dir()) or _shared_data_dir() is not None
-
-
-def _gpu_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-_DRIVER = r"""
-import json, sys, traceback
-blocks = json.load(open(sys.argv[1]))
-namespace = {"__name__": "__main__"}
-for i, code in enumerate(blocks):
-    try:
-        exec(compile(code, f"block {i + 1}", "exec"), namespace)
-    except BaseException:
-        print("DOCS-TEST-FAILED", i, flush=True)
-        traceback.print_exc()
-        sys.exit(1)
-"""
+runner = _load_runner()
 
 
 def test_docs_have_runnable_blocks():
-    """The test sees the guides' examples, and every tutorial has its rendered page."""
-    names = {p.relative_to(ROOT).as_posix() for p in pages()}
+    """The runner sees the guides' examples, and every tutorial has its rendered page."""
+    names = {p.relative_to(ROOT).as_posix() for p in runner.pages(ROOT)}
     for page in ("README.md", "docs/getting-started.md", "docs/guides/grids.md"):
         assert page in names
+    assert not any(name.startswith("docs/tutorials/") for name in names)
     for script in (ROOT / "tutorials").glob("[0-9][0-9]_*.py"):
         assert (DOCS / "tutorials" / f"{script.stem}.md").is_file(), script.name
 
 
 def test_markers_are_known():
-    for page in pages():
-        for block in python_blocks(page):
-            for line in block.splitlines():
-                if line.startswith("# docs-test:"):
-                    assert MARKER.match(line), f"{page}: unknown marker {line!r}"
+    for page in runner.pages(ROOT):
+        for block in runner.python_blocks(page):
+            assert not runner.unknown_markers(block), f"{page}: unknown marker"
+
+
+def test_bundled_data_needs_no_marker():
+    """The bundled data sets (bike flows, the KNMI radar event) need no data marker: a block that
+    loads nothing else runs after a plain `pip install`."""
+    readme = runner.python_blocks(ROOT / "README.md")
+    radar = [b for b in readme if "load_radar()" in b]
+    assert radar and not runner.needs(radar[0])
+    plain = [b for b in readme if 'load_series("etth1")' in b]
+    assert plain and runner.needs(plain[0]) == ["needs-data"]
+    assert "tests/data" not in "".join(readme)  # nothing that exists only in a clone
+
+
+def test_needs_data_means_no_data_source(monkeypatch, tmp_path):
+    """needs-data blocks are skipped only without DARTS_MIM_DATA, ../shared/data and a mirror."""
+    from darts_mim.datasets import paths
+
+    block = "# docs-test: needs-data (something)\nx = 1\n"
+    for var in ("DARTS_MIM_DATA", "DARTS_MIM_DATA_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(paths, "_shared_data_dir", lambda: None)
+    assert "needs-data" in runner.missing(block)
+    monkeypatch.setenv("DARTS_MIM_DATA", str(tmp_path / "nowhere"))
+    assert runner.missing(block) is not None  # not a directory
+    monkeypatch.setenv("DARTS_MIM_DATA", str(tmp_path))
+    assert runner.missing(block) is None
+    monkeypatch.delenv("DARTS_MIM_DATA")
+    monkeypatch.setenv("DARTS_MIM_DATA_URL", "http://127.0.0.1:8000")
+    assert runner.missing(block) is None
+    monkeypatch.delenv("DARTS_MIM_DATA_URL")
+    monkeypatch.setattr(paths, "_shared_data_dir", lambda: tmp_path)
+    assert runner.missing(block) is None
+    assert runner.missing("x = 1\n") is None
+
+
+def test_runner_skips_the_rest_of_a_page_and_reports_failures(tmp_path):
+    """A block that needs what the machine lacks stops its page (SKIPPED); a raising block fails
+    its page with its traceback; what a block writes lands in the working directory."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```python\nopen('written.txt', 'w').write('x')\n```\n"
+        "```python\n# docs-test: needs-gpu\nraise SystemExit(2)\n```\n"
+        "```python\nraise SystemExit(3)\n```\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="")  # no GPU
+    (tmp_path / "a").mkdir()
+    result = runner.run_page(page, tmp_path / "a", env=env, timeout=300)
+    assert (result.status, result.ran, result.blocks) == ("SKIPPED", 1, 3), result.detail
+    assert "needs-gpu" in result.detail
+    assert (tmp_path / "a" / "written.txt").read_text() == "x"
+    page.write_text(page.read_text().replace("# docs-test: needs-gpu\n", ""))
+    (tmp_path / "b").mkdir()
+    result = runner.run_page(page, tmp_path / "b", env=env, timeout=300)
+    assert (result.status, result.ran) == ("FAILED", 1)
+    assert "block 2 of 3 ('raise SystemExit(2)')" in result.detail, result.detail
+    assert "SystemExit: 2" in result.detail
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("page", runner.pages(ROOT), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_page_blocks_run(page, tmp_path):
-    blocks = python_blocks(page)
-    runnable = []
-    for block in blocks:
-        needs = MARKER.findall(block)
-        if ("needs-data" in needs and not _data_available()) or (
-            "needs-gpu" in needs and not _gpu_available()
-        ):
-            break  # later blocks may build on this one
-        runnable.append(block)
-    (tmp_path / "blocks.json").write_text(json.dumps(runnable))
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
-    # the README's multivariate example reads tests/data/ from the repository root
-    (tmp_path / "tests").symlink_to(ROOT / "tests")
-    proc = subprocess.run(
-        [sys.executable, "-c", _DRIVER, "blocks.json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    if proc.returncode != 0:
-        match = re.search(r"DOCS-TEST-FAILED (\d+)", proc.stdout)
-        where = f"block {int(match.group(1)) + 1}" if match else "the page"
-        first = runnable[int(match.group(1))].splitlines()[0] if match else ""
-        pytest.fail(f"{page.name}, {where} ({first!r}) failed:\n{proc.stderr[-4000:]}")
-    if len(runnable) < len(blocks):
-        pytest.skip(f"{len(blocks) - len(runnable)} block(s) need data or a GPU this machine lacks")
+    result = runner.run_page(page, tmp_path, env=env, timeout=1500)
+    if result.status == "FAILED":
+        pytest.fail(f"{page.name}: {result.detail}")
+    if result.status == "SKIPPED":
+        pytest.skip(result.detail)
