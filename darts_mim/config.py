@@ -53,7 +53,12 @@ class TrainingRecipe:
     early_stopping_patience
         When ``fit`` gets a ``val_series``: stop after this many epochs without a lower validation
         loss and keep the weights of the best epoch. Nothing is added when ``pl_trainer_kwargs`` already has an
-        ``EarlyStopping`` callback, or with ``None``.
+        ``EarlyStopping`` callback, or with ``None``. The untrained weights compete too, so an
+        anchored model is never left worse than its naive forecast on the validation series.
+    validation_holdout
+        When ``fit`` gets no ``val_series``: hold out this share of each training series' most recent
+        steps (at least one output chunk) as the validation series of the early stopping above, and
+        train on the rest. ``None`` (default): train on every step, no early stopping.
     input_window_loss
         Also train on the one-step predictions inside the input window (frames 2..T_in, read with
         teacher forcing), as the authors' code does: the loss is then the mean over every predicted
@@ -93,6 +98,7 @@ class TrainingRecipe:
     lr_schedule: str | None = "one_cycle"
     gradient_clip_val: float | None = 1.0
     early_stopping_patience: int | None = 5
+    validation_holdout: float | None = None
     input_window_loss: bool = True
     sampling_schedule: str = "linear"
     sampling_start: float = 1.0
@@ -114,6 +120,16 @@ class TrainingRecipe:
         positive("gradient_clip_val", self.gradient_clip_val, (int, float))
         positive("early_stopping_patience", self.early_stopping_patience)
         positive("sampling_decay_steps", self.sampling_decay_steps)
+        holdout = self.validation_holdout
+        if holdout is not None and (
+            isinstance(holdout, bool)
+            or not isinstance(holdout, (int, float))
+            or not 0.0 < holdout < 1.0
+        ):
+            raise ValueError(
+                f"TrainingRecipe: `validation_holdout` is a share of the training series in (0, 1) "
+                f"or None, got {holdout!r}."
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
                 f"TrainingRecipe: `lr_schedule` must be one of {LR_SCHEDULES}, got "
@@ -174,6 +190,8 @@ class TrainingRecipe:
                 parts.append(f"clip {self.gradient_clip_val:g}")
         if self.early_stopping_patience is not None:
             parts.append(f"early stop {self.early_stopping_patience}")
+            if self.validation_holdout is not None:
+                parts.append(f"on the last {self.validation_holdout:.0%} without val_series")
         return ", ".join(parts)
 
 

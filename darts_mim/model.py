@@ -815,10 +815,43 @@ class MIMModel(MixedCovariatesTorchModel):
                     "input_chunk_length + output_chunk_shift + output_chunk_length = "
                     f"{min_len} to make one training sample. Use a longer series or shorter chunks."
                 )
+        given = series
+        if val_series is None and not args:
+            series, val_series = self._hold_out_validation(series)
+            if val_series is not None:  # the covariates cover the held-out steps as given
+                kwargs.setdefault("val_past_covariates", past_covariates)
+                kwargs.setdefault("val_future_covariates", future_covariates)
         with capped_threads():  # never more torch threads than the process has CPUs
-            return super().fit(
-                series, past_covariates, future_covariates, val_series, *args, **kwargs
-            )
+            super().fit(series, past_covariates, future_covariates, val_series, *args, **kwargs)
+        if series is not given and isinstance(given, TimeSeries):
+            # predict(n) continues the series the user gave, not its training part
+            self.training_series = given
+        return self
+
+    def _hold_out_validation(self, series):
+        """``(train, validation)``: the recipe's ``validation_holdout`` share of each series' most
+        recent steps as the validation series (with the input window before it), or ``(series,
+        None)`` when the recipe holds nothing out or a series is too short to spare it."""
+        recipe = self.training_recipe
+        if recipe.validation_holdout is None or recipe.early_stopping_patience is None:
+            return series, None
+        icl, horizon = self.input_chunk_length, self.output_chunk_shift + self.output_chunk_length
+        train, val = [], []
+        for s in _as_list(series):
+            n_val = max(horizon, round(recipe.validation_holdout * len(s)))
+            if len(s) - n_val < icl + horizon:
+                logger.info(
+                    "MIMModel: a training series of %d steps is too short to hold out %d for "
+                    "validation; training on every step without early stopping.",
+                    len(s),
+                    n_val,
+                )
+                return series, None
+            train.append(s[: len(s) - n_val])
+            val.append(s[len(s) - n_val - icl :])
+        if isinstance(series, TimeSeries):
+            return train[0], val[0]
+        return train, val
 
     def _check_inputs(
         self,

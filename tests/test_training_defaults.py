@@ -193,6 +193,35 @@ def test_the_untrained_weights_compete_for_the_best_epoch(tmp_path):
     assert not model.trainer_params.get("num_sanity_val_steps")  # not kept for the next fit
 
 
+def test_validation_holdout_without_a_validation_series(tmp_path, grid_series):
+    """TrainingRecipe(validation_holdout=...) holds the last steps out for early stopping; predict
+    still continues the whole series the user gave."""
+    recipe = TrainingRecipe(validation_holdout=0.25)
+    model = MIMModel(**tiny_kwargs(tmp_path, n_epochs=2, training_recipe=recipe))
+    model.fit(grid_series)
+    (keeper,) = _callbacks(model, RestoreBestWeights)
+    assert keeper.best_epoch is not None
+    # trained on the first 45 of 60 steps: 37 windows of 6 + 3 (3 batches of 16); validated on
+    # the last 15 with the 6 before them: 13 windows (1 batch)
+    assert model.trainer.num_training_batches == 3
+    assert model.trainer.num_val_batches == [1]
+    assert model.training_series == grid_series
+    assert model.predict(2).start_time() == grid_series.end_time() + grid_series.freq
+    assert "on the last 25% without val_series" in str(model.config)
+    plain = MIMModel(**tiny_kwargs(tmp_path / "p", n_epochs=2)).fit(grid_series)
+    assert not _callbacks(plain, RestoreBestWeights)  # the default holds nothing out
+    assert plain.trainer.num_training_batches == 4  # 52 windows
+    short = MIMModel(**tiny_kwargs(tmp_path / "s", n_epochs=1, training_recipe=recipe))
+    short.fit(grid_series[:10])  # too short to spare a quarter: every step, no early stopping
+    assert not _callbacks(short, RestoreBestWeights)
+
+
+@pytest.mark.parametrize("share", [0, 1, 1.5, -0.1, True, "0.1"])
+def test_bad_validation_holdout_is_a_clear_error(share):
+    with pytest.raises(ValueError, match="`validation_holdout` is a share"):
+        TrainingRecipe(validation_holdout=share)
+
+
 def test_no_early_stopping_without_validation_or_when_the_user_has_one(tmp_path, grid_series):
     plain = MIMModel(**tiny_kwargs(tmp_path)).fit(grid_series)
     assert not _callbacks(plain, EarlyStopping) and not _callbacks(plain, RestoreBestWeights)
