@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def _load_script():
 robustness = _load_script()
 
 NAIVE = ("persistence", "drift", "climatology (mean)")
-NEURAL = ("MIM", "TCN", "NHiTS")
+NEURAL = ("MIM", "TCN", "NHiTS", "DLinear", "NLinear")
+KEPT = r"kept (epoch 1 of 1 run|the untrained weights \(1 epochs run\))"
+"""The note of a model that stopped early in --quick (one epoch; the sanity check may score best)."""
 TINY_MIM = '{"num_hidden": [4, 4], "filter_size": 3}'
 
 
@@ -87,20 +90,21 @@ def test_quick_run_writes_every_baseline(data_dir: Path, tmp_path: Path, capsys)
         assert len(seasonal) == 1, rows
         for label in (*NEURAL, *NAIVE, *seasonal):
             assert np.isfinite(float(rows[label][0])), (name, label)  # RMSE
-            assert float(rows[label][2]) >= 1.0 or label in NEURAL  # ratio to the best naive
+            assert float(rows[label][2]) >= 0  # fit s, beside the RMSE
+            assert float(rows[label][3]) >= 1.0 or label in NEURAL  # ratio to the best naive
         for label in NEURAL:
             assert float(rows[label][1]) >= 0  # sd over the two seeds
             assert int(rows[label][5]) > 0  # optimizer steps done
         best = [label for label, cells in rows.items() if cells[-1] == "best naive"]
-        assert len(best) == 1 and float(rows[best[0]][2]) == 1.0
-        arima = [label for label in rows if label.startswith("AutoARIMA")]
-        assert len(arima) == 1
-        if name.startswith("syn_"):
-            assert "skipped" in rows[arima[0]][-1]
-        else:  # a univariate series: AutoARIMA runs where statsforecast is installed
-            cell, note = rows[arima[0]][0], rows[arima[0]][-1]
-            # without statsforecast (not a dependency) the row says so instead of a figure
-            assert "statsforecast" in note if cell == "-" else np.isfinite(float(cell))
+        assert len(best) == 1 and float(rows[best[0]][3]) == 1.0
+        for model in ("AutoARIMA", "AutoETS", "AutoTheta"):
+            (label,) = [label for label in rows if label.startswith(model)]
+            if name.startswith("syn_"):
+                assert "skipped" in rows[label][-1]
+            else:  # a univariate series: they run where statsforecast is installed
+                cell, note = rows[label][0], rows[label][-1]
+                # without statsforecast (not a dependency) the row says so instead of a figure
+                assert "statsforecast" in note if cell == "-" else np.isfinite(float(cell))
     # the seasonal grid is a clean daily cycle plus noise of sd 0.05: last day's values are off by
     # the noise of two observations, sd 0.05 * sqrt(2); persistence is far worse
     season = _rows(sections["syn_seasonality [T, test]"])
@@ -110,6 +114,8 @@ def test_quick_run_writes_every_baseline(data_dir: Path, tmp_path: Path, capsys)
     assert set(summary) == set(datasets.split(","))
     assert summary["syn_seasonality"][0] == "seasonal naive (K=24)"
     assert all(cells[-1] in ("yes", "no") for cells in summary.values())
+    assert all(float(cells[5]) > 0 for cells in summary.values())  # MIM fit s
+    assert "within 1.02x the best naive on" in md
     assert f"--mim-kwargs '{TINY_MIM}'" in md and "--seeds 0,1" in md
 
 
@@ -133,12 +139,77 @@ def test_early_stopping_fits_with_a_validation_series(tmp_path: Path) -> None:
     ]
     args = robustness.parse_args([*argv, "--out-dir", str(tmp_path)])
     res = robustness.run_dataset("syn_seasonality", args, str(tmp_path))
-    assert "`--early-stopping`: neural models fitted on the first" in "\n".join(res.lines)
-    (mim,) = [row for row in res.rows if row.label == "MIM"]
-    # --quick stops after 2 steps, before the first validation: no epoch to keep (the restore itself
-    # is tested in test_training_defaults.py)
-    assert mim.note == "no best epoch kept (1 run)"
+    assert "`--early-stopping`: every neural model fitted on the first" in "\n".join(res.lines)
+    # --quick runs one epoch, validated at its end: every neural model, MIM and Darts', keeps it (the
+    # restore itself is tested in test_training_defaults.py)
+    for row in res.rows:
+        if row.kind == "neural":
+            assert re.search(KEPT + "$", row.note), (row.label, row.note)
     assert "--early-stopping" in robustness.run_line(args, 1.0)
+
+
+def test_darts_baselines_get_mim_treatment(tmp_path: Path) -> None:
+    """Instance norm always; with --early-stopping MIM's callbacks, fresh per model, MIM's patience."""
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    from darts_mim.callbacks import RestoreBestWeights
+
+    assert robustness.mim_patience({}) == 5
+    assert robustness.mim_patience({"early_stopping_patience": None}) is None
+    assert robustness.mim_patience({"early_stopping_patience": 3}) == 3
+    spec = robustness.SPECS["newcomer_csv"]
+    assert (spec.input_len, spec.horizon, spec.stride, spec.periods, spec.epochs) == (
+        96,
+        24,
+        24,
+        (24, 168),
+        5,
+    )
+    for flag in ([], ["--early-stopping"]):
+        args = robustness.parse_args(["--mim-kwargs", TINY_MIM, "--out-dir", str(tmp_path), *flag])
+        models = robustness.neural_models(spec, args, 0, str(tmp_path))
+        assert list(models) == list(NEURAL)
+        seen = []
+        for label in NEURAL[1:]:
+            model = models[label]
+            assert model.model_params["use_reversible_instance_norm"] is True, label
+            assert model.n_epochs == 5 and model.batch_size == 32
+            callbacks = model.trainer_params.get("callbacks", [])
+            if flag:
+                (stop,) = [cb for cb in callbacks if isinstance(cb, EarlyStopping)]
+                assert stop.monitor == "val_loss" and stop.patience == 5
+                assert any(isinstance(cb, RestoreBestWeights) for cb in callbacks)
+                assert not any(cb in seen for cb in callbacks)  # fresh callbacks per model
+                seen += callbacks
+            else:
+                assert not callbacks
+        assert (
+            models["TCN"].output_chunk_length == 24 and models["DLinear"].input_chunk_length == 96
+        )
+
+
+def test_quick_run_on_a_newcomers_data(tmp_path: Path) -> None:
+    """The plain synthetic data sets: a newcomer's hourly CSV (3 columns) and the SOI-like index."""
+    argv = ["--quick", "--datasets", "newcomer_csv,soi_like", "--seeds", "0,1"]
+    argv += ["--mim-kwargs", TINY_MIM, "--out-dir", str(tmp_path)]
+    assert robustness.main(argv) == 0
+    sections = _sections((tmp_path / "robustness_results.md").read_text())
+    csv = _rows(sections["newcomer_csv [test]"])
+    assert "written to a CSV and read back" in sections["newcomer_csv [test]"]
+    assert "336 steps" in sections["newcomer_csv [test]"]  # 14 days in --quick
+    assert all("univariate" in csv[label][-1] for label in ("AutoARIMA", "AutoETS", "AutoTheta"))
+    soi = _rows(sections["soi_like [test]"])
+    assert [label for label in soi if label.startswith("seasonal naive")] == [
+        "seasonal naive (K=12)"
+    ]
+    for rows in (csv, soi):
+        for label in NEURAL:
+            assert np.isfinite(float(rows[label][0])) and float(rows[label][1]) >= 0
+            assert float(rows[label][2]) >= 0  # fit s (0 when under 0.05 s)
+    summary = _rows(sections["summary [test]"].replace("| data set |", "| model |"))
+    assert set(summary) == {"newcomer_csv", "soi_like"}
+    text = sections["summary [test]"]
+    assert "MIM fit s" in text and "its fit s" in text and "of 2 (issue 24's target: all)" in text
 
 
 def test_crop_and_bad_arguments(tmp_path: Path) -> None:

@@ -10,6 +10,11 @@ kind, see :func:`darts_mim.grid_to_series`) on an hourly ``DatetimeIndex`` by de
 * :func:`seasonality`: a daily cycle whose phase and amplitude depend on the cell;
 * :func:`blobs_growth_decay`: Gaussian blobs that appear at random places and times, grow, then decay.
 
+Two plain (non-gridded) series stand in for data a newcomer brings: :func:`synthetic_hourly_csv`
+(load, temperature and price, hourly, as one would read from a CSV of one's own) and
+:func:`synthetic_mean_reverting_monthly` (a noisy monthly index without a yearly season, like the
+Southern Oscillation index).
+
 :func:`synthetic_grid` dispatches on the kind's name (:data:`SYNTHETIC_KINDS`). All are deterministic by
 ``seed``; ``noise`` is the standard deviation of Gaussian observation noise added to the clean field
 (whose values are of order 1). The clean field and the noise come from separate random streams, so
@@ -43,6 +48,8 @@ __all__ = [
     "linear_trend",
     "seasonality",
     "synthetic_grid",
+    "synthetic_hourly_csv",
+    "synthetic_mean_reverting_monthly",
 ]
 
 SYNTHETIC_KINDS = ("advection", "diffusion", "linear_trend", "seasonality", "blobs_growth_decay")
@@ -491,3 +498,115 @@ def synthetic_grid(kind: str, **kwargs) -> TimeSeries | tuple[TimeSeries, dict]:
             f"unknown synthetic kind {kind!r}; choose one of {', '.join(SYNTHETIC_KINDS)}."
         ) from None
     return generator(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# plain series
+
+
+def synthetic_hourly_csv(days: int = 90, seed: int = 0) -> TimeSeries:
+    """A newcomer's own hourly CSV: three columns with the daily and weekly life of a small business.
+
+    * ``load``: a daily cycle (peak in the afternoon), a weekly cycle (weekends about 25 % lower), a
+      slow upward trend (about 10 % over 90 days) and Gaussian noise; of order 100.
+    * ``temperature``: a daily cycle of about 4 degrees of amplitude around a level that wanders as a
+      random walk (sd 0.15 degrees per hour) from 12 degrees.
+    * ``price``: a mean-reverting AR(1) (coefficient 0.9 per hour) around a daily shape (dearer in the
+      morning and evening), with occasional positive spikes (about one in 100 hours, a few times the
+      usual spread, decaying over a few hours); of order 50.
+
+    Parameters
+    ----------
+    days
+        Length in days (24 hourly steps each); at least 2.
+    seed
+        Seed of the random streams; the same seed gives the same series.
+
+    Returns
+    -------
+    TimeSeries
+        A plain float32 ``TimeSeries`` of ``24 * days`` hourly steps from 2024-01-01 00:00 (a Monday)
+        with the components ``load``, ``temperature`` and ``price``.
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 days.
+
+    Examples
+    --------
+    >>> from darts_mim.datasets.synthetic import synthetic_hourly_csv
+    >>> series = synthetic_hourly_csv(days=14, seed=1)
+    >>> len(series), list(series.components), series.freq_str
+    (336, ['load', 'temperature', 'price'], 'h')
+    """
+    if int(days) != days or days < 2:
+        raise ValueError(f"days must be an integer >= 2, got {days!r}.")
+    n = 24 * int(days)
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    hour, day = t % 24, (t // 24) % 7  # day 0: Monday
+    daily = np.sin(2 * np.pi * (hour - 9) / 24)  # highest at 15:00
+    weekly = np.where(day >= 5, 0.75, 1.0)
+    load = (100 + 10 * t / n) * weekly * (1 + 0.3 * daily) + 4 * rng.standard_normal(n)
+    temperature = (
+        12 + np.cumsum(0.15 * rng.standard_normal(n)) + 4 * np.sin(2 * np.pi * (hour - 10) / 24)
+    )
+    temperature += 0.3 * rng.standard_normal(n)
+    shape = 6 * np.exp(-(((hour - 8) / 2.0) ** 2)) + 8 * np.exp(-(((hour - 19) / 2.5) ** 2))
+    deviation, spike = np.zeros(n), np.zeros(n)
+    shocks = rng.standard_normal(n)
+    jumps = (rng.random(n) < 0.01) * rng.uniform(15, 40, n)
+    for i in range(1, n):
+        deviation[i] = 0.9 * deviation[i - 1] + 2.0 * shocks[i]
+        spike[i] = 0.5 * spike[i - 1] + jumps[i]
+    price = 45 + shape + deviation + spike
+    values = np.stack([load, temperature, price], axis=1).astype(np.float32)
+    index = pd.date_range("2024-01-01", periods=n, freq="h")
+    return TimeSeries.from_times_and_values(index, values, columns=["load", "temperature", "price"])
+
+
+def synthetic_mean_reverting_monthly(years: int = 70, seed: int = 0) -> TimeSeries:
+    """A noisy monthly index without a yearly season, like the Southern Oscillation index.
+
+    A mean-reverting AR(1) (coefficient 0.7 per month, innovations of sd 0.7, so a stationary sd of
+    about 1) plus white observation noise of sd 0.5, around 0. No month of the year differs from any
+    other: a seasonal naive forecast only adds the noise of a year-old value.
+
+    Parameters
+    ----------
+    years
+        Length in years (12 monthly steps each); at least 2.
+    seed
+        Seed of the random stream; the same seed gives the same series.
+
+    Returns
+    -------
+    TimeSeries
+        A univariate float32 ``TimeSeries`` named ``index`` of ``12 * years`` month starts from
+        1951-01.
+
+    Raises
+    ------
+    ValueError
+        For fewer than 2 years.
+
+    Examples
+    --------
+    >>> from darts_mim.datasets.synthetic import synthetic_mean_reverting_monthly
+    >>> series = synthetic_mean_reverting_monthly(years=10)
+    >>> len(series), series.freq_str
+    (120, 'MS')
+    """
+    if int(years) != years or years < 2:
+        raise ValueError(f"years must be an integer >= 2, got {years!r}.")
+    n = 12 * int(years)
+    rng = np.random.default_rng(seed)
+    shocks = 0.7 * rng.standard_normal(n)
+    state = np.zeros(n)
+    state[0] = shocks[0] / np.sqrt(1 - 0.7**2)  # drawn from the stationary distribution
+    for i in range(1, n):
+        state[i] = 0.7 * state[i - 1] + shocks[i]
+    values = (state + 0.5 * rng.standard_normal(n)).astype(np.float32)
+    index = pd.date_range("1951-01-01", periods=n, freq="MS")
+    return TimeSeries.from_times_and_values(index, values[:, None], columns=["index"])
