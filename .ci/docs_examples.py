@@ -184,7 +184,8 @@ def run_page(
         detail = f"exit status {proc.returncode}\n{proc.stderr[-4000:]}"
         return PageResult(page, "FAILED", seconds, len(blocks), ran, detail, where)
     if result.get("skipped"):
-        detail = f"blocks {ran + 1}-{len(blocks)} skipped ({result['skipped']})"
+        which = f"block {ran + 1}" if ran + 1 == len(blocks) else f"blocks {ran + 1}-{len(blocks)}"
+        detail = f"{which} of {len(blocks)} skipped ({result['skipped']})"
         return PageResult(page, "SKIPPED", seconds, len(blocks), ran, detail, where)
     return PageResult(page, "OK", seconds, len(blocks), ran, "", where)
 
