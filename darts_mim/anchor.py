@@ -7,7 +7,8 @@ frame (persistence); ``lag = P`` repeats the frame one period earlier (seasonal 
 series (one frame per period, :mod:`darts_mim.folding`) ``lag = 1`` already is the seasonal naive.
 
 ``"auto"`` ranks these naive forecasts and the input window's mean by their in-sample error over the
-output horizon on the training series (plain series and grids alike) and starts from the best. The
+output horizon on the training series and starts from the best (:func:`auto_anchor_errors` lists the
+candidates of grids, folded and unfolded plain series). The
 window's mean is what a model with reversible instance norm and a zero output forecasts, so when it
 wins the model gets no naive anchor, instance norm (where ``use_reversible_instance_norm="auto"``) and
 a head starting at zero: a mean-reverting series starts from its recent level, not its last noisy value.
@@ -122,14 +123,22 @@ WINDOW_MEAN = 0
 
 
 def auto_anchor_errors(
-    freq, input_chunk_length: int, output_chunk_length: int, fold: int, values
+    freq,
+    input_chunk_length: int,
+    output_chunk_length: int,
+    fold: int,
+    values,
+    gridded: bool = True,
 ) -> dict[int, float]:
     """The in-sample errors ``"auto"`` ranks: ``{lag in frames: MSE over the output horizon}``, with
     :data:`WINDOW_MEAN` (0) for the input window's mean.
 
     Of a folded series the candidates are the frame before (the seasonal naive) and the window's
-    mean; of an unfolded one, plain series and grids alike, persistence, the seasonal naive of the
-    frequency's period where the input holds it, and the window's mean.
+    mean; of a grid persistence, the seasonal naive of the frequency's period where the input holds
+    it, and the window's mean; of an unfolded plain series persistence and the window's mean (a
+    plain series with a season the data show is folded, and its anchor is then the seasonal naive;
+    anchored on the seasonal naive unfolded, the network learned less than from persistence: on NYC
+    taxi passengers' validation part 1.09x the best naive forecast against 0.91x).
 
     Parameters
     ----------
@@ -141,6 +150,8 @@ def auto_anchor_errors(
         The model's fold (1: one frame per step; ``P``: one frame per period).
     values
         The training series' values, ``(T, D)`` arrays.
+    gridded
+        Whether the target is a grid.
     """
     horizons = range(1, output_chunk_length + 1)
     recent = _recent(values)
@@ -149,7 +160,7 @@ def auto_anchor_errors(
         errors[1] = naive_mse(recent, {h: fold * -(-h // fold) for h in horizons})
     else:
         errors[1] = naive_mse(recent, {h: h for h in horizons})
-        period = infer_period(freq)
+        period = infer_period(freq) if gridded else None
         if period is not None and 2 <= period <= input_chunk_length:
             errors[period] = naive_mse(recent, {h: period * -(-h // period) for h in horizons})
     errors[WINDOW_MEAN] = window_mean_mse(recent, input_chunk_length, horizons)
@@ -164,6 +175,7 @@ def resolve_anchor(
     fold: int,
     values: Sequence[np.ndarray] = (),
     has_location: bool = True,
+    gridded: bool = True,
 ) -> tuple[int, bool]:
     """The anchor a model uses: its lag in frames (0: none, 1: the last frame, ``P``: a period), and
     whether the input window's mean won ``"auto"``'s ranking.
@@ -188,6 +200,8 @@ def resolve_anchor(
     has_location
         Whether the model's outputs are on the target's scale (no likelihood, quantiles, or a
         location-scale likelihood); ``"auto"`` anchors only those.
+    gridded
+        Whether the target is a grid (see :func:`auto_anchor_errors`).
 
     Returns
     -------
@@ -219,7 +233,9 @@ def resolve_anchor(
     if naive_anchor == "auto":
         if not values:
             return 1, False
-        errors = auto_anchor_errors(freq, input_chunk_length, output_chunk_length, fold, values)
+        errors = auto_anchor_errors(
+            freq, input_chunk_length, output_chunk_length, fold, values, gridded
+        )
         best = min(errors, key=lambda lag: (errors[lag], lag != 1))  # ties: persistence
         return best, best == WINDOW_MEAN
     lag = int(naive_anchor)

@@ -82,8 +82,9 @@ def shows_season(values: Sequence[np.ndarray], period: int, alpha: float = 0.05)
     """Whether training data show a season of ``period`` steps, by Darts' autocorrelation test.
 
     Each component of each series (its most recent :data:`MAX_SEASON_STEPS` steps, gaps filled by
-    linear interpolation) is tested with :func:`darts.utils.statistics.check_seasonality`: the
-    autocorrelation at lag ``period`` must be a local maximum and significant at level ``alpha``.
+    linear interpolation, a linear trend removed) is tested with
+    :func:`darts.utils.statistics.check_seasonality`: the autocorrelation at lag ``period`` must be a
+    local maximum and significant at level ``alpha``.
     The data show the season when at least half of the tested components do. Constant components,
     all-missing ones and ones shorter than three periods are not tested; with none left, the answer
     is ``True`` (nothing contradicts the calendar).
@@ -112,6 +113,10 @@ def shows_season(values: Sequence[np.ndarray], period: int, alpha: float = 0.05)
             filled = pd.Series(column).interpolate(limit_direction="both").to_numpy()
             if len(filled) < 3 * period or np.isnan(filled).any() or np.ptp(filled) == 0:
                 continue
+            # a trend dominates the autocorrelation of a short series and hides its season
+            # (AirPassengers' first 101 months fail the test, their residuals pass)
+            steps = np.arange(len(filled))
+            filled = filled - np.polyval(np.polyfit(steps, filled, 1), steps)
             max_lag = min(max(2 * period, 24), len(filled) - 1)
             found, _ = check_seasonality(
                 TimeSeries.from_values(filled), m=period, max_lag=max_lag, alpha=alpha

@@ -146,9 +146,9 @@ class MIMModel(MixedCovariatesTorchModel):
             seasonal naive); an integer ``k``: the value ``k`` time steps earlier (at most
             ``input_chunk_length``; for a folded series a multiple of the period); ``"seasonal"``: the
             period of the frequency (hourly 24, daily 7, monthly 12...); ``"auto"``: of persistence,
-            the seasonal naive (where the input holds a period; of a folded series, the period
-            before) and the input window's mean, the one with the lowest error on the training
-            series over the output horizon, for grids and plain series alike (the window's mean
+            the seasonal naive (grids, where the input holds a period; of a folded series, the
+            period before, instead of persistence) and the input window's mean, the one with the
+            lowest error on the training series over the output horizon (the window's mean
             turns on reversible instance norm where ``use_reversible_instance_norm="auto"``, with
             the head starting at zero, so that the untrained model forecasts it); ``False``: no
             anchor, better for mean-zero targets such as differences.
@@ -444,6 +444,7 @@ class MIMModel(MixedCovariatesTorchModel):
             layout.fold,
             values,
             has_location=_has_location(self.likelihood),
+            gridded=layout.grid.n_cells > 1,
         )
         outputs_are_values = self.likelihood is None or isinstance(
             self.likelihood, QuantileRegression

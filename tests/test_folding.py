@@ -100,6 +100,9 @@ def test_auto_folds_only_by_a_season_the_data_show():
     assert shows_season([mixed], 12)
     assert not shows_season([np.column_stack([yearly[:, 0], index[:, 0], index[:, 0]])], 12)
     assert shows_season([np.ones((100, 1))], 12)  # nothing to test: the calendar stands
+    # a trend hides a season from the autocorrelation test; it is removed first
+    trend = (np.arange(101) + 5 * np.sin(2 * np.pi * np.arange(101) / 12))[:, None]
+    assert shows_season([trend], 12)
 
 
 def test_model_does_not_fold_a_series_without_its_season(tmp_path):

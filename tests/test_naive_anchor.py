@@ -176,20 +176,18 @@ def test_auto_chooses_the_better_naive_forecast_on_the_training_series(tmp_path)
     assert seasonal_arg.fit(walk).anchor_lag == 24
 
 
-def test_auto_ranks_plain_series_like_grids(tmp_path):
-    """An unfolded plain series gets the same ranking as a grid: the seasonal naive where it is the
-    better forecast in-sample, persistence for a random walk (issue 24)."""
+def test_auto_anchors_an_unfolded_plain_series_on_persistence_or_its_mean(tmp_path):
+    """An unfolded plain series ranks persistence and the window's mean only: its season, where the
+    data show one, is used by folding (anchored on the seasonal naive unfolded, the network learned
+    less than from persistence on NYC taxi passengers)."""
     times = pd.date_range("2024-01-01", periods=200, freq="h")
     cycle = np.sin(2 * np.pi * np.arange(200) / 24).astype(np.float32)  # seasonal naive is exact
     series = TimeSeries.from_times_and_values(times, cycle)
     kwargs = tiny_kwargs(tmp_path, input_chunk_length=24, fold_period=None, **FROZEN)
-    model = MIMModel(**kwargs).fit(series)
-    assert model.anchor_lag == 24
-    np.testing.assert_allclose(model.predict(3).values()[:, 0], cycle[-24:-21], atol=1e-5)
-    walk = np.cumsum(np.random.default_rng(1).standard_normal(200)).astype(np.float32)
-    walked = MIMModel(**kwargs).fit(TimeSeries.from_times_and_values(times, walk))
-    assert walked.anchor_lag == 1
-    assert MIMModel(**dict(kwargs, naive_anchor=True)).fit(series).anchor_lag == 1
+    assert MIMModel(**kwargs).fit(series).anchor_lag == 1
+    assert MIMModel(**dict(kwargs, naive_anchor="seasonal")).fit(series).anchor_lag == 24
+    folded = MIMModel(**dict(kwargs, input_chunk_length=48, fold_period="auto")).fit(series)
+    assert (folded.layout.fold, folded.anchor_lag) == (24, 24)  # the season, by folding
 
 
 def test_anchor_lag_survives_save_load_and_onnx(tmp_path):
@@ -313,9 +311,12 @@ def test_auto_errors_rank_the_candidates():
 
     t = np.arange(500.0)
     cycle = np.sin(2 * np.pi * t / 24)[:, None]
-    errors = auto_anchor_errors("h", 48, 6, 1, [cycle])
+    errors = auto_anchor_errors("h", 48, 6, 1, [cycle])  # a grid
     assert set(errors) == {1, 24, WINDOW_MEAN}
     assert errors[24] < 1e-12 < errors[1]
+    plain = auto_anchor_errors("h", 48, 6, 1, [cycle], gridded=False)
+    assert set(plain) == {1, WINDOW_MEAN}
+    assert set(auto_anchor_errors("h", 48, 6, 24, [cycle], gridded=False)) == {1, WINDOW_MEAN}
     # the window's mean by hand, horizon 1, one origin at a time
     v = np.random.default_rng(0).standard_normal((60, 2))
     v[5, 1] = np.nan
