@@ -78,3 +78,20 @@ def _one_torch_thread():
 @pytest.fixture
 def grid_series():
     return make_grid_series()
+
+
+def load_docs_runner():
+    """``.ci/docs_examples.py``, the one home of how documentation blocks are found and run, as a
+    module (it is a CI script, not part of the package); loaded once per test session."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "docs_examples" in sys.modules:
+        return sys.modules["docs_examples"]
+    path = Path(__file__).resolve().parents[1] / ".ci" / "docs_examples.py"
+    spec = importlib.util.spec_from_file_location("docs_examples", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

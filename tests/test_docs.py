@@ -10,30 +10,17 @@ process, in a temporary working directory. Any other block that raises fails the
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_docs_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
 
-def _load_runner():
-    if "docs_examples" in sys.modules:  # loaded by another test module
-        return sys.modules["docs_examples"]
-    spec = importlib.util.spec_from_file_location(
-        "docs_examples", ROOT / ".ci" / "docs_examples.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = _load_runner()
+runner = load_docs_runner()
 
 
 def test_docs_have_runnable_blocks():

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_docs_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-
-
-def _runner():
-    """.ci/docs_examples.py: how blocks are found and when a marked block can run."""
-    if "docs_examples" in sys.modules:  # loaded by another test module
-        return sys.modules["docs_examples"]
-    spec = importlib.util.spec_from_file_location(
-        "docs_examples", ROOT / ".ci" / "docs_examples.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-runner = _runner()
+runner = load_docs_runner()
 
 
 def _python_blocks() -> list[str]:
