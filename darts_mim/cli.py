@@ -15,8 +15,10 @@ Darts ``Scaler`` (sklearn's ``MinMaxScaler``), and pickles that scaler next to t
 ``MODEL.pt.scaler``; with ``--no-scale`` it trains on raw values and stores an identity scaler, so that
 every model written by ``fit`` says how its inputs were scaled. ``predict``, ``backtest`` and
 ``export`` read it (Darts' restricted unpickler: no arbitrary code), so that forecasts and errors are
-on the original scale. A missing or unreadable scaler file is an error, never a silently unscaled
-forecast; a model saved from Python without one is used with ``--no-scale``. Models from older
+on the original scale; ``export`` writes it into the ONNX graph, which then takes and returns raw
+values (``--no-scaler``: a graph on scaled values, with the scaler beside it as ``OUT.scaler``). A
+missing or unreadable scaler file is an error, never a silently unscaled forecast; a model saved
+from Python without one is used with ``--no-scale``. Models from older
 darts-mim versions, which stored the range as JSON in ``MODEL.pt.scaling.json``, are still read (with
 a note to re-fit): the JSON range converts exactly into a ``Scaler``.
 """
@@ -214,7 +216,7 @@ def save_scaler(scaler: Scaler, path: str | os.PathLike) -> Path:
 #: How to get an intact scaler file again, for the integrity messages.
 _SCALER_FIX = (
     "re-fit the model with `darts-mim fit` (or write the scaler again with "
-    "darts_mim.cli.save_scaler; `darts-mim export` copies it beside the ONNX file)"
+    "darts_mim.cli.save_scaler; `darts-mim export --no-scaler` copies it beside the ONNX file)"
 )
 
 
@@ -754,11 +756,30 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from darts_mim.integrity import CHECKSUM_SUFFIX
+
     model = _load_model(args.model)
     # Read before exporting (tens of seconds): a missing scaler fails the command at once.
     scaler = _read_scaler(args.model, args.no_scale)
     out = Path(args.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
+    beside = _scaler_path(out)
+    if scaler is not None and not args.no_scaler:
+        # The scaler goes into the graph: raw values in, raw values out.
+        written = model.to_onnx(str(out), scaler=scaler)
+        print(f"wrote {written}")
+        # A scaler file left beside the graph by an earlier `--no-scaler` export would invite
+        # scaling the inputs twice.
+        for stale in (beside, Path(str(beside) + CHECKSUM_SUFFIX)):
+            if stale.exists():
+                stale.unlink()
+                print(f"removed {stale.name} (the graph now scales itself)")
+        if not _is_identity(scaler):
+            print(
+                "the graph applies the model's scaler itself: pass raw values to "
+                "OnnxForecaster or the service, forecasts come back in raw units"
+            )
+        return 0
     written = model.to_onnx(str(out))
     print(f"wrote {written}")
     if scaler is not None:
@@ -979,6 +1000,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the model works on raw values and has no MODEL.pt.scaler file (e.g. saved with "
         "MIMModel.save() from Python)",
+    )
+    p.add_argument(
+        "--no-scaler",
+        action="store_true",
+        help="leave the model's scaler out of the graph (by default the graph scales its inputs "
+        "and unscales its forecasts itself: raw values in and out); the graph then works on "
+        "scaled values and the scaler is written beside it as OUT.scaler",
     )
     p.set_defaults(func=cmd_export)
     return parser

@@ -16,6 +16,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import psutil
@@ -583,15 +584,35 @@ class MIMModel(MixedCovariatesTorchModel):
         # Models pickled by earlier versions keep their choices in other attributes and keys.
         super().__setstate__(upgrade_model_state(state))
 
-    def to_onnx(self, path: str | None = None, **kwargs) -> str:
+    def to_onnx(self, path: str | None = None, *, scaler: Any = None, **kwargs) -> str:
         """Export the fitted model to one ONNX file for torch-free serving with
         :class:`darts_mim.OnnxForecaster`; see :func:`darts_mim.onnx.export.export_model` for the options.
 
-        Returns the path written.
+        Parameters
+        ----------
+        path
+            The file to write; default ``"MIMModel_<date>.onnx"`` in the working directory.
+        scaler
+            The fitted Darts ``Scaler`` the training series went through (``scaler.transform``).
+            Its affine map goes into the graph, forward on the target input and inverted on the
+            forecasts, so that the file takes and returns raw values (its metadata entry ``scaling``
+            says so). ``None`` (default): the file works on the values the model was trained on.
+            Supported: MinMaxScaler (Darts' default), StandardScaler and other affine scikit-learn
+            scalers, fitted on one series or with ``global_fit=True`` (see
+            :mod:`darts_mim.onnx.scaling`); ``past_covariates_scaler`` and
+            ``future_covariates_scaler`` do the same for the covariates.
+        **kwargs
+            The other options of :func:`darts_mim.onnx.export.export_model` (``fp16``,
+            ``int8_calibration``, ``unroll``, ``opset``, the covariate scalers).
+
+        Returns
+        -------
+        str
+            The path written.
         """
         from darts_mim.onnx.export import export_model
 
-        return export_model(self, path, **kwargs)
+        return export_model(self, path, scaler=scaler, **kwargs)
 
     def save(self, path: str | None = None, clean: bool = False) -> None:
         """Save the model to ``path`` (and its weights to ``path + ".ckpt"``) without ever leaving a

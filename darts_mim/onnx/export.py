@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from darts_mim.integrity import atomic_path, write_checksums
 from darts_mim.onnx import _loop
+from darts_mim.onnx import scaling as scaling_mod
 from darts_mim.onnx.encoders import settings_from_model
 from darts_mim.onnx.format import FEATURE_NAMES, metadata_props
 
@@ -237,6 +238,65 @@ def build_metadata(
         "missing_components": [int(i) for i in layout.missing],
         "encoders": (settings_from_model(model) if encoder_settings is None else encoder_settings),
     }
+
+
+def _scaling(
+    model: Any,
+    encoder_settings: dict[str, Any] | None,
+    scaler: Any,
+    past_covariates_scaler: Any,
+    future_covariates_scaler: Any,
+) -> dict[str, Any] | None:
+    """The maps of :mod:`darts_mim.onnx.scaling` by graph input, checked against the model, and
+    the metadata entry; ``None`` without scalers."""
+    if scaler is None and past_covariates_scaler is None and future_covariates_scaler is None:
+        return None
+    from darts_mim.onnx.encoders import n_encoded
+
+    shapes = model.model.train_sample_shape
+    target = None
+    if scaler is not None:
+        target = scaling_mod.affine_from_scaler(scaler, len(model.layout.component_names()))
+        if not target.identity:
+            # A likelihood whose parameters cannot follow the scaler: refused before the export.
+            scaling_mod.output_affine(
+                target, _likelihood_info(model.likelihood), int(model.model.net.nr_params)
+            )
+    maps: dict[str, Any] = {}
+    if target is not None:
+        maps["past_target"] = target
+    entry: dict[str, Any] = {
+        "in_graph": True,
+        "units": "raw",
+        "target": scaling_mod.describe(target),
+    }
+    for kind, given in (("past", past_covariates_scaler), ("future", future_covariates_scaler)):
+        entry[f"{kind}_covariates"] = None
+        if given is None:
+            continue
+        total = (shapes.get(f"{kind}_covariates") or [None])[-1]
+        if total is None:
+            raise ValueError(
+                f"`{kind}_covariates_scaler` was given, but this model was trained without "
+                f"`{kind}_covariates`."
+            )
+        side = (encoder_settings or {}).get(kind)
+        user = int(total) - n_encoded(side)
+        if user < 1:
+            raise ValueError(
+                f"`{kind}_covariates_scaler` was given, but this model's `{kind}_covariates` are "
+                "all encodings (add_encoders), which Darts scales itself."
+            )
+        affine = scaling_mod.affine_from_scaler(given, user, f"{kind}_covariates_scaler")
+        entry[f"{kind}_covariates"] = scaling_mod.describe(affine)
+        names = (
+            ["past_covariates"]
+            if kind == "past"
+            else ["historic_future_covariates", "future_covariates"]
+        )
+        for name in names:
+            maps[name] = affine.padded(int(total))
+    return {"target": target, "inputs": maps, "entry": entry}
 
 
 def _torch_export(
@@ -481,6 +541,9 @@ def export_model(
     opset: int | None = None,
     int8_calibration: Any = None,
     unroll: bool = False,
+    scaler: Any = None,
+    past_covariates_scaler: Any = None,
+    future_covariates_scaler: Any = None,
 ) -> str:
     """Write a fitted ``MIMModel`` as an ONNX file for :class:`darts_mim.OnnxForecaster`.
 
@@ -510,10 +573,21 @@ def export_model(
         (cut into up to 64 input windows; models without covariates) or a dict of arrays named like
         the graph's inputs. Inputs and outputs stay float32. The error against the float32 network
         on the calibration windows is saved in the metadata (``quantization``). Not with ``fp16``.
+        With ``scaler``, in the units the graph takes: raw values.
     unroll
         Write every recurrent step into the graph instead of ONNX ``Loop`` nodes: a graph without
         control flow, for ONNX Runtime's CUDA graphs (``enable_cuda_graph`` in the CUDA provider's
         options), at the price of a file and a session start that grow with the number of steps.
+    scaler
+        The fitted Darts ``Scaler`` whose transformed values the model was trained on: its affine map
+        per component goes into the graph, on ``past_target`` before the network and inverted on
+        ``prediction`` (forecasts, quantiles, a location-scale likelihood's parameters), so that the
+        file takes and returns raw values (see :mod:`darts_mim.onnx.scaling` for the supported
+        scalers; others are a ``ValueError`` before export). The metadata entry ``scaling`` says so.
+        With ``fp16`` the scaling runs in float32 and the graph's inputs and output are float32.
+    past_covariates_scaler, future_covariates_scaler
+        The same for the user's covariate components (forward only; encoded columns are left as
+        they are); each needs the model to take those covariates.
 
     Returns
     -------
@@ -525,8 +599,11 @@ def export_model(
         raise ValueError(
             "The model is not fitted: call fit() (or load a fitted model) before export."
         )
-    # Encoder settings first: one that cannot be saved is refused before the (slow) export.
+    # Encoder settings and scalers first: what cannot be saved is refused before the (slow) export.
     encoder_settings = settings_from_model(model)
+    scaling = _scaling(
+        model, encoder_settings, scaler, past_covariates_scaler, future_covariates_scaler
+    )
     if path is None:
         path = model._default_save_path() + ".onnx"
     path = os.fspath(path)
@@ -550,6 +627,16 @@ def export_model(
         if fp16:
             raise ValueError("`int8_calibration` and `fp16` exclude each other: choose one.")
         calibration = _calibration_inputs(model, int8_calibration, list(inputs), dtype)
+        if scaling is not None:
+            # Given in the graph's (raw) units; the network is calibrated on the scaled values.
+            calibration = {
+                name: torch.as_tensor(
+                    scaling["inputs"][name].apply(value.double().numpy())
+                    if name in scaling["inputs"]
+                    else value
+                ).to(dtype)
+                for name, value in calibration.items()
+            }
     method = "loop"
     with torch.inference_mode(False), torch.no_grad():
         try:
@@ -586,6 +673,14 @@ def export_model(
     meta["export_method"] = "loop, unrolled" if unroll and method == "loop" else method
     if quantization is not None:
         meta["quantization"] = quantization
+    if scaling is not None:
+        output = (
+            scaling_mod.output_affine(scaling["target"], meta["likelihood"], meta["nr_params"])
+            if scaling["target"] is not None and not scaling["target"].identity
+            else None
+        )
+        scaling_mod.wrap_graph(proto, scaling["inputs"], output)
+        meta[scaling_mod.METADATA_KEY] = scaling["entry"]
     onnx.helper.set_model_props(proto, metadata_props(meta))
     onnx.checker.check_model(proto)
     # Atomically, then its checksum file, which OnnxForecaster checks.

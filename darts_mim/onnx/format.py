@@ -35,9 +35,12 @@ settings of ``add_encoders``, see :mod:`darts_mim.onnx.encoders`; the covariate 
 ``n_components`` count the encoded columns too, after the user's), ``export_method`` (``"loop"``:
 the recurrence as ONNX ``Loop`` nodes over one traced step, see :mod:`darts_mim.onnx._loop`;
 ``"unrolled"``: every step in the graph, the fallback), ``quantization`` (int8 graphs: what is
-quantized and the error against the float32 network on the calibration windows). Neither changes
-the graph's inputs and outputs, so :data:`FORMAT_VERSION` stays 1 and older runtimes serve such
-files.
+quantized and the error against the float32 network on the calibration windows), ``scaling``
+(``{"in_graph": true, "units": "raw", "target", "past_covariates", "future_covariates"}``, each of
+the last three ``None`` or ``{"transformer", "n_components"}``: the graph applies those fitted
+scalers itself, see :mod:`darts_mim.onnx.scaling`, and takes and returns raw values). None changes
+the graph's input and output names and shapes, and no runtime scales, so :data:`FORMAT_VERSION`
+stays 1 and older runtimes serve such files (in raw units where ``scaling`` says so).
 """
 
 from __future__ import annotations

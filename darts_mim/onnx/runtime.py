@@ -368,6 +368,11 @@ class OnnxForecaster:
         per call, one copy in and one out, and the fixed addresses CUDA graphs need. ``None``
         (default): on when the session runs on CUDA, off on the CPU (where it saves nothing).
 
+    Units: a file exported with ``MIMModel.to_onnx(..., scaler=scaler)`` (or by ``darts-mim
+    export``) scales inside its graph and takes and returns raw values (:attr:`scaling` says which
+    scalers); a file exported without one takes and returns the values the model was trained on.
+    The forecaster itself never scales.
+
     Examples
     --------
     >>> from darts_mim.onnx.runtime import OnnxForecaster  # doctest: +SKIP
@@ -424,6 +429,10 @@ class OnnxForecaster:
         self.components: list[str] = list(meta["components"])
         self.likelihood: dict | None = meta["likelihood"]
         self.nr_params: int = meta["nr_params"]
+        #: The ``scaling`` metadata entry: ``None`` for a graph on the model's (scaled) values, else
+        #: which scalers the graph applies itself (:mod:`darts_mim.onnx.scaling`): series and
+        #: arrays are then passed and returned in raw units, never scaled here.
+        self.scaling: dict | None = meta.get("scaling")
         self._missing = np.zeros(len(self.components), dtype=bool)
         if meta["missing_components"]:
             self._missing[meta["missing_components"]] = True

@@ -18,7 +18,10 @@ Endpoints:
     ``{"status": "ok"}``.
 ``GET /metadata``
     What requests need: ``input_chunk_length``, ``output_chunk_length``, ``n_components``, ``frame``
-    ``[C, H, W]``, ``inputs`` and the covariates' component counts, the likelihood.
+    ``[C, H, W]``, ``inputs`` and the covariates' component counts, the likelihood, and
+    ``scaling``: ``null`` when the graph works on the model's (scaled) values, else which scalers
+    the graph applies itself, so that requests and answers are in raw units (the service never
+    scales).
 ``POST /forecast``
     Body ``{"n": 6, "past_target": [[[...]]]}``: ``past_target`` ``(B, input_chunk_length, D)`` or
     ``(B, input_chunk_length, C, H, W)``; optional ``past_covariates``, ``future_covariates``,
@@ -135,6 +138,8 @@ class ForecastService:
             "covariates": covariates,
             "likelihood": meta["likelihood"],
             "freq": meta.get("freq"),
+            # Which scalers the graph applies itself (values in and out in raw units), or None.
+            "scaling": meta.get("scaling"),
         }
 
     def _run(self, feeds: dict[str, np.ndarray | None]) -> np.ndarray:
