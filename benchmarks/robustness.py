@@ -896,6 +896,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"\n## {name} [{variant(args)}]: {res.title}\n\n" + "\n".join(res.lines), flush=True
             )
+            # each finished data set is kept at once: a long run stopped halfway loses nothing done
+            key = f"{res.name} [{variant(args)}]"
+            partial = run_line(args, time.perf_counter() - t_start) + " (run in progress)"
+            write_results(
+                args.out_dir / RESULTS, {key: section(key, res.title, res.lines, partial)}
+            )
     total = time.perf_counter() - t_start
     run = run_line(args, total)
     for res in results:
