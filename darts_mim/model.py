@@ -146,13 +146,14 @@ class MIMModel(MixedCovariatesTorchModel):
             ``True``: the last frame (persistence; for a folded series the period before, i.e. the
             seasonal naive); an integer ``k``: the value ``k`` time steps earlier (at most
             ``input_chunk_length``; for a folded series a multiple of the period); ``"seasonal"``: the
-            period of the frequency (hourly 24, daily 7, monthly 12...); ``"auto"``: of persistence,
-            the seasonal naive (grids, where the input holds a period; of a folded series, the
-            period before, instead of persistence) and the input window's mean, the one with the
-            lowest error on the training series over the output horizon (the window's mean
-            turns on reversible instance norm where ``use_reversible_instance_norm="auto"``, with
-            the head starting at zero, so that the untrained model forecasts it); ``False``: no
-            anchor, better for mean-zero targets such as differences.
+            period of the frequency (hourly 24, daily 7, monthly 12...); ``"mean"``: the input
+            window's mean (no naive lag; reversible instance norm turned on and the head starting
+            at zero, so that the untrained model forecasts it); ``"auto"``: for a grid, of
+            persistence and the seasonal naive, the one with the lower error on the training series
+            over the output horizon; for a plain series the last frame (for a folded series, the
+            seasonal naive); no anchor where the training series' mean forecasts it better than
+            that naive forecast; ``False``: no anchor, better for mean-zero targets such as
+            differences.
             With a likelihood, the location (a Gaussian's mean, every quantile) is anchored and the
             scale is not; likelihoods without a location on the target's scale (Poisson, Beta, ...)
             are refused, and not anchored by ``"auto"``. The choice is made once, when the network is
@@ -185,8 +186,8 @@ class MIMModel(MixedCovariatesTorchModel):
             Darts' reversible instance normalization ``RINorm`` of the target (a dict passes arguments
             to ``RINorm``). ``"auto"``: on for a plain multivariate series without a likelihood or with
             ``QuantileRegression`` (Darts maps every output back through the norm, a scale parameter
-            too), and wherever ``naive_anchor="auto"`` starts from the input window's mean; off
-            otherwise and for univariate series and grids. Default: ``"auto"``.
+            too), and with ``naive_anchor="mean"``; off otherwise and for univariate series and
+            grids. Default: ``"auto"``.
         training_recipe
             How the network is trained (:class:`darts_mim.TrainingRecipe`): learning-rate schedule,
             gradient clipping, early stopping, the input-window loss, scheduled sampling, bf16
@@ -437,7 +438,7 @@ class MIMModel(MixedCovariatesTorchModel):
             values = _values_of(series)
             if not series and hasattr(dataset, "recent_values"):
                 values = [dataset.recent_values()]
-        lag, mean_won = resolve_anchor(
+        lag, window_mean = resolve_anchor(
             self.naive_anchor,
             freq,
             self.input_chunk_length,
@@ -451,9 +452,21 @@ class MIMModel(MixedCovariatesTorchModel):
             self.likelihood, QuantileRegression
         )
         norm = self.pl_module_params.get("use_reversible_instance_norm", False)
-        if mean_won and norm == "auto" and outputs_are_values:
+        if window_mean:
             # the window's mean is what instance norm with a zero output forecasts
-            norm = True
+            if norm is False or norm is None or not outputs_are_values:
+                raise ValueError(
+                    "naive_anchor='mean' starts from the input window's mean through reversible "
+                    "instance norm, which "
+                    + (
+                        "use_reversible_instance_norm=False turns off"
+                        if outputs_are_values
+                        else f"cannot map a {type(self.likelihood).__name__}'s parameters back"
+                    )
+                    + ". Use naive_anchor='auto' or True, or keep use_reversible_instance_norm="
+                    "'auto' (point forecasts or QuantileRegression)."
+                )
+            norm = norm if isinstance(norm, dict) else True
         instance_norm, independent = resolve_multivariate_options(
             norm,
             self.channel_independent,
@@ -461,16 +474,12 @@ class MIMModel(MixedCovariatesTorchModel):
             gridded=layout.grid.n_cells > 1,
             outputs_are_values=outputs_are_values,
         )
-        window_mean = bool(mean_won and instance_norm)
         if window_mean:
             anchor = "the input window's mean (instance norm, no naive anchor)"
-        elif mean_won:
-            anchor = (
-                "none (the input window's mean forecast the training series better than a naive "
-                "forecast; without instance norm the network learns the level)"
-            )
-        else:
+        elif lag or self.naive_anchor != "auto" or not _has_location(self.likelihood):
             anchor = describe_anchor(lag * layout.fold, infer_period(freq))
+        else:
+            anchor = "none (the series' mean forecast it better than a naive forecast)"
         return ResolvedConfig(
             layout=layout,
             anchor_lag=lag,

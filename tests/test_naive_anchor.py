@@ -259,32 +259,42 @@ def _noisy_level(n: int = 200, seed: int = 0) -> TimeSeries:
     )
 
 
-def test_auto_starts_a_mean_reverting_series_from_its_window_mean(tmp_path):
-    """Noise around a level: the input window's mean forecasts it better in-sample than any naive
-    forecast, so "auto" starts from that mean (instance norm and a head at zero), not from the last
-    noisy value; the untrained model is that forecast exactly (issue 24)."""
+def test_auto_leaves_a_mean_reverting_series_unanchored(tmp_path):
+    """Noise around a level: the series' mean forecasts it better in-sample than any naive
+    forecast, so "auto" starts from no anchor rather than from the last noisy value."""
     series = _noisy_level()
     kwargs = tiny_kwargs(tmp_path, input_chunk_length=12, output_chunk_length=3)
+    model = MIMModel(**kwargs).fit(series)
+    assert model.anchor_lag == 0 and not model.config.window_mean
+    assert "no naive anchor (the series' mean forecast it better" in str(model.config)
+    walk = np.cumsum(np.random.default_rng(0).standard_normal(200)).astype(np.float32)
+    walked = MIMModel(**kwargs).fit(series.with_values(walk[:, None, None]))
+    assert walked.anchor_lag == 1  # a random walk: persistence
+
+
+def test_mean_starts_from_the_input_windows_mean(tmp_path):
+    """naive_anchor="mean": instance norm and a head at zero; the untrained model forecasts the
+    mean of the input window exactly (issue 24)."""
+    series = _noisy_level()
+    kwargs = tiny_kwargs(
+        tmp_path, input_chunk_length=12, output_chunk_length=3, naive_anchor="mean"
+    )
     model = MIMModel(**kwargs, **FROZEN).fit(series)
     assert model.anchor_lag == 0
     assert model.config.window_mean and model.config.instance_norm
     assert "anchored on the input window's mean" in str(model.config)
     window_mean = series.values()[-12:].mean()
     np.testing.assert_allclose(model.predict(3).values()[:, 0], window_mean, atol=1e-5)
-    rng = np.random.default_rng(0)
-    walk = np.cumsum(rng.standard_normal(200)).astype(np.float32)
-    walked = MIMModel(**kwargs).fit(series.with_values(walk[:, None, None]))
-    assert walked.anchor_lag == 1  # a random walk: persistence
-    assert not walked.config.window_mean and not walked.config.instance_norm
 
 
-def test_window_mean_without_instance_norm_is_no_anchor(tmp_path):
-    """With instance norm turned off by the user, the mean cannot be the start: no anchor, said."""
-    kwargs = tiny_kwargs(tmp_path, input_chunk_length=12, output_chunk_length=3)
-    model = MIMModel(**kwargs, use_reversible_instance_norm=False).fit(_noisy_level())
-    assert model.anchor_lag == 0 and not model.config.window_mean
-    assert not model.config.instance_norm
-    assert "without instance norm the network learns the level" in str(model.config)
+def test_mean_needs_instance_norm(tmp_path):
+    kwargs = tiny_kwargs(
+        tmp_path, input_chunk_length=12, output_chunk_length=3, naive_anchor="mean"
+    )
+    with pytest.raises(ValueError, match="use_reversible_instance_norm=False turns off"):
+        MIMModel(**kwargs, use_reversible_instance_norm=False).fit(_noisy_level())
+    with pytest.raises(ValueError, match="cannot map a GaussianLikelihood's parameters back"):
+        MIMModel(**kwargs, likelihood=GaussianLikelihood()).fit(_noisy_level())
 
 
 def test_window_mean_model_survives_save_load_and_onnx(tmp_path):
@@ -292,8 +302,10 @@ def test_window_mean_model_survives_save_load_and_onnx(tmp_path):
     from darts_mim.onnx.runtime import OnnxForecaster
 
     series = _noisy_level()
-    model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=12, output_chunk_length=3))
-    model.fit(series)
+    kwargs = tiny_kwargs(
+        tmp_path, input_chunk_length=12, output_chunk_length=3, naive_anchor="mean"
+    )
+    model = MIMModel(**kwargs).fit(series)
     assert model.config.window_mean
     path = str(tmp_path / "m.pt")
     model.save(path)
