@@ -155,7 +155,11 @@ def auto_anchor_errors(
     folded, and its anchor is then the seasonal naive). The window's mean is listed for comparison
     (``naive_anchor="mean"``). Measured on the robustness benchmark's validation parts (seed 0,
     against earlier runs anchored on persistence), ranking all of them, the seasonal naive of
-    unfolded plain series included, changed the start of five data sets: two better (ILINet 0.44x the best naive forecast against 0.59x anchored on persistence, the synthetic linear trend 0.80x against 0.90x), two worse (NYC taxi passengers 1.06x against 0.91x, synthetic advection 0.42x against 0.18x; geometric mean of the four changes 1.16x) and the SOI-like index, with no run anchored on persistence to compare, 1.18x.
+    unfolded plain series included, changed the start of five data sets: two better (ILINet 0.44x
+    the best naive forecast against 0.59x anchored on persistence, the synthetic linear trend 0.80x
+    against 0.90x), two worse (NYC taxi passengers 1.06x against 0.91x, synthetic advection 0.42x
+    against 0.18x; geometric mean of the four changes 1.16x) and the SOI-like index, with no run
+    anchored on persistence to compare, 1.18x.
 
     Parameters
     ----------
