@@ -174,8 +174,18 @@ def auto_anchor_errors(
     gridded
         Whether the target is a grid.
     """
-    horizons = range(1, output_chunk_length + 1)
     recent = _recent(values)
+    errors = _naive_errors(freq, input_chunk_length, output_chunk_length, fold, recent, gridded)
+    horizons = range(1, output_chunk_length + 1)
+    errors[WINDOW_MEAN] = window_mean_mse(recent, input_chunk_length, horizons)
+    return errors
+
+
+def _naive_errors(
+    freq, input_chunk_length: int, output_chunk_length: int, fold: int, recent, gridded: bool
+) -> dict[int, float]:
+    """The naive candidates of :func:`auto_anchor_errors` (what "auto" ranks), on ``_recent`` values."""
+    horizons = range(1, output_chunk_length + 1)
     errors: dict[int, float] = {}
     if fold > 1:
         errors[1] = naive_mse(recent, {h: fold * -(-h // fold) for h in horizons})
@@ -184,7 +194,6 @@ def auto_anchor_errors(
         period = infer_period(freq) if gridded else None
         if period is not None and 2 <= period <= input_chunk_length:
             errors[period] = naive_mse(recent, {h: period * -(-h // period) for h in horizons})
-    errors[WINDOW_MEAN] = window_mean_mse(recent, input_chunk_length, horizons)
     return errors
 
 
@@ -258,16 +267,12 @@ def resolve_anchor(
     if naive_anchor == "auto":
         if not values:
             return 1, False
-        errors = auto_anchor_errors(
-            freq, input_chunk_length, output_chunk_length, fold, values, gridded
-        )
-        naive = {lag: error for lag, error in errors.items() if lag != WINDOW_MEAN}
+        recent = _recent(values)
+        naive = _naive_errors(freq, input_chunk_length, output_chunk_length, fold, recent, gridded)
         best = min(naive, key=lambda lag: (naive[lag], lag != 1))  # ties: persistence
-        if mean_mse(_recent(values)) < naive[best]:
-            return (
-                0,
-                False,
-            )  # a mean-reverting series: the level, not a naive forecast, is the start
+        if mean_mse(recent) < naive[best]:
+            # a mean-reverting series: the level, not a naive forecast, is the start
+            return 0, False
         return best, False
     lag = int(naive_anchor)
     if fold > 1:
