@@ -1,10 +1,13 @@
-"""Latency and throughput of the numpy-only HTTP forecast service under concurrent requests.
+"""Latency and throughput of the HTTP forecast servers under concurrent requests.
 
-Starts ``python -m darts_mim.onnx.service`` in a separate process where torch, Darts and pandas
-cannot be imported (as in a production image with numpy and onnxruntime only), then, for each
-request batch size and number of concurrent clients, has that many client threads send requests
-over keep-alive connections on loopback and times each round trip (JSON encoding of the request is
-done beforehand; the answer is read but not decoded).
+Starts the server in a separate process where torch, Darts and pandas cannot be imported (as in a
+production image without them): ``--server asgi`` (the default) the micro-batching Starlette/uvicorn
+server (``darts_mim.onnx.asgi``, the ``serve`` extra), ``--server stdlib`` the standard-library one
+(``darts_mim.onnx.service``). Then, for each request batch size and number of concurrent clients,
+has that many client threads send requests over keep-alive connections on loopback and times each
+round trip (JSON encoding of the request is done beforehand; the answer is read but not decoded).
+With ``--server asgi`` the same run also measures the stdlib server at batch 1 and 16 clients (unless
+``--no-baseline``) and prints the ratio of the two throughputs.
 
 Model: the bike-grid demo size (2 channels on 14x8 cells, num_hidden=(16, 16), filter_size=3,
 input_chunk_length=12, output_chunk_length=6), trained for one epoch on a short slice; or
@@ -12,12 +15,13 @@ input_chunk_length=12, output_chunk_length=6), trained for one epoch on a short 
 
 Usage::
 
-    python benchmarks/serve_load.py [--onnx FILE] [--out-dir DIR] [--batches 1,8,64]
-        [--concurrency 1,4,16] [--requests 20] [--threads 1]
+    python benchmarks/serve_load.py [--server asgi|stdlib] [--onnx FILE] [--out-dir DIR]
+        [--batches 1] [--concurrency 1,16,64] [--requests 20] [--threads 1]
+        [--workers 1] [--max-batch 64] [--max-wait-ms 2] [--no-baseline]
 
-Prints a markdown table: batch, clients, latency p50/p95/p99 (ms), requests/s and series/s, and the
-median time of the same forecast in the benchmark's process without HTTP or JSON (what the service
-adds is the difference).
+Prints a markdown table: server, batch, clients, latency p50/p95/p99 (ms), requests/s and series/s,
+and the median time of the same forecast in the benchmark's process without HTTP or JSON (what the
+server adds is the difference).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,8 +44,8 @@ SERVER = """
 import sys
 for name in ("torch", "darts", "pandas", "xarray"):
     sys.modules[name] = None  # the service must not need them
-from darts_mim.onnx.service import main
-main([{path!r}, "--port", "0", "--threads", {threads!r}])
+from darts_mim.onnx.{module} import main
+main({args!r})
 """
 
 
@@ -76,16 +81,21 @@ def export_demo(out_dir: Path) -> tuple[str, np.ndarray]:
     return str(path), windows.astype(np.float32)
 
 
-def start_server(path: str, threads: int) -> tuple[subprocess.Popen, str, int]:
+def start_server(
+    path: str, threads: int, server: str = "asgi", extra: list[str] | None = None
+) -> tuple[subprocess.Popen, str, int]:
+    """Start ``server`` (``asgi`` or ``stdlib``) on a free loopback port; its process, host, port."""
+    module = {"asgi": "asgi", "stdlib": "service"}[server]
+    args = [path, "--port", "0", "--threads", str(threads)] + (extra or [])
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER.format(path=path, threads=str(threads))],
+        [sys.executable, "-c", SERVER.format(module=module, args=args)],
         stdout=subprocess.PIPE,
         text=True,
     )
     line = proc.stdout.readline()
     if not line.startswith("serving"):
         proc.kill()
-        raise RuntimeError(f"the service did not start: {line!r}")
+        raise RuntimeError(f"the {server} server did not start: {line!r}")
     url = urlparse(line.split()[-1])
     return proc, url.hostname, url.port
 
@@ -129,15 +139,81 @@ def load(host: str, port: int, body: bytes, clients: int, requests: int) -> tupl
     return latencies, wall
 
 
+def measure(
+    server: str,
+    path: str,
+    args: argparse.Namespace,
+    windows: np.ndarray,
+    batches: list[int],
+    levels: list[int],
+) -> list[tuple]:
+    """Rows ``(server, batch, clients, p50, p95, p99, requests/s, series/s, request MB)``."""
+    extra = []
+    if server == "asgi":
+        extra = [
+            "--workers",
+            str(args.workers),
+            "--max-batch",
+            str(args.max_batch),
+            "--max-wait-ms",
+            str(args.max_wait_ms),
+        ]
+        if args.workers > 1:  # several workers share a fixed port
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            extra += ["--port", str(port)]
+    proc, host, port = start_server(path, args.threads, server, extra)
+    if args.workers > 1 and server == "asgi":
+        _wait_healthy(host, port)
+    rows = []
+    try:
+        for batch in batches:
+            body = json.dumps({"n": args.n, "past_target": windows[:batch].tolist()}).encode()
+            load(host, port, body, 1, 2)  # warm-up
+            for clients in levels:
+                latencies, wall = load(host, port, body, clients, args.requests)
+                ms = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
+                rate = len(latencies) / wall
+                rows.append((server, batch, clients, *ms, rate, rate * batch, len(body) / 1e6))
+                print(rows[-1], flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return rows
+
+
+def _wait_healthy(host: str, port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not become healthy")
+        time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=("asgi", "stdlib"), default="asgi")
     parser.add_argument("--onnx", default=None, help="an exported model without covariates")
     parser.add_argument("--out-dir", type=Path, default=None, help="keep/reuse the demo model here")
-    parser.add_argument("--batches", default="1,8,64")
-    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--batches", default="1")
+    parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--requests", type=int, default=20, help="per client and setting")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per request")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per ONNX call")
     parser.add_argument("--n", type=int, default=6, help="forecast horizon")
+    parser.add_argument("--workers", type=int, default=1, help="asgi: server processes")
+    parser.add_argument("--max-batch", type=int, default=64, help="asgi: series per ONNX call")
+    parser.add_argument("--max-wait-ms", type=float, default=2.0, help="asgi: batching wait")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="asgi: do not measure the stdlib server too"
+    )
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     levels = [int(c) for c in args.concurrency.split(",")]
@@ -168,38 +244,36 @@ def main() -> None:
         in_process[batch] = float(np.median(times)) * 1e3
     del local
 
-    proc, host, port = start_server(path, args.threads)
-    rows = []
-    try:
-        for batch in batches:
-            body = json.dumps({"n": args.n, "past_target": windows[:batch].tolist()}).encode()
-            load(host, port, body, 1, 2)  # warm-up
-            for clients in levels:
-                latencies, wall = load(host, port, body, clients, args.requests)
-                ms = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
-                rate = len(latencies) / wall
-                rows.append((batch, clients, *ms, rate, rate * batch, len(body) / 1e6))
-                print(rows[-1], flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    rows = measure(args.server, path, args, windows, batches, levels)
+    baseline = None
+    if args.server == "asgi" and not args.no_baseline:
+        clients = 16 if 16 in levels else max(levels)
+        rows += measure("stdlib", path, args, windows, [1], [clients])
+        rates = {(r[0], r[1], r[2]): r[6] for r in rows}
+        if ("asgi", 1, clients) in rates:
+            baseline = (clients, rates[("asgi", 1, clients)] / rates[("stdlib", 1, clients)])
 
     import onnxruntime as ort
 
+    workers = f", {args.workers} worker(s)" if args.server == "asgi" else ""
     print(
-        f"\nonnxruntime {ort.__version__}, {args.threads} intra-op thread(s) per request, "
+        f"\nonnxruntime {ort.__version__}, {args.threads} intra-op thread(s) per ONNX call"
+        f"{workers}, asgi max_batch={args.max_batch} max_wait_ms={args.max_wait_ms:g}, "
         f"n={args.n}, {args.requests} requests per client, loopback\n"
     )
     print(
-        "| batch | clients | p50 ms | p95 ms | p99 ms | requests/s | series/s | request MB "
-        "| in-process p50 ms |"
+        "| server | batch | clients | p50 ms | p95 ms | p99 ms | requests/s | series/s "
+        "| request MB | in-process p50 ms |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for batch, clients, p50, p95, p99, rate, series_rate, mb in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for server, batch, clients, p50, p95, p99, rate, series_rate, mb in rows:
         print(
-            f"| {batch} | {clients} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {rate:.1f} | "
+            f"| {server} | {batch} | {clients} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {rate:.1f} | "
             f"{series_rate:.0f} | {mb:.2f} | {in_process[batch]:.1f} |"
         )
+    if baseline is not None:
+        clients, ratio = baseline
+        print(f"\nasgi / stdlib throughput at batch 1, {clients} clients: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

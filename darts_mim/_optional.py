@@ -21,7 +21,10 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "radar": ("radar nowcasting (darts_mim.nowcast)", ("pysteps", "cv2")),
     "plot": ("pictures (darts_mim.plotting, the demo)", ("matplotlib",)),
     "netcdf": ("netCDF files", ("netCDF4",)),
-    "serve": ("the HTTP forecast service (darts_mim.onnx.service)", ()),
+    "serve": (
+        "the production HTTP server (darts_mim.onnx.asgi, darts-mim serve)",
+        ("starlette", "uvicorn", "prometheus_client"),
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""The ``darts-mim`` command: demo, fit, predict, backtest and export.
+"""The ``darts-mim`` command: demo, fit, predict, backtest, export and serve.
 
 A thin layer over the library: it reads data files with :mod:`darts_mim.datasets`, calls
 :class:`darts_mim.MIMModel` and writes results. Every error a user can cause (a missing or unreadable
@@ -26,6 +26,7 @@ a note to re-fit): the JSON range converts exactly into a ``Scaler``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pickle
@@ -64,6 +65,8 @@ examples:
   darts-mim fit --data ETTh1.csv --out ett.pt --val-last 336
                                                     hourly: icl 96 (4 days), validation, early stop
   darts-mim export --model mim.pt --out mim.onnx
+  darts-mim serve mim.onnx --port 8080 --workers 2 --threads 1
+                                                    HTTP forecasts (needs the serve extra)
 
 data files:
   .npz   a grid: `data` (T, C, H, W) or (T, H, W), `time` (T ISO strings), optional `channels`
@@ -755,6 +758,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from darts_mim.onnx import asgi
+    except ImportError as err:  # the serve extra is missing: its one-line message
+        raise CliError(str(err)) from err
+    asgi.run_from_args(args)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from darts_mim.integrity import CHECKSUM_SUFFIX
 
@@ -834,8 +846,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``darts-mim`` argument parser."""
     parser = _Parser(
         prog=PROG,
-        description="Memory In Memory (MIM) forecasting for Darts: demo, fit, predict, backtest and "
-        "export to ONNX.",
+        description="Memory In Memory (MIM) forecasting for Darts: demo, fit, predict, backtest, "
+        "export to ONNX and serve.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -1009,7 +1021,59 @@ def build_parser() -> argparse.ArgumentParser:
         "scaled values and the scaler is written beside it as OUT.scaler",
     )
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve an exported ONNX model over HTTP (the serve extra)",
+        description="Serve an ONNX file written by `export` (or MIMModel.to_onnx) over HTTP with "
+        "Starlette and uvicorn: POST /forecast (concurrent requests micro-batched into one ONNX "
+        "call), GET /metadata, /health and Prometheus /metrics. Needs neither torch nor Darts at "
+        'run time, but the serve extra: pip install "darts-mim[serve]". Stop it with Ctrl-C or '
+        "SIGTERM: open requests are answered first.",
+        epilog="example: darts-mim serve mim.onnx --host 0.0.0.0 --port 8080 --workers 2 "
+        "--threads 1 (see darts_mim.onnx.asgi)",
+        formatter_class=fmt,
+    )
+    _add_serve_options(p)
+    p.set_defaults(func=cmd_serve)
     return parser
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
+    """``serve``'s options: those of ``python -m darts_mim.onnx.asgi``, without importing it (the
+    extra may be missing; ``--help`` still works)."""
+    p.add_argument("path", metavar="MODEL.onnx", help="the ONNX file written by `export`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080, help="0 for any free port (one worker)")
+    p.add_argument(
+        "--workers", type=_positive_int, default=1, help="processes, each loading the model"
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="ONNX Runtime intra-op threads per call (default: all cores; with several workers, "
+        "cores / workers)",
+    )
+    p.add_argument(
+        "--max-batch", type=_positive_int, default=64, help="most series in one ONNX call"
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=2.0,
+        help="how long a batch waits for requests still arriving (0: never)",
+    )
+    p.add_argument(
+        "--max-body-mb", type=float, default=256.0, help="larger request bodies get a 413"
+    )
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="require `Authorization: Bearer KEY` or `X-API-Key: KEY` on every endpoint but "
+        "/health (default: $DARTS_MIM_API_KEY when set)",
+    )
+    p.add_argument("--verbose", action="store_true", help="log every request")
 
 
 def _one_line(err: BaseException) -> str:
@@ -1024,8 +1088,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"{PROG} {args.command}"
     from darts_mim.logs import quiet_logs
 
+    # `serve` imports neither torch nor Lightning (whose logs quiet_logs tames): it starts fast, in
+    # images without them.
+    logs = contextlib.nullcontext() if args.command == "serve" else quiet_logs()
     try:
-        with quiet_logs():
+        with logs:
             return int(args.func(args))
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)

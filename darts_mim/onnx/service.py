@@ -1,5 +1,12 @@
 """A minimal HTTP forecast service for an exported MIM model, on numpy and onnxruntime only.
 
+For production use the ASGI server, :mod:`darts_mim.onnx.asgi` (``darts-mim serve``, the ``serve``
+extra): the same requests and answers, with micro-batching, several workers, metrics, an API key
+and graceful shutdown, built on :class:`ForecastService` below. This standard-library server stays
+as the dependency-free fallback, for development and for images where not even that extra can be
+installed; ``python -m darts_mim.onnx.service`` always runs it (never the ASGI one, so that what
+runs does not depend on what happens to be installed).
+
 For production processes without torch and without Darts (nor pandas or xarray): the service loads
 the ONNX file once, then answers batched forecast requests, JSON arrays in and arrays out, with the
 same forecast loop, sampling and input checks as :meth:`OnnxForecaster.predict_array
@@ -46,6 +53,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -151,6 +159,94 @@ class ForecastService:
         (out,) = self.session.run(["prediction"], feeds)
         return out.astype(np.float32, copy=False)
 
+    def prepare(
+        self,
+        n: int,
+        past_target: Any,
+        past_covariates: Any = None,
+        future_covariates: Any = None,
+        static_covariates: Any = None,
+        num_samples: int = 1,
+        random_state: int | None = None,
+        predict_likelihood_parameters: bool | None = None,
+        batch_size: int = 256,
+    ) -> PreparedRequest:
+        """Check a request and shape its arrays, without running the graph.
+
+        Takes the arguments of :meth:`forecast`; raises its ``ValueError`` for bad input.
+        """
+        meta = self.metadata
+        likelihood = meta["likelihood"]
+        samples = core.resolve_sampling(likelihood, num_samples, predict_likelihood_parameters)
+        parameters = likelihood is not None and samples is None
+        n = core.check_n(n, meta["output_chunk_length"], meta["output_chunk_shift"], parameters)
+        arr, five_d, covariates = core.check_arrays(
+            meta,
+            self.frame,
+            np.asarray(past_target, dtype=np.float32),
+            n,
+            past_covariates=_array(past_covariates),
+            future_covariates=_array(future_covariates),
+            static_covariates=_array(static_covariates),
+        )
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        kind = "samples" if samples is not None else "parameters" if parameters else "forecast"
+        return PreparedRequest(n, arr, five_d, covariates, samples, random_state, batch_size, kind)
+
+    def compute(self, requests: Sequence[PreparedRequest]) -> list[np.ndarray]:
+        """Run checked requests as ONE forecast, their windows stacked along the series axis.
+
+        Every window is forecast independently of the others (the graph has no operation across
+        the batch axis), so each request gets what it would get alone; requests that draw samples
+        are computed alone (their generator is theirs). All requests must share
+        :attr:`PreparedRequest.batch_key`. Returns each request's raw forecast, for :meth:`finish`.
+        """
+        first = requests[0]
+        if len(requests) > 1 and (
+            first.batch_key is None or any(r.batch_key != first.batch_key for r in requests)
+        ):
+            raise ValueError("Only requests with the same batch_key are computed together.")
+        if len(requests) == 1:
+            arr, covariates = first.past_target, first.covariates
+        else:
+            arr = np.concatenate([r.past_target for r in requests])
+            covariates = {
+                k: None if v is None else np.concatenate([r.covariates[k] for r in requests])
+                for k, v in first.covariates.items()
+            }
+        meta = self.metadata
+        out = core.forecast(
+            self._run,
+            arr,
+            first.n,
+            input_chunk_length=meta["input_chunk_length"],
+            output_chunk_length=meta["output_chunk_length"],
+            output_chunk_shift=meta["output_chunk_shift"],
+            likelihood=meta["likelihood"],
+            **covariates,
+            num_samples=first.samples,
+            rng=np.random.default_rng(first.random_state),
+            batch_size=min(r.batch_size for r in requests),
+        )
+        bounds = np.cumsum([0] + [r.rows for r in requests])
+        return [out[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def finish(self, request: PreparedRequest, out: np.ndarray) -> np.ndarray:
+        """Check a request's raw forecast (from :meth:`compute`) and shape it as asked."""
+        meta = self.metadata
+        # NaN or inf outside the always-missing components: corrupt weights or a diverged fit
+        check_finite_forecasts(
+            out,
+            meta["missing_components"] or [],
+            component_axis=2,
+            components=meta["components"],
+            source=f"The ONNX model {self.path}",
+        )
+        if request.five_d:
+            out = out.reshape(out.shape[:2] + self.frame + out.shape[3:])
+        return out
+
     def forecast(
         self,
         n: int,
@@ -171,71 +267,88 @@ class ForecastService:
             The float32 forecast and its kind: ``"forecast"``, ``"samples"`` (last axis) or
             ``"parameters"`` (last axis).
         """
-        meta = self.metadata
-        likelihood = meta["likelihood"]
-        samples = core.resolve_sampling(likelihood, num_samples, predict_likelihood_parameters)
-        parameters = likelihood is not None and samples is None
-        n = core.check_n(n, meta["output_chunk_length"], meta["output_chunk_shift"], parameters)
-        arr, five_d, covariates = core.check_arrays(
-            meta,
-            self.frame,
-            np.asarray(past_target, dtype=np.float32),
+        request = self.prepare(
             n,
-            past_covariates=_array(past_covariates),
-            future_covariates=_array(future_covariates),
-            static_covariates=_array(static_covariates),
-        )
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-        out = core.forecast(
-            self._run,
-            arr,
-            n,
-            input_chunk_length=meta["input_chunk_length"],
-            output_chunk_length=meta["output_chunk_length"],
-            output_chunk_shift=meta["output_chunk_shift"],
-            likelihood=likelihood,
-            **covariates,
-            num_samples=samples,
-            rng=np.random.default_rng(random_state),
+            past_target,
+            past_covariates=past_covariates,
+            future_covariates=future_covariates,
+            static_covariates=static_covariates,
+            num_samples=num_samples,
+            random_state=random_state,
+            predict_likelihood_parameters=predict_likelihood_parameters,
             batch_size=batch_size,
         )
-        # NaN or inf outside the always-missing components: corrupt weights or a diverged fit
-        check_finite_forecasts(
-            out,
-            meta["missing_components"] or [],
-            component_axis=2,
-            components=meta["components"],
-            source=f"The ONNX model {self.path}",
-        )
-        if five_d:
-            out = out.reshape(out.shape[:2] + self.frame + out.shape[3:])
-        kind = "samples" if samples is not None else "parameters" if parameters else "forecast"
-        return out, kind
+        (out,) = self.compute([request])
+        return self.finish(request, out), request.kind
+
+    def parse(self, body: bytes) -> dict[str, Any]:
+        """A ``/forecast`` body as keyword arguments of :meth:`forecast`.
+
+        Raises
+        ------
+        ValueError
+            Not JSON, not an object with ``"n"`` and ``"past_target"``, or unknown fields (the
+            message is the 400's ``error``).
+        """
+        try:
+            request = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"The body is not JSON: {err}.") from None
+        if not isinstance(request, dict) or "n" not in request or "past_target" not in request:
+            raise ValueError('The body must be a JSON object with "n" and "past_target".')
+        unknown = sorted(set(request) - _REQUEST_KEYS)
+        if unknown:
+            raise ValueError(f"Unknown request fields {unknown}; known: {sorted(_REQUEST_KEYS)}.")
+        return request
+
+    def payload(self, out: np.ndarray, kind: str) -> dict[str, Any]:
+        """The JSON answer to a forecast: ``forecast`` (NaN as ``null``), ``shape``, ``kind``."""
+        answer: dict[str, Any] = {"forecast": _to_json(out), "shape": list(out.shape), "kind": kind}
+        if kind == "parameters":
+            answer["parameter_names"] = self.metadata["likelihood"]["parameter_names"]
+        return answer
 
     def answer(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """The HTTP status and JSON answer of a ``/forecast`` request body."""
         try:
-            request = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            return HTTPStatus.BAD_REQUEST, {"error": f"The body is not JSON: {err}."}
-        if not isinstance(request, dict) or "n" not in request or "past_target" not in request:
-            return HTTPStatus.BAD_REQUEST, {
-                "error": 'The body must be a JSON object with "n" and "past_target".'
-            }
-        unknown = sorted(set(request) - _REQUEST_KEYS)
-        if unknown:
-            return HTTPStatus.BAD_REQUEST, {
-                "error": f"Unknown request fields {unknown}; known: {sorted(_REQUEST_KEYS)}."
-            }
-        try:
+            request = self.parse(body)
             out, kind = self.forecast(**request)
         except (ValueError, TypeError) as err:
             return HTTPStatus.BAD_REQUEST, {"error": str(err)}
-        answer: dict[str, Any] = {"forecast": _to_json(out), "shape": list(out.shape), "kind": kind}
-        if kind == "parameters":
-            answer["parameter_names"] = self.metadata["likelihood"]["parameter_names"]
-        return HTTPStatus.OK, answer
+        return HTTPStatus.OK, self.payload(out, kind)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedRequest:
+    """A checked forecast request (:meth:`ForecastService.prepare`), ready to run."""
+
+    n: int
+    #: ``(B, input_chunk_length, D)`` float32
+    past_target: np.ndarray
+    #: whether the answer is in frames ``(B, n, C, H, W, ...)``
+    five_d: bool
+    #: the graph's covariates (``None`` for those it does not take)
+    covariates: dict[str, np.ndarray | None]
+    #: samples to draw, or ``None`` (a forecast or the likelihood's parameters)
+    samples: int | None
+    random_state: int | None
+    batch_size: int
+    #: ``"forecast"``, ``"samples"`` or ``"parameters"``
+    kind: str
+
+    @property
+    def rows(self) -> int:
+        """Windows (series) in the request."""
+        return int(self.past_target.shape[0])
+
+    @property
+    def batch_key(self) -> tuple | None:
+        """Requests with equal keys can be computed in one call (:meth:`ForecastService.compute`);
+        ``None``: only alone (it draws samples)."""
+        if self.samples is not None:
+            return None
+        static = self.covariates.get("static_covariates")
+        return (self.n, self.kind, None if static is None else static.shape[1:])
 
 
 def _array(value: Any) -> np.ndarray | None:
