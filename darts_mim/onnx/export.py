@@ -8,13 +8,17 @@ decoder step run by ONNX ``Loop`` nodes (:mod:`darts_mim.onnx._loop`: seconds, a
 not depend on the chunk lengths); a model that graph does not reproduce, as checked against torch
 before writing, is exported unrolled by the dynamo exporter. Everything the torch-free
 :class:`darts_mim.onnx.runtime.OnnxForecaster` needs to slice inputs and rebuild ``TimeSeries`` is
-written into the file's metadata, in the schema of :mod:`darts_mim.onnx.format`.
+written into the file's metadata, in the schema of :mod:`darts_mim.onnx.format`, and so is the spec
+Darts' own ONNX code reads (``darts.onnx_spec``), so that ``darts.utils.onnx.run_onnx_prediction``
+runs the file where Darts' contract can describe the model.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import json
 import logging
 import os
 import warnings
@@ -25,13 +29,14 @@ import onnx
 import torch
 from darts.utils.data.torch_datasets.utils import ModuleStage, PLModuleInput
 from darts.utils.likelihood_models.torch import QuantileRegression
+from darts.utils.onnx.inference import ONNX_SPEC_METADATA_KEY, OnnxModelSpec
 from torch import Tensor, nn
 
 from darts_mim.integrity import atomic_path, write_checksums
 from darts_mim.onnx import _loop
 from darts_mim.onnx import scaling as scaling_mod
 from darts_mim.onnx.encoders import settings_from_model
-from darts_mim.onnx.format import FEATURE_NAMES, metadata_props
+from darts_mim.onnx.format import DARTS_SPEC_KEY, FEATURE_NAMES, darts_spec, metadata_props
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -238,6 +243,19 @@ def build_metadata(
         "missing_components": [int(i) for i in layout.missing],
         "encoders": (settings_from_model(model) if encoder_settings is None else encoder_settings),
     }
+
+
+def darts_spec_json(meta: dict[str, Any]) -> str:
+    """The ``darts.onnx_spec`` entry: :func:`darts_mim.onnx.format.darts_spec` as the installed
+    Darts' ``OnnxModelSpec`` takes it (a field it lacks or requires is an error here, at export, not
+    in a user's ``OnnxModelSpec.from_session``), in the JSON Darts' own export writes."""
+    if ONNX_SPEC_METADATA_KEY != DARTS_SPEC_KEY:
+        raise RuntimeError(
+            f"This Darts reads its ONNX spec under {ONNX_SPEC_METADATA_KEY!r}, darts-mim writes "
+            f"{DARTS_SPEC_KEY!r}: update darts-mim."
+        )
+    spec = OnnxModelSpec(**darts_spec(meta))
+    return json.dumps(dataclasses.asdict(spec), separators=(",", ":"))
 
 
 def _scaling(
@@ -681,7 +699,9 @@ def export_model(
         )
         scaling_mod.wrap_graph(proto, scaling["inputs"], output)
         meta[scaling_mod.METADATA_KEY] = scaling["entry"]
-    onnx.helper.set_model_props(proto, metadata_props(meta))
+    props = metadata_props(meta)
+    props[DARTS_SPEC_KEY] = darts_spec_json(meta)
+    onnx.helper.set_model_props(proto, props)
     onnx.checker.check_model(proto)
     # Atomically, then its checksum file, which OnnxForecaster checks.
     with atomic_path(path, suffix=".tmp.onnx") as tmp:

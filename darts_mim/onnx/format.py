@@ -41,6 +41,16 @@ the last three ``None`` or ``{"transformer", "n_components"}``: the graph applie
 scalers itself, see :mod:`darts_mim.onnx.scaling`, and takes and returns raw values). None changes
 the graph's input and output names and shapes, and no runtime scales, so :data:`FORMAT_VERSION`
 stays 1 and older runtimes serve such files (in raw units where ``scaling`` says so).
+
+Darts' own contract
+-------------------
+Besides its own entries, the export writes the one entry Darts' torch-free ONNX code reads,
+:data:`DARTS_SPEC_KEY` (``darts.onnx_spec``): the JSON of a Darts ``OnnxModelSpec``
+(``darts.utils.onnx.inference``) built by :func:`darts_spec` from the entries above. The graph's
+input names are Darts' feature names and its output is Darts' ``prediction``, so
+``OnnxModelSpec.from_session`` reads a darts-mim file and ``darts.utils.onnx.run_onnx_prediction``
+forecasts with it (docs/guides/onnx.md, "Darts' ONNX contract", says where it cannot). The
+darts-mim runtime does not read that entry: files written before it existed are served alike.
 """
 
 from __future__ import annotations
@@ -59,6 +69,8 @@ FEATURE_NAMES = (
     "future_covariates",
     "static_covariates",
 )
+#: The metadata key of Darts' ONNX contract (``darts.utils.onnx.inference.ONNX_SPEC_METADATA_KEY``).
+DARTS_SPEC_KEY = "darts.onnx_spec"
 REQUIRED_KEYS = (
     "format_version",
     "grid",
@@ -183,3 +195,44 @@ def read_metadata(
             f"{meta['inputs']}; export it again."
         )
     return meta
+
+
+def darts_spec(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of Darts' ``OnnxModelSpec`` (Darts 0.48) that describe a darts-mim graph.
+
+    The graph takes Darts' feature tensors by their names (a sub-sequence of :data:`FEATURE_NAMES`)
+    and returns one ``prediction`` ``(B, output_chunk_length, components, nr_params)``, which Darts
+    reshapes to ``(B, output_chunk_length, components * nr_params)``: a darts-mim graph is a
+    stateless, chunk-wise graph in Darts' terms (no ``state_*`` tensors, not ``stepwise_state``).
+
+    Parameters
+    ----------
+    meta
+        The file's entries, unprefixed (as :func:`read_metadata` returns them or as
+        :func:`metadata_props` takes them).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of ``OnnxModelSpec``; its JSON is the :data:`DARTS_SPEC_KEY` entry.
+    """
+    inputs = list(meta["inputs"])
+    likelihood = meta["likelihood"]
+    return {
+        "input_chunk_length": int(meta["input_chunk_length"]),
+        "output_chunk_length": int(meta["output_chunk_length"]),
+        "output_chunk_shift": int(meta["output_chunk_shift"]),
+        "uses_past_covariates": "past_covariates" in inputs,
+        "uses_future_covariates": "future_covariates" in inputs,
+        "uses_static_covariates": "static_covariates" in inputs,
+        "likelihood_parameter_names": (
+            list(likelihood["parameter_names"]) if likelihood is not None else None
+        ),
+        "feature_input_names": inputs,
+        "input_names": inputs,
+        "output_names": ["prediction"],
+        "state_input_names": [],
+        "state_output_names": [],
+        "state_input_shapes": None,
+        "stepwise_state": False,
+    }

@@ -1,17 +1,19 @@
 """Torch-free serving of exported MIM models with ONNX Runtime: :class:`OnnxForecaster`.
 
-This module imports numpy, pandas, onnxruntime and Darts' ``TimeSeries`` (which does not import
-torch), never torch nor :mod:`darts_mim.model`. It reproduces what ``MIMModel.predict`` does around the
-network: it slices the input windows and covariates by time exactly as Darts' inference dataset does,
-stacks many series into one batch per ``session.run``, continues autoregressively for
-``n > output_chunk_length`` with Darts' roll-and-feed-back rule, draws sample paths from a likelihood
-model's parameters (:mod:`darts_mim.onnx.sampling`), computes the encodings of a model fitted with
-``add_encoders`` from the saved settings (:mod:`darts_mim.onnx.encoders`), and rebuilds ``TimeSeries``
-with the same time index, components, static covariates and metadata as the torch model's forecasts.
-The array loop lives in :mod:`darts_mim.onnx.core`, shared with the numpy-only
-:mod:`darts_mim.onnx.service`. Bad input
-is refused with the same ``ValueError`` as ``MIMModel.predict`` (the checks of :mod:`darts_mim.grid`
-and :mod:`darts_mim.validation` are shared, Darts' own are repeated word for word).
+This module imports numpy, pandas, onnxruntime and Darts' ``TimeSeries`` and ``darts.utils.onnx``
+(neither imports torch), never torch nor :mod:`darts_mim.model`. It reproduces what
+``MIMModel.predict`` does around the network: it slices the input windows and covariates with
+Darts' own :func:`darts.utils.onnx.prepare_onnx_inputs` (the files follow Darts' ONNX contract, see
+:func:`darts_mim.onnx.format.darts_spec`), stacks many series into one batch per ``session.run``,
+continues autoregressively for ``n > output_chunk_length`` with Darts' roll-and-feed-back rule,
+draws sample paths from a likelihood model's parameters (:mod:`darts_mim.onnx.sampling`), computes
+the encodings of a model fitted with ``add_encoders`` from the saved settings
+(:mod:`darts_mim.onnx.encoders`), and rebuilds ``TimeSeries`` with the same time index, components,
+static covariates and metadata as the torch model's forecasts. The array loop lives in
+:mod:`darts_mim.onnx.core`, shared with the numpy-only :mod:`darts_mim.onnx.service`. Bad input is
+refused with the same ``ValueError`` as ``MIMModel.predict`` (the checks of :mod:`darts_mim.grid`
+and :mod:`darts_mim.validation` are shared; Darts' own live in its torch inference dataset, which
+this module cannot import, and are repeated word for word).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 from darts import TimeSeries
+from darts.utils.onnx import prepare_onnx_inputs
+from darts.utils.onnx.inference import OnnxModelSpec
 from darts.utils.utils import generate_index
 
 from darts_mim.grid import GridSpec, check_series_grid
 from darts_mim.integrity import check_finite_forecasts, verify_checksums
 from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
-from darts_mim.onnx.format import read_metadata
+from darts_mim.onnx.format import darts_spec, read_metadata
 from darts_mim.validation import warn_masked_with_values
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -562,13 +566,12 @@ class OnnxForecaster:
 
     # ------------------------------------------------------------------ slicing
     @staticmethod
-    def _window(
-        cov: TimeSeries, start, length: int, kind: str, idx: int, n: int, ocl: int
-    ) -> tuple[np.ndarray, pd.Index]:
-        """``length`` steps of ``cov`` from time ``start``, with Darts' errors when not covered."""
-        index = cov.time_index
-        freq = cov.freq
-        end = start + (length - 1) * freq
+    def _check_covers(
+        cov: TimeSeries, start: Any, length: int, kind: str, idx: int, n: int, ocl: int
+    ) -> None:
+        """Darts' errors (word for word, from its torch inference dataset, which this torch-free
+        module cannot import) when ``cov`` lacks the ``length`` steps from time ``start``."""
+        end = start + (length - 1) * cov.freq
         if cov.start_time() > start:
             raise ValueError(
                 f"For the given forecasting case, the provided `{kind}` at series sequence index "
@@ -584,15 +587,33 @@ class OnnxForecaster:
                 f"`{kind}` must end at or after time step `{end}`, whereas now the end is at time "
                 f"step `{cov.end_time()}`."
             )
-        try:
-            pos = index.get_loc(start)
-        except KeyError as err:
+        if start not in cov.time_index:
             raise ValueError(
-                f"`{kind}` at index {idx} has no time step {start}: its frequency ({freq}) or "
+                f"`{kind}` at index {idx} has no time step {start}: its frequency ({cov.freq}) or "
                 "alignment does not match the target series'."
-            ) from err
-        values = cov.all_values(copy=False)[pos : pos + length, :, 0]
-        return values, index[pos : pos + length]
+            )
+
+    @functools.cached_property
+    def _slicing_spec(self) -> OnnxModelSpec:
+        """The Darts spec :func:`darts.utils.onnx.prepare_onnx_inputs` slices this model's windows
+        with. Darts' slicing ends the future covariates at ``max(n, output_chunk_length)`` steps
+        after the series, whatever the shift; the graph reads ``output_chunk_shift`` steps more, so
+        the shift is counted in the chunk here (``n > output_chunk_length`` with a shift is refused
+        before slicing, so the past covariates' part after the series is unchanged). Historic
+        future covariates are always sliced: :func:`darts_mim.onnx.core.forecast` takes the future
+        covariates from the first input step."""
+        spec = darts_spec(self.metadata)
+        uses = {"past_target", *spec["feature_input_names"]}
+        if spec["uses_future_covariates"]:
+            uses.add("historic_future_covariates")
+        uses = sorted(uses)
+        spec.update(
+            output_chunk_length=self.output_chunk_length + self.output_chunk_shift,
+            output_chunk_shift=0,
+            feature_input_names=uses,
+            input_names=uses,
+        )
+        return OnnxModelSpec(**spec)
 
     def _series_inputs(
         self,
@@ -604,17 +625,25 @@ class OnnxForecaster:
         what: str,
     ) -> dict[str, np.ndarray]:
         """One series' arrays in the layout of :meth:`predict_array` (no batch axis); ``what`` names
-        the series in messages."""
+        the series in messages.
+
+        The series and covariates are checked here (with Darts' messages), sliced by Darts' own
+        :func:`darts.utils.onnx.prepare_onnx_inputs`, and joined into this runtime's layout: the
+        past covariates of the input window then those beyond ``output_chunk_length``, the future
+        covariates from the first input step to the last forecast step, then the encodings of a
+        model fitted with ``add_encoders`` appended.
+        """
         icl, ocl, ocs = self.input_chunk_length, self.output_chunk_length, self.output_chunk_shift
         self._check_series(series, idx, what)
+        # NaN in the target window first, as before Darts' slicing: checked on a view.
+        window = series.values(copy=False)[-icl:]
+        window = window[:, ~self._missing] if self._missing.any() else window
+        if not np.isfinite(window).all():
+            keep = [c for c, m in zip(self.components, self._missing, strict=True) if not m]
+            self._check_finite(window, "series", idx, series.time_index[-icl:], keep)
         freq = series.freq
-        past_times = series.time_index[-icl:]
-        target = series.all_values(copy=False)[-icl:, :, 0]
-        window = target[:, ~self._missing] if self._missing.any() else target
-        keep = [c for c, m in zip(self.components, self._missing, strict=True) if not m]
-        self._check_finite(window, "series", idx, past_times, keep)
-        out = {"past_target": target}
-        start = past_times[0]
+        start = series.time_index[-icl]
+        inputs = self.metadata["inputs"]
         lengths = {
             "past_covariates": icl + max(0, n - ocl),
             "future_covariates": icl + ocs + max(n, ocl),
@@ -624,17 +653,40 @@ class OnnxForecaster:
             + (" and the forecast horizon beyond output_chunk_length" if n > ocl else ""),
             "future_covariates": "covering the input window and the forecast horizon",
         }
+        user: dict[str, TimeSeries] = {}
         for kind, cov in (("past_covariates", past_cov), ("future_covariates", future_cov)):
-            if kind not in self.metadata["inputs"]:
-                continue
-            parts = []
-            if self._user_components(kind):
+            if kind in inputs and self._user_components(kind):
                 if cov is None:
                     raise _needs_covariates(kind, how[kind])
                 self._check_covariates(cov, kind, idx)
                 self._check_freq(cov, freq, kind, idx)
-                values, times = self._window(cov, start, lengths[kind], kind, idx, n, ocl)
-                self._check_finite(values, kind, idx, times, cov.components)
+                self._check_covers(cov, start, lengths[kind], kind, idx, n, ocl)
+                user[kind] = cov
+        if self.uses_static_covariates and series.static_covariates is None:
+            raise ValueError(
+                f"The model was trained with static covariates but `series` at index {idx} has "
+                "none; attach them with series.with_static_covariates()."
+            )
+        sliced = {
+            k: v[0] for k, v in prepare_onnx_inputs(series, self._slicing_spec, n=n, **user).items()
+        }
+        out = {"past_target": sliced["past_target"]}
+        if "static_covariates" in sliced:
+            out["static_covariates"] = sliced["static_covariates"]
+        # Darts' names for the parts of the runtime's covariate arrays.
+        parts_of = {
+            "past_covariates": ("past_covariates", "future_past_covariates"),
+            "future_covariates": ("historic_future_covariates", "future_covariates"),
+        }
+        for kind in ("past_covariates", "future_covariates"):
+            if kind not in inputs:
+                continue
+            parts = []
+            if kind in user:
+                values = np.concatenate([sliced[p] for p in parts_of[kind] if p in sliced])
+                if not np.isfinite(values).all():
+                    times = generate_index(start=start, length=lengths[kind], freq=freq)
+                    self._check_finite(values, kind, idx, times, user[kind].components)
                 parts.append(values)
             side = self._encoder_side(kind)
             if side:
@@ -643,7 +695,7 @@ class OnnxForecaster:
                 # so does this, since a few attributes depend on the whole index (a cyclic
                 # day of year's period is 366 when any step is in a leap year).
                 if parts:
-                    index = cov.time_index
+                    index = user[kind].time_index
                     pos = index.get_loc(start)
                 else:
                     index, pos = generate_index(start=start, length=lengths[kind], freq=freq), 0
@@ -652,14 +704,6 @@ class OnnxForecaster:
                 )
                 parts.append(encoded[pos : pos + lengths[kind]])
             out[kind] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-        if self.uses_static_covariates:
-            static = series.static_covariates
-            if static is None:
-                raise ValueError(
-                    f"The model was trained with static covariates but `series` at index {idx} has "
-                    "none; attach them with series.with_static_covariates()."
-                )
-            out["static_covariates"] = static.values.astype(np.float64)
         return out
 
     @staticmethod
