@@ -1,0 +1,277 @@
+"""darts_mim.datasets.radar_events: several radar events, their steps, and windows that never
+straddle two events (issue 25); ``benchmarks/radar_loeo.py --quick`` end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from darts_mim.datasets.radar_events import (
+    RadarEvent,
+    event_windows,
+    load_radar_events,
+    pool_frames,
+    radar_event,
+)
+from darts_mim.datasets.registry import get_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "gridded"
+
+
+def _blob_frames(t: int, size: int = 16, speed: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A Gaussian rain cell (mm/h) moving ``speed`` cells per step to the right."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    out = []
+    for k in range(t):
+        cx = 3 + speed * k
+        out.append(8.0 * np.exp(-((xx - cx) ** 2 + (yy - size / 2) ** 2) / 8.0))
+    return (np.stack(out) + 0.01 * rng.random((t, size, size))).astype(np.float32)
+
+
+def test_radar_event_from_array_keeps_the_native_step() -> None:
+    ev = radar_event("a", _blob_frames(14), native_step_minutes=5)
+    assert isinstance(ev, RadarEvent)
+    assert ev.step_minutes == ev.native_step_minutes == 5
+    assert len(ev) == 14 and ev.frames.dtype == np.float32
+    assert ev.series.n_timesteps == 14
+    assert "5 min" in ev.describe()
+
+
+def test_resampling_keeps_every_kth_frame_and_refuses_other_steps() -> None:
+    frames = _blob_frames(36)
+    times = pd.date_range("2019-06-10", periods=36, freq="2min")
+    ev = radar_event("mrms", frames, times, step_minutes=6)
+    assert ev.step_minutes == 6 and ev.native_step_minutes == 2 and len(ev) == 12
+    np.testing.assert_array_equal(ev.frames, frames[::3])
+    assert "resampled from 2 min" in ev.describe()
+    with pytest.raises(ValueError, match="whole multiple"):
+        radar_event("mrms", frames, times, step_minutes=5)
+    with pytest.raises(ValueError, match="whole multiple"):
+        radar_event("mrms", frames, times, step_minutes=1)
+    with pytest.raises(ValueError, match="at least 13"):
+        radar_event("mrms", frames, times, step_minutes=6, min_frames=13)
+
+
+def test_pool_frames_is_an_areal_mean() -> None:
+    frames = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)
+    pooled = pool_frames(frames, 2)
+    assert pooled.shape == (2, 2, 3)
+    assert pooled[0, 0, 0] == np.mean(frames[0, :2, :2])
+    assert pool_frames(frames, 1) is frames
+    with pytest.raises(ValueError, match="positive integer"):
+        pool_frames(frames, 0)
+    ev = radar_event("a", _blob_frames(12, size=16), native_step_minutes=5, pool=4)
+    assert ev.frames.shape == (12, 4, 4) and ev.pool == 4
+
+
+@pytest.mark.parametrize(
+    ("frames", "kwargs", "match"),
+    [
+        (np.zeros((5, 4)), {"native_step_minutes": 5}, r"\(T, H, W\)"),
+        (np.full((3, 4, 4), np.nan), {"native_step_minutes": 5}, "non-finite"),
+        (-np.ones((3, 4, 4)), {"native_step_minutes": 5}, "negative"),
+        (np.zeros((3, 4, 4)), {}, "times or native_step_minutes"),
+        (
+            np.zeros((3, 4, 4)),
+            {
+                "times": pd.DatetimeIndex(
+                    ["2020-01-01 00:00", "2020-01-01 00:05", "2020-01-01 00:15"]
+                )
+            },
+            "evenly spaced",
+        ),
+        (
+            np.zeros((3, 4, 4)),
+            {"times": pd.date_range("2020", periods=4, freq="5min")},
+            "time stamps",
+        ),
+    ],
+)
+def test_bad_event_arrays_are_clear_errors(frames, kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        radar_event("bad", frames, **kwargs)
+
+
+def test_load_radar_events_refuses_unknown_or_repeated_events() -> None:
+    with pytest.raises(ValueError, match="Unknown radar event"):
+        load_radar_events(["radar_knmi", "radar_nowhere"])
+    with pytest.raises(ValueError, match="twice"):
+        load_radar_events(["radar_knmi", "radar_knmi"])
+    with pytest.raises(ValueError, match="empty"):
+        load_radar_events([])
+    with pytest.raises(ValueError, match="not loaded"):
+        load_radar_events(["radar_knmi"], step_minutes={"radar_bom_2018": 12})
+
+
+def test_load_the_bundled_knmi_event_pooled_and_resampled() -> None:
+    ev = load_radar_events(["radar_knmi"], pool=4, step_minutes=10)["radar_knmi"]
+    assert ev.native_step_minutes == 5 and ev.step_minutes == 10
+    assert ev.frames.shape == (46, 32, 32)
+    assert ev.times.freq == pd.Timedelta("10min")
+
+
+def test_event_windows_never_straddle_events_and_name_short_ones() -> None:
+    pytest.importorskip("pysteps")
+    pytest.importorskip("cv2")
+    a = radar_event("a", _blob_frames(14), native_step_minutes=5)
+    times_b = pd.date_range("2020-01-01 01:10", periods=13, freq="10min")  # right after a? no gap
+    b = radar_event("b", _blob_frames(13, speed=0.5, seed=1), times_b)
+    windows = event_windows({"a": a, "b": b}, 6, 6, scale=10.0)
+    assert [len(windows[k][0]) for k in ("a", "b")] == [3, 2]
+    for name, ev in (("a", a), ("b", b)):
+        targets, covs = windows[name]
+        for tg, cv in zip(targets, covs, strict=True):
+            assert len(tg) == 12 and tg.time_index.isin(ev.times).all()
+            assert cv.time_index.equals(tg.time_index)
+    # residual targets times the unit plus the nowcast are the observed frames
+    tg, cv = windows["a"][0][0], windows["a"][1][0]
+    from darts_mim.grid import series_to_grid
+
+    restored = (series_to_grid(tg)[:, 0] + series_to_grid(cv)[:, 0]) * 10.0
+    np.testing.assert_allclose(restored, a.frames[:12], atol=1e-4)
+    assert len(event_windows([a], 6, 6, stride=2)["a"][0]) == 2
+    short = radar_event("short", _blob_frames(11), native_step_minutes=5)
+    with pytest.raises(ValueError, match=r"short \(11\)"):
+        event_windows([a, short], 6, 6)
+    with pytest.raises(ValueError, match="stride"):
+        event_windows([a], 6, 6, stride=0)
+
+
+def test_windows_feed_mimmodel_fit_as_one_data_set(tmp_path) -> None:
+    pytest.importorskip("pysteps")
+    pytest.importorskip("cv2")
+    from darts_mim import MIMModel
+    from darts_mim.nowcast import add_nowcast
+
+    a = radar_event("a", _blob_frames(13), native_step_minutes=5)
+    b = radar_event("b", _blob_frames(13, speed=0.5, seed=1), native_step_minutes=10)
+    windows = event_windows([a, b], 4, 2, scale=10.0)
+    targets = windows["a"][0] + windows["b"][0]
+    covs = windows["a"][1] + windows["b"][1]
+    model = MIMModel(
+        4,
+        2,
+        num_hidden=(4,),
+        patch_size=4,
+        batch_size=4,
+        n_epochs=1,
+        random_state=0,
+        work_dir=str(tmp_path),
+        pl_trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False, "logger": False},
+    )
+    model.fit(targets, future_covariates=covs)
+    tg, cv = windows["b"][0][0], windows["b"][1][0]
+    forecast = model.predict(2, series=tg[:4], future_covariates=cv)
+    rain = add_nowcast(forecast, cv, 10.0)
+    assert len(rain) == 2 and (rain.values() >= 0).all()
+
+
+@pytest.mark.skipif(
+    not SHARED.is_dir(), reason="the real radar events live in ../shared/data (not in a clone)"
+)
+def test_every_real_event_loads_at_its_native_step() -> None:
+    names = [n for n in ("radar_bom_2018", "radar_opera_2024", "radar_mrms_2019")]
+    if not all((SHARED / get_dataset(n).filename).exists() for n in names):
+        pytest.skip("some event files are missing")
+    events = load_radar_events(names, SHARED.parent, pool=2, min_frames=12)
+    assert {n: e.step_minutes for n, e in events.items()} == {
+        "radar_bom_2018": 6,
+        "radar_opera_2024": 5,
+        "radar_mrms_2019": 2,
+    }
+    assert all(e.frames.shape[1:] == (64, 64) for e in events.values())
+    with pytest.raises(ValueError, match="radar_opera_2024"):
+        load_radar_events(["radar_opera_2024"], SHARED.parent, step_minutes=10, min_frames=12)
+
+
+SCRIPT = REPO / "benchmarks" / "radar_loeo.py"
+
+
+def _load_script():
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("radar_loeo", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["radar_loeo"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_test_origins_are_spread_over_the_event() -> None:
+    module = _load_script()
+    assert module.test_origins(3, 8) == [0, 1, 2]
+    picked = module.test_origins(81, 8)
+    assert len(picked) == 8 and picked[0] == 0 and picked[-1] == 80
+
+
+def test_loeo_quick_run_scores_every_event(tmp_path) -> None:
+    pytest.importorskip("pysteps")
+    pytest.importorskip("cv2")
+    module = _load_script()
+    out = tmp_path / "loeo.md"
+    results = module.main(["--quick", "--out", str(out), "--json", str(tmp_path / "s.json")])
+    assert list(results) == ["knmi_a", "knmi_b", "knmi_c"]
+    for r in results.values():
+        assert set(r["scores"]) == {module.MIM, *module.BASELINES}
+        assert set(r["ensembles"]) == {"STEPS ensemble", module.MIM_ENS}
+        assert np.isfinite(r["ensembles"][module.MIM_ENS]["crps"])
+        assert r["n_train_windows"] == 2 * 19  # windows of the two other pseudo-events only
+    text = out.read_text()
+    assert "targets met per test event" in text and "events met" in text
+    assert (tmp_path / "s.json").exists()
+
+
+@pytest.mark.slow  # the ONNX export traces the unrolled network: about 45 s on a busy 2-core CPU
+def test_one_onnx_model_serves_every_radar_step(tmp_path) -> None:
+    """A model trained on events of several steps serves each of them through ONNX, with the
+    nowcast helpers, as MIMModel does: the real six events (16 x 16 cells) when ../shared has
+    them, synthetic events of 2, 5 and 15 minutes otherwise."""
+    pytest.importorskip("pysteps")
+    pytest.importorskip("cv2")
+    pytest.importorskip("onnxruntime")
+    from darts_mim import MIMModel
+    from darts_mim.nowcast import add_nowcast, nowcast_covariates, subtract_nowcast
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    if SHARED.is_dir():
+        events = load_radar_events(path=SHARED.parent, pool=8, min_frames=6)
+    else:  # a fresh clone: no ../shared
+        events = {
+            f"synthetic_{step}min": radar_event(
+                f"synthetic_{step}min",
+                _blob_frames(10, speed=0.3 * (i + 1), seed=i),
+                native_step_minutes=step,
+            )
+            for i, step in enumerate((2, 5, 15))
+        }
+    windows = event_windows(events, 4, 2, scale=10.0, stride=3)
+    targets = [t for tg, _ in windows.values() for t in tg]
+    covs = [c for _, cv in windows.values() for c in cv]
+    model = MIMModel(
+        4,
+        2,
+        num_hidden=(4,),
+        patch_size=2,
+        batch_size=8,
+        n_epochs=1,
+        random_state=0,
+        work_dir=str(tmp_path),
+        pl_trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False, "logger": False},
+    )
+    model.fit(targets, future_covariates=covs)
+    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "radars.onnx")))
+    for name, ev in events.items():
+        history = ev.series[-4:]
+        cov = nowcast_covariates(history, 2, scale=10.0)
+        residual = subtract_nowcast(history, cov, scale=10.0)
+        expected = model.predict(2, series=residual, future_covariates=cov, verbose=False)
+        served = forecaster.predict(2, residual, future_covariates=cov)
+        np.testing.assert_allclose(served.values(), expected.values(), atol=1e-4, err_msg=name)
+        rain = add_nowcast(served, cov, scale=10.0)
+        assert rain.freq == ev.series.freq and (rain.values() >= 0).all(), name
