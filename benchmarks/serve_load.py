@@ -6,8 +6,9 @@ server (``darts_mim.onnx.asgi``, the ``serve`` extra), ``--server stdlib`` the s
 (``darts_mim.onnx.service``). Then, for each request batch size and number of concurrent clients,
 has that many client threads send requests over keep-alive connections on loopback and times each
 round trip (JSON encoding of the request is done beforehand; the answer is read but not decoded).
-With ``--server asgi`` the same run also measures the stdlib server at batch 1 and 16 clients (unless
-``--no-baseline``) and prints the ratio of the two throughputs.
+With ``--server asgi`` the same run also measures the stdlib server (unless ``--no-baseline``), the
+two side by side taking turns (``--rounds``), and prints the ratio of their throughputs at batch 1
+and 16 clients.
 
 Model: the bike-grid demo size (2 channels on 14x8 cells, num_hidden=(16, 16), filter_size=3,
 input_chunk_length=12, output_chunk_length=6), trained for one epoch on a short slice; or
@@ -17,11 +18,12 @@ Usage::
 
     python benchmarks/serve_load.py [--server asgi|stdlib] [--onnx FILE] [--out-dir DIR]
         [--batches 1] [--concurrency 1,16,64] [--requests 20] [--threads 1]
-        [--workers 1] [--max-batch 64] [--max-wait-ms 2] [--no-baseline]
+        [--rounds 4] [--workers 1] [--max-batch 64] [--max-wait-ms 2] [--no-baseline]
 
 Prints a markdown table: server, batch, clients, latency p50/p95/p99 (ms), requests/s and series/s,
-and the median time of the same forecast in the benchmark's process without HTTP or JSON (what the
-server adds is the difference).
+the server's CPU time per request (its process and workers, user + system: what a request costs
+whatever else runs on the machine), and the median time of the same forecast in the benchmark's
+process without HTTP or JSON (what the server adds is the difference).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def start_server(
     if not line.startswith("serving"):
         proc.kill()
         raise RuntimeError(f"the {server} server did not start: {line!r}")
-    url = urlparse(line.split()[-1])
+    url = urlparse(next(w for w in line.split() if w.startswith("http://")))
     return proc, url.hostname, url.port
 
 
@@ -139,48 +141,86 @@ def load(host: str, port: int, body: bytes, clients: int, requests: int) -> tupl
     return latencies, wall
 
 
+def _start(server: str, path: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str, int]:
+    extra = []
+    if server == "asgi":
+        extra = ["--workers", str(args.workers), "--max-batch", str(args.max_batch)]
+        extra += ["--max-wait-ms", str(args.max_wait_ms)]
+        if args.workers > 1:  # several workers share a fixed port
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                extra += ["--port", str(sock.getsockname()[1])]
+    proc, host, port = start_server(path, args.threads, server, extra)
+    try:
+        if args.workers > 1 and server == "asgi":
+            _wait_healthy(host, port)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc, host, port
+
+
 def measure(
-    server: str,
+    servers: list[str],
     path: str,
     args: argparse.Namespace,
     windows: np.ndarray,
     batches: list[int],
     levels: list[int],
 ) -> list[tuple]:
-    """Rows ``(server, batch, clients, p50, p95, p99, requests/s, series/s, request MB)``."""
-    extra = []
-    if server == "asgi":
-        extra = [
-            "--workers",
-            str(args.workers),
-            "--max-batch",
-            str(args.max_batch),
-            "--max-wait-ms",
-            str(args.max_wait_ms),
-        ]
-        if args.workers > 1:  # several workers share a fixed port
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            extra += ["--port", str(port)]
-    proc, host, port = start_server(path, args.threads, server, extra)
-    if args.workers > 1 and server == "asgi":
-        _wait_healthy(host, port)
-    rows = []
+    """Rows ``(server, batch, clients, p50, p95, p99, requests/s, series/s, request MB, server
+    CPU ms per request)``.
+
+    The servers run side by side and take turns, ``args.rounds`` rounds of ``args.requests /
+    rounds`` requests per client each, so that a change in the machine's other load (it is shared)
+    falls on all of them alike.
+    """
+    started = {}
     try:
+        for server in servers:
+            started[server] = _start(server, path, args)
+        rows = []
+        per_round = max(1, args.requests // args.rounds)
         for batch in batches:
             body = json.dumps({"n": args.n, "past_target": windows[:batch].tolist()}).encode()
-            load(host, port, body, 1, 2)  # warm-up
+            for _, host, port in started.values():
+                load(host, port, body, 1, 2)  # warm-up
             for clients in levels:
-                latencies, wall = load(host, port, body, clients, args.requests)
-                ms = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
-                rate = len(latencies) / wall
-                rows.append((server, batch, clients, *ms, rate, rate * batch, len(body) / 1e6))
-                print(rows[-1], flush=True)
+                got = {server: ([], 0.0, 0.0) for server in servers}
+                for _ in range(args.rounds):
+                    for server, (proc, host, port) in started.items():
+                        cpu = _cpu_seconds(proc.pid)
+                        latencies, wall = load(host, port, body, clients, per_round)
+                        spent = _cpu_seconds(proc.pid) - cpu
+                        old = got[server]
+                        got[server] = (old[0] + latencies, old[1] + wall, old[2] + spent)
+                for server, (latencies, wall, spent) in got.items():
+                    ms = np.percentile(np.array(latencies) * 1e3, [50, 95, 99])
+                    rate = len(latencies) / wall
+                    cpu_ms = spent / len(latencies) * 1e3
+                    row = (server, batch, clients, *ms, rate, rate * batch, len(body) / 1e6, cpu_ms)
+                    rows.append(row)
+                    print(row, flush=True)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        for proc, _, _ in started.values():
+            proc.terminate()
+            proc.wait(timeout=60)
     return rows
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of the server process and its workers so far."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for p in [parent, *parent.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _wait_healthy(host: str, port: int, timeout: float = 120) -> None:
@@ -206,6 +246,9 @@ def main() -> None:
     parser.add_argument("--batches", default="1")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--requests", type=int, default=20, help="per client and setting")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="turns the servers take at each setting"
+    )
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per ONNX call")
     parser.add_argument("--n", type=int, default=6, help="forecast horizon")
     parser.add_argument("--workers", type=int, default=1, help="asgi: server processes")
@@ -244,14 +287,16 @@ def main() -> None:
         in_process[batch] = float(np.median(times)) * 1e3
     del local
 
-    rows = measure(args.server, path, args, windows, batches, levels)
-    baseline = None
+    servers = [args.server]
     if args.server == "asgi" and not args.no_baseline:
-        clients = 16 if 16 in levels else max(levels)
-        rows += measure("stdlib", path, args, windows, [1], [clients])
-        rates = {(r[0], r[1], r[2]): r[6] for r in rows}
-        if ("asgi", 1, clients) in rates:
-            baseline = (clients, rates[("asgi", 1, clients)] / rates[("stdlib", 1, clients)])
+        servers.append("stdlib")
+    rows = measure(servers, path, args, windows, batches, levels)
+    rows.sort(key=lambda r: servers.index(r[0]))
+    baseline = None
+    rates = {(r[0], r[1], r[2]): r[6] for r in rows}
+    clients = 16 if 16 in levels else max(levels)
+    if ("asgi", 1, clients) in rates and ("stdlib", 1, clients) in rates:
+        baseline = (clients, rates[("asgi", 1, clients)] / rates[("stdlib", 1, clients)])
 
     import onnxruntime as ort
 
@@ -263,13 +308,13 @@ def main() -> None:
     )
     print(
         "| server | batch | clients | p50 ms | p95 ms | p99 ms | requests/s | series/s "
-        "| request MB | in-process p50 ms |"
+        "| request MB | server CPU ms / request | in-process p50 ms |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for server, batch, clients, p50, p95, p99, rate, series_rate, mb in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for server, batch, clients, p50, p95, p99, rate, series_rate, mb, cpu_ms in rows:
         print(
             f"| {server} | {batch} | {clients} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {rate:.1f} | "
-            f"{series_rate:.0f} | {mb:.2f} | {in_process[batch]:.1f} |"
+            f"{series_rate:.0f} | {mb:.2f} | {cpu_ms:.1f} | {in_process[batch]:.1f} |"
         )
     if baseline is not None:
         clients, ratio = baseline

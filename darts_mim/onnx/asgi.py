@@ -241,7 +241,7 @@ class MicroBatcher:
 
     async def stop(self) -> None:
         """Finish the queued requests, then stop (graceful shutdown)."""
-        while self._queue or self._busy:
+        while (self._queue or self._busy) and self.running:
             await asyncio.sleep(0.005)
         if self._task is not None:
             self._task.cancel()
@@ -294,11 +294,13 @@ class MicroBatcher:
             batch = self._take()
             self._busy = True
             self._last_requests = len(batch)
-            if self.metrics is not None:
-                self.metrics.batch_requests.observe(len(batch))
-                self.metrics.batch_series.observe(sum(p.request.rows for p in batch))
             try:
+                if self.metrics is not None:
+                    self.metrics.batch_requests.observe(len(batch))
+                    self.metrics.batch_series.observe(sum(p.request.rows for p in batch))
                 results = await loop.run_in_executor(self._executor, self._compute, batch)
+            except Exception as err:  # the requests fail, the loop goes on
+                results = [err] * len(batch)
             finally:
                 self._busy = False
             for pending, result in zip(batch, results, strict=True):
