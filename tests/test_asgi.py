@@ -254,25 +254,44 @@ def test_micro_batch_answers_as_alone(model):
         _request(model, slice(0, 1)),
     ]
     alone = [service.forecast(**r)[0] for r in requests]
-    metrics = _Metrics()
 
-    async def gathered() -> list[np.ndarray]:
-        batcher = MicroBatcher(service, max_batch=64, max_wait_ms=0, metrics=metrics)
-        batcher.start()
-        try:
-            # all queued before the batching loop first runs
-            return await asyncio.gather(*(batcher.submit(service.prepare(**r)) for r in requests))
-        finally:
-            await batcher.stop()
+    def gathered(max_batch: int) -> tuple[list[np.ndarray], dict[str, dict[str, float]]]:
+        metrics = _Metrics()
 
-    together = asyncio.run(gathered())
+        async def run() -> list[np.ndarray]:
+            batcher = MicroBatcher(service, max_batch=max_batch, max_wait_ms=0, metrics=metrics)
+            batcher.start()
+            try:
+                # all queued before the batching loop first runs
+                prepared = [service.prepare(**r) for r in requests]
+                return await asyncio.gather(*(batcher.submit(p) for p in prepared))
+            finally:
+                await batcher.stop()
+
+        answers = asyncio.run(run())
+        histograms = {
+            name: {s.labels.get("le", s.name): s.value for s in metric.collect()[0].samples}
+            for name, metric in (
+                ("requests", metrics.batch_requests),
+                ("series", metrics.batch_series),
+            )
+        }
+        return answers, histograms
+
+    together, calls = gathered(max_batch=64)
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_array_equal(a, b)
     # one call for the four n=2 forecasts (5 series), one per other request
-    samples = metrics.batch_requests.collect()[0].samples
-    calls = {s.labels.get("le", s.name): s.value for s in samples}
-    assert calls["darts_mim_batch_requests_count"] == 4  # ONNX calls
-    assert calls["1.0"] == 3 and calls["4.0"] == 4
+    assert calls["requests"]["darts_mim_batch_requests_count"] == 4  # ONNX calls
+    assert calls["requests"]["1.0"] == 3 and calls["requests"]["4.0"] == 4
+    assert calls["series"]["4.0"] == 3 and calls["series"]["8.0"] == 4  # 2, 2, 1 and 5 series
+
+    # at most 2 series per call: 1 + 1, then 2, then the rest alone
+    together, calls = gathered(max_batch=2)
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert calls["series"]["darts_mim_batch_series_count"] == 6
+    assert calls["series"]["2.0"] == 6
 
 
 def test_concurrent_http_requests_answer_as_alone(model, server):
@@ -317,9 +336,13 @@ def test_graceful_shutdown_answers_the_open_request(model):
     try:
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(_call, url, "/forecast", request)
-            time.sleep(0.3)
+            # the signal comes while the forecast runs (in flight, not answered)
+            running = False
+            while not running and not pending.done():
+                running = "darts_mim_in_flight 1.0" in _call(url, "/metrics")[1]
             proc.send_signal(signal.SIGTERM)
             status, body = pending.result(timeout=60)
+        assert running, "the forecast ended before the signal: make it longer"
         assert status == 200 and body["shape"] == [1, n, 4, 1]
         assert proc.wait(timeout=30) in STOPPED
     finally:
