@@ -1062,7 +1062,7 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
         "--max-wait-ms",
         type=float,
         default=2.0,
-        help="how long a batch waits for requests still arriving (0: never)",
+        help="how long a batch waits for more requests when more are expected (0: never)",
     )
     p.add_argument(
         "--max-body-mb", type=float, default=256.0, help="larger request bodies get a 413"

@@ -37,12 +37,13 @@ Endpoints:
 Micro-batching: ``/forecast`` requests are checked as they arrive, then queued for the process's
 one inference thread. When that thread is free it takes the oldest request and every queued request
 that can share its ONNX call (the same ``n`` and kind and static covariate shape), up to
-``max_batch`` series; while other requests are still arriving (read but not yet queued), it waits
-up to ``max_wait_ms`` for them. A lone client therefore never waits, and under load the queue
-fills while the previous call runs. The windows are stacked along the series axis and split back
-afterwards; every window is forecast independently of the others, so an answer is the same whether
-its request ran alone or with others (tested bit for bit). Requests that draw samples
-(``num_samples > 1``) run alone, so that the same ``random_state`` gives the same samples.
+``max_batch`` series. It first waits up to ``max_wait_ms`` when more requests are expected: fewer
+are queued than the last call served (closed-loop clients send their next request as soon as they
+have their answer), or some are still being received. A lone client therefore never waits, and
+under load the queue fills while the previous call runs. The windows are stacked along the series
+axis and split back afterwards; every window is forecast independently of the others, so an answer
+is the same whether its request ran alone or with others (tested bit for bit). Requests that draw
+samples run alone, so that the same ``random_state`` gives the same samples.
 
 Scaling: ``--workers N`` starts N processes on one port (each loads the model; the kernel spreads
 connections over them); past one machine, run the same command on each machine (or container) and
@@ -112,8 +113,9 @@ class ServeConfig:
     max_batch
         Most series (windows) gathered into one ONNX call; a larger request runs alone, whole.
     max_wait_ms
-        How long a batch waits for requests still being received before it runs (never when none
-        are); 0 runs whatever is queued at once.
+        How long a batch waits for more requests when more are expected: fewer are waiting than
+        the last call served (their clients are likely to be back at once), or some are still
+        being received. A lone client never waits; 0 runs whatever is waiting at once.
     max_body_bytes
         Larger request bodies are refused with a 413 before they are read.
     api_key
@@ -612,7 +614,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-wait-ms",
         type=float,
         default=2.0,
-        help="how long a batch waits for requests still being received (0: never)",
+        help="how long a batch waits for more requests when more are expected (0: never)",
     )
     parser.add_argument(
         "--max-body-mb",
