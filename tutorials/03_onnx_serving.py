@@ -178,10 +178,12 @@ print(
 # ## Serving without torch or Darts
 # `darts_mim.onnx.service` is a minimal HTTP service that needs only numpy and onnxruntime (and the
 # standard library): it loads the file once and answers batched requests, JSON arrays in and out,
-# with the same forecast loop, sampling and input checks as `predict_array`. In production run
-# `python -m darts_mim.onnx.service mim.onnx --port 8080` in an image with numpy and onnxruntime
-# (darts-mim installed with `pip install --no-deps`); `benchmarks/serve_load.py` measures it under concurrent
-# clients. Here it runs in a thread of this process, on any free port.
+# with the same forecast loop, sampling and input checks as `predict_array`. It is the
+# dependency-free server, for development: in production run `darts-mim serve mim.onnx --port 8080`
+# (the `serve` extra: Starlette and uvicorn, with micro-batching, several workers, Prometheus
+# metrics and an API key; the same requests and answers, see the ONNX guide);
+# `benchmarks/serve_load.py` measures both under concurrent clients. Here the minimal one runs in a
+# thread of this process, on any free port.
 
 # %%
 server = make_server(ForecastService(path), port=0)
