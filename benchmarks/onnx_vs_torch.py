@@ -14,15 +14,18 @@ Models (both trained for one epoch on a short slice, so the weights are real but
 
 Usage::
 
-    python benchmarks/onnx_vs_torch.py [--repeats 3] [--batches 1,8,64,256] [--threads 1]
-        [--dynamo] [--quick] [--out-dir /tmp/onnx_bench]
+    python benchmarks/onnx_vs_torch.py [--repeats 3] [--batches 1,16,64,256] [--threads 1]
+        [--dynamo] [--quick] [--no-old-layout] [--out-dir /tmp/onnx_bench]
 
 Prints two markdown tables: export (wall and CPU seconds, file size, session start; with
 ``--dynamo`` the old unrolled dynamo export beside it) for the bike demo size and a 4x64 Moving MNIST
-model, and end-to-end forecasts at each batch size on the float32 and the int8 graph against
-``MIMModel.predict`` (torch and ONNX Runtime both on ``--threads`` threads, timed in turns), then
-the largest torch/ONNX differences and the forecast error of each against the truth. With
-``--out-dir``, the fitted models are kept there and reused by later runs.
+model, and end-to-end forecasts at each batch size on the float32 graph (the file ``to_onnx`` writes
+by default), the int8 graph and, unless ``--no-old-layout``, the float32 graph with its weights
+outside the ``Loop`` bodies (``to_onnx(compact=True)``, darts-mim 0.7's layout)
+against ``MIMModel.predict`` (torch and ONNX Runtime both on ``--threads`` threads, timed in turns),
+then per model and batch size the times, the speed-ups and the forecast RMSE of each graph relative
+to torch's, and the largest torch/ONNX differences. With ``--out-dir``, the fitted models are kept
+there and reused by later runs.
 """
 
 from __future__ import annotations
@@ -44,17 +47,6 @@ from darts_mim.onnx.runtime import OnnxForecaster
 
 TRAINER = {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False}
 ICL, OCL, BATCH = 12, 6, 64
-
-
-def _timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` in seconds, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _fit(series: TimeSeries, filter_size: int, work_dir: str) -> MIMModel:
@@ -109,9 +101,11 @@ def bench(
     repeats: int,
     batches: list[int],
     threads: int,
+    old_layout: bool = True,
 ) -> dict:
     """Export (float32 and int8) and end-to-end forecasts of ``batch`` series for each batch size:
-    ``MIMModel.predict`` vs ``OnnxForecaster.predict`` on the float32 and on the int8 graph."""
+    ``MIMModel.predict`` vs ``OnnxForecaster.predict`` on the float32 and on the int8 graph (and on
+    the float32 graph with the weights outside the loop bodies, with ``old_layout``)."""
     stem = name.replace(" ", "_")
     model_path = out_dir / f"{stem}.pt"
     path, path8 = str(out_dir / f"{stem}.onnx"), str(out_dir / f"{stem}.int8.onnx")
@@ -126,18 +120,19 @@ def bench(
     export8 = _export_timed(model, path8, int8_calibration=series[:-400])
     forecaster, forecaster8 = _forecaster(path, threads), _forecaster(path8, threads)
     quantization = forecaster8.metadata.get("quantization") or {}
+    graphs = {"onnx": forecaster, "int8": forecaster8}
+    if old_layout:
+        path_old = str(out_dir / f"{stem}.outside.onnx")
+        model.to_onnx(path_old, compact=True)
+        graphs["outside"] = _forecaster(path_old, threads)
 
     rows = {}
     for batch in batches:
         many = [served[: len(served) - k] for k in range(batch)]
-        rows[batch] = _interleaved(
-            {
-                "torch": lambda m=many, b=batch: model.predict(OCL, m, batch_size=b, verbose=False),
-                "onnx": lambda m=many: forecaster.predict(OCL, m),
-                "int8": lambda m=many: forecaster8.predict(OCL, m),
-            },
-            repeats,
-        )
+        fns = {"torch": lambda m=many, b=batch: model.predict(OCL, m, batch_size=b, verbose=False)}
+        for key, f in graphs.items():
+            fns[key] = lambda m=many, f=f: f.predict(OCL, m)
+        rows[batch] = _interleaved(fns, repeats)
 
     # Agreement with torch, and the forecast error against what happened, on 64 origins of the
     # served part (each forecasts the OCL steps after it).
@@ -154,7 +149,14 @@ def bench(
     def rmse(fc: np.ndarray) -> float:
         return float(np.sqrt(np.nanmean(np.square(fc - truth))))
 
+    outside_diff = (
+        float(np.nanmax(np.abs(torch_fc - values(graphs["outside"].predict(OCL, origins)))))
+        if old_layout
+        else float("nan")
+    )
     return {
+        "outside_max_diff": outside_diff,
+        "sizes_mb": {k: Path(f.path).stat().st_size / 1e6 for k, f in graphs.items()},
         "name": name,
         "export": export,
         "export8": export8,
@@ -208,10 +210,13 @@ def bench_export(name: str, kwargs: dict, frames: np.ndarray, out_dir: Path, dyn
     return out
 
 
-def bench_probabilistic(series: TimeSeries, out_dir: Path, repeats: int, k: int = 100) -> dict:
+def bench_probabilistic(
+    series: TimeSeries, out_dir: Path, repeats: int, threads: int = 1, k: int = 100
+) -> dict:
     """Sampling and encoders: a Gaussian model with ``add_encoders`` (time of day, day of week,
     scaled), ``k`` sample paths of 2 * output_chunk_length steps (autoregressive) from torch and from
-    the ONNX runtime, and the agreement of their sample statistics and of the parameters."""
+    the ONNX runtime (``threads`` each, timed in turns), and the agreement of their sample statistics
+    and of the parameters."""
     from darts.dataprocessing.transformers import Scaler
     from darts.utils.likelihood_models.torch import GaussianLikelihood
 
@@ -241,10 +246,16 @@ def bench_probabilistic(series: TimeSeries, out_dir: Path, repeats: int, k: int 
         start = time.perf_counter()
         model.to_onnx(path)
         export_s = time.perf_counter() - start
-    forecaster = OnnxForecaster(path)
+    forecaster = _forecaster(path, threads)
     n = 2 * OCL
-    torch_s = _timed(lambda: model.predict(n, series, num_samples=k, verbose=False), repeats)
-    onnx_s = _timed(lambda: forecaster.predict(n, series, num_samples=k, random_state=0), repeats)
+    timed = _interleaved(
+        {
+            "torch": lambda: model.predict(n, series, num_samples=k, verbose=False),
+            "onnx": lambda: forecaster.predict(n, series, num_samples=k, random_state=0),
+        },
+        repeats,
+    )
+    torch_s, onnx_s = timed["torch"], timed["onnx"]
     # Sample statistics over 2000 paths, relative to the torch samples' 10-90 % spread.
     a = forecaster.predict(n, series, num_samples=2000, random_state=1).all_values()
     b = model.predict(n, series, num_samples=2000, verbose=False).all_values()
@@ -271,7 +282,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out-dir", type=Path, default=None)
-    parser.add_argument("--batches", default="1,8,64,256", help="comma-separated batch sizes")
+    parser.add_argument("--batches", default="1,16,64,256", help="comma-separated batch sizes")
+    parser.add_argument(
+        "--no-old-layout",
+        action="store_true",
+        help="do not time the float32 graph with its weights outside the loop bodies (0.7's layout)",
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch and ONNX Runtime threads (default 1)"
     )
@@ -280,13 +296,13 @@ def main() -> None:
         action="store_true",
         help="also time the old unrolled dynamo export of the demo-sized model (about a minute)",
     )
-    parser.add_argument("--quick", action="store_true", help="batches 1,8 only, no Moving MNIST")
+    parser.add_argument("--quick", action="store_true", help="batches 1,16 only, no Moving MNIST")
     args = parser.parse_args()
     out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="onnx_bench_"))
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    batches = [1, 8] if args.quick else [int(b) for b in args.batches.split(",")]
+    batches = [1, 16] if args.quick else [int(b) for b in args.batches.split(",")]
 
     rng = np.random.default_rng(0)
     exports = [
@@ -326,10 +342,19 @@ def main() -> None:
     results = []
     for name, series, filter_size in (("gridded 2x14x8", bike, 3), ("multivariate 7", multi, 1)):
         results.append(
-            bench(name, series, filter_size, out_dir, args.repeats, batches, args.threads)
+            bench(
+                name,
+                series,
+                filter_size,
+                out_dir,
+                args.repeats,
+                batches,
+                args.threads,
+                old_layout=not args.no_old_layout,
+            )
         )
         print(results[-1], flush=True)
-    p = bench_probabilistic(multi, out_dir, args.repeats)
+    p = bench_probabilistic(multi, out_dir, args.repeats, args.threads)
     print(p, flush=True)
 
     print(
@@ -350,37 +375,43 @@ def main() -> None:
             f"{e['session_s']:.2f} | {dyn} |"
         )
     print()
-    head = " | ".join(f"batch {b}" for b in batches)
-    print(f"| model | graph | export s, wall / CPU | {head} | sampling | encoders |")
-    print("|---|---|---|" + "---|" * len(batches) + "---|---|")
+    print(
+        "| model | batch | torch predict ms | ONNX float32 ms (the default file) | float32 x torch "
+        "| int8 ms | int8 x torch | float32, weights outside the loops (0.7) ms | x torch |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        for key, label, export in (
-            ("onnx", "float32", r["export"]),
-            ("int8", "int8 (QDQ)", r["export8"]),
-        ):
-            cells = []
-            for b in batches:
-                row = r["rows"][b]
-                cells.append(
-                    f"{row['torch'] * 1e3:.0f} / {row[key] * 1e3:.0f} ms = "
-                    f"**{row['torch'] / row[key]:.2f}x**"
-                )
+        for b in batches:
+            row = r["rows"][b]
+            t = row["torch"]
+
+            def cell(key: str, row=row, t=t) -> str:
+                if key not in row:
+                    return "- | -"
+                return f"{row[key] * 1e3:.0f} | **{t / row[key]:.2f}x**"
+
             print(
-                f"| {r['name']} | {label} | {export[0]:.1f} / {export[1]:.1f} | "
-                + " | ".join(cells)
-                + " | - | - |"
+                f"| {r['name']} | {b} | {t * 1e3:.0f} | {cell('onnx')} | {cell('int8')} | "
+                f"{cell('outside')} |"
             )
-    print("\n(cells: MIMModel.predict / OnnxForecaster.predict, and the ONNX speed-up)\n")
+    print()
     for r in results:
         t, o, q = r["rmse"]
+        sizes = ", ".join(f"{k} {v:.1f} MB" for k, v in r["sizes_mb"].items())
         print(
-            f"{r['name']}: largest |torch - ONNX| = {r['max_diff']:.2e} (float32), "
-            f"{r['int8_max_diff']:.2e} (int8); forecast RMSE against the truth over 64 origins: "
-            f"torch {t:.4f}, ONNX float32 {o:.4f}, int8 {q:.4f} ({(q / t - 1) * 100:+.2f} %); "
-            f"int8 vs float32 on the calibration windows: relative RMSE "
-            f"{r['int8_calibration_relative_rmse']:.2%}"
+            f"{r['name']}: export s (wall / CPU) float32 {r['export'][0]:.1f} / "
+            f"{r['export'][1]:.1f}, int8 {r['export8'][0]:.1f} / {r['export8'][1]:.1f}; files: "
+            f"{sizes}; largest |torch - ONNX| = {r['max_diff']:.2e} (float32), "
+            f"{r['outside_max_diff']:.2e} (float32, weights outside), {r['int8_max_diff']:.2e} "
+            f"(int8); forecast RMSE against the truth over 64 origins: torch {t:.4f}, ONNX float32 "
+            f"{o:.4f} ({(o / t - 1) * 100:+.3f} % of torch's), int8 {q:.4f} "
+            f"({(q / t - 1) * 100:+.2f} %); int8 vs float32 on the calibration windows: relative "
+            f"RMSE {r['int8_calibration_relative_rmse']:.2%}"
         )
+    print()
     t, o = p["time"]
+    print("| model | forecast | torch ms | ONNX ms | x torch |")
+    print("|---|---|---|---|---|")
     print(
         f"| multivariate 7, Gaussian + encoders | {p['k']} sample paths of {p['n']} steps, "
         f"autoregressive (ms) | {t * 1e3:.1f} | {o * 1e3:.1f} | {t / o:.1f}x |"

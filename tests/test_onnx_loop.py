@@ -122,15 +122,19 @@ def test_file_size_does_not_grow_with_the_sequence_lengths(tmp_path):
     assert sorted(loops[3]) == [1, 2] and sorted(loops[24]) == [11, 23]
 
 
-def test_every_weight_is_stored_once(tmp_path):
+def test_every_weight_is_stored_at_most_once_per_graph(tmp_path):
     model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=3, output_chunk_length=2))
     model.fit(_grid(60, 6))
     proto = onnx.load(model.to_onnx(str(tmp_path / "m.onnx")))
-    assert len(_loops(proto)) == 2
+    loops = _loops(proto)
+    assert len(loops) == 2
     weights = sum(p.numel() for p in model.model.parameters())
-    stored = sum(int(np.prod(i.dims)) for i in proto.graph.initializer)
-    # the weights once, plus the graph's few small constants (norm statistics of zero states...)
-    assert weights <= stored < 1.2 * weights
+    graphs = [proto.graph] + [onnx.helper.get_attribute_value(n.attribute[0]) for n in loops]
+    stored = sum(int(np.prod(i.dims)) for g in graphs for i in g.initializer)
+    # each Loop body keeps its step's weights (ONNX Runtime optimises a body's convolutions only
+    # with their weights its own: _loop.splice); the outer graph keeps what it uses:
+    # at most three copies, plus the graph's few small constants (norm statistics of zero states...)
+    assert weights <= stored < 3.2 * weights
 
 
 @pytest.mark.slow  # the unrolled dynamo export takes 20 s even for a tiny model
