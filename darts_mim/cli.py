@@ -594,6 +594,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         + f", ocl={args.ocl}, hidden={args.hidden}, "
         + (f"folded into periods of {fold} steps" if fold > 1 else "not folded")
         + (f", {args.likelihood} likelihood" if args.likelihood else "")
+        + (", linear residual" if args.linear_residual else "")
         + f", {_plural(args.epochs, 'epoch')}, {_plural(threads, 'thread')}"
     )
     parts = [
@@ -622,6 +623,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                 filter_size=args.filter_size,
                 patch_size=args.patch_size,
                 fold_period=args.fold_period,
+                linear_residual=args.linear_residual,
                 likelihood=_likelihood(args.likelihood),
                 n_epochs=args.epochs,
                 batch_size=args.batch_size,
@@ -905,6 +907,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="fold a plain series into periods of this many steps: an integer, 'auto' (the "
         "period of the frequency when the input holds two) or 'none'",
+    )
+    p.add_argument(
+        "--linear-residual",
+        action="store_true",
+        help="add a learned linear map of the input window to the forecast (NLinear-style, "
+        "starting at zero): MIMModel(linear_residual=True)",
     )
     p.add_argument(
         "--likelihood",

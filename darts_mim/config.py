@@ -288,6 +288,9 @@ class ResolvedConfig:
         Whether each component of a plain multivariate series is forecast as its own sample.
     instance_norm
         Darts' reversible instance norm: ``False``, ``True`` or a dict of ``RINorm`` arguments.
+    linear_residual
+        Whether a learned linear map of the input window (one for all components, starting at
+        zero) is added to the forecast (``MIMModel(linear_residual=True)``).
     recipe
         The training recipe as it applies (:class:`TrainingRecipe`).
     recipe_source
@@ -300,6 +303,7 @@ class ResolvedConfig:
     window_mean: bool = False
     channel_independent: bool = False
     instance_norm: bool | dict = False
+    linear_residual: bool = False
     recipe: TrainingRecipe = dataclasses.field(default_factory=TrainingRecipe)
     recipe_source: str = "mim"
 
@@ -339,6 +343,8 @@ class ResolvedConfig:
         )
         independent = "channel-independent" if self.channel_independent else "channels joint"
         norm = "instance norm on" if self.instance_norm else "instance norm off"
+        if self.linear_residual:
+            norm += ", linear residual"
         source = {"mim": "MIM recipe", "darts": "Darts' semantics", "user": "user recipe"}
         recipe = f"{source.get(self.recipe_source, self.recipe_source)}: {self.recipe.describe()}"
         return f"{shape}, {anchor}, {independent}, {norm}; {recipe}"

@@ -86,6 +86,7 @@ class MIMModel(MixedCovariatesTorchModel):
         use_reversible_instance_norm: bool | dict | str = "auto",
         training_recipe: TrainingRecipe | None = None,
         use_static_covariates: bool = True,
+        linear_residual: bool = False,
         **kwargs,
     ):
         """Memory In Memory network (MIM, Wang et al., CVPR 2019) for gridded and multivariate series.
@@ -200,6 +201,13 @@ class MIMModel(MixedCovariatesTorchModel):
         use_static_covariates
             Whether to use the target's static covariates when it has any: one row (broadcast to every
             cell) or one row per component (per cell and channel). Default: ``True``.
+        linear_residual
+            Add a learned linear map from the input window to the output chunk to the forecast, as
+            Darts' NLinear does (one map of ``input_chunk_length`` to ``output_chunk_length`` steps,
+            shared by every component and cell, on the instance-normalized values when instance norm
+            is on). It starts at zero, so that an untrained model still forecasts its naive anchor;
+            training fits the linear part and the recurrent correction together, which lets the
+            model extrapolate a trend that the anchor cannot. Default: ``False``.
         **kwargs
             Optional arguments to initialize the pytorch_lightning.Module, pytorch_lightning.Trainer, and
             Darts' :class:`TorchForecastingModel`.
@@ -311,6 +319,7 @@ class MIMModel(MixedCovariatesTorchModel):
         self.cell_type = cell_type
         self.grid_shape = tuple(grid_shape) if grid_shape is not None else None
         self.naive_anchor = naive_anchor
+        self.linear_residual = bool(linear_residual)
         self.fold_period = fold_period
         self.fold_rows = int(fold_rows)
         self.channel_independent = (
@@ -318,9 +327,15 @@ class MIMModel(MixedCovariatesTorchModel):
         )
         self._stop_early = False  # set by each fit: a validation series and no user EarlyStopping
         self._loaded_weights: str | None = None  # set by load(): the checkpoint read
+        likelihood = model_kwargs.get("likelihood")
         if naive_anchor not in (False, "auto"):  # refuse a likelihood without a location now
-            likelihood = model_kwargs.get("likelihood")
             _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
+        if self.linear_residual and not _has_location(likelihood):
+            raise ValueError(
+                "linear_residual=True adds a linear forecast to the outputs' location, which "
+                f"{type(likelihood).__name__} does not have. Use no likelihood, QuantileRegression, "
+                "or a Gaussian, Laplace or Cauchy likelihood, or linear_residual=False."
+            )
         self._considers_static_covariates = use_static_covariates
 
     # ------------------------------------------------------------------ Darts hooks
@@ -487,6 +502,7 @@ class MIMModel(MixedCovariatesTorchModel):
             window_mean=window_mean,
             channel_independent=independent,
             instance_norm=instance_norm,
+            linear_residual=self.linear_residual,
             recipe=self.training_recipe,
             recipe_source=self._recipe_source,
         )

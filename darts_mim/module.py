@@ -20,7 +20,7 @@ from darts.utils.data.torch_datasets.utils import (
     TorchTrainingBatch,
 )
 from darts.utils.likelihood_models.torch import QuantileRegression
-from torch import Tensor
+from torch import Tensor, nn
 
 from darts_mim.config import ResolvedConfig
 from darts_mim.legacy import upgrade_checkpoint_hparams
@@ -158,6 +158,16 @@ class _MIMModule(PLForecastingModule):
             if resolved.window_mean
             else (),
         )
+        # A linear map from the input window to the output chunk, added to the forecast's location
+        # (NLinear-style, one map for every component): it starts at zero, so the untrained model is
+        # still its anchor, and it carries what the recurrence learns slowly (a trend's slope).
+        self.linear_residual = None
+        if resolved.linear_residual:
+            self.linear_residual = nn.Linear(self.input_chunk_length, self.output_chunk_length)
+            with torch.no_grad():
+                self.linear_residual.weight.zero_()
+                self.linear_residual.bias.zero_()
+            self._residual_params = list(_anchored_params(self.likelihood, nr_params))
         missing = torch.zeros(self.layout.grid.n_components, dtype=torch.bool)
         missing_components = list(self.layout.missing)
         if missing_components:
@@ -388,11 +398,23 @@ class _MIMModule(PLForecastingModule):
         # steps: the window's predictions (when scored), the output_chunk_shift gap, the forecast,
         # and the tail of a last partial folded frame
         forecast = steps[:, n_window + shift : n_window + n_out]
+        if self.linear_residual is not None:
+            forecast = self._add_linear_residual(forecast, past)
         if n_window:
             forecast = torch.cat([steps[:, :n_window], forecast], dim=1)
         if self.has_missing and x_in.stage is ModuleStage.PREDICT:
             forecast = forecast.masked_fill(self.missing[:, None], float("nan"))
         return PLModuleOutput(prediction=forecast)
+
+    def _add_linear_residual(self, forecast: Tensor, past: Tensor) -> Tensor:
+        """``forecast (B, ocl, D, P)`` plus the linear map of ``past (B, icl, D)`` on the location
+        parameters (all of them for point forecasts and quantiles)."""
+        linear = self.linear_residual(past.transpose(1, 2)).transpose(1, 2)  # (B, ocl, D)
+        if len(self._residual_params) == forecast.shape[-1]:
+            return forecast + linear[..., None]
+        mask = torch.zeros(forecast.shape[-1], dtype=forecast.dtype, device=forecast.device)
+        mask[self._residual_params] = 1.0
+        return forecast + linear[..., None] * mask
 
     # ------------------------------------------------------------------ training steps
     def _prepare_batch(self, batch: TorchTrainingBatch, stage: ModuleStage) -> TorchTrainingBatch:

@@ -720,9 +720,10 @@ def test_fit_fold_period_likelihood_and_samples(fitted, tmp_path, capsys):
     csv = _write_hourly_csv(tmp_path / "ett.csv", n=60)
     model = tmp_path / "g.pt"
     argv = ["fit", "--data", str(csv), "--out", str(model), *CSV_FIT_ARGS]
-    assert main([*argv, "--fold-period", "none", "--likelihood", "gaussian"]) == 0
+    fit = [*argv, "--fold-period", "none", "--likelihood", "gaussian", "--linear-residual"]
+    assert main(fit) == 0
     out = capsys.readouterr().out
-    assert "not folded" in out and "gaussian likelihood" in out
+    assert "not folded" in out and "gaussian likelihood" in out and "linear residual" in out
     forecast = tmp_path / "f.csv"
     predict = ["predict", "--model", str(model), "--data", str(csv), "--n", "2"]
     assert main([*predict, "--out", str(forecast), "--samples", "5"]) == 0
