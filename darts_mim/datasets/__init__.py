@@ -27,8 +27,9 @@ One module per source or concern
 * :mod:`.series`: the benchmarks' plain series (Darts' CSV files) by name;
 * :mod:`.io`: the generic readers (in-memory arrays, ``.npz``, netCDF, CSV) and :class:`GriddedData`;
 * :mod:`.covariates`: per-time-step covariates and the crowd-flow covariate names;
-* :mod:`.crowd_flows`: NYC bike and taxi flows; :mod:`.radar`: KNMI radar; :mod:`.climate`: ERA5
-  temperature;
+* :mod:`.crowd_flows`: NYC bike and taxi flows; :mod:`.radar`: the radar events one at a time;
+  :mod:`.radar_events`: several radar events as training windows that never straddle two events;
+  :mod:`.climate`: ERA5 temperature;
 * :mod:`.mnist`: MNIST idx files and the Moving MNIST generator;
 * :mod:`.lazy`: datasets over Zarr / netCDF through dask for grids larger than memory.
 
@@ -59,6 +60,7 @@ from .lazy import (
 from .mnist import load_mnist_digits, moving_mnist
 from .paths import DATA_ENV_VAR, DataNotFoundError, default_data_dir
 from .radar import RADAR_EVENTS, RADAR_FILE, load_radar
+from .radar_events import event_windows, load_radar_events, pool_frames, radar_event
 from .registry import DATASETS, Dataset, data_cache_dir, describe, fetch
 from .series import SERIES_DATASETS, load_series
 from .synthetic import SYNTHETIC_KINDS as SYNTHETIC_KINDS
@@ -90,6 +92,7 @@ __all__ = [
     "describe",
     "fetch",
     "default_data_dir",
+    "event_windows",
     "grid_stats",
     "load_bike_flows",
     "load_bikenyc_2014",
@@ -99,10 +102,13 @@ __all__ = [
     "load_mnist_digits",
     "load_netcdf",
     "load_radar",
+    "load_radar_events",
     "load_series",
     "load_taxi_flows",
     "load_temperature",
     "moving_mnist",
     "open_grid",
+    "pool_frames",
     "predict_to_zarr",
+    "radar_event",
 ]
