@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from darts_mim.onnx.serve_options import add_arguments as add_serve_options
+
 if TYPE_CHECKING:
     from darts import TimeSeries
     from darts.dataprocessing.transformers import Scaler
@@ -1042,46 +1044,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads 1 (see darts_mim.onnx.asgi)",
         formatter_class=fmt,
     )
-    _add_serve_options(p)
+    add_serve_options(p)
     p.set_defaults(func=cmd_serve)
     return parser
-
-
-def _add_serve_options(p: argparse.ArgumentParser) -> None:
-    """``serve``'s options: those of ``python -m darts_mim.onnx.asgi``, without importing it (the
-    extra may be missing; ``--help`` still works)."""
-    p.add_argument("path", metavar="MODEL.onnx", help="the ONNX file written by `export`")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8080, help="0 for any free port (one worker)")
-    p.add_argument(
-        "--workers", type=_positive_int, default=1, help="processes, each loading the model"
-    )
-    p.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=None,
-        help="ONNX Runtime intra-op threads per call (default: all cores; with several workers, "
-        "cores / workers)",
-    )
-    p.add_argument(
-        "--max-batch", type=_positive_int, default=64, help="most series in one ONNX call"
-    )
-    p.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=2.0,
-        help="how long a batch waits for more requests when more are expected (0: never)",
-    )
-    p.add_argument(
-        "--max-body-mb", type=float, default=256.0, help="larger request bodies get a 413"
-    )
-    p.add_argument(
-        "--api-key",
-        default=None,
-        help="require `Authorization: Bearer KEY` or `X-API-Key: KEY` on every endpoint but "
-        "/health (default: $DARTS_MIM_API_KEY when set)",
-    )
-    p.add_argument("--verbose", action="store_true", help="log every request")
 
 
 def _one_line(err: BaseException) -> str:

@@ -83,7 +83,8 @@ def _stop(proc: subprocess.Popen) -> int:
 
 
 def _server_args(path: str, *more: str) -> list[str]:
-    return [path, "--port", "0", "--threads", "1", "--api-key", KEY, "--max-body-mb", "0.01", *more]
+    limits = ["--max-body-mb", "0.01", "--max-horizon", "50", "--max-samples", "30"]
+    return [path, "--port", "0", "--threads", "1", "--api-key", KEY, *limits, *more]
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +199,15 @@ def test_asgi_refuses_bad_requests_as_the_stdlib_service(model, server):
     assert status == 400 and body == service.answer(b"{not json")[1]
     assert _call(server, "/nothing") == (404, {"error": "No endpoint '/nothing'."})
     assert _call(server, "/forecast")[0] == 405  # GET
+
+    # more work than the server's limits allow: a 400 that names the option
+    past_all, future_all = past.tolist(), future.tolist()
+    for request, needle in (
+        ({"n": 51, "past_target": past_all, "future_covariates": future_all}, "`n`=51"),
+        ({"n": 2, "past_target": past_all, "num_samples": 31}, "`num_samples`=31"),
+    ):
+        status, body = _call(server, "/forecast", request)
+        assert status == 400 and needle in body["error"] and "limit" in body["error"], body
 
     # too large: refused before it is read
     big = {"n": 2, "past_target": np.zeros((300, 3, 4)).tolist()}
@@ -322,7 +332,7 @@ def test_two_replicas_answer_alike(model, server):
 
 def test_graceful_shutdown_answers_the_open_request(model):
     """SIGTERM while a forecast runs: it is answered, then the server exits cleanly."""
-    proc, url = _start(_server_args(model["path"], "--max-body-mb", "5"))
+    proc, url = _start(_server_args(model["path"], "--max-body-mb", "5", "--max-horizon", "1000"))
     n = 1000  # about a second of autoregressive calls (1.5 ms each on the 2-core machine)
     past = model["past"][:1]
     future = np.sin(np.arange(3 + n))[None, :, None]

@@ -209,3 +209,18 @@ def test_service_answers_a_failure_with_500_and_keeps_serving(exported, monkeypa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_service_limits_refuse_too_much_work(exported):
+    """``max_horizon`` / ``max_samples``: a clear 400 instead of minutes of work; bad limits refused."""
+    service = ForecastService(exported["path"], max_horizon=4, max_samples=10)
+    past = exported["past"].tolist()
+    status, body = service.answer(json.dumps({"n": 5, "past_target": past}).encode())
+    assert (
+        status == 400 and "`n`=5 exceeds this server's limit of 4 (--max-horizon)" in body["error"]
+    )
+    request = {"n": 2, "past_target": past, "num_samples": 11}
+    status, body = service.answer(json.dumps(request).encode())
+    assert status == 400 and "`num_samples`=11 exceeds" in body["error"]
+    with pytest.raises(ValueError, match="max_horizon"):
+        ForecastService(exported["path"], max_horizon=0)

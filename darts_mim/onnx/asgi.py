@@ -84,12 +84,16 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from darts_mim.onnx.serve_options import (  # noqa: E402
+    API_KEY_ENV,
+    MAX_HORIZON,
+    MAX_SAMPLES,
+    add_arguments,
+)
 from darts_mim.onnx.service import MAX_BODY_BYTES, ForecastService, PreparedRequest  # noqa: E402
 
 __all__ = ["ServeConfig", "create_app", "main", "serve"]
 
-#: The environment variable holding the API key (``--api-key`` overrides it).
-API_KEY_ENV = "DARTS_MIM_API_KEY"
 #: How ``serve`` passes its settings to worker processes (JSON of :class:`ServeConfig`).
 CONFIG_ENV = "DARTS_MIM_SERVE_CONFIG"
 # Parsing and checking a body this large on the event loop would stall other requests: it moves
@@ -123,6 +127,10 @@ class ServeConfig:
         ``X-API-Key: <key>`` (else a 401).
     providers
         ONNX Runtime execution providers; default the CPU.
+    max_horizon
+        The largest ``n`` a request may ask for (larger ones get a 400); ``None``: no limit.
+    max_samples
+        The largest ``num_samples`` a request may ask for; ``None``: no limit.
     """
 
     path: str
@@ -132,6 +140,8 @@ class ServeConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     api_key: str | None = None
     providers: list[str] | None = None
+    max_horizon: int | None = MAX_HORIZON
+    max_samples: int | None = MAX_SAMPLES
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -394,7 +404,11 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
     api_key = config.api_key or os.environ.get(API_KEY_ENV) or None
     if service is None:
         service = ForecastService(
-            config.path, providers=config.providers, intra_op_num_threads=config.threads
+            config.path,
+            providers=config.providers,
+            intra_op_num_threads=config.threads,
+            max_horizon=config.max_horizon,
+            max_samples=config.max_samples,
         )
     metrics = _Metrics()
     batcher = MicroBatcher(service, config.max_batch, config.max_wait_ms, metrics)
@@ -594,43 +608,6 @@ def serve(
             multiproc_dir.cleanup()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The server's command-line options (shared by ``darts-mim serve``)."""
-    parser.add_argument("path", help="the .onnx file written by MIMModel.to_onnx()")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="0 for any free port (1 worker)")
-    parser.add_argument("--workers", type=int, default=1, help="processes, each loading the model")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="ONNX Runtime intra-op threads per call (default: all cores; with several workers "
-        "use cores / workers)",
-    )
-    parser.add_argument(
-        "--max-batch", type=int, default=64, help="most series gathered into one ONNX call"
-    )
-    parser.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=2.0,
-        help="how long a batch waits for more requests when more are expected (0: never)",
-    )
-    parser.add_argument(
-        "--max-body-mb",
-        type=float,
-        default=MAX_BODY_BYTES / 2**20,
-        help="larger request bodies get a 413",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=None,
-        help=f"require `Authorization: Bearer KEY` or `X-API-Key: KEY` (default: ${API_KEY_ENV} "
-        "when set); /health stays open",
-    )
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-
-
 def run_from_args(args: argparse.Namespace) -> None:
     """Serve with the options of :func:`add_arguments`."""
     config = ServeConfig(
@@ -639,6 +616,8 @@ def run_from_args(args: argparse.Namespace) -> None:
         max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms,
         max_body_bytes=int(args.max_body_mb * 2**20),
+        max_horizon=args.max_horizon,
+        max_samples=args.max_samples,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
     )
     if not os.path.isfile(config.path):

@@ -93,6 +93,11 @@ class ForecastService:
         ONNX Runtime execution providers; default the CPU.
     intra_op_num_threads
         Threads per ``session.run`` (``None``: onnxruntime's default, all cores).
+    max_horizon
+        The largest ``n`` a request may ask for (``None``: no limit), so that one request cannot
+        hold the model for minutes.
+    max_samples
+        The largest ``num_samples`` a request may ask for (``None``: no limit).
     """
 
     def __init__(
@@ -100,7 +105,13 @@ class ForecastService:
         path: str | os.PathLike,
         providers: Sequence[str] | None = None,
         intra_op_num_threads: int | None = None,
+        max_horizon: int | None = None,
+        max_samples: int | None = None,
     ):
+        for name, limit in (("max_horizon", max_horizon), ("max_samples", max_samples)):
+            if limit is not None and (not isinstance(limit, int) or limit < 1):
+                raise ValueError(f"`{name}` must be a positive integer or None, got {limit!r}.")
+        self.max_horizon, self.max_samples = max_horizon, max_samples
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
@@ -176,6 +187,7 @@ class ForecastService:
         Takes the arguments of :meth:`forecast`; raises its ``ValueError`` for bad input.
         """
         meta = self.metadata
+        self._check_limits(n, num_samples)
         likelihood = meta["likelihood"]
         samples = core.resolve_sampling(likelihood, num_samples, predict_likelihood_parameters)
         parameters = likelihood is not None and samples is None
@@ -193,6 +205,19 @@ class ForecastService:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         kind = "samples" if samples is not None else "parameters" if parameters else "forecast"
         return PreparedRequest(n, arr, five_d, covariates, samples, random_state, batch_size, kind)
+
+    def _check_limits(self, n: Any, num_samples: Any) -> None:
+        """Refuse a request larger than this server's limits (a 400, not minutes of work)."""
+        limits = (("n", n, self.max_horizon, "--max-horizon"),)
+        limits += (("num_samples", num_samples, self.max_samples, "--max-samples"),)
+        for name, value, limit, option in limits:
+            is_int = isinstance(value, int | np.integer) and not isinstance(value, bool)
+            if limit is not None and is_int and value > limit:
+                raise ValueError(
+                    f"`{name}`={value} exceeds this server's limit of {limit} ({option}); ask for "
+                    f"at most {limit} and send several requests, or start the server with a "
+                    "larger limit."
+                )
 
     def compute(self, requests: Sequence[PreparedRequest]) -> list[np.ndarray]:
         """Run checked requests as ONE forecast, their windows stacked along the series axis.
