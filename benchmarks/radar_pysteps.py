@@ -95,8 +95,19 @@ def pysteps_nowcasts(
     return nowcasts, {k: s / n for k, s in secs.items()}, np.stack(ensembles)
 
 
-def _one_origin(history: np.ndarray, members: int, seed: int) -> dict[str, tuple]:
-    """Label -> (nowcast, seconds including the motion estimate) for one origin's 6 frames."""
+def _one_origin(
+    history: np.ndarray,
+    members: int,
+    seed: int,
+    leads: int = LEADS,
+    step_minutes: int = 5,
+    km_per_cell: float = 2.0,
+    n_cascade_levels: int = 6,
+    vet: bool = True,
+) -> dict[str, tuple]:
+    """Label -> (nowcast, seconds including the motion estimate) for one origin's frames: ``leads``
+    frames of each baseline, the STEPS ensemble ``(members, leads, H, W)`` under "STEPS ensemble"
+    (also used by ``radar_loeo.py``, for radars of other steps and cell sizes, without VET)."""
     from pysteps import extrapolation, nowcasts
 
     history = history.astype(np.float64)
@@ -109,35 +120,41 @@ def _one_origin(history: np.ndarray, members: int, seed: int) -> dict[str, tuple
 
     t0 = time.perf_counter()
     out["extrapolation LK"] = (
-        _fill(extrap(last, v_lk, LEADS), last),
+        _fill(extrap(last, v_lk, leads), last),
         lk_s + time.perf_counter() - t0,
     )
 
-    t0 = time.perf_counter()
-    v_vet = motion_field(history, "VET")
-    out["extrapolation VET"] = _fill(extrap(last, v_vet, LEADS), last), time.perf_counter() - t0
+    if vet:
+        t0 = time.perf_counter()
+        v_vet = motion_field(history, "VET")
+        out["extrapolation VET"] = _fill(extrap(last, v_vet, leads), last), time.perf_counter() - t0
 
     t0 = time.perf_counter()
     db = _to_db(history)
     sprog = nowcasts.get_method("sprog")(
-        db[-3:], v_lk, LEADS, n_cascade_levels=6, precip_thr=-10.0, measure_time=False
+        db[-3:],
+        v_lk,
+        leads,
+        n_cascade_levels=n_cascade_levels,
+        precip_thr=-10.0,
+        measure_time=False,
     )
     out["S-PROG (LK)"] = _fill(_from_db(sprog), last), lk_s + time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    anvil = nowcasts.get_method("anvil")(history[-4:], v_lk, LEADS, ar_order=2, measure_time=False)
+    anvil = nowcasts.get_method("anvil")(history[-4:], v_lk, leads, ar_order=2, measure_time=False)
     out["ANVIL (LK)"] = _fill(anvil, last), lk_s + time.perf_counter() - t0
 
     t0 = time.perf_counter()
     ens = nowcasts.get_method("steps")(
-        _to_db(history)[-3:],
+        db[-3:],
         v_lk,
-        LEADS,
+        leads,
         n_ens_members=members,
-        n_cascade_levels=6,
+        n_cascade_levels=n_cascade_levels,
         precip_thr=-10.0,
-        kmperpixel=2.0,
-        timestep=5,
+        kmperpixel=km_per_cell,
+        timestep=step_minutes,
         seed=seed,
         measure_time=False,
     )
