@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from darts_mim.onnx.serve_options import add_arguments as add_serve_options
+from darts_mim.onnx.serve_options import positive_int as _positive_int
 
 if TYPE_CHECKING:
     from darts import TimeSeries
@@ -387,16 +388,6 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"--hidden widths must be positive integers; got {text!r}")
     return widths
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _start(text: str):

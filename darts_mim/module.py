@@ -167,7 +167,10 @@ class _MIMModule(PLForecastingModule):
             with torch.no_grad():
                 self.linear_residual.weight.zero_()
                 self.linear_residual.bias.zero_()
-            self._residual_params = list(_anchored_params(self.likelihood, nr_params))
+            # 1 on the location parameters it moves (all of them for points and quantiles)
+            mask = torch.zeros(nr_params)
+            mask[list(_anchored_params(self.likelihood, nr_params))] = 1.0
+            self.register_buffer("_residual_mask", mask, persistent=False)
         missing = torch.zeros(self.layout.grid.n_components, dtype=torch.bool)
         missing_components = list(self.layout.missing)
         if missing_components:
@@ -410,11 +413,7 @@ class _MIMModule(PLForecastingModule):
         """``forecast (B, ocl, D, P)`` plus the linear map of ``past (B, icl, D)`` on the location
         parameters (all of them for point forecasts and quantiles)."""
         linear = self.linear_residual(past.transpose(1, 2)).transpose(1, 2)  # (B, ocl, D)
-        if len(self._residual_params) == forecast.shape[-1]:
-            return forecast + linear[..., None]
-        mask = torch.zeros(forecast.shape[-1], dtype=forecast.dtype, device=forecast.device)
-        mask[self._residual_params] = 1.0
-        return forecast + linear[..., None] * mask
+        return forecast + linear[..., None] * self._residual_mask.to(forecast.dtype)
 
     # ------------------------------------------------------------------ training steps
     def _prepare_batch(self, batch: TorchTrainingBatch, stage: ModuleStage) -> TorchTrainingBatch:

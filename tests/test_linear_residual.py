@@ -78,8 +78,8 @@ def test_linear_residual_moves_locations_only(tmp_path, likelihood):
     model.fit(series)
     module = model.model
     # a forecast of the location parameters only: the Gaussian's scale is left alone
-    expected = [0, 1, 2] if isinstance(likelihood, QuantileRegression) else [0]
-    assert module._residual_params == expected
+    expected = [1.0, 1.0, 1.0] if isinstance(likelihood, QuantileRegression) else [1.0, 0.0]
+    assert module._residual_mask.tolist() == expected
     params = model.predict(3, series=series, predict_likelihood_parameters=True)
     assert np.isfinite(params.values()).all()
 

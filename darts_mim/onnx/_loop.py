@@ -356,11 +356,11 @@ def _body(
     graph = onnx.GraphProto()
     graph.CopyFrom(step.graph)
     _rename_graph(graph, prefix, keep=set())
-    own = [] if compact else list(graph.initializer)
-    if compact:
-        for init in graph.initializer:
-            outer.initializer.append(init)
+    own = list(graph.initializer)
     del graph.initializer[:]
+    if compact:
+        outer.initializer.extend(own)
+        own = []
     nodes = list(feeds) + list(graph.node)
     iteration, cond_in, cond_out = prefix + "iter", prefix + "cond", prefix + "cond_out"
     nodes.append(helper.make_node("Identity", [cond_in], [cond_out], name=prefix + "cond_id"))

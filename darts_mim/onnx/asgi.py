@@ -90,7 +90,12 @@ from darts_mim.onnx.serve_options import (  # noqa: E402
     MAX_SAMPLES,
     add_arguments,
 )
-from darts_mim.onnx.service import MAX_BODY_BYTES, ForecastService, PreparedRequest  # noqa: E402
+from darts_mim.onnx.service import (  # noqa: E402
+    MAX_BODY_BYTES,
+    ForecastService,
+    PreparedRequest,
+    body_too_large,
+)
 
 __all__ = ["ServeConfig", "create_app", "main", "serve"]
 
@@ -466,10 +471,7 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
                 body = await _read_body(request, config.max_body_bytes)
                 if body is None:
                     size = request.headers.get("content-length", "more than that")
-                    response = _error(
-                        413,
-                        f"The body has {size} bytes, more than {config.max_body_bytes}; split it.",
-                    )
+                    response = _error(413, body_too_large(size, config.max_body_bytes))
                 else:
                     try:
                         if len(body) > _INLINE_BODY_BYTES:
@@ -618,7 +620,7 @@ def run_from_args(args: argparse.Namespace) -> None:
         max_body_bytes=int(args.max_body_mb * 2**20),
         max_horizon=args.max_horizon,
         max_samples=args.max_samples,
-        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        api_key=args.api_key,  # else DARTS_MIM_API_KEY, read by create_app (in every worker)
     )
     if not os.path.isfile(config.path):
         raise FileNotFoundError(f"No ONNX file at {config.path!r}.")

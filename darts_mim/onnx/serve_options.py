@@ -17,10 +17,14 @@ MAX_HORIZON = 10_000
 MAX_SAMPLES = 1_000
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (also the ``darts-mim`` command's)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
@@ -30,17 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="0 for any free port (one worker)")
     parser.add_argument(
-        "--workers", type=_positive_int, default=1, help="processes, each loading the model"
+        "--workers", type=positive_int, default=1, help="processes, each loading the model"
     )
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="ONNX Runtime intra-op threads per call (default: all cores; with several workers, "
         "cores / workers)",
     )
     parser.add_argument(
-        "--max-batch", type=_positive_int, default=64, help="most series in one ONNX call"
+        "--max-batch", type=positive_int, default=64, help="most series in one ONNX call"
     )
     parser.add_argument(
         "--max-wait-ms",
@@ -53,13 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-horizon",
-        type=_positive_int,
+        type=positive_int,
         default=MAX_HORIZON,
         help="largest forecast length `n` a request may ask for (larger: a 400)",
     )
     parser.add_argument(
         "--max-samples",
-        type=_positive_int,
+        type=positive_int,
         default=MAX_SAMPLES,
         help="largest `num_samples` a request may ask for (larger: a 400)",
     )

@@ -376,6 +376,11 @@ class PreparedRequest:
         return (self.n, self.kind, None if static is None else static.shape[1:])
 
 
+def body_too_large(size: int | str, limit: int) -> str:
+    """The 413's message of both servers, for a body of ``size`` bytes over ``limit``."""
+    return f"The body has {size} bytes, more than {limit}; split it."
+
+
 def _array(value: Any) -> np.ndarray | None:
     if value is None:
         return None
@@ -431,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body cannot be skipped on this connection
             self._send(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                {"error": f"The body has {length} bytes, more than {MAX_BODY_BYTES}; split it."},
+                {"error": body_too_large(length, MAX_BODY_BYTES)},
             )
             return
         body = self.rfile.read(length)
