@@ -25,6 +25,10 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
         "the production HTTP server (darts_mim.onnx.asgi, darts-mim serve)",
         ("starlette", "uvicorn", "prometheus_client"),
     ),
+    "ray": (
+        "the Ray Serve server (darts_mim.onnx.ray_serve, darts-mim serve --engine ray)",
+        ("ray",),
+    ),
 }
 
 

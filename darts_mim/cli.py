@@ -755,10 +755,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from darts_mim.onnx import asgi
-    except ImportError as err:  # the serve extra is missing: its one-line message
+        if args.engine == "ray":
+            from darts_mim.onnx import ray_serve as server
+        else:
+            from darts_mim.onnx import asgi as server
+    except ImportError as err:  # the engine's extra is missing: its one-line message
         raise CliError(str(err)) from err
-    asgi.run_from_args(args)
+    server.run_from_args(args)
     return 0
 
 
@@ -1030,12 +1033,20 @@ def build_parser() -> argparse.ArgumentParser:
         "Starlette and uvicorn: POST /forecast (concurrent requests micro-batched into one ONNX "
         "call), GET /metadata, /health and Prometheus /metrics. Needs neither torch nor Darts at "
         'run time, but the serve extra: pip install "darts-mim[serve]". Stop it with Ctrl-C or '
-        "SIGTERM: open requests are answered first.",
+        "SIGTERM: open requests are answered first. With --engine ray, the same endpoints (but "
+        "/metrics) on Ray Serve instead, --workers being replicas.",
         epilog="example: darts-mim serve mim.onnx --host 0.0.0.0 --port 8080 --workers 2 "
-        "--threads 1 (see darts_mim.onnx.asgi)",
+        "--threads 1 (see darts_mim.onnx.asgi; darts_mim.onnx.ray_serve for --engine ray)",
         formatter_class=fmt,
     )
     add_serve_options(p)
+    p.add_argument(
+        "--engine",
+        choices=["uvicorn", "ray"],
+        default="uvicorn",
+        help="uvicorn (the serve extra), or Ray Serve (the ray extra; --workers replicas across "
+        "the Ray cluster at $RAY_ADDRESS, else on this machine; see darts_mim.onnx.ray_serve)",
+    )
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -117,7 +117,9 @@ def test_extras_in_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     assert set(EXTRAS) <= set(extras)
-    assert extras["all"] == [f"darts-mim[{','.join(['lazy', 'radar', 'plot', 'serve', 'netcdf'])}]"]
+    assert extras["all"] == [
+        f"darts-mim[{','.join(['lazy', 'radar', 'plot', 'serve', 'netcdf', 'ray'])}]"
+    ]
     mandatory = " ".join(project["dependencies"]).lower()
     for package in ("zarr", "dask", "matplotlib", "pysteps", "starlette"):
         assert package not in mandatory

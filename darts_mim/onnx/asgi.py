@@ -48,14 +48,14 @@ samples run alone, so that the same ``random_state`` gives the same samples.
 Scaling: ``--workers N`` starts N processes on one port (each loads the model; the kernel spreads
 connections over them); past one machine, run the same command on each machine (or container) and
 put any HTTP load balancer in front; replicas share nothing, and ``/health`` is the load
-balancer's check (see the serving guide).
+balancer's check (see the serving guide). :mod:`darts_mim.onnx.ray_serve` serves the same
+endpoints as Ray Serve replicas instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import json
 import os
 import sys
@@ -84,77 +84,21 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from darts_mim.onnx import _http  # noqa: E402
 from darts_mim.onnx.serve_options import (  # noqa: E402
     API_KEY_ENV,
-    MAX_HORIZON,
-    MAX_SAMPLES,
+    ServeConfig,
     add_arguments,
+    config_from_args,
 )
-from darts_mim.onnx.service import (  # noqa: E402
-    MAX_BODY_BYTES,
-    ForecastService,
-    PreparedRequest,
-    body_too_large,
-)
+from darts_mim.onnx.service import ForecastService, PreparedRequest  # noqa: E402
 
 __all__ = ["ServeConfig", "create_app", "main", "serve"]
 
 #: How ``serve`` passes its settings to worker processes (JSON of :class:`ServeConfig`).
 CONFIG_ENV = "DARTS_MIM_SERVE_CONFIG"
-# Parsing and checking a body this large on the event loop would stall other requests: it moves
-# to a thread.
-_INLINE_BODY_BYTES = 64 * 1024
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.025, 0.04, 0.06, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-
-
-@dataclass
-class ServeConfig:
-    """What a server process needs; every worker builds its app from one (:func:`create_app`).
-
-    Parameters
-    ----------
-    path
-        The ``.onnx`` file written by ``MIMModel.to_onnx()``.
-    threads
-        ONNX Runtime intra-op threads per call (``None``: onnxruntime's default, all cores). With
-        several workers, ``workers * threads`` should not exceed the cores.
-    max_batch
-        Most series (windows) gathered into one ONNX call; a larger request runs alone, whole.
-    max_wait_ms
-        How long a batch waits for more requests when more are expected: fewer are waiting than
-        the last call served (their clients are likely to be back at once), or some are still
-        being received. A lone client never waits; 0 runs whatever is waiting at once.
-    max_body_bytes
-        Larger request bodies are refused with a 413 before they are read.
-    api_key
-        When set, every endpoint but ``/health`` needs ``Authorization: Bearer <key>`` or
-        ``X-API-Key: <key>`` (else a 401).
-    providers
-        ONNX Runtime execution providers; default the CPU.
-    max_horizon
-        The largest ``n`` a request may ask for (larger ones get a 400); ``None``: no limit.
-    max_samples
-        The largest ``num_samples`` a request may ask for; ``None``: no limit.
-    """
-
-    path: str
-    threads: int | None = None
-    max_batch: int = 64
-    max_wait_ms: float = 2.0
-    max_body_bytes: int = MAX_BODY_BYTES
-    api_key: str | None = None
-    providers: list[str] | None = None
-    max_horizon: int | None = MAX_HORIZON
-    max_samples: int | None = MAX_SAMPLES
-
-    def __post_init__(self) -> None:
-        if self.max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}.")
-        if self.max_wait_ms < 0:
-            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}.")
-        if self.max_body_bytes < 1:
-            raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}.")
 
 
 class _Metrics:
@@ -338,49 +282,7 @@ class MicroBatcher:
         return self.arriving > 0 or len(queued) < self._last_requests
 
     def _compute(self, batch: list[_Pending]) -> list[np.ndarray | BaseException]:
-        requests = [p.request for p in batch]
-        try:
-            raw = self.service.compute(requests)
-        except Exception as err:  # every request of the call gets the failure
-            return [err] * len(batch)
-        results: list[np.ndarray | BaseException] = []
-        for request, out in zip(requests, raw, strict=True):
-            try:
-                results.append(self.service.finish(request, out))
-            except Exception as err:  # this request's own failure
-                results.append(err)
-        return results
-
-
-def _json(
-    payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    # Strict JSON (NaN is already null), written as the standard-library server writes it.
-    return Response(
-        json.dumps(payload), status_code=status, headers=headers, media_type="application/json"
-    )
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return _json({"error": message}, status, headers)
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or ``None`` when it has more than ``limit`` bytes (a 413)."""
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            if int(length) > limit:
-                return None
-        except ValueError:
-            pass  # the HTTP layer refuses a malformed Content-Length itself
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return self.service.compute_each([p.request for p in batch])
 
 
 def create_app(config: ServeConfig | None = None, service: ForecastService | None = None):
@@ -425,38 +327,26 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
         metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
     def authorized(request: Request) -> bool:
-        if api_key is None:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-        return given is not None and hmac.compare_digest(given.encode(), api_key.encode())
-
-    def refuse() -> Response:
-        return _error(
-            401,
-            "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
-            {"WWW-Authenticate": "Bearer"},
-        )
+        return _http.authorized(request.headers, api_key)
 
     async def health(request: Request) -> Response:
         start = time.perf_counter()
         if state["stopping"] or not batcher.running:
-            response = _json({"status": "unavailable"}, 503)
+            response = _http.json_response({"status": "unavailable"}, 503)
         else:
-            response = _json({"status": "ok"})
+            response = _http.json_response({"status": "ok"})
         count("/health", response.status_code, start)
         return response
 
     async def metadata(request: Request) -> Response:
         start = time.perf_counter()
-        response = _json(info) if authorized(request) else refuse()
+        response = _http.json_response(info) if authorized(request) else _http.unauthorized()
         count("/metadata", response.status_code, start)
         return response
 
     async def metrics_endpoint(request: Request) -> Response:
         if not authorized(request):
-            return refuse()
+            return _http.unauthorized()
         return Response(metrics.render(), media_type=prom.CONTENT_TYPE_LATEST)
 
     async def forecast(request: Request) -> Response:
@@ -466,27 +356,20 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
         arriving = True
         try:
             if not authorized(request):
-                response: Response = refuse()
+                response: Response = _http.unauthorized()
             else:
-                body = await _read_body(request, config.max_body_bytes)
+                body = await _http.read_body(request, config.max_body_bytes)
                 if body is None:
-                    size = request.headers.get("content-length", "more than that")
-                    response = _error(413, body_too_large(size, config.max_body_bytes))
+                    response = _http.too_large(request, config.max_body_bytes)
                 else:
                     try:
-                        if len(body) > _INLINE_BODY_BYTES:
-                            loop = asyncio.get_running_loop()
-                            prepared = await loop.run_in_executor(None, _prepare, service, body)
-                        else:
-                            prepared = _prepare(service, body)
+                        prepared = await _http.prepare_async(service, body)
                         batcher.arriving -= 1
                         arriving = False
                         out = await batcher.submit(prepared)
-                        response = _json(service.payload(out, prepared.kind))
-                    except (ValueError, TypeError) as err:
-                        response = _error(400, str(err))
-                    except Exception as err:  # a bug or a runtime failure: answer, keep serving
-                        response = _error(500, f"{type(err).__name__}: {err}")
+                        response = _http.json_response(service.payload(out, prepared.kind))
+                    except Exception as err:  # a 400 for bad input, else a 500: keep serving
+                        response = _http.failure(err)
         finally:
             if arriving:
                 batcher.arriving -= 1
@@ -498,10 +381,10 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
         # an unknown path (404) or method (405): JSON, as every other answer
         message = str(exc.detail)
         if exc.status_code == 404:
-            message = f"No endpoint {request.url.path!r}."
+            message = _http.not_found(request.url.path)
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path!r}."
-        return _error(exc.status_code, message, exc.headers)
+            message = _http.not_allowed(request.method, request.url.path)
+        return _http.error_response(exc.status_code, message, exc.headers)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -527,10 +410,6 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
     app.state.batcher = batcher
     app.state.config = config
     return app
-
-
-def _prepare(service: ForecastService, body: bytes) -> PreparedRequest:
-    return service.prepare(**service.parse(body))
 
 
 class _Server(uvicorn.Server):
@@ -612,16 +491,7 @@ def serve(
 
 def run_from_args(args: argparse.Namespace) -> None:
     """Serve with the options of :func:`add_arguments`."""
-    config = ServeConfig(
-        path=args.path,
-        threads=args.threads,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        max_body_bytes=int(args.max_body_mb * 2**20),
-        max_horizon=args.max_horizon,
-        max_samples=args.max_samples,
-        api_key=args.api_key,  # else DARTS_MIM_API_KEY, read by create_app (in every worker)
-    )
+    config = config_from_args(args)  # no key: DARTS_MIM_API_KEY, read by create_app
     if not os.path.isfile(config.path):
         raise FileNotFoundError(f"No ONNX file at {config.path!r}.")
     serve(config, args.host, args.port, workers=args.workers, verbose=args.verbose)

@@ -1,13 +1,15 @@
-"""The forecast server's command-line options and default limits, without its dependencies.
+"""The forecast servers' settings, command-line options and default limits, without their
+dependencies.
 
-``darts-mim serve`` and ``python -m darts_mim.onnx.asgi`` take the same options; they live here so
-that ``darts-mim --help`` works without the ``serve`` extra (Starlette, uvicorn), which only
-:mod:`darts_mim.onnx.asgi` imports.
+``darts-mim serve``, ``python -m darts_mim.onnx.asgi`` and ``python -m darts_mim.onnx.ray_serve``
+take the same options; they live here so that ``darts-mim --help`` works without the ``serve`` or
+``ray`` extra (Starlette, uvicorn, Ray), which only the server modules import.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 #: The environment variable holding the API key (``--api-key`` overrides it).
 API_KEY_ENV = "DARTS_MIM_API_KEY"
@@ -15,6 +17,62 @@ API_KEY_ENV = "DARTS_MIM_API_KEY"
 MAX_BODY_MB = 256.0
 MAX_HORIZON = 10_000
 MAX_SAMPLES = 1_000
+#: :data:`MAX_BODY_MB` in bytes (``darts_mim.onnx.service.MAX_BODY_BYTES``, without importing
+#: onnxruntime here).
+MAX_BODY_BYTES = int(MAX_BODY_MB * 2**20)
+
+
+@dataclass
+class ServeConfig:
+    """A server's settings: every uvicorn worker builds its app from one
+    (:func:`darts_mim.onnx.asgi.create_app`), every Ray Serve replica its deployment
+    (:func:`darts_mim.onnx.ray_serve.build_app`).
+
+    Parameters
+    ----------
+    path
+        The ``.onnx`` file written by ``MIMModel.to_onnx()``.
+    threads
+        ONNX Runtime intra-op threads per call (``None``: onnxruntime's default, all cores). With
+        several workers, ``workers * threads`` should not exceed the cores.
+    max_batch
+        Most series (windows) gathered into one ONNX call; a larger request runs alone, whole.
+    max_wait_ms
+        How long a batch waits for more requests when more are expected: fewer are waiting than
+        the last call served (their clients are likely to be back at once), or some are still
+        being received. A lone client never waits; 0 runs whatever is waiting at once. (On Ray
+        Serve it is ``@serve.batch``'s ``batch_wait_timeout_s``: a batch waits up to this long once
+        it has a request, a lone one too.)
+    max_body_bytes
+        Larger request bodies are refused with a 413 before they are read.
+    api_key
+        When set, every endpoint but ``/health`` needs ``Authorization: Bearer <key>`` or
+        ``X-API-Key: <key>`` (else a 401).
+    providers
+        ONNX Runtime execution providers; default the CPU.
+    max_horizon
+        The largest ``n`` a request may ask for (larger ones get a 400); ``None``: no limit.
+    max_samples
+        The largest ``num_samples`` a request may ask for; ``None``: no limit.
+    """
+
+    path: str
+    threads: int | None = None
+    max_batch: int = 64
+    max_wait_ms: float = 2.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    api_key: str | None = None
+    providers: list[str] | None = None
+    max_horizon: int | None = MAX_HORIZON
+    max_samples: int | None = MAX_SAMPLES
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}.")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}.")
+        if self.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}.")
 
 
 def positive_int(text: str) -> int:
@@ -28,14 +86,36 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the server's options (a model path, address, workers, batching, limits, API key)."""
+def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> None:
+    """Add the server's options (a model path, address, workers, batching, limits, API key).
+
+    ``engine="ray"`` (:mod:`darts_mim.onnx.ray_serve`): ``--replicas`` (stored as ``workers``)
+    instead of ``--workers``, port 8000, and ``--ray-address``.
+    """
     parser.add_argument("path", metavar="MODEL.onnx", help="the file written by MIMModel.to_onnx()")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="0 for any free port (one worker)")
-    parser.add_argument(
-        "--workers", type=positive_int, default=1, help="processes, each loading the model"
-    )
+    if engine == "ray":
+        parser.add_argument("--port", type=int, default=8000, help="Ray Serve's HTTP port")
+        parser.add_argument(
+            "--replicas",
+            dest="workers",
+            type=positive_int,
+            default=2,
+            help="Ray Serve replicas (processes on the Ray cluster's nodes), each loading the model",
+        )
+        parser.add_argument(
+            "--ray-address",
+            default=None,
+            help="a running Ray cluster ('auto': this machine's; default: $RAY_ADDRESS, else "
+            "start Ray here)",
+        )
+    else:
+        parser.add_argument(
+            "--port", type=int, default=8080, help="0 for any free port (one worker)"
+        )
+        parser.add_argument(
+            "--workers", type=positive_int, default=1, help="processes, each loading the model"
+        )
     parser.add_argument(
         "--threads",
         type=positive_int,
@@ -74,3 +154,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"/health (default: ${API_KEY_ENV} when set)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """The :class:`ServeConfig` of :func:`add_arguments`' options (``api_key`` ``None`` when not
+    given: the servers then read ``DARTS_MIM_API_KEY`` themselves)."""
+    return ServeConfig(
+        path=args.path,
+        threads=args.threads,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        max_horizon=args.max_horizon,
+        max_samples=args.max_samples,
+        api_key=args.api_key,
+    )

@@ -272,6 +272,22 @@ class ForecastService:
             out = out.reshape(out.shape[:2] + self.frame + out.shape[3:])
         return out
 
+    def compute_each(self, requests: Sequence[PreparedRequest]) -> list[np.ndarray | Exception]:
+        """:meth:`compute` then :meth:`finish`, each request's failure its own (what a batching
+        server runs): a failed call is every request's error, a failed check only that
+        request's."""
+        try:
+            raw = self.compute(requests)
+        except Exception as err:  # every request of the call gets the failure
+            return [err] * len(requests)
+        results: list[np.ndarray | Exception] = []
+        for request, out in zip(requests, raw, strict=True):
+            try:
+                results.append(self.finish(request, out))
+            except Exception as err:  # this request's own failure
+                results.append(err)
+        return results
+
     def forecast(
         self,
         n: int,
