@@ -712,7 +712,43 @@ def summary_lines(results: list[Result]) -> list[str]:
         + " Ratio = RMSE / best naive RMSE (below 1: better than every naive baseline); fit s: one "
         "fit, mean over seeds (local models: their backtest, a refit at every origin).",
     ]
-    return lines
+    return lines + ["", *cost_lines(results)]
+
+
+COST_REFERENCE = "NHiTS"
+"""The model MIM's fit time is compared with (issue 24: within 5x of NHiTS at equal accuracy)."""
+
+
+def cost_lines(results: list[Result]) -> list[str]:
+    """What MIM's fit time buys, per data set: its fit seconds and RMSE against
+    :data:`COST_REFERENCE`'s, and the quickest other trained model at least as accurate as MIM."""
+    header = ["data set", "MIM fit s", f"{COST_REFERENCE} fit s", "fit x", "RMSE x"]
+    header += ["quickest model at least as accurate as MIM", "its fit s"]
+    table = []
+    for res in results:
+        mim = next(r for r in res.rows if r.label == "MIM")
+        ref = next((r for r in res.rows if r.label == COST_REFERENCE and r.rmse), None)
+        if ref is None or not mim.fit_s:
+            continue
+        trained = [
+            r for r in res.rows if r.kind != "naive" and r.label != "MIM" and r.rmse and r.fit_s
+        ]
+        cheaper = min(
+            (r for r in trained if r.mean <= mim.mean), key=lambda r: np.mean(r.fit_s), default=None
+        )
+        fit_x = np.mean(mim.fit_s) / max(np.mean(ref.fit_s), 1e-9)
+        table.append([res.name, mean_fit(mim), mean_fit(ref), round(fit_x, 1)])
+        table[-1] += [round(mim.mean / ref.mean, 3)]
+        table[-1] += [cheaper.label, mean_fit(cheaper)] if cheaper else ["none", "-"]
+    if not table:
+        return []
+    return [
+        f"Cost: MIM's fit against {COST_REFERENCE}'s (same budget; fit x = MIM fit s / "
+        f"{COST_REFERENCE} fit s, RMSE x = MIM RMSE / {COST_REFERENCE} RMSE: below 1, MIM is the "
+        "more accurate), and the quickest statistical or neural model whose RMSE is at most MIM's.",
+        "",
+        *markdown_table(header, table),
+    ]
 
 
 def run_line(args, total: float) -> str:

@@ -110,8 +110,21 @@ def test_quick_run_writes_every_baseline(data_dir: Path, tmp_path: Path, capsys)
     season = _rows(sections["syn_seasonality [T, test]"])
     assert 0.06 < float(season["seasonal naive (K=24)"][0]) < 0.08
     assert float(season["persistence"][0]) > 0.5
-    summary = _rows(sections["summary [T, test]"].replace("| data set |", "| model |"))
+    summary_md, cost_md = sections["summary [T, test]"].split("\nCost: ")
+    summary = _rows(summary_md.replace("| data set |", "| model |"))
     assert set(summary) == set(datasets.split(","))
+    # what MIM's fit time buys: against NHiTS's fit and RMSE, and the quickest rival as accurate
+    cost = _rows(cost_md.replace("| data set |", "| model |"))
+    assert set(cost) == set(datasets.split(","))
+    for name, cells in cost.items():
+        mim_s, nhits_s, fit_x, rmse_x = (float(c) for c in cells[:4])
+        # the fit seconds are printed to 0.1 s: the ratio lies within what that rounding allows
+        low, high = (mim_s - 0.05) / (nhits_s + 0.05), (mim_s + 0.05) / max(nhits_s - 0.05, 1e-9)
+        assert low - 0.05 <= fit_x <= high + 0.05
+        rows = _rows(sections[f"{name} [T, test]"])
+        assert rmse_x == pytest.approx(float(rows["MIM"][0]) / float(rows["NHiTS"][0]), rel=1e-2)
+        if cells[4] != "none":  # a trained rival no worse than MIM
+            assert float(rows[cells[4]][0]) <= float(rows["MIM"][0])
     assert summary["syn_seasonality"][0] == "seasonal naive (K=24)"
     assert all(cells[-1] in ("yes", "no") for cells in summary.values())
     assert all(float(cells[5]) > 0 for cells in summary.values())  # MIM fit s
