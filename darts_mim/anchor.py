@@ -1,4 +1,4 @@
-"""The forecast a model's output starts from: none, the last frame, one period earlier, or the mean.
+"""The forecast a model's output starts from: none, the last frame, one period earlier, the mean, or zero.
 
 With ``naive_anchor``, the network forecasts the change from a naive forecast instead of the value
 itself, so that an untrained network *is* that naive forecast and training learns the correction. The
@@ -12,7 +12,9 @@ series' mean forecasts it better (a mean-reverting series). ``"mean"`` starts fr
 mean instead: the model gets no naive anchor, reversible instance norm and a head starting at zero, so
 the untrained model forecasts that mean. "auto" does not choose it: an in-sample ranking that could
 pick it did worse on the robustness benchmark's validation parts on balance (see
-:func:`auto_anchor_errors`).
+:func:`auto_anchor_errors`). ``"zero"`` has no anchor and starts the head at zero, so the untrained
+model forecasts zero: the start for a target that is a correction to another forecast (the radar
+recipe's residual on an extrapolation, :mod:`darts_mim.nowcast`), where zero *is* that forecast.
 
 This module holds the torch-free decision of the lag, made once when the network is built, from the
 model's settings and the training series; the network applies it (:class:`darts_mim.nn.MIMNetwork`).
@@ -26,7 +28,7 @@ import numpy as np
 
 from darts_mim.folding import infer_period
 
-ANCHOR_CHOICES = ("auto", "seasonal", "mean")
+ANCHOR_CHOICES = ("auto", "seasonal", "mean", "zero")
 """The string values of ``naive_anchor`` (besides ``True``, ``False`` and an integer lag)."""
 
 # "auto" reads at most this many of the most recent training steps of each series: enough to rank the
@@ -41,8 +43,8 @@ def check_naive_anchor(naive_anchor) -> None:
     if isinstance(naive_anchor, (int, np.integer)) and naive_anchor >= 1:
         return
     raise ValueError(
-        f"`naive_anchor` must be True, False, 'auto', 'seasonal', 'mean' or a lag in steps >= 1, got "
-        f"{naive_anchor!r}."
+        "`naive_anchor` must be True, False, 'auto', 'seasonal', 'mean', 'zero' or a lag in steps "
+        f">= 1, got {naive_anchor!r}."
     )
 
 
@@ -216,7 +218,8 @@ def resolve_anchor(
         The model's ``naive_anchor``: ``False`` (none), ``True`` (the last frame: persistence, or the
         seasonal naive of a folded series), an integer lag in steps (``k``: the value ``k`` steps
         earlier; a multiple of the fold of a folded series), ``"seasonal"`` (the period of the
-        frequency), ``"mean"`` (the input window's mean: no naive lag) or ``"auto"`` (the naive
+        frequency), ``"mean"`` (the input window's mean: no naive lag), ``"zero"`` (no naive lag;
+        the caller starts the head at zero) or ``"auto"`` (the naive
         candidate of :func:`auto_anchor_errors` with the lowest in-sample error over the output
         horizon, or none when the training series' mean forecasts it better; none for a likelihood
         without a location).
@@ -247,7 +250,11 @@ def resolve_anchor(
         ``"seasonal"`` on a frequency without a period.
     """
     check_naive_anchor(naive_anchor)
-    if naive_anchor is False or (naive_anchor == "auto" and not has_location):
+    if (
+        naive_anchor is False
+        or naive_anchor == "zero"
+        or (naive_anchor == "auto" and not has_location)
+    ):
         return 0, False
     if naive_anchor is True or (naive_anchor == "seasonal" and fold > 1):
         return 1, False

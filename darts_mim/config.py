@@ -282,8 +282,11 @@ class ResolvedConfig:
         What that anchor is, in words: ``"none"``, ``"persistence"``, ``"the seasonal naive (24
         steps)"``, ``"the value 3 steps earlier"`` or ``"the input window's mean (...)"``.
     window_mean
-        Whether the outputs start from the input window's mean (``naive_anchor="auto"`` chose it):
-        no naive anchor, instance norm on, and the head starting at zero.
+        Whether the outputs start from the input window's mean (``naive_anchor="mean"``): no naive
+        anchor, instance norm on, and the head starting at zero.
+    zero_start
+        Whether the outputs start from zero (``naive_anchor="zero"``): no naive anchor and the head
+        starting at zero.
     channel_independent
         Whether each component of a plain multivariate series is forecast as its own sample.
     instance_norm
@@ -301,6 +304,7 @@ class ResolvedConfig:
     anchor_lag: int = 0
     anchor: str = "none"
     window_mean: bool = False
+    zero_start: bool = False
     channel_independent: bool = False
     instance_norm: bool | dict = False
     linear_residual: bool = False

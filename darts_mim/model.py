@@ -149,7 +149,11 @@ class MIMModel(MixedCovariatesTorchModel):
             ``input_chunk_length``; for a folded series a multiple of the period); ``"seasonal"``: the
             period of the frequency (hourly 24, daily 7, monthly 12...); ``"mean"``: the input
             window's mean (no naive lag; reversible instance norm turned on and the head starting
-            at zero, so that the untrained model forecasts it); ``"auto"``: for a grid, of
+            at zero, so that the untrained model forecasts it); ``"zero"``: no anchor and the head
+            starting at zero, so that the untrained model forecasts zero (in the normalised space
+            where instance norm is on: the window's mean), for a target that is a correction to
+            another forecast, such as the radar recipe's residual on pysteps' extrapolation;
+            ``"auto"``: for a grid, of
             persistence and the seasonal naive, the one with the lower error on the training series
             over the output horizon; for a plain series the last frame (for a folded series, the
             seasonal naive); no anchor where the training series' mean forecasts it better than
@@ -489,8 +493,11 @@ class MIMModel(MixedCovariatesTorchModel):
             gridded=layout.grid.n_cells > 1,
             outputs_are_values=outputs_are_values,
         )
+        zero_start = self.naive_anchor == "zero"
         if window_mean:
             anchor = "the input window's mean (instance norm, no naive anchor)"
+        elif zero_start:
+            anchor = "none (the outputs start from zero)"
         elif lag or self.naive_anchor != "auto" or not _has_location(self.likelihood):
             anchor = describe_anchor(lag * layout.fold, infer_period(freq))
         else:
@@ -500,6 +507,7 @@ class MIMModel(MixedCovariatesTorchModel):
             anchor_lag=lag,
             anchor=anchor,
             window_mean=window_mean,
+            zero_start=zero_start,
             channel_independent=independent,
             instance_norm=instance_norm,
             linear_residual=self.linear_residual,

@@ -155,7 +155,7 @@ class _MIMModule(PLForecastingModule):
             anchored_params=_anchored_params(self.likelihood, nr_params) if lag else (),
             anchor_lag=max(lag, 1),
             zero_start_params=_anchored_params(self.likelihood, nr_params)
-            if resolved.window_mean
+            if resolved.window_mean or resolved.zero_start
             else (),
         )
         # A linear map from the input window to the output chunk, added to the forecast's location

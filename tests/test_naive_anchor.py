@@ -318,6 +318,33 @@ def test_window_mean_model_survives_save_load_and_onnx(tmp_path):
     )
 
 
+def test_zero_starts_from_zero_and_survives_save_load_and_onnx(tmp_path, grid_series):
+    """naive_anchor="zero": no anchor, the head at zero, so the untrained model forecasts zero on
+    every cell and step: for a residual target (the radar recipe) that is the base forecast."""
+    pytest.importorskip("onnxruntime")
+    from darts_mim.onnx.runtime import OnnxForecaster
+
+    model = MIMModel(**tiny_kwargs(tmp_path, naive_anchor="zero", **FROZEN)).fit(grid_series)
+    assert model.anchor_lag == 0 and model.config.zero_start and not model.config.window_mean
+    assert "no naive anchor (the outputs start from zero)" in str(model.config)
+    np.testing.assert_array_equal(model.predict(5).values(), 0.0)  # beyond the output chunk too
+    path = str(tmp_path / "m.pt")
+    model.save(path)
+    loaded = MIMModel.load(path)
+    assert loaded.config == model.config and loaded.config.zero_start
+    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "m.onnx")))
+    np.testing.assert_array_equal(forecaster.predict(5, grid_series).values(), 0.0)
+    trained = MIMModel(**tiny_kwargs(tmp_path / "t", naive_anchor="zero")).fit(grid_series)
+    assert np.abs(trained.predict(3).values()).max() > 0  # training moves it off zero
+
+
+def test_zero_refuses_a_likelihood_without_location(tmp_path):
+    with pytest.raises(ValueError, match="needs outputs on the target's scale"):
+        MIMModel(**tiny_kwargs(tmp_path, naive_anchor="zero", likelihood=PoissonLikelihood()))
+    with pytest.raises(ValueError, match="'mean', 'zero' or a lag"):
+        MIMModel(**tiny_kwargs(tmp_path, naive_anchor="zeros"))
+
+
 def test_auto_errors_rank_the_candidates():
     from darts_mim.anchor import WINDOW_MEAN, auto_anchor_errors, window_mean_mse
 
