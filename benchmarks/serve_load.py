@@ -3,10 +3,13 @@
 Starts the server in a separate process where torch, Darts and pandas cannot be imported (as in a
 production image without them): ``--server asgi`` (the default) the micro-batching Starlette/uvicorn
 server (``darts_mim.onnx.asgi``, the ``serve`` extra), ``--server stdlib`` the standard-library one
-(``darts_mim.onnx.service``). Then, for each request batch size and number of concurrent clients,
+(``darts_mim.onnx.service``), ``--server ray`` the Ray Serve one (``darts_mim.onnx.ray_serve``, the
+``ray`` extra; ``--workers`` replicas; Ray's own processes count in the server's CPU time). Then,
+for each request batch size and number of concurrent clients,
 has that many client threads send requests over keep-alive connections on loopback and times each
 round trip (JSON encoding of the request is done beforehand; the answer is read but not decoded).
-With ``--server asgi`` the same run also measures the stdlib server (unless ``--no-baseline``), the
+With ``--server asgi`` or ``ray`` the same run also measures the stdlib server (unless
+``--no-baseline``), the
 two side by side taking turns (``--rounds``), and prints the ratio of their throughputs at batch 1
 and 16 clients.
 
@@ -16,7 +19,7 @@ input_chunk_length=12, output_chunk_length=6), trained for one epoch on a short 
 
 Usage::
 
-    python benchmarks/serve_load.py [--server asgi|stdlib] [--onnx FILE] [--out-dir DIR]
+    python benchmarks/serve_load.py [--server asgi|stdlib|ray] [--onnx FILE] [--out-dir DIR]
         [--batches 1] [--concurrency 1,16,64] [--requests 20] [--threads 1]
         [--rounds 4] [--workers 1] [--max-batch 64] [--max-wait-ms 2] [--no-baseline]
 
@@ -141,15 +144,37 @@ def load(host: str, port: int, body: bytes, clients: int, requests: int) -> tupl
     return latencies, wall
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_ray(path: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str, int]:
+    """Ray Serve (``darts_mim.onnx.ray_serve``, the ``ray`` extra) with ``--workers`` replicas on a
+    fixed loopback port (Ray's proxy needs one); healthy once every replica answers."""
+    port = _free_port()
+    command = [sys.executable, "-m", "darts_mim.onnx.ray_serve", path, "--port", str(port)]
+    command += ["--replicas", str(args.workers), "--threads", str(args.threads)]
+    command += ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_healthy("127.0.0.1", port, timeout=300)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc, "127.0.0.1", port
+
+
 def _start(server: str, path: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str, int]:
+    if server == "ray":
+        return _start_ray(path, args)
     extra = []
     if server == "asgi":
         extra = ["--workers", str(args.workers), "--max-batch", str(args.max_batch)]
         extra += ["--max-wait-ms", str(args.max_wait_ms)]
         if args.workers > 1:  # several workers share a fixed port
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                extra += ["--port", str(sock.getsockname()[1])]
+            extra += ["--port", str(_free_port())]
     proc, host, port = start_server(path, args.threads, server, extra)
     try:
         if args.workers > 1 and server == "asgi":
@@ -240,7 +265,7 @@ def _wait_healthy(host: str, port: int, timeout: float = 120) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", choices=("asgi", "stdlib"), default="asgi")
+    parser.add_argument("--server", choices=("asgi", "stdlib", "ray"), default="asgi")
     parser.add_argument("--onnx", default=None, help="an exported model without covariates")
     parser.add_argument("--out-dir", type=Path, default=None, help="keep/reuse the demo model here")
     parser.add_argument("--batches", default="1")
@@ -251,11 +276,15 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per ONNX call")
     parser.add_argument("--n", type=int, default=6, help="forecast horizon")
-    parser.add_argument("--workers", type=int, default=1, help="asgi: server processes")
-    parser.add_argument("--max-batch", type=int, default=64, help="asgi: series per ONNX call")
-    parser.add_argument("--max-wait-ms", type=float, default=2.0, help="asgi: batching wait")
     parser.add_argument(
-        "--no-baseline", action="store_true", help="asgi: do not measure the stdlib server too"
+        "--workers", type=int, default=1, help="asgi: server processes; ray: replicas"
+    )
+    parser.add_argument("--max-batch", type=int, default=64, help="asgi, ray: series per ONNX call")
+    parser.add_argument("--max-wait-ms", type=float, default=2.0, help="asgi, ray: batching wait")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="asgi, ray: do not measure the stdlib server too",
     )
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -288,22 +317,23 @@ def main() -> None:
     del local
 
     servers = [args.server]
-    if args.server == "asgi" and not args.no_baseline:
+    if args.server != "stdlib" and not args.no_baseline:
         servers.append("stdlib")
     rows = measure(servers, path, args, windows, batches, levels)
     rows.sort(key=lambda r: servers.index(r[0]))
     baseline = None
     rates = {(r[0], r[1], r[2]): r[6] for r in rows}
     clients = 16 if 16 in levels else max(levels)
-    if ("asgi", 1, clients) in rates and ("stdlib", 1, clients) in rates:
-        baseline = (clients, rates[("asgi", 1, clients)] / rates[("stdlib", 1, clients)])
+    if (args.server, 1, clients) in rates and ("stdlib", 1, clients) in rates:
+        baseline = (clients, rates[(args.server, 1, clients)] / rates[("stdlib", 1, clients)])
 
     import onnxruntime as ort
 
-    workers = f", {args.workers} worker(s)" if args.server == "asgi" else ""
+    unit = {"asgi": "worker(s)", "ray": "replica(s)"}.get(args.server)
+    workers = f", {args.workers} {unit}" if unit else ""
     print(
         f"\nonnxruntime {ort.__version__}, {args.threads} intra-op thread(s) per ONNX call"
-        f"{workers}, asgi max_batch={args.max_batch} max_wait_ms={args.max_wait_ms:g}, "
+        f"{workers}, {args.server} max_batch={args.max_batch} max_wait_ms={args.max_wait_ms:g}, "
         f"n={args.n}, {args.requests} requests per client, loopback\n"
     )
     print(
@@ -318,7 +348,7 @@ def main() -> None:
         )
     if baseline is not None:
         clients, ratio = baseline
-        print(f"\nasgi / stdlib throughput at batch 1, {clients} clients: {ratio:.2f}x")
+        print(f"\n{args.server} / stdlib throughput at batch 1, {clients} clients: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
