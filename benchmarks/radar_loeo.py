@@ -26,9 +26,15 @@ STEPS' own members, by CRPS, the rank histogram (share of observations in its tw
 calibrated ensemble of m members puts 2 / (m + 1) there) and the reliability diagram at 1 and 5 mm/h
 (Brier score and its reliability term) with pysteps.verification.
 
+Choosing settings without the test events (``--validation``): for each test event T, the next event
+of the list (V) is the validation event; MIM is trained on the events other than T and V and scored
+on V's origins, so T is never read. Compare runs that differ in one setting (``--loss``,
+``--anchor``) on these scores only, then run the test protocol once with the chosen setting.
+
 Run from the repository root::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/radar_loeo.py --pool 2 --steps 200 --seeds 0,1
+    OMP_NUM_THREADS=1 python benchmarks/radar_loeo.py --validation --seeds 0 --loss mae  # settings
     python benchmarks/radar_loeo.py --quick     # smoke test: the bundled KNMI event cut in 3, < 60 s
 """
 
@@ -288,6 +294,20 @@ def _f(x: float) -> str:
     return f"{x:.4g}" if np.isfinite(x) else "nan"
 
 
+def _scored(args) -> str:
+    return "validation event" if args.validation else "test event"
+
+
+def validation_folds(names: list[str], tests: list[str]) -> dict[str, tuple[str, str]]:
+    """``{label: (validation event, test event)}``: for each test event, the next event of
+    ``names`` (cyclically) is scored instead, trained without either."""
+    folds = {}
+    for test in tests:
+        val = names[(names.index(test) + 1) % len(names)]
+        folds[f"{val} (fold of {test})"] = (val, test)
+    return folds
+
+
 def report(results: dict, args, settings: str) -> list[str]:
     lines = ["## Leave one event out: per event", "", settings, ""]
     methods = [MIM, *BASELINES]
@@ -295,9 +315,9 @@ def report(results: dict, args, settings: str) -> list[str]:
         step = r["step_minutes"]
         steps = f", {r['steps']} steps" if "steps" in r else ""
         lines += [
-            f"### test event {test}",
+            f"### {_scored(args)} {test}",
             "",
-            f"{r['event']}; {len(r['origins'])} test origins (frames {r['origins']}), "
+            f"{r['event']}; {len(r['origins'])} scored origins (frames {r['origins']}), "
             f"leads +{step}..+{OUT * step} min; MIM trained on {r['n_train_windows']} windows of "
             f"the other events ({r['fit_s']:.0f} s per fit{steps}); mean observed rain "
             f"{r['truth_mean']:.3g} mm/h.",
@@ -345,7 +365,7 @@ def summary(results: dict, args) -> list[str]:
         ("FSS 15 > best pysteps", "fss15", None, 1),
     ]
     pysteps_methods = ("LK extrapolation", "S-PROG", "ANVIL", "STEPS mean")
-    header = ["test event", *[c[0] for c in checks], "CRPS < STEPS"]
+    header = [_scored(args), *[c[0] for c in checks], "CRPS < STEPS"]
     lines = [
         "## Leave one event out: targets met per test event",
         "",
@@ -407,6 +427,11 @@ def parse_args(argv=None):
     p.add_argument("--patch", type=int, default=4)
     p.add_argument("--anchor", action="store_true", help="KNMI recipe: anchor on the last frame")
     p.add_argument("--loss", choices=("mse", "mae"), default="mse")
+    p.add_argument(
+        "--validation",
+        action="store_true",
+        help="score each test event's validation event (the next one), trained without both",
+    )
     p.add_argument("--data", default=None, help="data directory (default: the usual look-up)")
     p.add_argument("--out", default=None, help="write the markdown report here")
     p.add_argument("--json", default=None, help="write the raw scores here")
@@ -447,11 +472,21 @@ def main(argv=None) -> dict:
     pick = {name: test_origins(len(w[0]), args.origins) for name, w in windows.items()}
     results = {}
     with tempfile.TemporaryDirectory() as work_dir:
-        for test in tests:
-            results[test] = run_fold(test, events, windows, pick, args, work_dir)
+        if args.validation:
+            for label, (val, test) in validation_folds(list(events), tests).items():
+                kept = {name: w for name, w in windows.items() if name != test}
+                results[label] = run_fold(val, events, kept, pick, args, work_dir)
+        else:
+            for test in tests:
+                results[test] = run_fold(test, events, windows, pick, args, work_dir)
     wall = time.perf_counter() - t_start
     settings = (
-        f"Events {list(events)} ({'KNMI cut in 3, 8x8 pooled (quick)' if args.quick else ''}"
+        (
+            "Validation: each test event's next event scored, trained without both. "
+            if args.validation
+            else ""
+        )
+        + f"Events {list(events)} ({'KNMI cut in 3, 8x8 pooled (quick)' if args.quick else ''}"
         f"{'' if args.quick else f'{args.pool}x{args.pool} mean-pooled'}), native steps, "
         f"{IN} frames in, {OUT} out; model unit {args.scale:g} mm/h for every event; MIM "
         f"{args.hidden} hidden, patch {args.patch}, {args.steps} steps of batches of 8, lr 1e-3, "

@@ -227,6 +227,23 @@ def test_loeo_quick_run_scores_every_event(tmp_path) -> None:
     assert (tmp_path / "s.json").exists()
 
 
+def test_validation_folds_never_read_the_test_event(tmp_path) -> None:
+    """--validation: each test event's next event is scored, trained without both (issue 25:
+    settings are chosen on validation events only)."""
+    pytest.importorskip("pysteps")
+    pytest.importorskip("cv2")
+    module = _load_script()
+    folds = module.validation_folds(["a", "b", "c"], ["a", "c"])
+    assert folds == {"b (fold of a)": ("b", "a"), "a (fold of c)": ("a", "c")}
+    out = tmp_path / "val.md"
+    results = module.main(["--quick", "--validation", "--test-events", "knmi_a", "--out", str(out)])
+    assert list(results) == ["knmi_b (fold of knmi_a)"]
+    (r,) = results.values()
+    assert "knmi_b" in r["event"]
+    assert r["n_train_windows"] == 19  # knmi_c's windows only: neither knmi_a nor knmi_b
+    assert "### validation event knmi_b (fold of knmi_a)" in out.read_text()
+
+
 @pytest.mark.slow  # the ONNX export traces the unrolled network: about 45 s on a busy 2-core CPU
 def test_one_onnx_model_serves_every_radar_step(tmp_path) -> None:
     """A model trained on events of several steps serves each of them through ONNX, with the
