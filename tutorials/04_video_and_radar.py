@@ -406,7 +406,8 @@ for label, values in crps.items():
 # %% [markdown]
 # **The full comparison**, every event left out once at the same reduced size (64 x 64 cells, 200
 # optimizer steps, 2 seeds, against S-PROG, ANVIL and STEPS too), is in
-# [benchmarks/radar_results.md, "Leave one event out (issue 25)"](../benchmarks/radar_results.md#leave-one-event-out-issue-25).
+# `benchmarks/radar_results.md`, section "Leave one event out (issue 25)" (on the docs site: Benchmarks,
+# Radar).
 # Its honest outcome: trained on the other radars, MIM's MSE is below LK extrapolation's on 3 of
 # 6 events and below the STEPS mean's on 1 (KNMI); CSI at 1 and 5 mm/h and FSS beat the best
 # pysteps method on none, and the `MIM + STEPS noise` ensemble's CRPS beats STEPS' on none. The
