@@ -19,7 +19,11 @@ the first runs'), and **no naive anchor with the network's head zeroed before tr
 (``naive_anchor="zero"``), so the untrained model *is* the LK extrapolation: the KNMI recipe
 anchored the residual on its last input
 frame (the last one-step extrapolation error, repeated at every lead), a likely cause of its +5-minute
-weakness. ``--anchor`` restores the KNMI recipe's anchor.
+weakness. ``--anchor`` restores the KNMI recipe's anchor. ``--target covariate`` trains MIM on the
+observations themselves, the LK nowcast only a covariate (anchored on the last frame), to compare
+with the residual on validation events. ``--base sprog`` puts S-PROG's nowcast under the forecast
+steps instead of LK's extrapolation (the covariate's channel and, for residual targets, the base the
+correction is added to); the input steps keep their one-step LK extrapolations.
 
 Ensemble from MIM (``MIM + STEPS noise``): MIM's correction (its nowcast minus the LK extrapolation)
 added to each STEPS member of the same origin, so STEPS' cascade noise stays on the base; scored, as
@@ -30,7 +34,7 @@ calibrated ensemble of m members puts 2 / (m + 1) there) and the reliability dia
 Choosing settings without the test events (``--validation``): for each test event T, the next event
 of the list (V) is the validation event; MIM is trained on the events other than T and V and scored
 on V's origins, so T is never read. Compare runs that differ in one setting (``--loss``,
-``--anchor``) on these scores only, then run the test protocol once with the chosen setting.
+``--anchor``, ``--target``, ``--base``) on these scores only, then run the test protocol once with the chosen setting.
 
 Run from the repository root::
 
@@ -56,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from radar_pysteps import _one_origin  # noqa: E402
+from radar_pysteps import _fill, _from_db, _one_origin, _to_db  # noqa: E402
 
 from darts_mim.datasets.radar import RADAR_EVENTS, load_radar  # noqa: E402
 from darts_mim.datasets.radar_events import (  # noqa: E402
@@ -65,11 +69,19 @@ from darts_mim.datasets.radar_events import (  # noqa: E402
     load_radar_events,
     radar_event,
 )
-from darts_mim.grid import series_to_grid  # noqa: E402
-from darts_mim.nowcast import add_nowcast, import_pysteps, verify  # noqa: E402
+from darts_mim.grid import grid_spec_of, grid_to_series, series_to_grid  # noqa: E402
+from darts_mim.nowcast import (  # noqa: E402
+    add_nowcast,
+    fit_lead_weights,
+    import_pysteps,
+    motion_field,
+    verify,
+    weigh_corrections,
+)
 
 IN, OUT = 6, 6
 MIM = "MIM + LK nowcast (residual)"
+BASE_LABEL = {"lk": "LK extrapolation", "sprog": "S-PROG"}  # --base: the nowcast MIM corrects
 MIM_ENS = "MIM + STEPS noise"
 BASELINES = ("persistence", "LK extrapolation", "S-PROG", "ANVIL", "STEPS mean")
 THRESHOLDS = (1.0, 5.0)
@@ -173,7 +185,74 @@ def point_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return out
 
 
+def sprog_base(history: np.ndarray) -> np.ndarray:
+    """S-PROG's nowcast (mm/h, ``(OUT, H, W)``) from one origin's input frames, as the baselines
+    compute it (LK motion, dBR cascade, AR(2) per level)."""
+    from pysteps import nowcasts
+
+    history = history.astype(np.float64)
+    levels = 6 if min(history.shape[1:]) >= 64 else 4
+    with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its settings
+        db = nowcasts.get_method("sprog")(
+            _to_db(history)[-3:],
+            motion_field(history),
+            OUT,
+            n_cascade_levels=levels,
+            precip_thr=-10.0,
+            measure_time=False,
+        )
+    return _fill(_from_db(db), history[-1])
+
+
+def rebase_on_sprog(
+    event: RadarEvent, targets: list, covariates: list, scale: float, residual: bool = True
+):
+    """``--base sprog``: each window's forecast steps with S-PROG's nowcast as the base instead of
+    LK's extrapolation (the covariate's nowcast channel, and the residual target under it); the
+    input steps keep their one-step LK extrapolations."""
+    frames = event.frames
+    new_t, new_c = [], []
+    for target, cov in zip(targets, covariates, strict=True):
+        o = int(event.times.get_loc(target.time_index[IN - 1]))
+        base = sprog_base(frames[o - IN + 1 : o + 1]) / scale
+        c = series_to_grid(cov).copy()
+        t = series_to_grid(target).copy()
+        if residual:
+            t[IN:, 0] += c[IN:, 0] - base  # residual = observed - base
+        c[IN:, 0] = base
+        spec = grid_spec_of(target), grid_spec_of(cov)
+        new_t.append(grid_to_series(t, target.time_index, list(spec[0].channels)))
+        new_c.append(grid_to_series(c, cov.time_index, list(spec[1].channels)))
+    return new_t, new_c
+
+
 # ------------------------------------------------------------------------------------ model
+def model_anchor(args):
+    """The anchor of the run's model: ``--anchor`` the last frame (the KNMI recipe); otherwise
+    "zero" for residual targets (the untrained model *is* the LK extrapolation) and the last
+    frame for covariate-only targets (the untrained model is persistence, the extrapolation
+    being an input it has yet to learn to use)."""
+    if args.anchor or args.target == "covariate":
+        return True
+    return "zero"
+
+
+def mim_label(args) -> str:
+    """MIM's row label for the run's ``--base`` and ``--target``."""
+    base = "LK" if args.base == "lk" else "S-PROG"
+    if args.target == "covariate":
+        return f"MIM, {base} nowcast as a covariate"
+    return f"MIM + {base} nowcast (residual)"
+
+
+def to_rain(forecast, covariates, args):
+    """A forecast in mm/h: the residual plus the base nowcast, or the covariate-only forecast."""
+    if args.target == "residual":
+        return add_nowcast(forecast, covariates, args.scale)
+    values = forecast.all_values(copy=True)
+    return forecast.with_values(np.clip(values * args.scale, 0.0, None))
+
+
 def make_model(args, seed: int, work_dir: str):
     from darts_mim import MIMModel, TrainingRecipe
 
@@ -191,8 +270,7 @@ def make_model(args, seed: int, work_dir: str):
         batch_size=8,
         n_epochs=10_000,
         random_state=seed,
-        # "zero": the head starts at zero, so the untrained residual model is the LK extrapolation
-        naive_anchor=True if args.anchor else "zero",
+        naive_anchor=model_anchor(args),
         optimizer_kwargs={"lr": 1e-3},
         training_recipe=TrainingRecipe(input_window_loss=True, lr_schedule=None),
         work_dir=work_dir,
@@ -251,11 +329,15 @@ def run_fold(test: str, events: dict, windows: dict, pick: dict, args, work_dir:
         steps_done = int(model.trainer.global_step)  # predict() replaces the trainer
         t0 = time.perf_counter()
         fc = model.predict(OUT, series=[t[:IN] for t in tg], future_covariates=cv, verbose=False)
-        rain = [add_nowcast(f, c, args.scale) for f, c in zip(fc, cv, strict=True)]
+        rain = [to_rain(f, c, args) for f, c in zip(fc, cv, strict=True)]
         pred_s.append((time.perf_counter() - t0) / len(tg))
         mim = np.stack([series_to_grid(r)[:, 0] for r in rain]).astype(np.float64)
+        base_nowcast = preds[BASE_LABEL[args.base]]
+        saved.setdefault(test, {"truth": truth, "base": base_nowcast, "mim": []})["mim"].append(mim)
+        if args.correction_weights is not None:
+            mim = weigh_corrections(base_nowcast, mim, args.correction_weights)
         mim_runs.append(mim)
-        correction = mim - preds["LK extrapolation"]
+        correction = mim - base_nowcast
         ens_runs.append(np.clip(steps_ens + correction[:, None], 0.0, None))
         print(
             f"  {test} seed {seed}: fit {fit_s[-1]:.0f} s ({steps_done} steps)"
@@ -288,6 +370,38 @@ def run_fold(test: str, events: dict, windows: dict, pick: dict, args, work_dir:
 
 
 windows_s: dict[str, float] = {}
+# per scored event: the observed frames, the base nowcast and MIM's unweighted nowcast per seed
+# (--predictions writes them, --fit-weights reads them)
+saved: dict[str, dict] = {}
+
+
+# ------------------------------------------------------------------- lead weights of the correction
+def fit_correction_weights(path: str) -> np.ndarray:
+    """:func:`darts_mim.nowcast.fit_lead_weights` on a run's ``--predictions`` file (every event and
+    seed; each event its own group): fitted on validation events, applied to the test events with
+    ``--correction-weights``."""
+    data = np.load(path)
+    events = sorted({k.split("/")[0] for k in data.files})
+    base, mim, truth, groups = [], [], [], []
+    for e in events:
+        for run in data[f"{e}/mim"]:
+            base.append(data[f"{e}/base"])
+            mim.append(run)
+            truth.append(data[f"{e}/truth"])
+            groups += [e] * len(run)
+    return fit_lead_weights(
+        np.concatenate(base), np.concatenate(mim), np.concatenate(truth), groups=groups
+    )
+
+
+def write_predictions(path: str) -> None:
+    arrays = {}
+    for e, d in saved.items():
+        key = e.replace("/", "_")
+        arrays[f"{key}/truth"] = d["truth"].astype(np.float32)
+        arrays[f"{key}/base"] = d["base"].astype(np.float32)
+        arrays[f"{key}/mim"] = np.stack(d["mim"]).astype(np.float32)
+    np.savez_compressed(path, **arrays)
 
 
 # ------------------------------------------------------------------------------------ report
@@ -332,8 +446,9 @@ def report(results: dict, args, settings: str) -> list[str]:
             extra = ""
             if m == MIM and len(s["mse_seeds"]) > 1:
                 extra = " (" + " / ".join(_f(x) for x in s["mse_seeds"]) + ")"
+            label = mim_label(args) if m == MIM else m
             lines.append(
-                f"| {m} | {_f(s['mse'])}{extra} | {_f(s['mae'])} | {_f(s['mse1'])} | "
+                f"| {label} | {_f(s['mse'])}{extra} | {_f(s['mae'])} | {_f(s['mse1'])} | "
                 f"{_f(s['csi1'])} | {_f(s['csi5'])} | {_f(s['fss5'])} | {_f(s['fss15'])} | "
                 f"{r['seconds'][m]:.3f} |"
             )
@@ -430,9 +545,36 @@ def parse_args(argv=None):
     # chosen on validation events (--validation): radar_results.md, "Choosing the loss"
     p.add_argument("--loss", choices=("mse", "mae"), default="mae")
     p.add_argument(
+        "--base",
+        choices=tuple(BASE_LABEL),
+        default="lk",
+        help="the nowcast of the forecast steps MIM corrects: LK extrapolation or S-PROG",
+    )
+    p.add_argument(
+        "--target",
+        choices=("residual", "covariate"),
+        default="residual",
+        help="MIM forecasts the observation minus the LK nowcast (residual) or the observation, "
+        "with the LK nowcast as a covariate only (covariate)",
+    )
+    p.add_argument(
         "--validation",
         action="store_true",
         help="score each test event's validation event (the next one), trained without both",
+    )
+    p.add_argument(
+        "--predictions", default=None, help="write the scored frames and nowcasts here (.npz)"
+    )
+    p.add_argument(
+        "--fit-weights",
+        default=None,
+        metavar="NPZ",
+        help="print the per-lead weights of MIM's correction fitted on a --predictions file, exit",
+    )
+    p.add_argument(
+        "--correction-weights",
+        default=None,
+        help="comma-separated weight per lead of MIM's correction (base + w * (MIM - base))",
     )
     p.add_argument("--data", default=None, help="data directory (default: the usual look-up)")
     p.add_argument("--out", default=None, help="write the markdown report here")
@@ -440,6 +582,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     args.hidden = tuple(int(h) for h in args.hidden.split(","))
+    if args.correction_weights is not None:
+        args.correction_weights = [float(w) for w in args.correction_weights.split(",")]
+        if len(args.correction_weights) != OUT:
+            p.error(f"--correction-weights needs {OUT} weights, one per lead")
     if args.quick:
         args.steps, args.seeds, args.members, args.origins = min(args.steps, 2), [0], 4, 2
         args.hidden, args.patch = (4,), 2
@@ -448,6 +594,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.fit_weights:
+        weights = fit_correction_weights(args.fit_weights)
+        print("--correction-weights " + ",".join(f"{w:.3f}" for w in weights))
+        return {"weights": weights}
+    saved.clear()
     import_pysteps()
     t_start = time.perf_counter()
     if args.quick:
@@ -466,7 +617,10 @@ def main(argv=None) -> dict:
     windows = {}
     for name, e in events.items():
         t0 = time.perf_counter()
-        windows[name] = event_windows([e], IN, OUT, residual=True, scale=args.scale)[name]
+        residual = args.target == "residual"
+        windows[name] = event_windows([e], IN, OUT, residual=residual, scale=args.scale)[name]
+        if args.base == "sprog":
+            windows[name] = rebase_on_sprog(e, *windows[name], args.scale, residual)
         windows_s[name] = (time.perf_counter() - t0) / len(windows[name][0])
         print(
             f"  {name}: {len(windows[name][0])} windows, {windows_s[name]:.2f} s each", flush=True
@@ -493,7 +647,13 @@ def main(argv=None) -> dict:
         f"{IN} frames in, {OUT} out; model unit {args.scale:g} mm/h for every event; MIM "
         f"{args.hidden} hidden, patch {args.patch}, {args.steps} steps of batches of 8, lr 1e-3, "
         f"loss {args.loss} (over the input window too), "
-        f"{'anchor on the last frame' if args.anchor else 'no anchor, head zeroed before training'};"
+        f"{args.target} targets on the {BASE_LABEL[args.base]} base, "
+        + (
+            ""
+            if args.correction_weights is None
+            else f"correction weighted per lead {args.correction_weights}, "
+        )
+        + f"{'anchor on the last frame' if model_anchor(args) is True else 'no anchor, head zeroed before training'};"
         f" seeds {args.seeds}; up to {args.origins} test origins per event spread over its windows;"
         f" STEPS {args.members} members, seed 0; total wall time {wall:.0f} s."
     )
@@ -504,6 +664,8 @@ def main(argv=None) -> dict:
         Path(args.out).write_text(text + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+    if args.predictions:
+        write_predictions(args.predictions)
     return results
 
 

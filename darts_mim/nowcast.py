@@ -14,7 +14,8 @@ backtests: one short target window and its covariates per origin, a list of seri
 ``residual=True`` the targets are the observations minus the nowcast, so a zero forecast *is* the
 extrapolation nowcast and training learns a correction to it; :func:`subtract_nowcast` makes the
 residual input window at serving time and :func:`add_nowcast` turns a residual forecast back into rain
-rates. ``scale`` (mm/h per model unit, e.g. the training frames' maximum) puts targets and the
+rates, optionally scaling the correction per lead by weights that :func:`fit_lead_weights` fits on
+validation events. ``scale`` (mm/h per model unit, e.g. the training frames' maximum) puts targets and the
 nowcast channel in the model's unit while the nowcast itself is computed in mm/h.
 
 Covariate values, for a history ``x_0 .. x_L`` (the origin is ``L``) and a motion field ``V``
@@ -450,7 +451,12 @@ def subtract_nowcast(series: TimeSeries, covariates: TimeSeries, scale: float = 
     return series.with_values(values / scale - flat.astype(values.dtype))
 
 
-def add_nowcast(forecast: TimeSeries, covariates: TimeSeries, scale: float = 1.0) -> TimeSeries:
+def add_nowcast(
+    forecast: TimeSeries,
+    covariates: TimeSeries,
+    scale: float = 1.0,
+    lead_weights: Sequence[float] | None = None,
+) -> TimeSeries:
     """Rain rates from a residual forecast: the forecast plus the nowcast at the same steps, >= 0.
 
     Parameters
@@ -462,6 +468,10 @@ def add_nowcast(forecast: TimeSeries, covariates: TimeSeries, scale: float = 1.0
         The covariates of the same origin (covering the forecast's steps).
     scale
         The model's unit in mm/h (see :func:`nowcast_windows`).
+    lead_weights
+        One weight per forecast step for the model's correction of the nowcast, e.g. from
+        :func:`fit_lead_weights` on validation events: the rain rates become ``nowcast + w * (rain -
+        nowcast)`` (mm/h, >= 0). ``None`` (default): weights of 1.
 
     Returns
     -------
@@ -472,7 +482,81 @@ def add_nowcast(forecast: TimeSeries, covariates: TimeSeries, scale: float = 1.0
     _check_scale(scale)
     flat = _nowcast_on(forecast, covariates, "add_nowcast")
     values = forecast.all_values(copy=True)  # (T, components, samples)
-    return forecast.with_values(np.clip((values + flat.astype(values.dtype)) * scale, 0.0, None))
+    rain = np.clip((values + flat.astype(values.dtype)) * scale, 0.0, None)
+    if lead_weights is not None:  # as weigh_corrections: the weighted step of the clipped rain
+        base = flat.astype(values.dtype) * scale
+        w = _lead_weights(lead_weights, len(forecast)).astype(values.dtype)[:, None, None]
+        rain = np.clip(base + w * (rain - base), 0.0, None)
+    return forecast.with_values(rain)
+
+
+def _lead_weights(weights, n_leads: int) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != n_leads or not np.isfinite(w).all():
+        raise ValueError(
+            f"lead_weights needs one finite weight per forecast step ({n_leads}), got "
+            f"{len(w)}: {w.tolist()}."
+        )
+    return w
+
+
+def fit_lead_weights(
+    base: np.ndarray,
+    nowcast: np.ndarray,
+    observed: np.ndarray,
+    groups: Sequence | None = None,
+) -> np.ndarray:
+    """Per lead, the weight of a nowcast's correction of its base that minimises the squared error
+    on validation origins: fit on events the model did not train on, apply with
+    :func:`add_nowcast`'s ``lead_weights`` (or :func:`weigh_corrections`).
+
+    A correction trained to cover growth and decay can cost, at the first leads, what the motion
+    already explains; the weight scales it down where it does (``base + w * (nowcast - base)``,
+    ``w`` in [0, 1]).
+
+    Parameters
+    ----------
+    base, nowcast, observed
+        ``(origins, leads, H, W)`` rain rates (mm/h): the base nowcast (e.g. the LK extrapolation),
+        the corrected nowcast (e.g. :func:`add_nowcast` of MIM's forecast) and the observed frames.
+    groups
+        One label per origin (its event). Each group's squared errors are divided by its base's
+        mean squared error at that lead, so that a heavy-rain event does not decide alone.
+        ``None``: one group.
+
+    Returns
+    -------
+    numpy.ndarray
+        One weight per lead, in [0, 1] (0 where the correction never moves the base).
+    """
+    base, nowcast, observed = (np.asarray(a, dtype=np.float64) for a in (base, nowcast, observed))
+    if not base.shape == nowcast.shape == observed.shape or base.ndim != 4:
+        raise ValueError(
+            f"`base` {base.shape}, `nowcast` {nowcast.shape} and `observed` {observed.shape} must "
+            "all be (origins, leads, H, W) arrays of the same shape."
+        )
+    labels = np.zeros(len(base), dtype=int) if groups is None else np.asarray(groups)
+    if len(labels) != len(base):
+        raise ValueError(f"`groups` has {len(labels)} labels for {len(base)} origins.")
+    correction, error = nowcast - base, observed - base
+    num = np.zeros(base.shape[1])
+    den = np.zeros(base.shape[1])
+    for label in np.unique(labels):
+        c, r = correction[labels == label], error[labels == label]
+        norm = np.maximum(np.mean(r**2, axis=(0, 2, 3)), 1e-12) * c[:, 0].size
+        num += np.sum(c * r, axis=(0, 2, 3)) / norm
+        den += np.sum(c * c, axis=(0, 2, 3)) / norm
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return np.clip(weights, 0.0, 1.0)
+
+
+def weigh_corrections(base: np.ndarray, nowcast: np.ndarray, lead_weights) -> np.ndarray:
+    """``base + w * (nowcast - base)`` per lead, >= 0, for ``(origins, leads, H, W)`` rain rates
+    (the array form of :func:`add_nowcast`'s ``lead_weights``)."""
+    base, nowcast = np.asarray(base, dtype=np.float64), np.asarray(nowcast, dtype=np.float64)
+    w = _lead_weights(lead_weights, base.shape[1]).reshape(1, -1, 1, 1)
+    return np.clip(base + w * (nowcast - base), 0.0, None)
 
 
 def verify(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray | float]:

@@ -269,3 +269,42 @@ def test_verify_scores_by_lead_and_in_total():
     np.testing.assert_allclose(dry["mse_lead"], np.mean(rain**2, axis=(0, 2, 3)))
     with pytest.raises(ValueError, match=r"\(origins, leads, H, W\)"):
         nc.verify(rain[0], rain[0])
+
+
+def test_fit_lead_weights_scale_each_lead_and_add_nowcast_applies_them() -> None:
+    """Per lead, the weight of the correction minimising the (per-event normalised) MSE, in [0, 1];
+    add_nowcast(lead_weights=) and weigh_corrections give the same rain rates."""
+    rng = np.random.default_rng(0)
+    observed = rng.random((6, 3, 4, 4)) * 5
+    base = np.clip(observed + rng.normal(0, 1, observed.shape), 0, None)
+    # the correction overshoots by 2x at lead 1, is exact at lead 2, points the wrong way at lead 3
+    factor = np.array([2.0, 1.0, -1.0]).reshape(1, -1, 1, 1)
+    corrected = base + factor * (observed - base)
+    weights = nc.fit_lead_weights(base, corrected, observed, groups=[0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(weights, [0.5, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(
+        nc.weigh_corrections(base, corrected, weights)[:, :2], observed[:, :2]
+    )
+    # a correction that never moves the base gets weight 0, not NaN
+    assert nc.fit_lead_weights(base, base, observed).tolist() == [0.0, 0.0, 0.0]
+    # TimeSeries: the residual forecast of one origin, in model units of 4 mm/h
+    nowcast_cov = grid_to_series(
+        base[0][:, None] / 4.0, pd.date_range("2024", periods=3, freq="5min"), ["rain"]
+    )
+    residual = nowcast_cov.with_values(((corrected[0] - base[0]) / 4.0).reshape(3, -1, 1))
+    rain = nc.add_nowcast(residual, nowcast_cov, scale=4.0, lead_weights=weights)
+    np.testing.assert_allclose(
+        series_to_grid(rain)[:, 0],
+        nc.weigh_corrections(base[:1], corrected[:1], weights)[0],
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(  # weights of 1 change nothing
+        nc.add_nowcast(residual, nowcast_cov, 4.0, lead_weights=[1, 1, 1]).values(),
+        nc.add_nowcast(residual, nowcast_cov, 4.0).values(),
+    )
+    with pytest.raises(ValueError, match="one finite weight per forecast step"):
+        nc.add_nowcast(residual, nowcast_cov, 4.0, lead_weights=[1.0, 1.0])
+    with pytest.raises(ValueError, match="same shape"):
+        nc.fit_lead_weights(base, corrected[:, :2], observed)
+    with pytest.raises(ValueError, match="labels"):
+        nc.fit_lead_weights(base, corrected, observed, groups=[0, 1])

@@ -244,6 +244,84 @@ def test_validation_folds_never_read_the_test_event(tmp_path) -> None:
     assert "### validation event knmi_b (fold of knmi_a)" in out.read_text()
 
 
+def test_correction_weights_are_fitted_per_lead_and_applied(tmp_path) -> None:
+    """--fit-weights: per lead, the weight of MIM's correction minimising the events' normalised
+    MSE, clipped to [0, 1]; --correction-weights applies them as base + w * (MIM - base)."""
+    module = _load_script()
+    rng = np.random.default_rng(0)
+    leads = module.OUT
+    truth = rng.random((3, leads, 4, 4))
+    base = truth + rng.normal(0, 1, truth.shape)
+    # the correction overshoots by 2x at lead 0, is exact at lead 1, points the wrong way at lead 2
+    factor = np.array([2.0, 1.0, -1.0, 1.0, 1.0, 1.0])[:leads].reshape(1, -1, 1, 1)
+    mim = base + factor * (truth - base)
+    path = tmp_path / "p.npz"
+    np.savez(path, **{"e/truth": truth, "e/base": base, "e/mim": mim[None]})
+    weights = module.main(["--fit-weights", str(path)])["weights"]
+    np.testing.assert_allclose(weights[:3], [0.5, 1.0, 0.0], atol=1e-9)
+    weighed = module.weigh_corrections(base, mim, weights)
+    np.testing.assert_allclose(weighed[:, :2], np.clip(truth[:, :2], 0, None), atol=1e-9)
+    np.testing.assert_allclose(weighed[:, 2], np.clip(base[:, 2], 0, None))
+    with pytest.raises(SystemExit):
+        module.parse_args(["--correction-weights", "1,1"])
+
+
+def test_sprog_base_keeps_the_observations_and_the_input_steps() -> None:
+    """--base sprog: the forecast steps' covariate is S-PROG's nowcast and the residual target
+    under it still adds up to the observed frames; the input steps are left as LK made them."""
+    pytest.importorskip("pysteps")
+    pytest.importorskip("cv2")
+    from darts_mim.grid import series_to_grid
+
+    module = _load_script()
+    event = module.quick_events()["knmi_a"]
+    scale = 10.0
+    targets, covs = event_windows([event], module.IN, module.OUT, scale=scale, stride=7)["knmi_a"]
+    new_t, new_c = module.rebase_on_sprog(event, targets, covs, scale)
+    for target, cov, t2, c2 in zip(targets, covs, new_t, new_c, strict=True):
+        o = int(event.times.get_loc(target.time_index[module.IN - 1]))
+        observed = event.frames[o - module.IN + 1 : o + module.OUT + 1] / scale
+        t2, c2 = series_to_grid(t2)[:, 0], series_to_grid(c2)[:, 0]
+        np.testing.assert_allclose(t2 + c2, observed, atol=1e-5)
+        base = module.sprog_base(event.frames[o - module.IN + 1 : o + 1]) / scale
+        np.testing.assert_allclose(c2[module.IN :], base, atol=1e-6)
+        assert not np.allclose(base, series_to_grid(cov)[module.IN :, 0], atol=1e-3)  # rebased
+        np.testing.assert_array_equal(t2[: module.IN], series_to_grid(target)[: module.IN, 0])
+    # covariate-only targets are the observations: only the covariate changes
+    obs_t, obs_c = event_windows([event], module.IN, module.OUT, residual=False, scale=scale)[
+        "knmi_a"
+    ]
+    kept_t, _ = module.rebase_on_sprog(event, obs_t[:1], obs_c[:1], scale, residual=False)
+    np.testing.assert_array_equal(kept_t[0].values(), obs_t[0].values())
+
+
+def test_loeo_options_change_what_mim_corrects(tmp_path) -> None:
+    """--target covariate trains on the observations (the untrained model is persistence: the
+    last frame's anchor); --base sprog starts from S-PROG (its untrained residual is S-PROG)."""
+    pytest.importorskip("pysteps")
+    pytest.importorskip("cv2")
+    module = _load_script()
+    args = ["--quick", "--validation", "--test-events", "knmi_a", "--steps", "0"]
+    out = tmp_path / "cov.md"
+    (cov,) = module.main([*args, "--target", "covariate", "--out", str(out)]).values()
+    assert "| MIM, LK nowcast as a covariate |" in out.read_text()
+    assert cov["scores"][module.MIM]["mse"] == pytest.approx(cov["scores"]["persistence"]["mse"])
+    out = tmp_path / "sprog.md"
+    (sprog,) = module.main([*args, "--base", "sprog", "--out", str(out)]).values()
+    assert "| MIM + S-PROG nowcast (residual) |" in out.read_text()
+    assert sprog["scores"][module.MIM]["mse"] == pytest.approx(
+        sprog["scores"]["S-PROG"]["mse"], rel=1e-4
+    )
+    # weights of zero leave the base: MIM's nowcast is the LK extrapolation, trained or not
+    zero_weights = ",".join(["0"] * module.OUT)
+    (damped,) = module.main(
+        ["--quick", "--validation", "--test-events", "knmi_a", "--correction-weights", zero_weights]
+    ).values()
+    assert damped["scores"][module.MIM]["mse"] == pytest.approx(
+        damped["scores"]["LK extrapolation"]["mse"]
+    )
+
+
 @pytest.mark.slow  # the ONNX export traces the unrolled network: about 45 s on a busy 2-core CPU
 def test_one_onnx_model_serves_every_radar_step(tmp_path) -> None:
     """A model trained on events of several steps serves each of them through ONNX, with the
