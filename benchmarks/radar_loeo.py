@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from radar_pysteps import _fill, _from_db, _one_origin, _to_db  # noqa: E402
+from radar_pysteps import _one_origin, sprog_nowcast  # noqa: E402
 
 from darts_mim.datasets.radar import RADAR_EVENTS, load_radar  # noqa: E402
 from darts_mim.datasets.radar_events import (  # noqa: E402
@@ -115,7 +115,7 @@ def pysteps_one_origin(
     """Each baseline's nowcast (mm/h, ``(OUT, H, W)``) and seconds from one origin's input frames,
     and the STEPS ensemble ``(members, OUT, H, W)``: ``radar_pysteps.py``'s methods at this radar's
     step and cell size (4 cascade levels below 64 x 64 cells), without VET."""
-    levels = 6 if min(history.shape[1:]) >= 64 else 4
+    levels = cascade_levels(history)
     with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its settings
         nowcasts = _one_origin(
             history,
@@ -185,23 +185,17 @@ def point_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return out
 
 
+def cascade_levels(history: np.ndarray) -> int:
+    """pysteps' cascade levels for S-PROG and STEPS: 6, or 4 below 64 x 64 cells."""
+    return 6 if min(history.shape[1:]) >= 64 else 4
+
+
 def sprog_base(history: np.ndarray) -> np.ndarray:
     """S-PROG's nowcast (mm/h, ``(OUT, H, W)``) from one origin's input frames, as the baselines
     compute it (LK motion, dBR cascade, AR(2) per level)."""
-    from pysteps import nowcasts
-
     history = history.astype(np.float64)
-    levels = 6 if min(history.shape[1:]) >= 64 else 4
     with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its settings
-        db = nowcasts.get_method("sprog")(
-            _to_db(history)[-3:],
-            motion_field(history),
-            OUT,
-            n_cascade_levels=levels,
-            precip_thr=-10.0,
-            measure_time=False,
-        )
-    return _fill(_from_db(db), history[-1])
+        return sprog_nowcast(history, motion_field(history), OUT, cascade_levels(history))
 
 
 def rebase_on_sprog(

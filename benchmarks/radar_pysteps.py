@@ -95,6 +95,29 @@ def pysteps_nowcasts(
     return nowcasts, {k: s / n for k, s in secs.items()}, np.stack(ensembles)
 
 
+def sprog_nowcast(
+    history: np.ndarray,
+    velocity: np.ndarray,
+    leads: int,
+    n_cascade_levels: int,
+    db: np.ndarray | None = None,
+) -> np.ndarray:
+    """S-PROG's nowcast (mm/h, ``(leads, H, W)``) of one origin's frames along ``velocity``: the
+    dBR cascade of the last 3 frames, AR(2) per level (``db``: the frames in dBR, if at hand)."""
+    from pysteps import nowcasts
+
+    db = _to_db(history) if db is None else db
+    sprog = nowcasts.get_method("sprog")(
+        db[-3:],
+        velocity,
+        leads,
+        n_cascade_levels=n_cascade_levels,
+        precip_thr=-10.0,
+        measure_time=False,
+    )
+    return _fill(_from_db(sprog), history[-1])
+
+
 def _one_origin(
     history: np.ndarray,
     members: int,
@@ -131,15 +154,10 @@ def _one_origin(
 
     t0 = time.perf_counter()
     db = _to_db(history)
-    sprog = nowcasts.get_method("sprog")(
-        db[-3:],
-        v_lk,
-        leads,
-        n_cascade_levels=n_cascade_levels,
-        precip_thr=-10.0,
-        measure_time=False,
+    out["S-PROG (LK)"] = (
+        sprog_nowcast(history, v_lk, leads, n_cascade_levels, db),
+        lk_s + time.perf_counter() - t0,
     )
-    out["S-PROG (LK)"] = _fill(_from_db(sprog), last), lk_s + time.perf_counter() - t0
 
     t0 = time.perf_counter()
     anvil = nowcasts.get_method("anvil")(history[-4:], v_lk, leads, ar_order=2, measure_time=False)

@@ -482,9 +482,10 @@ def add_nowcast(
     _check_scale(scale)
     flat = _nowcast_on(forecast, covariates, "add_nowcast")
     values = forecast.all_values(copy=True)  # (T, components, samples)
-    rain = np.clip((values + flat.astype(values.dtype)) * scale, 0.0, None)
+    flat = flat.astype(values.dtype)
+    rain = np.clip((values + flat) * scale, 0.0, None)
     if lead_weights is not None:  # as weigh_corrections: the weighted step of the clipped rain
-        base = flat.astype(values.dtype) * scale
+        base = flat * scale
         w = _lead_weights(lead_weights, len(forecast)).astype(values.dtype)[:, None, None]
         rain = np.clip(base + w * (rain - base), 0.0, None)
     return forecast.with_values(rain)
