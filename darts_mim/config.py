@@ -26,6 +26,7 @@ from darts_mim.options import LR_SCHEDULES, SAMPLING_SCHEDULES
 __all__ = [
     "ResolvedConfig",
     "TrainingRecipe",
+    "applied_recipe",
     "describe_anchor",
     "recipe_from_kwargs",
     "resolve_recipe",
@@ -41,15 +42,16 @@ class TrainingRecipe:
     ----------
     peak_lr
         Adam's learning rate when ``optimizer_kwargs`` sets none; with ``lr_schedule="one_cycle"`` it
-        is the peak of the schedule. ``None`` keeps Darts' default (1e-3).
+        is the peak of the schedule. ``None`` keeps Darts' default (1e-3). Where ``optimizer_kwargs``
+        sets ``lr``, the model's recipe reports that rate instead (``model.config``).
     lr_schedule
         ``"one_cycle"``: the learning rate warms up over the first 30 % of the optimizer steps of each
         ``fit`` from ``lr / 25`` to ``lr`` and then anneals along a cosine (PyTorch's ``OneCycleLR``
         with its defaults, planned over the steps Lightning counts when training starts). ``None``: a
         constant rate. Darts' ``lr_scheduler_cls`` takes precedence over it.
     gradient_clip_val
-        Gradient norm Lightning clips to, unless ``pl_trainer_kwargs`` sets ``gradient_clip_val``.
-        ``None``: no clipping.
+        Gradient norm Lightning clips to, unless ``pl_trainer_kwargs`` sets ``gradient_clip_val``
+        (the model's recipe then reports that value). ``None``: no clipping.
     early_stopping_patience
         When ``fit`` gets a ``val_series``: stop after this many epochs without a lower validation
         loss and keep the weights of the best epoch. Nothing is added when ``pl_trainer_kwargs`` already has an
@@ -261,6 +263,37 @@ def resolve_recipe(
     if optimizer_kwargs or lr_scheduler_cls is not None:
         return TrainingRecipe.darts(), "darts"
     return TrainingRecipe(), "mim"
+
+
+def applied_recipe(
+    recipe: TrainingRecipe,
+    optimizer_kwargs: dict | None,
+    pl_trainer_kwargs: dict | None,
+    adam: bool = True,
+) -> TrainingRecipe:
+    """The recipe as training applies it: Darts' own arguments take precedence over its learning
+    rate and gradient clipping, so that ``model.config`` reports what training does.
+
+    ``peak_lr`` becomes ``optimizer_kwargs["lr"]`` where the user set one (or ``None``, the
+    optimizer's own default, for an optimizer other than Adam: the recipe sets Adam's rate only);
+    ``gradient_clip_val`` becomes ``pl_trainer_kwargs["gradient_clip_val"]`` where the user set it.
+    ``adam``: whether the model's optimizer is Adam (Darts' default).
+    """
+
+    def positive_or_none(value) -> float | None:
+        # Lightning reads a clip of 0 as none; a rate of 0 (a frozen model) has no recipe value
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return value if number and value > 0 else None
+
+    changes: dict[str, Any] = {}
+    optimizer_kwargs = optimizer_kwargs or {}
+    if "lr" in optimizer_kwargs:
+        changes["peak_lr"] = positive_or_none(optimizer_kwargs["lr"])
+    elif not adam:
+        changes["peak_lr"] = None
+    if "gradient_clip_val" in (pl_trainer_kwargs or {}):
+        changes["gradient_clip_val"] = positive_or_none(pl_trainer_kwargs["gradient_clip_val"])
+    return dataclasses.replace(recipe, **changes) if changes else recipe
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,13 @@ from darts.utils.serialization.torch import load_ckpt_safely
 
 from darts_mim.anchor import resolve_anchor
 from darts_mim.callbacks import early_stopping_callbacks, has_early_stopping
-from darts_mim.config import ResolvedConfig, TrainingRecipe, describe_anchor, resolve_recipe
+from darts_mim.config import (
+    ResolvedConfig,
+    TrainingRecipe,
+    applied_recipe,
+    describe_anchor,
+    resolve_recipe,
+)
 from darts_mim.folding import (
     check_fold_rows,
     infer_period,
@@ -300,16 +306,16 @@ class MIMModel(MixedCovariatesTorchModel):
             model_kwargs.get("optimizer_kwargs"),
             model_kwargs.get("lr_scheduler_cls"),
         )
-        self.training_recipe = recipe
         trainer_kwargs = dict(model_kwargs.get("pl_trainer_kwargs") or {})
+        optimizer_kwargs = dict(model_kwargs.get("optimizer_kwargs") or {})
+        adam = model_kwargs.get("optimizer_cls") in (None, torch.optim.Adam)
+        # Darts' arguments win over the recipe's rate and clipping; the recipe says so (model.config)
+        recipe = applied_recipe(recipe, optimizer_kwargs, trainer_kwargs, adam)
+        self.training_recipe = recipe
         if recipe.gradient_clip_val is not None:
             trainer_kwargs.setdefault("gradient_clip_val", recipe.gradient_clip_val)
         model_kwargs["pl_trainer_kwargs"] = trainer_kwargs
-        optimizer_kwargs = dict(model_kwargs.get("optimizer_kwargs") or {})
-        if recipe.peak_lr is not None and model_kwargs.get("optimizer_cls") in (
-            None,
-            torch.optim.Adam,
-        ):
+        if recipe.peak_lr is not None and adam:
             optimizer_kwargs.setdefault("lr", recipe.peak_lr)
         model_kwargs["optimizer_kwargs"] = optimizer_kwargs
         super().__init__(**self._extract_torch_model_params(**model_kwargs))

@@ -100,6 +100,32 @@ def test_recipe_from_flat_kwargs():
     assert nested["training_recipe"] == TrainingRecipe(cuda_graphs=True, sampling_start=0.5)
 
 
+def test_the_recipe_reports_the_rate_and_clipping_darts_arguments_set(tmp_path):
+    """An explicit recipe with Darts' own lr and clipping: the configuration says what training
+    does (Darts' arguments win), not the recipe's defaults."""
+    recipe = TrainingRecipe(lr_schedule=None)
+    model = MIMModel(
+        **tiny_kwargs(tmp_path, n_epochs=1),
+        training_recipe=recipe,
+        optimizer_kwargs={"lr": 5e-4},
+    )
+    assert model.training_recipe.peak_lr == 5e-4
+    assert model.pl_module_params["optimizer_kwargs"]["lr"] == 5e-4
+    kwargs = tiny_kwargs(tmp_path, n_epochs=1)
+    kwargs["pl_trainer_kwargs"] = {**kwargs.get("pl_trainer_kwargs", {}), "gradient_clip_val": None}
+    model = MIMModel(**kwargs, training_recipe=recipe)
+    assert model.training_recipe.gradient_clip_val is None
+    assert model.training_recipe.describe() == "constant lr 0.003, early stop 5"
+    model.fit(_hourly(4, 1))
+    assert "clip" not in str(model.config) and model.trainer.gradient_clip_val is None
+    # an optimizer other than Adam keeps its own rate: the recipe names none
+    sgd = MIMModel(**tiny_kwargs(tmp_path), training_recipe=recipe, optimizer_cls=torch.optim.SGD)
+    assert sgd.training_recipe.peak_lr is None
+    assert "lr" not in sgd.pl_module_params["optimizer_kwargs"]
+    # the default recipe is unchanged
+    assert MIMModel(**tiny_kwargs(tmp_path)).training_recipe == TrainingRecipe()
+
+
 def test_fold_period_off_the_frequency_cycle_warns(tmp_path):
     model = MIMModel(
         **tiny_kwargs(tmp_path, input_chunk_length=28, output_chunk_length=7, fold_period=7)
