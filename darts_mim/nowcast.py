@@ -15,7 +15,8 @@ backtests: one short target window and its covariates per origin, a list of seri
 extrapolation nowcast and training learns a correction to it; :func:`subtract_nowcast` makes the
 residual input window at serving time and :func:`add_nowcast` turns a residual forecast back into rain
 rates, optionally scaling the correction per lead by weights that :func:`fit_lead_weights` fits on
-validation events. ``scale`` (mm/h per model unit, e.g. the training frames' maximum) puts targets and the
+validation events; :func:`intensity_weights` turns observed rain into sample weights for a balanced
+(intensity-weighted) loss. ``scale`` (mm/h per model unit, e.g. the training frames' maximum) puts targets and the
 nowcast channel in the model's unit while the nowcast itself is computed in mm/h.
 
 Covariate values, for a history ``x_0 .. x_L`` (the origin is ``L``) and a motion field ``V``
@@ -489,6 +490,73 @@ def add_nowcast(
         w = _lead_weights(lead_weights, len(forecast)).astype(values.dtype)[:, None, None]
         rain = np.clip(base + w * (rain - base), 0.0, None)
     return forecast.with_values(rain)
+
+
+INTENSITY_THRESHOLDS = (2.0, 5.0, 10.0, 30.0)
+"""Rain rates (mm/h) where :func:`intensity_weights` steps up (Shi et al., NeurIPS 2017, HKO-7)."""
+INTENSITY_WEIGHTS = (1.0, 2.0, 5.0, 10.0, 30.0)
+"""The weight below the first threshold, then above each (Shi et al.'s balanced losses)."""
+
+
+def intensity_weights(
+    rain: TimeSeries,
+    thresholds: Sequence[float] = INTENSITY_THRESHOLDS,
+    weights: Sequence[float] = INTENSITY_WEIGHTS,
+) -> TimeSeries:
+    """Per-cell sample weights that grow with the observed rain rate, for ``fit(sample_weight=)``.
+
+    The balanced losses of the precipitation-nowcasting literature (B-MSE and B-MAE, Shi et al.,
+    "Deep Learning for Precipitation Nowcasting: A Benchmark and a New Model", NeurIPS 2017) weigh
+    each cell's error by the rain observed there, so that the few heavy-rain cells are not outvoted
+    by the many dry ones and the loss does not pay the model for smoothing intensities away. With
+    Darts' sample weights (one per step and component, i.e. per frame and cell), any loss of
+    ``MIMModel`` becomes such a balanced loss.
+
+    Parameters
+    ----------
+    rain
+        Observed rain rates in mm/h on a grid: a training window's target, or, for residual targets
+        (``nowcast_windows(..., residual=True)``), the rain itself, ``add_nowcast(target, covariates,
+        scale)``.
+    thresholds
+        Increasing rain rates (mm/h) at which the weight steps up. Default: 2, 5, 10 and 30 mm/h.
+    weights
+        One more weight than thresholds, all > 0: the weight below the first threshold, then at or
+        above each. Default: 1, 2, 5, 10 and 30. Missing cells (NaN) get the first weight.
+
+    Returns
+    -------
+    TimeSeries
+        The weights, on ``rain``'s grid and time index (one sample).
+
+    Examples
+    --------
+    >>> weights = [intensity_weights(add_nowcast(t, c, scale)) for t, c in zip(targets, covs)]
+    >>> model.fit(targets, future_covariates=covs, sample_weight=weights)
+    """
+    if grid_spec_of(rain) is None:
+        raise ValueError(
+            "intensity_weights needs a gridded rain-rate series (grid_to_series or a loader of "
+            "darts_mim.datasets)."
+        )
+    edges = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    levels = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(levels) != len(edges) + 1:
+        raise ValueError(
+            f"`weights` needs one more value than `thresholds` (the weight below the first "
+            f"threshold), got {len(levels)} weights for {len(edges)} thresholds."
+        )
+    if np.any(np.diff(edges) <= 0) or not np.isfinite(edges).all():
+        raise ValueError(f"`thresholds` must be finite and increasing, got {edges.tolist()}.")
+    if not (np.isfinite(levels).all() and (levels > 0).all()):
+        raise ValueError(f"`weights` must be finite and > 0, got {levels.tolist()}.")
+    if not rain.is_deterministic:
+        raise ValueError(
+            f"intensity_weights needs observed rain (one sample), got {rain.n_samples} samples."
+        )
+    values = rain.all_values(copy=False)
+    w = levels[np.digitize(np.nan_to_num(values, nan=-np.inf), edges)]
+    return rain.with_values(w.astype(values.dtype))
 
 
 def _lead_weights(weights, n_leads: int) -> np.ndarray:

@@ -210,6 +210,54 @@ def test_tiny_model_fits_predicts_and_backtests_on_nowcast_residuals(tmp_path) -
         assert h[0].time_index.equals(t.time_index[4:])
 
 
+def test_intensity_weights_step_up_with_the_observed_rain() -> None:
+    """Shi et al.'s weights per cell and frame: 1 below 2 mm/h, then 2, 5, 10, 30; NaN as dry."""
+    cells = np.array([0.0, 1.9, 2.0, 4.9, 5.0, 10.0, 29.9, 30.0, np.nan], dtype=np.float32)
+    frames = np.stack([cells.reshape(3, 3), cells[::-1].reshape(3, 3)])
+    rain = rain_series(frames)
+    weights = nc.intensity_weights(rain)
+    assert weights.time_index.equals(rain.time_index)
+    assert list(weights.components) == list(rain.components)
+    expected = np.array([1, 1, 2, 2, 5, 10, 10, 30, 1], dtype=np.float32)
+    np.testing.assert_array_equal(series_to_grid(weights)[0, 0].ravel(), expected)
+    np.testing.assert_array_equal(series_to_grid(weights)[1, 0].ravel(), expected[::-1])
+    custom = nc.intensity_weights(rain, thresholds=[1.0], weights=[1.0, 4.0])
+    assert set(np.unique(custom.values())) == {1.0, 4.0}
+    for kwargs, match in [
+        ({"thresholds": [2.0, 5.0], "weights": [1.0, 2.0]}, "one more value"),
+        ({"thresholds": [5.0, 2.0], "weights": [1.0, 2.0, 3.0]}, "increasing"),
+        ({"thresholds": [2.0], "weights": [1.0, 0.0]}, "> 0"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            nc.intensity_weights(rain, **kwargs)
+    with pytest.raises(ValueError, match="gridded"):
+        nc.intensity_weights(rain.with_metadata(None).with_static_covariates(None))
+    with pytest.raises(ValueError, match="one sample"):
+        nc.intensity_weights(rain.concatenate(rain, axis=2))
+
+
+def test_intensity_weights_make_a_balanced_loss(tmp_path) -> None:
+    """As Darts' sample weights of residual nowcast windows: the fit runs and the heavier cells
+    change the trained model (same seed, different weights, different forecast)."""
+    frames = moving_rain(14, side=16)
+    series = rain_series(frames)
+    targets, covs = nc.nowcast_windows(series, 4, 2, origins=range(3, 12), residual=True)
+    pairs = zip(targets, covs, strict=True)
+    weights = [nc.intensity_weights(nc.add_nowcast(t, c)) for t, c in pairs]
+    assert max(float(w.values().max()) for w in weights) >= 5.0  # heavy cells are weighted up
+    kwargs = tiny_kwargs(
+        tmp_path, input_chunk_length=4, output_chunk_length=2, num_hidden=(4,), patch_size=2
+    )
+    forecasts = []
+    for sample_weight in (None, weights):
+        model = MIMModel(**kwargs)
+        model.fit(targets, future_covariates=covs, sample_weight=sample_weight)
+        forecasts.append(
+            model.predict(2, series=targets[0][:4], future_covariates=covs[0], verbose=False)
+        )
+    assert not np.allclose(forecasts[0].values(), forecasts[1].values())
+
+
 @pytest.mark.slow  # the ONNX export traces the unrolled network: about 45 s on a busy 2-core CPU
 def test_onnx_forecaster_serves_the_nowcast_recipe(tmp_path) -> None:
     """Serving without torch: the same covariates and residual give MIMModel's forecast."""

@@ -312,6 +312,12 @@ def test_loeo_options_change_what_mim_corrects(tmp_path) -> None:
     assert sprog["scores"][module.MIM]["mse"] == pytest.approx(
         sprog["scores"]["S-PROG"]["mse"], rel=1e-4
     )
+    # the balanced loss weighs each training window by the rain observed in it
+    windows = module.event_windows(module.quick_events(), module.IN, module.OUT)["knmi_b"]
+    balanced = module.parse_args(["--quick", "--loss", "bmae"])
+    weights = module.balanced_weights(*windows, balanced)
+    assert len(weights) == len(windows[0]) and max(w.values().max() for w in weights) > 1.0
+    assert module.balanced_weights(*windows, module.parse_args(["--quick"])) is None
     # weights of zero leave the base: MIM's nowcast is the LK extrapolation, trained or not
     zero_weights = ",".join(["0"] * module.OUT)
     (damped,) = module.main(
