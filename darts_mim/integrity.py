@@ -467,6 +467,20 @@ def write_model_checksums(path: str) -> str:
     return write_checksums(files)
 
 
+def saved_weights_missing(path: str) -> bool:
+    """Whether a saved model's weights ``path + ".ckpt"`` are missing although its checksum file
+    lists them (the model was saved fitted; its weights were not copied along)."""
+    ckpt = path + ".ckpt"
+    manifest = checksum_path(path)
+    if os.path.isfile(ckpt) or not os.path.isfile(manifest):
+        return False
+    try:
+        entries = read_checksums(manifest)
+    except ValueError:  # an unreadable checksum file: verify_model_files reports it
+        return False
+    return bool(entries) and _listed_digest(entries, manifest, ckpt) is not None
+
+
 def verify_model_files(path: str) -> bool:
     """Verify a saved model's ``.pt`` and ``.pt.ckpt`` before they are unpickled.
 
