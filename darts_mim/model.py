@@ -718,13 +718,15 @@ class MIMModel(MixedCovariatesTorchModel):
         file :meth:`save` wrote (``path + ".sha256"``); a file that does not match it was modified or
         corrupted after it was saved and is refused. Files saved by darts-mim 0.5 or older have no
         checksum file: they load, with a warning (once per file) that their integrity cannot be
-        verified, unless their zip archive's own CRCs fail.
+        verified, unless their zip archive's own CRCs fail. A missing ``path + ".ckpt"`` that the
+        checksum file lists (a copy that left the weights behind) is refused too.
         """
         from darts_mim.integrity import (
             MODEL_FIX,
             corrupt_pickle_error,
             file_containing,
             quiet_unsafe_global_log,
+            saved_weights_missing,
             short_cause,
             unsafe_global_of,
             verify_model_files,
@@ -734,6 +736,12 @@ class MIMModel(MixedCovariatesTorchModel):
         for file in (path, path + ".ckpt"):
             if os.path.exists(file) and os.path.getsize(file) == 0:
                 raise ValueError(f"The saved model file {file} is empty (an interrupted copy?).")
+        if saved_weights_missing(path):  # Darts would load the model without its weights
+            raise ValueError(
+                f"The model's weights {path}.ckpt are missing: MIMModel.save() wrote them next to "
+                f"{os.path.basename(path)} (its checksum file lists them). Copy them beside it, or "
+                "save the model again."
+            )
         verify_model_files(path)
         try:
             with quiet_unsafe_global_log():
@@ -826,14 +834,19 @@ class MIMModel(MixedCovariatesTorchModel):
         **kwargs,
     ) -> MIMModel:
         """Load a model from the checkpoints that ``save_checkpoints=True`` wrote; see Darts'
-        ``TorchForecastingModel.load_from_checkpoint``. A truncated or corrupt checkpoint raises a
-        ``ValueError`` that names the file."""
+        ``TorchForecastingModel.load_from_checkpoint``. A truncated or corrupt checkpoint (its zip
+        CRCs, as :meth:`load_weights_from_checkpoint` checks them) raises a ``ValueError`` that names
+        the file."""
         path = _checkpoint_path(
             model_name,
             work_dir or os.path.join(os.getcwd(), DEFAULT_DARTS_FOLDER),
             file_name,
             best,
         )
+        from darts_mim.integrity import verify_checkpoint_file
+
+        if os.path.isfile(path) and os.path.getsize(path) > 0:
+            verify_checkpoint_file(path)  # its zip CRCs: a damaged file must not load silently
         with _readable(path):
             model = MixedCovariatesTorchModel.load_from_checkpoint(
                 model_name, work_dir, file_name, best, trusted, **kwargs

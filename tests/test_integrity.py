@@ -178,6 +178,37 @@ def test_files_renamed_with_their_checksum_file_still_verify(saved, tmp_path):
         MIMModel.load(str(path))
 
 
+def test_a_model_copied_without_its_weights_is_refused(saved, tmp_path):
+    """The checksum file lists the .ckpt: a copy that left it behind must not load a model without
+    weights (Darts would, and only predict() would say it was never fitted)."""
+    path = _copy(saved, tmp_path)
+    os.remove(str(path) + ".ckpt")
+    with pytest.raises(ValueError, match=r"weights .*mim\.pt\.ckpt are missing"):
+        MIMModel.load(str(path))
+
+
+def test_load_from_checkpoint_refuses_a_corrupt_checkpoint(tmp_path):
+    """Lightning's checkpoints (save_checkpoints=True) have no checksum file: their zip CRCs are
+    checked by load_from_checkpoint as by load_weights_from_checkpoint."""
+    series = make_grid_series()
+    kwargs = tiny_kwargs(tmp_path, num_hidden=(4,), save_checkpoints=True, model_name="ck")
+    MIMModel(**kwargs).fit(series)
+    MIMModel.load_from_checkpoint("ck", work_dir=str(tmp_path), best=False)  # intact: loads
+    (ckpt,) = (tmp_path / "ck" / "checkpoints").glob("last*.ckpt")
+    raw = bytearray(ckpt.read_bytes())
+    with zipfile.ZipFile(ckpt) as archive:  # flip bits inside the largest tensor's stored bytes
+        info = max(archive.infolist(), key=lambda i: i.file_size if "/data/" in i.filename else 0)
+    head = info.header_offset
+    start = head + 30 + int.from_bytes(raw[head + 26 : head + 28], "little")
+    start += int.from_bytes(raw[head + 28 : head + 30], "little")
+    for k in range(3, info.file_size, 4):
+        raw[start + k] ^= 0x80  # every float's sign: finite weights, a different model
+    ckpt.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="CRC-32") as err:
+        MIMModel.load_from_checkpoint("ck", work_dir=str(tmp_path), best=False)
+    assert str(ckpt) in str(err.value)
+
+
 # ------------------------------------------------------------------ scaler and ONNX files
 def test_corrupt_scaler_file_is_refused(saved, tmp_path):
     path = save_scaler(fit_scaler(saved["series"]), tmp_path / "mim.pt.scaler")
