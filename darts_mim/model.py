@@ -198,7 +198,8 @@ class MIMModel(MixedCovariatesTorchModel):
             to ``RINorm``). ``"auto"``: on for a plain multivariate series without a likelihood or with
             ``QuantileRegression`` (Darts maps every output back through the norm, a scale parameter
             too), and with ``naive_anchor="mean"``; off otherwise and for univariate series and
-            grids. Default: ``"auto"``.
+            grids. Refused with a likelihood that has scale or shape parameters (a Gaussian's
+            sigma would be shifted by the series' level). Default: ``"auto"``.
         training_recipe
             How the network is trained (:class:`darts_mim.TrainingRecipe`): learning-rate schedule,
             gradient clipping, early stopping, the input-window loss, scheduled sampling, bf16
@@ -338,6 +339,17 @@ class MIMModel(MixedCovariatesTorchModel):
         self._stop_early = False  # set by each fit: a validation series and no user EarlyStopping
         self._loaded_weights: str | None = None  # set by load(): the checkpoint read
         likelihood = model_kwargs.get("likelihood")
+        norm = use_reversible_instance_norm
+        if norm not in ("auto", False, None) and not _outputs_are_values(likelihood):
+            # Darts maps every output back through the norm, a scale parameter too: a sigma of
+            # the series' level, silently (Darts' NLinear refuses this pair as well)
+            raise ValueError(
+                f"use_reversible_instance_norm={norm!r} with {type(likelihood).__name__}: Darts' "
+                "reversible instance norm maps every output back with the series' mean and scale, "
+                "so the likelihood's scale parameters would be shifted by the series' level. Use "
+                "use_reversible_instance_norm='auto' (off with this likelihood) or False, or "
+                "QuantileRegression(), whose outputs are all values of the series."
+            )
         if naive_anchor not in (False, "auto"):  # refuse a likelihood without a location now
             _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
         if self.linear_residual and not _has_location(likelihood):
@@ -473,9 +485,7 @@ class MIMModel(MixedCovariatesTorchModel):
             has_location=_has_location(self.likelihood),
             gridded=layout.grid.n_cells > 1,
         )
-        outputs_are_values = self.likelihood is None or isinstance(
-            self.likelihood, QuantileRegression
-        )
+        outputs_are_values = _outputs_are_values(self.likelihood)
         norm = self.pl_module_params.get("use_reversible_instance_norm", False)
         if window_mean:
             # the window's mean is what instance norm with a zero output forecasts
@@ -1112,3 +1122,9 @@ def _is_multi_device(trainer_params: dict) -> bool:
 # Darts loads saved models with a restricted unpickler: allow-list our classes where they are defined,
 # so that loading works however the package was imported (darts_mim imports this module lazily).
 add_safe_globals([MIMModel, _MIMModule, TrainingRecipe])
+
+
+def _outputs_are_values(likelihood) -> bool:
+    """Whether every output of the network is a value of the series (no likelihood, or quantiles),
+    so that Darts' reversible instance norm may map them all back."""
+    return likelihood is None or isinstance(likelihood, QuantileRegression)

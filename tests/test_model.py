@@ -162,6 +162,25 @@ def test_likelihoods(tmp_path, grid_series, likelihood, n_params):
         assert (sigma > 0).all()
 
 
+def test_instance_norm_with_a_scale_parameter_is_refused(tmp_path):
+    """Darts' instance norm maps a Gaussian's sigma back with the series' mean: a sigma of the
+    series' level. An explicit norm with such a likelihood is an error (as in Darts' NLinear);
+    "auto" leaves the norm off, and quantiles (values of the series) keep it."""
+    for norm in (True, {"affine": False}):
+        with pytest.raises(ValueError, match="GaussianLikelihood.*scale parameters"):
+            MIMModel(
+                **tiny_kwargs(tmp_path),
+                likelihood=GaussianLikelihood(),
+                use_reversible_instance_norm=norm,
+            )
+    MIMModel(**tiny_kwargs(tmp_path), likelihood=GaussianLikelihood())  # "auto"
+    MIMModel(
+        **tiny_kwargs(tmp_path),
+        likelihood=QuantileRegression([0.1, 0.5, 0.9]),
+        use_reversible_instance_norm=True,
+    )
+
+
 def test_quantile_feedback_is_the_median(tmp_path):
     from darts_mim.model import _likelihood_feedback_param
 
