@@ -181,19 +181,25 @@ class TrainingRecipe:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
-    def describe(self) -> str:
-        """The optimisation part in a few words, e.g. ``one-cycle lr 0.003, clip 1, early stop 5``."""
-        if self.lr_schedule is None and self.gradient_clip_val is None:
-            parts = ["constant lr" if self.peak_lr is None else f"constant lr {self.peak_lr:g}"]
+    def describe(self, lr_scheduler: str | None = None) -> str:
+        """The optimisation part in a few words, e.g. ``one-cycle lr 0.003, clip 1, early stop 5
+        on val_series``; ``lr_scheduler`` names Darts' ``lr_scheduler_cls`` where one replaces the
+        recipe's schedule."""
+        lr = "" if self.peak_lr is None else f" {self.peak_lr:g}"
+        if lr_scheduler is not None:
+            parts = [f"{lr_scheduler} from lr{lr}" if lr else lr_scheduler]
+        elif self.lr_schedule:
+            parts = [f"one-cycle lr{lr}"]
         else:
-            lr = "" if self.peak_lr is None else f" {self.peak_lr:g}"
-            parts = [f"one-cycle lr{lr}" if self.lr_schedule else f"constant lr{lr}"]
-            if self.gradient_clip_val is not None:
-                parts.append(f"clip {self.gradient_clip_val:g}")
+            parts = [f"constant lr{lr}"]
+        if self.gradient_clip_val is not None:
+            parts.append(f"clip {self.gradient_clip_val:g}")
         if self.early_stopping_patience is not None:
-            parts.append(f"early stop {self.early_stopping_patience}")
+            # early stopping needs a validation series: fit's val_series, or the held-out steps
+            on = "val_series"
             if self.validation_holdout is not None:
-                parts.append(f"on the last {self.validation_holdout:.0%} without val_series")
+                on += f" or the last {self.validation_holdout:.0%}"
+            parts.append(f"early stop {self.early_stopping_patience} on {on}")
         return ", ".join(parts)
 
 
@@ -270,14 +276,19 @@ def applied_recipe(
     optimizer_kwargs: dict | None,
     pl_trainer_kwargs: dict | None,
     adam: bool = True,
+    lr_scheduler: bool = False,
+    user_early_stopping: bool = False,
 ) -> TrainingRecipe:
     """The recipe as training applies it: Darts' own arguments take precedence over its learning
-    rate and gradient clipping, so that ``model.config`` reports what training does.
+    rate, schedule, gradient clipping and early stopping, so that ``model.config`` reports what
+    training does.
 
     ``peak_lr`` becomes ``optimizer_kwargs["lr"]`` where the user set one (or ``None``, the
     optimizer's own default, for an optimizer other than Adam: the recipe sets Adam's rate only);
-    ``gradient_clip_val`` becomes ``pl_trainer_kwargs["gradient_clip_val"]`` where the user set it.
-    ``adam``: whether the model's optimizer is Adam (Darts' default).
+    ``gradient_clip_val`` becomes ``pl_trainer_kwargs["gradient_clip_val"]`` where the user set it;
+    ``lr_schedule`` is ``None`` under Darts' ``lr_scheduler_cls`` (``lr_scheduler=True``), and
+    ``early_stopping_patience`` is ``None`` where the user's own ``EarlyStopping`` callback
+    replaces it (``user_early_stopping=True``). ``adam``: whether the optimizer is Adam.
     """
 
     def positive_or_none(value) -> float | None:
@@ -293,6 +304,10 @@ def applied_recipe(
         changes["peak_lr"] = None
     if "gradient_clip_val" in (pl_trainer_kwargs or {}):
         changes["gradient_clip_val"] = positive_or_none(pl_trainer_kwargs["gradient_clip_val"])
+    if lr_scheduler:
+        changes["lr_schedule"] = None
+    if user_early_stopping:
+        changes["early_stopping_patience"] = None
     return dataclasses.replace(recipe, **changes) if changes else recipe
 
 
@@ -331,6 +346,9 @@ class ResolvedConfig:
         The training recipe as it applies (:class:`TrainingRecipe`).
     recipe_source
         ``"mim"``, ``"darts"`` or ``"user"`` (see :func:`resolve_recipe`).
+    lr_scheduler
+        The name of Darts' ``lr_scheduler_cls`` where the model has one (it replaces the recipe's
+        schedule), else ``None``.
     """
 
     layout: GridLayout
@@ -343,6 +361,7 @@ class ResolvedConfig:
     linear_residual: bool = False
     recipe: TrainingRecipe = dataclasses.field(default_factory=TrainingRecipe)
     recipe_source: str = "mim"
+    lr_scheduler: str | None = None
 
     @property
     def anchor_lag_steps(self) -> int:
@@ -383,7 +402,8 @@ class ResolvedConfig:
         if self.linear_residual:
             norm += ", linear residual"
         source = {"mim": "MIM recipe", "darts": "Darts' semantics", "user": "user recipe"}
-        recipe = f"{source.get(self.recipe_source, self.recipe_source)}: {self.recipe.describe()}"
+        recipe = self.recipe.describe(self.lr_scheduler)
+        recipe = f"{source.get(self.recipe_source, self.recipe_source)}: {recipe}"
         return f"{shape}, {anchor}, {independent}, {norm}; {recipe}"
 
 

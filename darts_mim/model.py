@@ -311,7 +311,14 @@ class MIMModel(MixedCovariatesTorchModel):
         optimizer_kwargs = dict(model_kwargs.get("optimizer_kwargs") or {})
         adam = model_kwargs.get("optimizer_cls") in (None, torch.optim.Adam)
         # Darts' arguments win over the recipe's rate and clipping; the recipe says so (model.config)
-        recipe = applied_recipe(recipe, optimizer_kwargs, trainer_kwargs, adam)
+        recipe = applied_recipe(
+            recipe,
+            optimizer_kwargs,
+            trainer_kwargs,
+            adam,
+            lr_scheduler=model_kwargs.get("lr_scheduler_cls") is not None,
+            user_early_stopping=has_early_stopping(trainer_kwargs.get("callbacks")),
+        )
         self.training_recipe = recipe
         if recipe.gradient_clip_val is not None:
             trainer_kwargs.setdefault("gradient_clip_val", recipe.gradient_clip_val)
@@ -529,6 +536,7 @@ class MIMModel(MixedCovariatesTorchModel):
             linear_residual=self.linear_residual,
             recipe=self.training_recipe,
             recipe_source=self._recipe_source,
+            lr_scheduler=getattr(self.pl_module_params.get("lr_scheduler_cls"), "__name__", None),
         )
 
     def _setup_for_train(self, train_dataset, val_dataset=None, *args, **kwargs):
@@ -917,7 +925,11 @@ class MIMModel(MixedCovariatesTorchModel):
         recent steps as the validation series (with the input window before it), or ``(series,
         None)`` when the recipe holds nothing out or a series is too short to spare it."""
         recipe = self.training_recipe
-        if recipe.validation_holdout is None or recipe.early_stopping_patience is None:
+        # the user's own EarlyStopping (the recipe's patience is then None) uses it too
+        stops = recipe.early_stopping_patience is not None or has_early_stopping(
+            self.trainer_params.get("callbacks")
+        )
+        if recipe.validation_holdout is None or not stops:
             return series, None
         icl, horizon = self.input_chunk_length, self.output_chunk_shift + self.output_chunk_length
         train, val = [], []

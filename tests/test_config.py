@@ -46,7 +46,7 @@ def test_a_plain_multivariate_series_resolves_every_auto_once(tmp_path):
     assert config.recipe == TrainingRecipe() and config.recipe_source == "mim"
     assert str(config) == (
         "folded by 24, anchored on the seasonal naive (24 steps), channel-independent, "
-        "instance norm on; MIM recipe: one-cycle lr 0.003, clip 1, early stop 5"
+        "instance norm on; MIM recipe: one-cycle lr 0.003, clip 1, early stop 5 on val_series"
     )
     # the constructor's values stay as the user gave them; the network uses the resolved ones
     assert model.model_params["use_reversible_instance_norm"] == "auto"
@@ -115,13 +115,31 @@ def test_the_recipe_reports_the_rate_and_clipping_darts_arguments_set(tmp_path):
     kwargs["pl_trainer_kwargs"] = {**kwargs.get("pl_trainer_kwargs", {}), "gradient_clip_val": None}
     model = MIMModel(**kwargs, training_recipe=recipe)
     assert model.training_recipe.gradient_clip_val is None
-    assert model.training_recipe.describe() == "constant lr 0.003, early stop 5"
+    assert model.training_recipe.describe() == "constant lr 0.003, early stop 5 on val_series"
     model.fit(_hourly(4, 1))
     assert "clip" not in str(model.config) and model.trainer.gradient_clip_val is None
     # an optimizer other than Adam keeps its own rate: the recipe names none
     sgd = MIMModel(**tiny_kwargs(tmp_path), training_recipe=recipe, optimizer_cls=torch.optim.SGD)
     assert sgd.training_recipe.peak_lr is None
     assert "lr" not in sgd.pl_module_params["optimizer_kwargs"]
+    # Darts' scheduler replaces the one-cycle schedule, the user's EarlyStopping the recipe's
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    kwargs = tiny_kwargs(tmp_path, n_epochs=1)
+    kwargs["pl_trainer_kwargs"] = {
+        **kwargs["pl_trainer_kwargs"],
+        "callbacks": [EarlyStopping("val_loss", patience=1)],
+    }
+    step = MIMModel(
+        **kwargs,
+        training_recipe=TrainingRecipe(),
+        lr_scheduler_cls=torch.optim.lr_scheduler.StepLR,
+        lr_scheduler_kwargs={"step_size": 1},
+    )
+    assert step.training_recipe.lr_schedule is None
+    assert step.training_recipe.early_stopping_patience is None
+    step.fit(_hourly(4, 1)[:72], val_series=_hourly(4, 1)[24:])
+    assert str(step.config).endswith("user recipe: StepLR from lr 0.003, clip 1")
     # the default recipe is unchanged
     assert MIMModel(**tiny_kwargs(tmp_path)).training_recipe == TrainingRecipe()
 
@@ -150,13 +168,13 @@ def test_fold_period_off_the_frequency_cycle_warns(tmp_path):
             "grid",
             3,
             "1x2x3 grid (channels ['ch0']), anchored on persistence, channels joint, "
-            "instance norm off; MIM recipe: one-cycle lr 0.003, clip 1, early stop 5",
+            "instance norm off; MIM recipe: one-cycle lr 0.003, clip 1, early stop 5 on val_series",
         ),
         (
             "folded",
             24,
             "folded by 24, anchored on the seasonal naive (24 steps), "
-            "channel-independent, instance norm on; MIM recipe: one-cycle lr 0.003, clip 1, early stop 5",
+            "channel-independent, instance norm on; MIM recipe: one-cycle lr 0.003, clip 1, early stop 5 on val_series",
         ),
     ],
 )

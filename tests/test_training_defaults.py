@@ -3,6 +3,8 @@ apply instead (the user set ``optimizer_kwargs`` or ``lr_scheduler_cls``)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,7 +67,7 @@ def test_darts_semantics_where_the_user_sets_darts_training_arguments(tmp_path, 
     """A Darts user who sets optimizer_kwargs or lr_scheduler_cls trains as with Darts' models: that
     rate, constant (or their scheduler), no clipping, no early stopping of ours."""
     model = MIMModel(**tiny_kwargs(tmp_path, optimizer_kwargs={"lr": 0.1}))
-    assert model.training_recipe == TrainingRecipe.darts()
+    assert model.training_recipe == TrainingRecipe.darts(peak_lr=0.1)  # the rate that applies
     assert "gradient_clip_val" not in model.trainer_params
     model.fit(grid_series[:40], val_series=grid_series[34:])
     scheduler, last_lr = _scheduler_and_lr(model)
@@ -87,7 +89,7 @@ def test_darts_semantics_where_the_user_sets_darts_training_arguments(tmp_path, 
 def test_explicit_recipe_is_applied_as_given(tmp_path):
     recipe = TrainingRecipe(gradient_clip_val=0.5, early_stopping_patience=None)
     model = MIMModel(**tiny_kwargs(tmp_path, training_recipe=recipe, optimizer_kwargs={"lr": 0.2}))
-    assert model.training_recipe is recipe
+    assert model.training_recipe == dataclasses.replace(recipe, peak_lr=0.2)  # as it applies
     assert model.trainer_params["gradient_clip_val"] == 0.5
     assert model.pl_module_params["optimizer_kwargs"] == {"lr": 0.2}  # the user's rate is the peak
 
@@ -207,7 +209,7 @@ def test_validation_holdout_without_a_validation_series(tmp_path, grid_series):
     assert model.trainer.num_val_batches == [1]
     assert model.training_series == grid_series
     assert model.predict(2).start_time() == grid_series.end_time() + grid_series.freq
-    assert "on the last 25% without val_series" in str(model.config)
+    assert "early stop 5 on val_series or the last 25%" in str(model.config)
     plain = MIMModel(**tiny_kwargs(tmp_path / "p", n_epochs=2)).fit(grid_series)
     assert not _callbacks(plain, RestoreBestWeights)  # the default holds nothing out
     assert plain.trainer.num_training_batches == 4  # 52 windows
