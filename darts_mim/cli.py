@@ -643,6 +643,34 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_columns(model, series: TimeSeries, model_path: str) -> None:
+    """Refuse data whose columns are not the training series' (other names, or another order):
+    each component feeds the network's channel of its position, so a reordered file would be
+    forecast as if its columns were the training ones."""
+    from darts import TimeSeries
+
+    from darts_mim.grid import grid_spec_of
+
+    train = getattr(model, "training_series", None)
+    if not isinstance(train, TimeSeries) or grid_spec_of(train) is not None:
+        return  # several training series, or a grid: its cells are named by the grid
+    expected, got = list(train.components), list(series.components)
+    if got == expected:
+        return
+    if sorted(got) == sorted(expected):
+        raise CliError(
+            f"the data's columns are in another order than the training data's of {model_path}: "
+            f"got {got}, expected {expected}; reorder the columns"
+        )
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    raise CliError(
+        f"the data's columns do not match the training data's of {model_path} (missing "
+        f"{missing or 'none'}, not in training {extra or 'none'}); use data with the training "
+        f"columns {expected}"
+    )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from darts_mim.grid import GridSpec, grid_spec_of, series_to_grid
 
@@ -651,6 +679,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CliError(f"--out must end in .csv or .npz, got {out.name!r}")
     model = _load_model(args.model)
     series = _load_series(args.data, args)
+    _check_columns(model, series, args.model)
     scaler = _read_scaler(args.model, args.no_scale)
     samples = _num_samples(model, args.samples)
     from darts_mim.resources import torch_threads
@@ -710,6 +739,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     model = _load_model(args.model)
     series = _load_series(args.data, args)
+    _check_columns(model, series, args.model)
     scaler = _read_scaler(args.model, args.no_scale)
     start = 0.8 if args.start is None else args.start
     if args.last is not None:

@@ -61,6 +61,15 @@ def test_help_lists_commands_and_examples(capsys):
         assert word in out
 
 
+def test_python_m_darts_mim_runs_the_cli():
+    """`python -m darts_mim` is the console script, for where `darts-mim` is not on PATH."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "darts_mim", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: darts-mim") and "predict" in proc.stdout
+
+
 def _copy_model(model: Path, directory: Path, scaler: bool = True) -> Path:
     """The fitted model's files in another directory (optionally without its scaler)."""
     target = directory / model.name
@@ -169,6 +178,18 @@ def test_fit_and_backtest_csv(tmp_path, capsys):
     mae = float(out.split("MAE ")[1].split()[0])
     # errors on the original scale (values around 5 and 30), not on the scaled one
     assert 0 < mae <= rmse < 30
+    # a file with the columns swapped (or renamed) would feed each column to the other's channel
+    swapped = tmp_path / "swapped.csv"
+    df[["date", "OT", "HUFL"]].to_csv(swapped, index=False)
+    out_csv = str(tmp_path / "f.csv")
+    for command in (["predict", "--n", "2", "--out", out_csv], ["backtest", "--horizon", "2"]):
+        code = main([command[0], "--model", str(model), "--data", str(swapped), *command[1:]])
+        _one_line_error(capsys, code, "another order", "['OT', 'HUFL']", "reorder")
+    renamed = tmp_path / "renamed.csv"
+    df.rename(columns={"OT": "oil_temperature"}).to_csv(renamed, index=False)
+    code = main(["predict", "--model", str(model), "--data", str(renamed), "--n", "2",
+                 "--out", out_csv])  # fmt: skip
+    _one_line_error(capsys, code, "missing ['OT']", "not in training ['oil_temperature']")
 
 
 def test_backtest_prints_errors(fitted, capsys):
