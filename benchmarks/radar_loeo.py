@@ -72,6 +72,8 @@ from darts_mim.datasets.radar_events import (  # noqa: E402
 )
 from darts_mim.grid import grid_spec_of, grid_to_series, series_to_grid  # noqa: E402
 from darts_mim.nowcast import (  # noqa: E402
+    DB_THRESHOLD,
+    DB_ZERO,
     add_nowcast,
     fit_lead_weights,
     import_pysteps,
@@ -222,6 +224,43 @@ def rebase_on_sprog(
     return new_t, new_c
 
 
+DB_UNIT = 10.0  # dB per model unit for --units dbr (residuals of a few dB)
+
+
+def to_dbr(rain: np.ndarray) -> np.ndarray:
+    """pysteps' dB transform of rain rates (mm/h): ``10 log10 R``, and -15 dBR below 0.1 mm/h."""
+    rain = np.asarray(rain, dtype=np.float64)
+    out = np.full(rain.shape, DB_ZERO)
+    wet = rain >= DB_THRESHOLD
+    out[wet] = 10.0 * np.log10(rain[wet])
+    return out
+
+
+def from_dbr(dbr: np.ndarray) -> np.ndarray:
+    """Rain rates (mm/h) of dBR values: 0 below pysteps' 0.1 mm/h threshold."""
+    rain = 10.0 ** (np.asarray(dbr, dtype=np.float64) / 10.0)
+    return np.where(rain >= DB_THRESHOLD, rain, 0.0)
+
+
+def rebase_on_dbr(targets: list, covariates: list, scale: float):
+    """``--units dbr``: residual windows in dB: the target is ``dBR(observed) - dBR(LK)`` and the
+    covariate's nowcast channel ``dBR(LK)``, both in units of :data:`DB_UNIT` dB, so that the loss
+    weighs relative errors (a factor of 2 in rain rate is 3 dB at every intensity)."""
+    new_t, new_c = [], []
+    for target, cov in zip(targets, covariates, strict=True):
+        c = series_to_grid(cov).astype(np.float64)
+        lk = c[:, 0] * scale  # mm/h
+        observed = series_to_grid(target)[:, 0].astype(np.float64) * scale + lk
+        t = (to_dbr(observed) - to_dbr(lk))[:, None] / DB_UNIT
+        c[:, 0] = to_dbr(lk) / DB_UNIT
+        spec = grid_spec_of(target), grid_spec_of(cov)
+        new_t.append(
+            grid_to_series(t.astype(np.float32), target.time_index, list(spec[0].channels))
+        )
+        new_c.append(grid_to_series(c.astype(np.float32), cov.time_index, list(spec[1].channels)))
+    return new_t, new_c
+
+
 # ------------------------------------------------------------------------------------ model
 def model_anchor(args):
     """The anchor of the run's model: ``--anchor`` the last frame (the KNMI recipe); otherwise
@@ -243,6 +282,11 @@ def mim_label(args) -> str:
 
 def to_rain(forecast, covariates, args):
     """A forecast in mm/h: the residual plus the base nowcast, or the covariate-only forecast."""
+    if args.units == "dbr":  # dBR(LK) + the residual in dB, back to mm/h
+        values = forecast.all_values(copy=True)
+        base = series_to_grid(covariates.slice_intersect(forecast))[:, :1]
+        base = base.reshape(len(base), -1, 1).astype(np.float64)
+        return forecast.with_values(from_dbr((values + base) * DB_UNIT).astype(values.dtype))
     if args.target == "residual":
         return add_nowcast(forecast, covariates, args.scale)
     values = forecast.all_values(copy=True)
@@ -570,6 +614,13 @@ def parse_args(argv=None):
         "with the LK nowcast as a covariate only (covariate)",
     )
     p.add_argument(
+        "--units",
+        choices=("mmh", "dbr"),
+        default="mmh",
+        help="MIM's residual in rain rate (mm/h / --scale) or in dB (dBR(observed) - dBR(LK)), "
+        "so that the loss weighs relative errors",
+    )
+    p.add_argument(
         "--validation",
         action="store_true",
         help="score each test event's validation event (the next one), trained without both",
@@ -598,6 +649,8 @@ def parse_args(argv=None):
         args.correction_weights = [float(w) for w in args.correction_weights.split(",")]
         if len(args.correction_weights) != OUT:
             p.error(f"--correction-weights needs {OUT} weights, one per lead")
+    if args.units == "dbr" and (args.target != "residual" or args.base != "lk"):
+        p.error("--units dbr is for the residual on LK's extrapolation (the defaults)")
     if args.quick:
         args.steps, args.seeds, args.members, args.origins = min(args.steps, 2), [0], 4, 2
         args.hidden, args.patch = (4,), 2
@@ -633,6 +686,8 @@ def main(argv=None) -> dict:
         windows[name] = event_windows([e], IN, OUT, residual=residual, scale=args.scale)[name]
         if args.base == "sprog":
             windows[name] = rebase_on_sprog(e, *windows[name], args.scale, residual)
+        if args.units == "dbr":
+            windows[name] = rebase_on_dbr(*windows[name], args.scale)
         windows_s[name] = (time.perf_counter() - t0) / len(windows[name][0])
         print(
             f"  {name}: {len(windows[name][0])} windows, {windows_s[name]:.2f} s each", flush=True
@@ -659,7 +714,8 @@ def main(argv=None) -> dict:
         f"{IN} frames in, {OUT} out; model unit {args.scale:g} mm/h for every event; MIM "
         f"{args.hidden} hidden, patch {args.patch}, {args.steps} steps of batches of 8, lr 1e-3, "
         f"loss {args.loss} (over the input window too), "
-        f"{args.target} targets on the {BASE_LABEL[args.base]} base, "
+        f"{args.target} targets on the {BASE_LABEL[args.base]} base"
+        f"{' in dB (dBR)' if args.units == 'dbr' else ''}, "
         + (
             ""
             if args.correction_weights is None

@@ -312,6 +312,17 @@ def test_loeo_options_change_what_mim_corrects(tmp_path) -> None:
     assert sprog["scores"][module.MIM]["mse"] == pytest.approx(
         sprog["scores"]["S-PROG"]["mse"], rel=1e-4
     )
+    # in dB, the untrained residual is LK's extrapolation (less its rain below 0.1 mm/h)
+    out = tmp_path / "dbr.md"
+    (dbr,) = module.main([*args, "--units", "dbr", "--out", str(out)]).values()
+    assert "in dB (dBR)" in out.read_text()
+    assert dbr["scores"][module.MIM]["mse"] == pytest.approx(
+        dbr["scores"]["LK extrapolation"]["mse"], rel=0.01
+    )
+    rain = np.array([0.0, 0.05, 0.1, 1.0, 10.0, 100.0])
+    np.testing.assert_allclose(module.from_dbr(module.to_dbr(rain)), [0, 0, 0.1, 1, 10, 100])
+    with pytest.raises(SystemExit):
+        module.parse_args(["--units", "dbr", "--base", "sprog"])
     # the balanced loss weighs each training window by the rain observed in it
     windows = module.event_windows(module.quick_events(), module.IN, module.OUT)["knmi_b"]
     balanced = module.parse_args(["--quick", "--loss", "bmae"])
