@@ -167,6 +167,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="name of a variant run (e.g. with --mim-kwargs): its sections are kept next to, not "
         "instead of, the untagged ones",
     )
+    p.add_argument(
+        "--radar-predictions",
+        default=None,
+        metavar="NPZ",
+        help="radar: write the scored frames, LK's extrapolation and the recipe's nowcasts (one per "
+        "seed) here, for `radar_loeo.py --fit-weights NPZ` (run it on --split val)",
+    )
+    p.add_argument(
+        "--radar-lead-weights",
+        default=None,
+        metavar="W1,...,W6",
+        help="radar: also score the recipe with its correction of LK's extrapolation weighted per "
+        "lead (weights fitted on --split val)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="data sets run in parallel (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke test: tiny slices and models")
     p.add_argument("--paper", action="store_true", help="Moving MNIST in the paper's setting")
@@ -193,6 +207,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bad_steps = args.steps is not None and args.steps < 1
     if args.epochs < 1 or args.seconds < 1 or args.jobs < 1 or bad_steps:
         raise ValueError("--steps, --epochs, --seconds and --jobs must be >= 1.")
+    if args.radar_lead_weights is not None:
+        weights = [float(w) for w in args.radar_lead_weights.split(",") if w.strip()]
+        if len(weights) != 6:
+            raise ValueError(f"--radar-lead-weights needs 6 weights (one per lead), got {weights}.")
+        args.radar_lead_weights = weights
     args.out_dir = Path(args.out_dir)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     return args

@@ -32,7 +32,13 @@ from radar_pysteps import ensemble_crps, quiet_nowcasts
 
 from darts_mim import grid_to_series
 from darts_mim.datasets import load_radar
-from darts_mim.nowcast import add_nowcast, import_pysteps, nowcast_windows, verify
+from darts_mim.nowcast import (
+    add_nowcast,
+    import_pysteps,
+    nowcast_windows,
+    verify,
+    weigh_corrections,
+)
 
 
 def csi(pred: np.ndarray, true: np.ndarray, threshold: float) -> float:
@@ -200,6 +206,26 @@ def radar(args, work_dir: str) -> Section:
     truth = truth_windows(truth_all, starts, 6)
     truth_grid = truth.reshape(len(starts), 6, height, width)
     crps = ensemble_crps(ensembles, truth_grid)
+    if RECIPE in preds:
+        lk = preds["extrapolation LK"][0].reshape(truth_grid.shape)
+        recipe = [p.reshape(truth_grid.shape) for p in preds[RECIPE]]
+        if getattr(args, "radar_predictions", None):  # radar_loeo.py --fit-weights reads it
+            np.savez_compressed(
+                args.radar_predictions,
+                **{
+                    "radar_knmi/truth": truth_grid.astype(np.float32),
+                    "radar_knmi/base": lk.astype(np.float32),
+                    "radar_knmi/mim": np.stack(recipe).astype(np.float32),
+                },
+            )
+        weights = getattr(args, "radar_lead_weights", None)
+        if weights is not None:  # the correction of LK's extrapolation, weighted per lead
+            label = f"{RECIPE}, lead weights"
+            preds[label] = [
+                weigh_corrections(lk, p, weights).reshape(p.shape[0], 6, -1) for p in recipe
+            ]
+            timing[label] = timing[RECIPE]
+            per_nowcast[label] = per_nowcast[RECIPE]
     rows, curves, scores = [], {}, {}
     for label, runs in preds.items():
         verified = [verify(p.reshape(truth_grid.shape), truth_grid) for p in runs]

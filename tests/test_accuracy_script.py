@@ -66,6 +66,8 @@ def test_quick_etth1_radar_mnist(data_dir: Path, tmp_path: Path, capsys) -> None
     old += ["stale radar table", accuracy.MARKER, "my findings"]
     (out / "accuracy_results.md").write_text("\n".join(old) + "\n")
     argv = ["--quick", "--data", str(data_dir), "--only", "etth1,radar,mnist", "--seeds", "0,1"]
+    # the recipe's correction with zero weights per lead is LK's extrapolation
+    argv += ["--radar-lead-weights", "0,0,0,0,0,0", "--radar-predictions", str(out / "r.npz")]
     assert accuracy.main([*argv, "--out-dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "## etth1" in printed and "## radar" in printed and "## mnist" in printed
@@ -103,6 +105,10 @@ def test_quick_etth1_radar_mnist(data_dir: Path, tmp_path: Path, capsys) -> None
         assert 0.0 <= float(row["FSS 1 mm/h 5 cells"]) <= 1.0, label
         assert float(row["CRPS mm/h"]) > 0 and float(row["s / nowcast"]) > 0, label
     assert "CSI at 1 / 5 mm/h by lead time" in md and "FSS at 1 mm/h over 5 / 15 cells" in md
+    weighted = _table_rows(md, "MIM + LK nowcast (residual), lead weights")[0]
+    assert weighted[1] == _table_rows(md, "extrapolation LK")[0][1]
+    saved = np.load(out / "r.npz")
+    assert saved["radar_knmi/mim"].shape == (2, *saved["radar_knmi/truth"].shape)  # per seed
     mim_mnist = _table_rows(md, "MIM")[-2]  # Moving MNIST (the last row is its by-seed table)
     assert float(mim_mnist[1]) > 0 and -1.0 <= float(mim_mnist[4]) <= 1.0
     assert "MSE / SSIM by seed (seeds [0, 1])" in md
@@ -123,6 +129,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
         accuracy.parse_args(["--data", str(tmp_path), "--seeds", "0,one"])
     with pytest.raises(ValueError, match="distinct integers"):
         accuracy.parse_args(["--data", str(tmp_path), "--seeds", "1,1"])
+    with pytest.raises(ValueError, match="6 weights"):
+        accuracy.parse_args(["--data", str(tmp_path), "--radar-lead-weights", "0.5,0.5"])
     assert accuracy.parse_args(["--data", str(tmp_path), "--seeds", "2, 5"]).seeds == [2, 5]
     with pytest.raises(ValueError, match="not valid JSON"):
         accuracy.parse_args(["--data", str(tmp_path), "--mim-kwargs", "{lr: 1}"])
