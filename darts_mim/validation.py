@@ -26,6 +26,12 @@ def check_target_grid(series: Sequence[TimeSeries], grid_shape: Sequence[int] | 
         The target series (at least one).
     grid_shape
         ``(C, H, W)`` or ``(H, W)`` given by the user, or ``None``.
+
+    Raises
+    ------
+    ValueError
+        When ``grid_shape`` does not fit the series' components, or contradicts the grid metadata
+        of a series that carries it (another height, width or channel count).
     """
     if not series:
         raise ValueError("Got no target series.")
@@ -46,10 +52,23 @@ def check_target_grid(series: Sequence[TimeSeries], grid_shape: Sequence[int] | 
                 f"grid_shape={tuple(dims)} needs {dims[0] * height * width} components, the series has "
                 f"{n_comp}."
             )
+        # A series that carries its grid has the final word: a grid_shape that reads the same
+        # components as another grid would train on scrambled neighbourhoods (other H x W) or
+        # under other channel names, silently.
+        for i, s in enumerate(series):
+            meta = grid_spec_of(s)
+            if meta is not None and meta.shape != (channels, height, width):
+                what = "the series" if len(series) == 1 else f"the series at index {i}"
+                raise ValueError(
+                    f"grid_shape={tuple(dims)} (C, H, W = {channels}, {height}, {width}) contradicts "
+                    f"the grid metadata: {what} is a {meta.describe()}, (C, H, W) = {meta.shape}. "
+                    "Drop `grid_shape` (the metadata already gives the grid) or fix it to "
+                    f"{meta.shape}."
+                )
         meta_spec = grid_spec_of(first)
         names = (
             meta_spec.channels
-            if meta_spec is not None and meta_spec.n_channels == channels
+            if meta_spec is not None
             else tuple(f"ch{i}" for i in range(channels))
         )
         spec = GridSpec(names, height, width)

@@ -68,6 +68,24 @@ def test_grid_shape_argument_for_series_without_metadata(tmp_path, grid_series):
     assert model.predict(2).n_components == 48
 
 
+def test_grid_shape_contradicting_the_metadata_is_refused(tmp_path, grid_series):
+    """A 2x4x6 series with grid_shape (6, 4) would train on scrambled neighbourhoods, with
+    (4, 2, 6) under renamed channels: refused, naming both shapes; an agreeing one is fine."""
+    for grid_shape in ((6, 4), (2, 6, 4), (4, 2, 6)):
+        with pytest.raises(
+            ValueError,
+            match=r"grid_shape=.* contradicts the grid metadata: the series is a 2x4x6 grid .*"
+            r"\(C, H, W\) = \(2, 4, 6\)\. Drop `grid_shape`",
+        ):
+            _fit(tmp_path, grid_series, grid_shape=grid_shape)
+    other = make_grid_series(height=6, width=4)
+    with pytest.raises(ValueError, match="the series at index 1 is a 2x6x4 grid"):
+        _fit(tmp_path, [grid_series.with_metadata(None), other], grid_shape=(4, 6))
+    named = grid_to_series(series_to_grid(grid_series), grid_series.time_index, ["u", "v"])
+    model = _fit(tmp_path, named, grid_shape=(2, 4, 6))
+    assert model.grid.channels == ("u", "v")  # the metadata's names
+
+
 def test_several_series_in_one_fit_and_predict(tmp_path):
     series = [make_grid_series(seed=s, n_steps=40 + 5 * s) for s in range(3)]
     model = _fit(tmp_path, series)
