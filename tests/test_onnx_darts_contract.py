@@ -270,6 +270,30 @@ def test_shifted_covariate_errors_match_torch(shifted):
         assert re.search(f"do not extend far enough into the {name}", messages[0])
 
 
+def test_static_covariates_of_another_width_get_torchs_error(plain):
+    """Two static columns for a model fitted with one: Darts' ValueError from both paths, word for
+    word (onnxruntime's raw InvalidArgument before), and a shape error from predict_array."""
+    p = plain
+    wide = p["series"].with_static_covariates(pd.DataFrame({"site": [2.0], "extra": [1.0]}))
+    forecaster = OnnxForecaster(p["path"])
+    messages = []
+    for predict in (
+        lambda: p["model"].predict(2, wide, verbose=False, **p["covs"]),
+        lambda: forecaster.predict(2, wide, **p["covs"]),
+    ):
+        with pytest.raises(ValueError) as err:
+            predict()
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "Received number of components: `2`, expected: `1`" in messages[0]
+    window = p["series"].values()[None, -3:]
+    past = p["covs"]["past_covariates"].values()[None, :3]
+    future = p["covs"]["future_covariates"].values()[None, :5]
+    with pytest.raises(ValueError, match=r"must have shape \(1, 1, 1\): .* 1 static covariate"):
+        forecaster.predict_array(window, 2, past, future, static_covariates=np.ones((1, 1, 2)))
+    forecaster.predict_array(window, 2, past, future, static_covariates=np.ones((1, 1, 1)))
+
+
 def test_encoders_are_the_users_job(encoded):
     """Darts' runtime computes no encodings: the graph's future covariates are missing, unless the
     user computes the same encodings and passes them as covariates."""

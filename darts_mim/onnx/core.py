@@ -47,6 +47,28 @@ def refuse_unused(inputs: list[str], **covariates: Any) -> None:
             )
 
 
+def static_shape(meta: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(rows, columns)`` of the static covariates the model was trained with (one row for global
+    ones, one per component otherwise), from the file's ``static_covariates`` entry; ``None`` for a
+    model without them or a file that does not say."""
+    static = meta.get("static_covariates")
+    if not static or "inputs" in meta and "static_covariates" not in meta["inputs"]:
+        return None
+    return len(static["values"]), len(static["columns"])
+
+
+def check_static_count(meta: Mapping[str, Any], rows: int, columns: int) -> None:
+    """Darts' error (word for word, as ``MIMModel.predict`` raises it) for static covariates of
+    ``rows`` x ``columns`` values where the model was trained with another number."""
+    expected = static_shape(meta)
+    if expected is not None and rows * columns != expected[0] * expected[1]:
+        raise ValueError(
+            "The provided `static_covariates` must have equal number of components as the "
+            "`static_covariates` used to train the model. Received number of components: "
+            f"`{rows * columns}`, expected: `{expected[0] * expected[1]}`."
+        )
+
+
 def check_n(
     n: Any, output_chunk_length: int, output_chunk_shift: int, parameters: bool = False
 ) -> int:
@@ -179,7 +201,22 @@ def check_arrays(
     if "static_covariates" in inputs:
         if static_covariates is None:
             raise needs_covariates("static_covariates", "of shape (B, rows, S)")
-        out["static_covariates"] = np.asarray(static_covariates)
+        value = np.asarray(static_covariates)
+        # Checked here rather than left to onnxruntime, whose InvalidArgument names no fix.
+        expected = static_shape(meta)
+        if value.ndim != 3 or value.shape[0] != batch:
+            raise ValueError(
+                f"`static_covariates` must have shape ({batch}, rows, S) (one row per component, "
+                f"or one for all), got {value.shape}."
+            )
+        if expected is not None and value.shape[1:] != expected:
+            rows, cols = expected
+            raise ValueError(
+                f"`static_covariates` must have shape {(batch, rows, cols)}: the model was trained "
+                f"with {cols} static covariate column(s) in {rows} row(s); got {value.shape}. Pass "
+                "the static covariates the model was fitted with."
+            )
+        out["static_covariates"] = value
     return arr, five_d, out
 
 

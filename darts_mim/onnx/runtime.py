@@ -667,6 +667,9 @@ class OnnxForecaster:
                 f"The model was trained with static covariates but `series` at index {idx} has "
                 "none; attach them with series.with_static_covariates()."
             )
+        if self.uses_static_covariates:
+            # Darts' count check, as MIMModel.predict makes it, before onnxruntime's InvalidArgument
+            core.check_static_count(self.metadata, *series.static_covariates.shape)
         sliced = {
             k: v[0] for k, v in prepare_onnx_inputs(series, self._slicing_spec, n=n, **user).items()
         }
