@@ -1001,8 +1001,10 @@ class MIMModel(MixedCovariatesTorchModel):
         """Forecast ``n`` steps; see :meth:`TorchForecastingModel.predict`.
 
         Checks that each series has the training grid's shape and channel count (a plain series: the
-        training number of components; names may differ, as for Darts' own models) and no NaN outside
-        the always-missing components, and warns when those components have values. Forecasts keep
+        training number of components; names may differ, as for Darts' own models) and no NaN or
+        infinite values in the steps the forecast reads (outside the always-missing components;
+        earlier gaps are never read), as ``OnnxForecaster.predict`` checks them, and warns when
+        those components have values. Forecasts keep
         the input series' metadata, so gridded forecasts convert back with
         :func:`darts_mim.series_to_grid`. A forecast with NaN or infinite values outside the
         always-missing components (corrupt weights, a diverged fit) raises a ``ValueError``, here
@@ -1026,11 +1028,19 @@ class MIMModel(MixedCovariatesTorchModel):
                 what = "`series`" if len(series_l) == 1 else f"`series` at index {i}"
                 check_series_grid(s, layout.grid, what)
                 warn_masked_with_values(s, layout.missing, what)
-            self._check_inputs(
+            # The steps the forecast reads, checked as OnnxForecaster.predict checks them (a gap
+            # long before the input window is never read).
+            from darts_mim.validation import check_prediction_inputs
+
+            check_prediction_inputs(
                 series_l,
-                _as_list(past_covariates),
-                _as_list(future_covariates),
-                layout.missing,
+                _as_list(past_covariates) if self.uses_past_covariates else None,
+                _as_list(future_covariates) if self.uses_future_covariates else None,
+                n,
+                input_chunk_length=self.input_chunk_length,
+                output_chunk_length=self.output_chunk_length,
+                output_chunk_shift=self.output_chunk_shift,
+                missing=layout.missing,
             )
         return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
 

@@ -7,7 +7,8 @@ loudly here rather than become a confident forecast.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from darts import TimeSeries
@@ -84,16 +85,22 @@ def check_target_grid(series: Sequence[TimeSeries], grid_shape: Sequence[int] | 
     return spec
 
 
+def check_series_dtype(series: TimeSeries, name: str) -> None:
+    """Reject a series whose values are not float32 or float64."""
+    dtype = series.all_values(copy=False).dtype
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(
+            f"`{name}` has dtype {dtype}; MIMModel takes float32 or float64 series. Convert with "
+            "series.astype(np.float32)."
+        )
+
+
 def check_series_values(
     series: TimeSeries, name: str, allowed_nan_components: Sequence[int] | None = None
 ) -> None:
     """Reject non-float dtypes, NaN (outside always-missing components) and infinite values."""
+    check_series_dtype(series, name)
     values = series.all_values(copy=False)
-    if values.dtype not in (np.float32, np.float64):
-        raise ValueError(
-            f"`{name}` has dtype {values.dtype}; MIMModel takes float32 or float64 series. Convert with "
-            "series.astype(np.float32)."
-        )
     bad_inf = np.isinf(values)
     bad_nan = np.isnan(values)
     if allowed_nan_components:
@@ -113,6 +120,177 @@ def check_series_values(
                 f"`{name}` contains {what}: {int(bad.sum())} value(s), the first at time "
                 f"{series.time_index[t_idx]} in component {series.components[c_idx]!r}. {fix}."
             )
+
+
+def check_window_values(
+    values: np.ndarray, what: str, times: Sequence, components: Sequence[str]
+) -> None:
+    """Refuse NaN or infinite values among the steps a forecast reads.
+
+    The one message of ``MIMModel.predict`` and ``OnnxForecaster.predict``: values outside the
+    input window (and the covariate steps the forecast reads) are never read, so a gap there is
+    no error.
+
+    Parameters
+    ----------
+    values
+        ``(steps, components)``: what the forecast reads (always-missing components left out).
+    what
+        How to name the series in the message, e.g. ``"`series` at index 0"``.
+    times, components
+        The time of each row and the name of each column of ``values``, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad value's time and component.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        t, c = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{what} contains NaN or infinite values in the window the forecast reads: "
+            f"{int(bad.sum())} value(s), the first at time {times[t]} in component "
+            f"{components[c]!r}. Fill the gaps first (e.g. "
+            "darts.utils.missing_values.fill_missing_values)."
+        )
+
+
+def covariate_lengths(
+    n: int, input_chunk_length: int, output_chunk_length: int, output_chunk_shift: int
+) -> dict[str, int]:
+    """How many steps of each kind of covariates a forecast of ``n`` steps reads, from the first
+    step of the input window: the past covariates of the window and of the autoregressive part of
+    the horizon, the future covariates from the window's start to the last step of the output."""
+    icl, ocl, ocs = input_chunk_length, output_chunk_length, output_chunk_shift
+    return {
+        "past_covariates": icl + max(0, n - ocl),
+        "future_covariates": icl + ocs + max(n, ocl),
+    }
+
+
+class Window(NamedTuple):
+    """The steps of one input series that a forecast reads (see :func:`prediction_windows`)."""
+
+    kind: str  # "series", "past_covariates" or "future_covariates"
+    idx: int  # of the target series it belongs to
+    times: Sequence
+    values: np.ndarray  # (steps, components), the first sample
+    components: Sequence[str]
+
+
+def prediction_windows(
+    series: Sequence[TimeSeries],
+    past_covariates: Sequence[TimeSeries] | None,
+    future_covariates: Sequence[TimeSeries] | None,
+    n: int,
+    *,
+    input_chunk_length: int,
+    output_chunk_length: int,
+    output_chunk_shift: int,
+) -> Iterator[Window]:
+    """The steps a forecast of ``n`` steps reads: the last ``input_chunk_length`` steps of each
+    target series, and of its covariates those given by :func:`covariate_lengths` (as far as they
+    reach). A series too short for the input window, and covariates at another frequency or on
+    another kind of index, are skipped: Darts refuses them with its own message.
+
+    Parameters
+    ----------
+    series
+        The target series.
+    past_covariates, future_covariates
+        One per target series, or ``None``.
+    n
+        The forecast horizon.
+    input_chunk_length, output_chunk_length, output_chunk_shift
+        The model's.
+    """
+    icl = input_chunk_length
+    lengths = covariate_lengths(n, icl, output_chunk_length, output_chunk_shift)
+    for idx, s in enumerate(series):
+        if len(s) < icl:
+            continue
+        yield Window(
+            "series", idx, s.time_index[-icl:], s.values(copy=False)[-icl:], list(s.components)
+        )
+        start = s.time_index[-icl]
+        for kind, covs in (
+            ("past_covariates", past_covariates),
+            ("future_covariates", future_covariates),
+        ):
+            if not covs or idx >= len(covs):
+                continue
+            cov = covs[idx]
+            if cov.has_datetime_index != s.has_datetime_index or cov.freq != s.freq:
+                continue
+            end = start + (lengths[kind] - 1) * s.freq
+            read = (cov.time_index >= start) & (cov.time_index <= end)
+            yield Window(
+                kind,
+                idx,
+                cov.time_index[read],
+                cov.values(copy=False)[read],
+                list(cov.components),
+            )
+
+
+def check_prediction_inputs(
+    series: Sequence[TimeSeries],
+    past_covariates: Sequence[TimeSeries] | None,
+    future_covariates: Sequence[TimeSeries] | None,
+    n: int,
+    *,
+    input_chunk_length: int,
+    output_chunk_length: int,
+    output_chunk_shift: int,
+    missing: Sequence[int] | None,
+) -> None:
+    """The value checks of ``MIMModel.predict``, as ``OnnxForecaster.predict`` makes them.
+
+    Each series and covariate series must be of a float dtype; the steps the forecast reads (:func:`prediction_windows`; the target's
+    always-missing components left out) must be finite (:func:`check_window_values`). Gaps
+    elsewhere are never read and pass.
+
+    Parameters
+    ----------
+    series
+        The target series.
+    past_covariates, future_covariates
+        One per target series, or ``None``: only those the model uses.
+    n
+        The forecast horizon.
+    input_chunk_length, output_chunk_length, output_chunk_shift
+        The model's.
+    missing
+        Indices of the target components that were missing at every training step.
+    """
+    for kind, group in (
+        ("series", series),
+        ("past_covariates", past_covariates),
+        ("future_covariates", future_covariates),
+    ):
+        for s in group or []:
+            check_series_dtype(s, kind)
+    for window in prediction_windows(
+        series,
+        past_covariates,
+        future_covariates,
+        n,
+        input_chunk_length=input_chunk_length,
+        output_chunk_length=output_chunk_length,
+        output_chunk_shift=output_chunk_shift,
+    ):
+        values, components = window.values, window.components
+        if window.kind == "series" and missing:
+            keep = np.ones(values.shape[1], dtype=bool)
+            keep[list(missing)] = False
+            values, components = (
+                values[:, keep],
+                [c for c, k in zip(components, keep, strict=True) if k],
+            )
+        check_window_values(
+            values, f"`{window.kind}` at index {window.idx}", window.times, components
+        )
 
 
 # Training options that MIMModel took before 0.6 and TrainingRecipe holds since.

@@ -344,6 +344,7 @@ def _bad_inputs(gridded, quantile) -> dict:
     fast_past = grid_to_series(
         np.random.rand(70, 1, 4, 4), pd.date_range(s.start_time(), periods=70, freq="15min")
     )
+
     q = quantile["series"]
     # Long enough for any use: Darts checks the time span before whether the model takes them.
     q_cov = TimeSeries.from_times_and_values(
@@ -443,10 +444,29 @@ def test_torch_and_onnx_refuse_the_same_inputs(gridded, quantile):
                 messages[who] = str(err)
         if not all(re.search(pattern, m) for m in messages.values()):
             failures.append(f"{name}: {messages}")
-        if name.startswith(("other grid", "components of", "plain series")):
+        if name.startswith(("other grid", "components of", "plain series", "NaN")):
             if messages["torch"] != messages["onnx"]:
                 failures.append(f"{name}: messages differ: {messages}")
     assert not failures, "\n".join(failures)
+
+
+def test_gaps_outside_the_steps_read_are_no_error(gridded):
+    """NaN long before the input window, and in covariate steps the forecast does not read: both
+    paths forecast, alike (torch refused the whole series before)."""
+    s, past, future = gridded["series"], gridded["past"], gridded["future"]
+    values = s.values().copy()
+    values[:10, 3] = np.nan  # the window is the last 3 steps
+    past_values = past.values().copy()
+    past_values[:5] = np.nan
+    past_values[-5:] = np.nan  # steps after the series' end: read only beyond output_chunk_length
+    kwargs = dict(
+        series=s.with_values(values),
+        past_covariates=past.with_values(past_values),
+        future_covariates=future,
+    )
+    torch_fc = gridded["model"].predict(2, verbose=False, **kwargs)
+    _close(torch_fc, gridded["forecaster"].predict(2, **kwargs))
+    _close(gridded["model"].predict(2, s, past, future, verbose=False), torch_fc)
 
 
 def test_predict_array_refuses_covariates_the_model_does_not_use(quantile):

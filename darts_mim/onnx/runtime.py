@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-import pandas as pd
 from darts import TimeSeries
 from darts.utils.onnx import prepare_onnx_inputs
 from darts.utils.onnx.inference import OnnxModelSpec
@@ -40,7 +39,11 @@ from darts_mim.integrity import check_finite_forecasts, verify_checksums
 from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import darts_spec, read_metadata
-from darts_mim.validation import warn_masked_with_values
+from darts_mim.validation import (
+    check_window_values,
+    covariate_lengths,
+    warn_masked_with_values,
+)
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 #: How to get an intact ONNX file again, for the integrity messages.
@@ -550,20 +553,6 @@ class OnnxForecaster:
                     "prediction."
                 )
 
-    @staticmethod
-    def _check_finite(
-        values: np.ndarray, what: str, idx: int, times: pd.Index, components: Sequence[str]
-    ) -> None:
-        bad = ~np.isfinite(values)
-        if bad.any():
-            t, c = np.argwhere(bad)[0]
-            raise ValueError(
-                f"`{what}` at index {idx} contains NaN or infinite values in the window the forecast "
-                f"reads: {int(bad.sum())} value(s), the first at time {times[t]} in component "
-                f"{components[c]!r}. Fill the gaps first (e.g. "
-                "darts.utils.missing_values.fill_missing_values)."
-            )
-
     # ------------------------------------------------------------------ slicing
     @staticmethod
     def _check_covers(
@@ -640,14 +629,11 @@ class OnnxForecaster:
         window = window[:, ~self._missing] if self._missing.any() else window
         if not np.isfinite(window).all():
             keep = [c for c, m in zip(self.components, self._missing, strict=True) if not m]
-            self._check_finite(window, "series", idx, series.time_index[-icl:], keep)
+            check_window_values(window, f"`series` at index {idx}", series.time_index[-icl:], keep)
         freq = series.freq
         start = series.time_index[-icl]
         inputs = self.metadata["inputs"]
-        lengths = {
-            "past_covariates": icl + max(0, n - ocl),
-            "future_covariates": icl + ocs + max(n, ocl),
-        }
+        lengths = covariate_lengths(n, icl, ocl, ocs)
         how = {
             "past_covariates": "covering the input window"
             + (" and the forecast horizon beyond output_chunk_length" if n > ocl else ""),
@@ -689,7 +675,9 @@ class OnnxForecaster:
                 values = np.concatenate([sliced[p] for p in parts_of[kind] if p in sliced])
                 if not np.isfinite(values).all():
                     times = generate_index(start=start, length=lengths[kind], freq=freq)
-                    self._check_finite(values, kind, idx, times, user[kind].components)
+                    check_window_values(
+                        values, f"`{kind}` at index {idx}", times, user[kind].components
+                    )
                 parts.append(values)
             side = self._encoder_side(kind)
             if side:
@@ -858,8 +846,10 @@ class OnnxForecaster:
             One series or a sequence of series with the training grid's shape and channel count (a
             plain series: the training number of components; names may differ, as in
             ``MIMModel.predict``); at least ``input_chunk_length`` steps each. A stochastic series'
-            first sample is read. Components that were missing at every training step are forecast
-            as NaN; a series with values there gets a warning, as from ``MIMModel.predict``.
+            first sample is read. Only the last ``input_chunk_length`` steps (and the covariate
+            steps the forecast reads) must be finite. Components that were missing at every
+            training step are forecast as NaN; a series with values there gets a warning, as from
+            ``MIMModel.predict``.
         past_covariates
             One per series when the model uses them, covering the input window (and the steps after
             the series end up to ``n - output_chunk_length`` when ``n > output_chunk_length``).
