@@ -1001,10 +1001,11 @@ class MIMModel(MixedCovariatesTorchModel):
         """Forecast ``n`` steps; see :meth:`TorchForecastingModel.predict`.
 
         Checks that each series has the training grid's shape and channel count (a plain series: the
-        training number of components; names may differ, as for Darts' own models) and no NaN or
-        infinite values in the steps the forecast reads (outside the always-missing components;
-        earlier gaps are never read), as ``OnnxForecaster.predict`` checks them, and warns when
-        those components have values. Forecasts keep
+        training number of components; names may differ, as for Darts' own models), that the series
+        and covariates are deterministic (a stochastic one would be forecast from a random sample)
+        and have no NaN or infinite values in the steps the forecast reads (outside the
+        always-missing components; earlier gaps are never read), as ``OnnxForecaster.predict``
+        checks them, and warns when those components have values. Forecasts keep
         the input series' metadata, so gridded forecasts convert back with
         :func:`darts_mim.series_to_grid`. A forecast with NaN or infinite values outside the
         always-missing components (corrupt weights, a diverged fit) raises a ``ValueError``, here
@@ -1029,7 +1030,7 @@ class MIMModel(MixedCovariatesTorchModel):
                 check_series_grid(s, layout.grid, what)
                 warn_masked_with_values(s, layout.missing, what)
             # The steps the forecast reads, checked as OnnxForecaster.predict checks them (a gap
-            # long before the input window is never read).
+            # long before the input window is never read); stochastic inputs refused by both.
             from darts_mim.validation import check_prediction_inputs
 
             check_prediction_inputs(

@@ -122,6 +122,40 @@ def check_series_values(
             )
 
 
+def input_name(kind: str, idx: int, count: int) -> str:
+    """How forecast inputs are named in messages: ``"`series`"`` for a single series,
+    ``"`past_covariates` at index 2"`` in a sequence of ``count``."""
+    return f"`{kind}`" if count == 1 else f"`{kind}` at index {idx}"
+
+
+def check_deterministic(series: TimeSeries, what: str) -> None:
+    """Refuse a stochastic series (several samples) as the input of a forecast.
+
+    The one check shared by ``MIMModel.predict`` and ``OnnxForecaster.predict``. Darts' torch
+    inference would draw one of the samples at random on every call (a different forecast each
+    time) and the ONNX runtime would read the first: neither is the observed history the model
+    was trained to continue.
+
+    Parameters
+    ----------
+    series
+        A target or covariate series given to ``predict``.
+    what
+        How to name it in the message (see :func:`input_name`).
+
+    Raises
+    ------
+    ValueError
+        When ``series`` has more than one sample.
+    """
+    if series.n_samples > 1:
+        raise ValueError(
+            f"{what} is stochastic: it has {series.n_samples} samples, but the model reads one "
+            "observed history. Pass a deterministic series, such as `series.mean()` or "
+            "`series.median()` (e.g. for an ensemble forecast fed back in)."
+        )
+
+
 def check_window_values(
     values: np.ndarray, what: str, times: Sequence, components: Sequence[str]
 ) -> None:
@@ -247,7 +281,8 @@ def check_prediction_inputs(
 ) -> None:
     """The value checks of ``MIMModel.predict``, as ``OnnxForecaster.predict`` makes them.
 
-    Each series and covariate series must be of a float dtype; the steps the forecast reads (:func:`prediction_windows`; the target's
+    Each series and covariate series must be deterministic (:func:`check_deterministic`) and of a
+    float dtype; the steps the forecast reads (:func:`prediction_windows`; the target's
     always-missing components left out) must be finite (:func:`check_window_values`). Gaps
     elsewhere are never read and pass.
 
@@ -269,7 +304,8 @@ def check_prediction_inputs(
         ("past_covariates", past_covariates),
         ("future_covariates", future_covariates),
     ):
-        for s in group or []:
+        for i, s in enumerate(group or []):
+            check_deterministic(s, input_name(kind, i, len(group)))
             check_series_dtype(s, kind)
     for window in prediction_windows(
         series,

@@ -345,6 +345,10 @@ def _bad_inputs(gridded, quantile) -> dict:
         np.random.rand(70, 1, 4, 4), pd.date_range(s.start_time(), periods=70, freq="15min")
     )
 
+    def stochastic(ts: TimeSeries) -> TimeSeries:  # e.g. an ensemble fed back in
+        noise = np.random.default_rng(0).normal(size=ts.all_values().shape[:2] + (4,))
+        return ts.with_values(ts.all_values() + noise)
+
     q = quantile["series"]
     # Long enough for any use: Darts checks the time span before whether the model takes them.
     q_cov = TimeSeries.from_times_and_values(
@@ -377,6 +381,22 @@ def _bad_inputs(gridded, quantile) -> dict:
             r"too short to extract the model input for prediction. Expected min length: `3`",
         ),
         "NaN in the window": (gridded, 2, dict(series=s.with_values(nan), **covs), r"contains NaN"),
+        "stochastic series": (
+            gridded,
+            2,
+            dict(series=stochastic(s), **covs),
+            r"^`series` is stochastic: it has 4 samples, .* such as `series.mean\(\)`",
+        ),
+        "stochastic past covariates": (
+            gridded,
+            2,
+            dict(
+                series=[s, s],
+                past_covariates=[past, stochastic(past)],
+                future_covariates=[future] * 2,
+            ),
+            r"^`past_covariates` at index 1 is stochastic: it has 4 samples",
+        ),
         "n = 0": (gridded, 0, dict(series=s, **covs), r"`n` must be a positive integer, got 0"),
         "past covariates, wrong size": (
             gridded,
@@ -444,7 +464,7 @@ def test_torch_and_onnx_refuse_the_same_inputs(gridded, quantile):
                 messages[who] = str(err)
         if not all(re.search(pattern, m) for m in messages.values()):
             failures.append(f"{name}: {messages}")
-        if name.startswith(("other grid", "components of", "plain series", "NaN")):
+        if name.startswith(("other grid", "components of", "plain series", "NaN", "stochastic")):
             if messages["torch"] != messages["onnx"]:
                 failures.append(f"{name}: messages differ: {messages}")
     assert not failures, "\n".join(failures)

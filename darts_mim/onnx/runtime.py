@@ -40,8 +40,10 @@ from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import darts_spec, read_metadata
 from darts_mim.validation import (
+    check_deterministic,
     check_window_values,
     covariate_lengths,
+    input_name,
     warn_masked_with_values,
 )
 
@@ -611,10 +613,10 @@ class OnnxForecaster:
         past_cov: TimeSeries | None,
         future_cov: TimeSeries | None,
         n: int,
-        what: str,
+        count: int = 1,
     ) -> dict[str, np.ndarray]:
-        """One series' arrays in the layout of :meth:`predict_array` (no batch axis); ``what`` names
-        the series in messages.
+        """One series' arrays in the layout of :meth:`predict_array` (no batch axis); ``idx`` and
+        ``count`` (how many series the call forecasts) name the inputs in messages.
 
         The series and covariates are checked here (with Darts' messages), sliced by Darts' own
         :func:`darts.utils.onnx.prepare_onnx_inputs`, and joined into this runtime's layout: the
@@ -623,7 +625,17 @@ class OnnxForecaster:
         model fitted with ``add_encoders`` appended.
         """
         icl, ocl, ocs = self.input_chunk_length, self.output_chunk_length, self.output_chunk_shift
-        self._check_series(series, idx, what)
+        # as MIMModel.predict names them, so that both answer bad input word for word
+        self._check_series(series, idx, input_name("series", idx, count))
+        # Darts' slicing reads the first sample of a stochastic series, its torch inference a
+        # random one: both refuse it, with one message (covariates too, in MIMModel.predict's order).
+        for kind, value in (
+            ("series", series),
+            ("past_covariates", past_cov),
+            ("future_covariates", future_cov),
+        ):
+            if value is not None:
+                check_deterministic(value, input_name(kind, idx, count))
         # NaN in the target window first, as before Darts' slicing: checked on a view.
         window = series.values(copy=False)[-icl:]
         window = window[:, ~self._missing] if self._missing.any() else window
@@ -845,10 +857,11 @@ class OnnxForecaster:
         series
             One series or a sequence of series with the training grid's shape and channel count (a
             plain series: the training number of components; names may differ, as in
-            ``MIMModel.predict``); at least ``input_chunk_length`` steps each. A stochastic series'
-            first sample is read. Only the last ``input_chunk_length`` steps (and the covariate
-            steps the forecast reads) must be finite. Components that were missing at every
-            training step are forecast as NaN; a series with values there gets a warning, as from
+            ``MIMModel.predict``); at least ``input_chunk_length`` steps each, deterministic (a
+            stochastic series or covariates are refused, as by ``MIMModel.predict``: pass e.g.
+            ``series.mean()``). Only the last ``input_chunk_length`` steps (and the covariate steps
+            the forecast reads) must be finite. Components that were missing at every training
+            step are forecast as NaN; a series with values there gets a warning, as from
             ``MIMModel.predict``.
         past_covariates
             One per series when the model uses them, covering the input window (and the steps after
@@ -910,8 +923,7 @@ class OnnxForecaster:
                 covs["past_covariates"][i] if covs["past_covariates"] else None,
                 covs["future_covariates"][i] if covs["future_covariates"] else None,
                 n,
-                # as MIMModel.predict names them, so that both answer bad input word for word
-                "`series`" if len(series_l) == 1 else f"`series` at index {i}",
+                len(series_l),
             )
             for i, s in enumerate(series_l)
         ]
