@@ -38,11 +38,13 @@ __all__ = [
     "CHECKSUM_SUFFIX",
     "MODEL_FIX",
     "ChecksumError",
+    "NonFiniteForecastError",
     "check_finite_forecasts",
     "check_model_forecasts",
     "checksum_path",
     "corrupt_pickle_error",
     "file_sha256",
+    "input_range_note",
     "read_checksums",
     "verify_checkpoint_file",
     "verify_checksums",
@@ -614,6 +616,44 @@ def short_cause(err: BaseException, limit: int = 300) -> str:
 
 
 # ------------------------------------------------------------------------- forecasts
+#: Largest input magnitude that float32 arithmetic squares without overflow (about 1.8e19): beyond
+#: it, the network's products and an instance normalisation's variance can overflow to inf.
+FLOAT32_SAFE_INPUT = float(np.sqrt(np.finfo(np.float32).max))
+
+
+class NonFiniteForecastError(ValueError):
+    """A forecast with NaN or infinite values outside the always-missing components (see
+    :func:`check_finite_forecasts`)."""
+
+
+def input_range_note(inputs: Iterable[Any] | None) -> str | None:
+    """The sentence that opens a non-finite forecast's message when the inputs are out of float32's
+    range, else ``None``.
+
+    Parameters
+    ----------
+    inputs
+        The arrays the forecast read (input windows, covariates), or ``None``.
+    """
+    peak = 0.0
+    for values in inputs or ():
+        values = np.asarray(values)
+        if values.size and np.issubdtype(values.dtype, np.inexact):
+            # NaN is an always-missing cell; inf here is a value cast to float32 that overflowed
+            # (infinite inputs are refused before the forecast)
+            known = np.abs(values[~np.isnan(values)])
+            if known.size:
+                peak = max(peak, float(known.max()))
+    if peak <= FLOAT32_SAFE_INPUT:
+        return None
+    reach = "exceed float32's range" if np.isinf(peak) else f"reach |x| = {peak:.3g}"
+    return (
+        f"The inputs {reach}, beyond what float32 arithmetic holds (products of values above "
+        f"{FLOAT32_SAFE_INPUT:.2g} overflow): that is the likely cause. Scale the series (e.g. with "
+        "Darts' Scaler) and forecast on the scaled values."
+    )
+
+
 def check_finite_forecasts(
     values: Any,
     missing: Sequence[int] = (),
@@ -622,11 +662,13 @@ def check_finite_forecasts(
     component_axis: int,
     components: Sequence[str] | None = None,
     source: str = "The model",
+    inputs: Iterable[Any] | None = None,
 ) -> None:
     """Refuse forecasts with NaN or infinite values outside the always-missing components.
 
     Components that were NaN at every training step are forecast as NaN by design and skipped.
-    Any other non-finite value means corrupt weights or a diverged fit: an error, never a result.
+    Any other non-finite value means corrupt weights, a diverged fit, or inputs too large for
+    float32: an error, never a result.
 
     Parameters
     ----------
@@ -644,11 +686,14 @@ def check_finite_forecasts(
         Names of the target components, for the message.
     source
         What produced the forecasts, for the message.
+    inputs
+        The arrays the forecast read: when they exceed float32's range
+        (:func:`input_range_note`), the message says so first.
 
     Raises
     ------
-    ValueError
-        When a component that is not always missing has a NaN or infinite value.
+    NonFiniteForecastError
+        A ``ValueError``, when a component that is not always missing has a NaN or infinite value.
     """
     values = np.asarray(values)
     if values.size == 0 or not np.issubdtype(values.dtype, np.inexact):
@@ -673,13 +718,17 @@ def check_finite_forecasts(
         else str(c)
         for c in columns[:3]
     ]
-    raise ValueError(
+    message = (
         f"{source} produced non-finite forecasts (NaN or inf) in {len(columns)} of {width} "
         f"output components that were not always missing in the training data (e.g. "
-        f"{', '.join(names)}): its weights are corrupt or its fit diverged. These forecasts are "
-        "not usable. Load an intact copy of the model (or restore it from a backup), or re-fit "
-        "it (a lower learning rate helps a diverging fit); check also that the inputs are finite."
+        f"{', '.join(names)}): its weights are corrupt or its fit diverged, or its inputs exceed "
+        "what float32 holds (about 3.4e38, less once multiplied in the network). These forecasts "
+        "are not usable. Load an intact copy of the model (or restore it from a backup), or "
+        "re-fit it (a lower learning rate helps a diverging fit); check also that the inputs are "
+        "finite, and scale large ones (e.g. with Darts' Scaler)."
     )
+    note = input_range_note(inputs)
+    raise NonFiniteForecastError(f"{note} {message}" if note else message)
 
 
 def check_model_forecasts(forecasts: Any, layout: Any) -> None:

@@ -830,6 +830,7 @@ class OnnxForecaster:
             component_axis=2,
             components=self.components,
             source=f"The ONNX model {self.path}",
+            inputs=[arr, *covariates.values()],
         )
         if five_d:
             # (B, n, D[, P or K]) -> (B, n, C, H, W[, P or K])
