@@ -1072,6 +1072,27 @@ class MIMModel(MixedCovariatesTorchModel):
         with capped_threads():
             return super().fit_from_dataset(*args, **kwargs)
 
+    def historical_forecasts(
+        self, series, past_covariates=None, future_covariates=None, *args, **kwargs
+    ):
+        """Backtest forecasts; see Darts' ``historical_forecasts``. Stochastic series or covariates
+        are refused as :meth:`predict` refuses them (Darts' optimised path would otherwise read a
+        random sample at every origin)."""
+        from darts_mim.validation import check_deterministic, input_name
+
+        for kind, given in (
+            ("series", series),
+            ("past_covariates", past_covariates),
+            ("future_covariates", future_covariates),
+        ):
+            items = _as_list(given) or []
+            for i, s in enumerate(items):
+                if isinstance(s, TimeSeries):
+                    check_deterministic(s, input_name(kind, i, len(items)))
+        return super().historical_forecasts(
+            series, past_covariates, future_covariates, *args, **kwargs
+        )
+
     def predict_from_dataset(self, *args, **kwargs):
         # Predicting with a multi-process (DDP) trainer fails in Darts (issues 1385, 1945, 2265):
         # prediction always runs on one device of the training accelerator instead.

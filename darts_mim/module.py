@@ -462,6 +462,21 @@ class _MIMModule(PLForecastingModule):
                 self._prepare_batch(train_batch, ModuleStage.TRAIN), batch_idx
             )
 
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int | None = None):
+        # Inputs of another float dtype than the weights (a float64 series into a model trained on
+        # float32) would stop the first convolution with a dtype error: cast them, as the ONNX
+        # runtime casts its inputs to the graph's float32.
+        casts = {
+            name: value.to(self.dtype)
+            for name in _BATCH_TENSORS
+            if isinstance(value := getattr(batch, name, None), Tensor)
+            and value.is_floating_point()
+            and value.dtype != self.dtype
+        }
+        if casts:
+            batch = batch.replace(**casts)
+        return super().predict_step(batch, batch_idx, dataloader_idx)
+
     def validation_step(self, val_batch: TorchTrainingBatch, batch_idx: int) -> Tensor:
         return super().validation_step(
             self._prepare_batch(val_batch, ModuleStage.VALIDATE), batch_idx
@@ -513,6 +528,17 @@ class _MIMModule(PLForecastingModule):
 
 
 # Likelihoods whose first parameter is a location on the target's scale (mean, median, mode):
+# The tensors of Darts' inference batch that feed the network.
+_BATCH_TENSORS = (
+    "past_target",
+    "past_covariates",
+    "future_past_covariates",
+    "historic_future_covariates",
+    "future_covariates",
+    "static_covariates",
+)
+
+
 # an anchored output adds the naive forecast to it and leaves the scale parameters alone.
 _LOCATION_SCALE = ("GaussianLikelihood", "LaplaceLikelihood", "CauchyLikelihood")
 

@@ -1076,6 +1076,9 @@ def test_stochastic_inputs():
         model.predict(series=stochastic, n=10)
     preds = [model.predict(series=stochastic.mean(), n=10) for _ in range(2)]
     np.testing.assert_array_equal(preds[0].values(), preds[1].values())
+    # the backtest too (Darts' optimised path does not go through predict)
+    with pytest.raises(ValueError, match=r"`series` is stochastic: it has 100 samples"):
+        model.historical_forecasts(stochastic, forecast_horizon=2, retrain=False, start=0.9)
 
 
 # ---------------------------------------------------------------- test_historical_forecasts.py

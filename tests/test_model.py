@@ -199,6 +199,20 @@ def test_instance_norm_with_a_scale_parameter_is_refused(tmp_path):
     )
 
 
+def test_a_float64_series_is_forecast_by_a_float32_model(tmp_path, grid_series):
+    """A float64 series into a model trained on float32 (e.g. after pandas arithmetic) is cast, as
+    the ONNX runtime casts it: the same forecast, not a dtype error from the first convolution."""
+    model = _fit(tmp_path, grid_series)
+    wide = grid_series.astype(np.float64)
+    np.testing.assert_allclose(
+        model.predict(3, series=wide).values(), model.predict(3, series=grid_series).values()
+    )
+    backtest = model.historical_forecasts(
+        wide, start=len(wide) - 3, forecast_horizon=3, retrain=False, last_points_only=False
+    )
+    assert np.isfinite(backtest[0].values()).all()
+
+
 def test_quantile_feedback_is_the_median(tmp_path):
     from darts_mim.model import _likelihood_feedback_param
 
