@@ -258,6 +258,31 @@ def test_int8_graph_calibrates_on_raw_values(plain):
     assert (np.abs(got - want) < 0.1 * np.abs(want).max(axis=0)).all()
 
 
+def test_int8_error_in_metadata_is_in_the_units_served(plain):
+    """With the scaler in the graph the saved int8 error is the one the file serves (raw units),
+    not the network's error in scaled units (0.018 said where 2 bikes were served)."""
+    p = plain
+    scaler = p["scalers"]["standard"]
+    calibration = p["raw"][:50]
+    int8 = OnnxForecaster(
+        p["model"].to_onnx(
+            str(p["tmp"] / "int8_units.onnx"), scaler=scaler, int8_calibration=calibration
+        )
+    )
+    f32 = OnnxForecaster(p["model"].to_onnx(str(p["tmp"] / "f32_units.onnx"), scaler=scaler))
+    # the calibration windows as the export cuts them (every window of 4 steps: 47 < 64)
+    values = calibration.values()
+    windows = np.stack([values[end - 4 : end] for end in range(4, len(values) + 1)])
+    diff = int8.predict_array(windows, n=2).astype(np.float64) - f32.predict_array(windows, n=2)
+    quantization = int8.metadata["quantization"]
+    assert quantization["units"] == "raw"
+    assert quantization["calibration_windows"] == len(windows)
+    served = np.abs(diff).max()
+    assert served > 0
+    np.testing.assert_allclose(quantization["max_abs_diff"], served, rtol=1e-3)
+    np.testing.assert_allclose(quantization["rmse"], np.sqrt(np.mean(diff**2)), rtol=1e-3)
+
+
 # ---------------------------------------------------------------------- the service
 def test_service_answers_in_raw_units(plain):
     p = plain

@@ -524,10 +524,35 @@ def _parity_problem(
 
 
 def _int8_error(
-    proto: onnx.ModelProto, graph: nn.Module, calibration: dict[str, Tensor]
+    proto: onnx.ModelProto,
+    graph: nn.Module,
+    calibration: dict[str, Tensor],
+    feeds: dict[str, Tensor],
+    output: tuple[Any, Any, Any] | None = None,
+    units: str = "model",
 ) -> dict[str, Any]:
-    """The int8 graph's error against the float32 torch network on the calibration windows (in the
-    model's scaled units, like the forecasts), for the file's ``quantization`` metadata entry."""
+    """The int8 file's error against the float32 torch network on the calibration windows, in the
+    units the file serves, for the file's ``quantization`` metadata entry.
+
+    Parameters
+    ----------
+    proto
+        The int8 graph as it is written (the scalers already in it, when there are some).
+    graph
+        The float32 torch network.
+    calibration
+        The calibration windows as the network takes them (scaled, as in training).
+    feeds
+        The same windows as ``proto`` takes them: raw values when the scalers are in the graph,
+        else ``calibration``.
+    output
+        The inverse map the graph applies to ``prediction`` (:func:`scaling.output_affine`), or
+        ``None``: applied to the torch forecasts too, as the graph applies it (float32), so that
+        the error is in the file's (raw) units rather than the network's scaled ones.
+    units
+        What the entry says the errors are in: ``"raw"`` for a file with its scalers in the graph,
+        else ``"model"`` (the units the model was trained on).
+    """
     import numpy as np
     import onnxruntime as ort
 
@@ -538,16 +563,23 @@ def _int8_error(
     )
     with torch.no_grad():
         expected = graph(*calibration.values()).float().numpy()
-    (got,) = session.run(["prediction"], {k: v.numpy() for k, v in calibration.items()})
+    if output is not None:
+        offset, factor, center = (np.asarray(a, dtype=np.float32) for a in output)
+        expected = (expected - offset) * factor + center
+    (got,) = session.run(["prediction"], {k: v.numpy() for k, v in feeds.items()})
     diff = got.astype(np.float64) - expected
     keep = np.isfinite(diff)
-    rms = float(np.sqrt(np.mean(np.square(expected[keep])))) if keep.any() else 0.0
+    rms = (
+        float(np.sqrt(np.mean(np.square(expected[keep], dtype=np.float64)))) if keep.any() else 0.0
+    )
     rmse = float(np.sqrt(np.mean(np.square(diff[keep])))) if keep.any() else 0.0
     return {
         "weights": "int8 per channel",
         "activations": "uint8",
         "quantized": "Conv in the recurrent steps",
         "calibration_windows": int(expected.shape[0]),
+        # What the errors below are in: those the file takes and returns.
+        "units": units,
         "max_abs_diff": float(np.max(np.abs(diff[keep]), initial=0.0)),
         "rmse": rmse,
         "relative_rmse": rmse / rms if rms else 0.0,
@@ -593,8 +625,10 @@ def export_model(
         per-channel weights, uint8 activations) with ranges from forecasting this data: series
         (cut into up to 64 input windows; models without covariates) or a dict of arrays named like
         the graph's inputs. Inputs and outputs stay float32. The error against the float32 network
-        on the calibration windows is saved in the metadata (``quantization``). Not with ``fp16``.
-        With ``scaler``, in the units the graph takes: raw values.
+        on the calibration windows is saved in the metadata (``quantization``: ``max_abs_diff``,
+        ``rmse``, ``relative_rmse``), in the units the file serves (its ``units``: ``"raw"`` with
+        ``scaler``, else ``"model"``). Not with ``fp16``. With ``scaler``, in the units the graph
+        takes: raw values.
     unroll
         Write every recurrent step into the graph instead of ONNX ``Loop`` nodes: a graph without
         control flow, for ONNX Runtime's CUDA graphs (``enable_cuda_graph`` in the CUDA provider's
@@ -649,11 +683,14 @@ def export_model(
     inputs = _example_inputs(export_module, dtype, batch=2)
     graph = _ForecastGraph(export_module, list(inputs)).eval()
     elem_type = onnx.TensorProto.FLOAT16 if fp16 else onnx.TensorProto.FLOAT
-    calibration = quantization = None
+    calibration = file_feeds = None
     if int8_calibration is not None:
         if fp16:
             raise ValueError("`int8_calibration` and `fp16` exclude each other: choose one.")
         calibration = _calibration_inputs(model, int8_calibration, list(inputs), dtype)
+        # What the written file takes (raw values when the scaler goes into the graph): its error
+        # is measured on these, after the wrapping, in the units it serves.
+        file_feeds = calibration
         if scaling is not None:
             # Given in the graph's (raw) units; the network is calibrated on the scaled values.
             calibration = {
@@ -674,8 +711,6 @@ def export_model(
             problem = _parity_problem(
                 proto, graph, export_module, dtype, int8=calibration is not None
             )
-            if problem is None and calibration is not None:
-                quantization = _int8_error(proto, graph, calibration)
         except _loop.UnsupportedNetwork as err:
             problem = str(err)
         except Exception as err:  # any exporter failure: the unrolled export below still works
@@ -698,8 +733,7 @@ def export_model(
 
     meta = build_metadata(model, list(inputs), dtype_name, encoder_settings)
     meta["export_method"] = "loop, unrolled" if unroll and method == "loop" else method
-    if quantization is not None:
-        meta["quantization"] = quantization
+    output = None
     if scaling is not None:
         output = (
             scaling_mod.output_affine(scaling["target"], meta["likelihood"], meta["nr_params"])
@@ -708,6 +742,16 @@ def export_model(
         )
         scaling_mod.wrap_graph(proto, scaling["inputs"], output)
         meta[scaling_mod.METADATA_KEY] = scaling["entry"]
+    if calibration is not None:
+        # After the wrapping: the error of the file as served, on the windows as it takes them.
+        meta["quantization"] = _int8_error(
+            proto,
+            graph,
+            calibration,
+            file_feeds,
+            output,
+            units="raw" if scaling is not None else "model",
+        )
     props = metadata_props(meta)
     props[DARTS_SPEC_KEY] = darts_spec_json(meta)
     onnx.helper.set_model_props(proto, props)
