@@ -1001,7 +1001,8 @@ class MIMModel(MixedCovariatesTorchModel):
         """Forecast ``n`` steps; see :meth:`TorchForecastingModel.predict`.
 
         Checks that each series has the training grid's shape and channel count (a plain series: the
-        training number of components; names may differ, as for Darts' own models), that the series
+        training number of components; names may differ, as for Darts' own models), that gridded
+        covariates lie on the target grid's cells (as ``fit`` requires), that the series
         and covariates are deterministic (a stochastic one would be forecast from a random sample)
         and have no NaN or infinite values in the steps the forecast reads (outside the
         always-missing components; earlier gaps are never read), as ``OnnxForecaster.predict``
@@ -1029,6 +1030,31 @@ class MIMModel(MixedCovariatesTorchModel):
                 what = "`series`" if len(series_l) == 1 else f"`series` at index {i}"
                 check_series_grid(s, layout.grid, what)
                 warn_masked_with_values(s, layout.missing, what)
+        if layout is not None:
+            # Darts counts covariate components only: one gridded on other cells (8x14 for a 14x8
+            # target) would be read on the wrong cells. Refused as fit and OnnxForecaster refuse it.
+            from darts_mim.validation import check_covariate_grid, input_name
+
+            for kind, given, uses, grid_channels in (
+                (
+                    "past_covariates",
+                    past_covariates,
+                    self.uses_past_covariates,
+                    layout.past_grid_channels,
+                ),
+                (
+                    "future_covariates",
+                    future_covariates,
+                    self.uses_future_covariates,
+                    layout.future_grid_channels,
+                ),
+            ):
+                covs = _as_list(given) if uses else None
+                for i, cov in enumerate(covs or []):
+                    if isinstance(cov, TimeSeries):
+                        what = input_name(kind, i, len(covs))
+                        check_covariate_grid(cov, layout.grid, grid_channels, what)
+        if layout is not None and series is not None:
             # The steps the forecast reads, checked as OnnxForecaster.predict checks them (a gap
             # long before the input window is never read); stochastic inputs refused by both.
             from darts_mim.validation import check_prediction_inputs

@@ -268,6 +268,56 @@ def prediction_windows(
             )
 
 
+def covariate_grid_message(what: str, cov_spec: GridSpec, target: GridSpec, fix: str) -> str:
+    """The one wording of a covariate gridded on other cells than the target, at fit and predict."""
+    return (
+        f"{what} are gridded on {cov_spec.height}x{cov_spec.width} but the target grid is "
+        f"{target.height}x{target.width}; {fix}."
+    )
+
+
+def check_covariate_grid(cov: TimeSeries, target: GridSpec, grid_channels: int, what: str) -> None:
+    """Refuse covariates gridded on other cells than the grid the model was fitted on.
+
+    The one check shared by ``MIMModel.predict`` and ``OnnxForecaster.predict``, refusing what
+    ``fit`` refuses (:func:`resolve_layout`): the forecast would otherwise read the covariate's
+    values on the wrong cells without a word, since both paths count only components (an 8x14 grid
+    has as many as a 14x8 one). Covariates without grid metadata (or on a 1x1 grid) are plain and
+    pass, as do gridded ones on the target's cells; their component count is checked afterwards.
+
+    Parameters
+    ----------
+    cov
+        A past or future covariate series given to ``predict``.
+    target
+        The target grid the model was fitted on.
+    grid_channels
+        The gridded channels of this kind of covariates at fit (0: plain covariates), which choose
+        the advice given.
+    what
+        How to name the covariates in the message (see :func:`input_name`).
+
+    Raises
+    ------
+    ValueError
+        When ``cov`` carries grid metadata of more than one cell that differs from ``target``'s
+        ``height x width``.
+    """
+    cov_spec = grid_spec_of(cov)
+    if cov_spec is None or cov_spec.n_cells == 1:
+        return
+    if (cov_spec.height, cov_spec.width) == (target.height, target.width):
+        return
+    if grid_channels:
+        fix = f"regrid them onto the {target.height}x{target.width} target grid, as at fit"
+    else:
+        fix = (
+            "the model was fitted with plain (non-gridded) covariates, which are broadcast to "
+            "every cell: pass them as at fit"
+        )
+    raise ValueError(covariate_grid_message(what, cov_spec, target, fix))
+
+
 def check_prediction_inputs(
     series: Sequence[TimeSeries],
     past_covariates: Sequence[TimeSeries] | None,
@@ -479,9 +529,13 @@ def resolve_layout(
                 counts.add(0)
             elif (cov_spec.height, cov_spec.width) != (spec.height, spec.width):
                 raise ValueError(
-                    f"The {kind} covariates are gridded on {cov_spec.height}x{cov_spec.width} but the "
-                    f"target grid is {spec.height}x{spec.width}; regrid them, or pass plain "
-                    "(non-gridded) covariates, which are broadcast to every cell."
+                    covariate_grid_message(
+                        f"The {kind} covariates",
+                        cov_spec,
+                        spec,
+                        "regrid them, or pass plain (non-gridded) covariates, which are broadcast "
+                        "to every cell",
+                    )
                 )
             else:
                 counts.add(cov_spec.n_channels)

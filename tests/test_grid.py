@@ -358,3 +358,27 @@ def test_plain_series_mismatch_reads_as_components(times):
         r"series has 2 components\. Forecast series with the training grid's shape",
     ):
         check_series_grid(two, GridSpec(("c0", "c1"), 3, 4))
+
+
+def test_covariates_on_other_cells_are_refused_as_fit_refuses_them(times):
+    """check_covariate_grid (MIMModel.predict and OnnxForecaster.predict): an 8x14 covariate for
+    a 14x8 target has as many components and was read on the wrong cells without a word."""
+    from darts_mim.validation import check_covariate_grid
+
+    target = GridSpec(("in", "out"), 3, 4)
+    transposed = grid_to_series(np.zeros((12, 2, 4, 3), dtype=np.float32), times)
+    with pytest.raises(ValueError) as err:
+        check_covariate_grid(transposed, target, 2, "`future_covariates`")
+    assert str(err.value) == (
+        "`future_covariates` are gridded on 4x3 but the target grid is 3x4; regrid them onto "
+        "the 3x4 target grid, as at fit."
+    )
+    # a model fitted with plain covariates: the advice says so
+    with pytest.raises(ValueError, match=r"gridded on 4x3 .* fitted with plain \(non-gridded\)"):
+        check_covariate_grid(transposed, target, 0, "`past_covariates` at index 1")
+    # the target's cells, plain covariates and 1x1 grids pass (counted elsewhere)
+    check_covariate_grid(grid_to_series(np.zeros((12, 1, 3, 4)), times), target, 1, "c")
+    check_covariate_grid(
+        TimeSeries.from_times_and_values(times, np.zeros((12, 24))), target, 2, "c"
+    )
+    check_covariate_grid(grid_to_series(np.zeros((12, 5, 1, 1)), times), target, 0, "c")

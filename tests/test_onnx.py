@@ -139,6 +139,38 @@ def test_predict_array_takes_frames(gridded):
     np.testing.assert_allclose(out.reshape(n, -1), expected.values(), atol=1e-6)
 
 
+def test_predict_array_refuses_nan_in_what_the_graph_reads(gridded):
+    """NaN in the window (outside the always-missing cell) or in the covariates is named as
+    predict names it, not forecast and then blamed on the weights; the masked cell may be NaN."""
+    g = gridded
+    f: OnnxForecaster = g["forecaster"]
+    n, icl = 2, f.input_chunk_length
+    frames = g["series"].values()[-icl:].reshape(1, icl, 2, 4, 4)
+    past = g["past"].values()[60 - icl : 60][None]
+    future = g["future"].values()[60 - icl : 60 + n][None]
+    assert np.isnan(frames[0, :, 0, 0, 0]).all()  # the masked cell: no error
+    out = f.predict_array(frames, n, past_covariates=past, future_covariates=future)
+    assert np.isfinite(out[:, :, :, 1:]).all()
+    gap = frames.copy()
+    gap[0, 1, 1, 2, 3] = np.nan
+    gap[0, 2, 0, 1, 1] = np.inf
+    pattern = (
+        r"^`past_target` contains NaN or infinite values in the window the forecast reads: "
+        r"2 value\(s\), the first at step 1 \(of 3, 0 the oldest\) of series 0, component "
+        r"'out_r2_c3'\. Fill the gaps first"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        f.predict_array(gap, n, past_covariates=past, future_covariates=future)
+    with pytest.raises(ValueError, match=pattern):  # (B, icl, D) as well
+        f.predict_array(gap.reshape(1, icl, -1), n, past_covariates=past, future_covariates=future)
+    bad_future = future.copy()
+    bad_future[0, -1, 0] = np.nan
+    with pytest.raises(
+        ValueError, match=r"^`future_covariates` contains NaN .* at step 4 \(of 5, .*'hour'"
+    ):
+        f.predict_array(frames, n, past_covariates=past, future_covariates=bad_future)
+
+
 def test_metadata_describes_the_model(gridded):
     props = {p.key: json.loads(p.value) for p in onnx.load(gridded["path"]).metadata_props}
     assert props["darts_mim.grid"] == {"channels": ["in", "out"], "height": 4, "width": 4}
@@ -345,6 +377,10 @@ def _bad_inputs(gridded, quantile) -> dict:
         np.random.rand(70, 1, 4, 4), pd.date_range(s.start_time(), periods=70, freq="15min")
     )
 
+    other_grid_past = grid_to_series(
+        np.random.rand(70, 1, 2, 8), pd.date_range(s.start_time(), periods=70, freq="30min")
+    )
+
     def stochastic(ts: TimeSeries) -> TimeSeries:  # e.g. an ensemble fed back in
         noise = np.random.default_rng(0).normal(size=ts.all_values().shape[:2] + (4,))
         return ts.with_values(ts.all_values() + noise)
@@ -423,6 +459,18 @@ def _bad_inputs(gridded, quantile) -> dict:
             dict(series=s, past_covariates=fast_past, future_covariates=future),
             r"`past_covariates` frequency `<15 \* Minutes>` does not match the target `series`",
         ),
+        # as many components (16) as the 4x4 grid fitted on, but on other cells: fit refuses it
+        "past covariates on another grid": (
+            gridded,
+            2,
+            dict(
+                series=[s, s],
+                past_covariates=[past, other_grid_past],
+                future_covariates=[future] * 2,
+            ),
+            r"^`past_covariates` at index 1 are gridded on 2x8 but the target grid is 4x4; "
+            r"regrid them onto the 4x4 target grid",
+        ),
         "one covariate series for two": (
             gridded,
             2,
@@ -464,10 +512,31 @@ def test_torch_and_onnx_refuse_the_same_inputs(gridded, quantile):
                 messages[who] = str(err)
         if not all(re.search(pattern, m) for m in messages.values()):
             failures.append(f"{name}: {messages}")
-        if name.startswith(("other grid", "components of", "plain series", "NaN", "stochastic")):
+        if name.startswith(
+            (
+                "other grid",
+                "components of",
+                "plain series",
+                "NaN",
+                "stochastic",
+                "past covariates on",
+            )
+        ):
             if messages["torch"] != messages["onnx"]:
                 failures.append(f"{name}: messages differ: {messages}")
     assert not failures, "\n".join(failures)
+
+
+def test_covariates_on_another_grid_refused_without_series_too(gridded):
+    """MIMModel.predict(n, past_covariates=...) forecasts the training series: the covariates' grid
+    is checked there as well (it was checked nowhere)."""
+    other = grid_to_series(
+        np.random.rand(70, 1, 8, 2), pd.date_range("2024-01-01", periods=70, freq="30min")
+    )
+    with pytest.raises(ValueError, match=r"^`past_covariates` are gridded on 8x2 but the target"):
+        gridded["model"].predict(
+            2, past_covariates=other, future_covariates=gridded["future"], verbose=False
+        )
 
 
 def test_gaps_outside_the_steps_read_are_no_error(gridded):

@@ -40,6 +40,7 @@ from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import darts_spec, read_metadata
 from darts_mim.validation import (
+    check_covariate_grid,
     check_deterministic,
     check_window_values,
     covariate_lengths,
@@ -525,7 +526,11 @@ class OnnxForecaster:
             return 0
         return self.metadata[kind]["n_components"] - n_encoded(self._encoder_side(kind))
 
-    def _check_covariates(self, cov: TimeSeries, kind: str, idx: int) -> None:
+    def _check_covariates(self, cov: TimeSeries, kind: str, idx: int, count: int = 1) -> None:
+        # Their grid first, as MIMModel.predict checks it: a count alone passes an 8x14 grid for
+        # a 14x8 one.
+        grid_channels = int((self.metadata.get(kind) or {}).get("grid_channels") or 0)
+        check_covariate_grid(cov, self.grid, grid_channels, input_name(kind, idx, count))
         # By count, as Darts checks the torch model's covariates: names may differ.
         expected = self._user_components(kind)
         if cov.n_components != expected:
@@ -656,7 +661,7 @@ class OnnxForecaster:
             if kind in inputs and self._user_components(kind):
                 if cov is None:
                     raise _needs_covariates(kind, how[kind])
-                self._check_covariates(cov, kind, idx)
+                self._check_covariates(cov, kind, idx, count)
                 self._check_freq(cov, freq, kind, idx)
                 self._check_covers(cov, start, lengths[kind], kind, idx, n, ocl)
                 user[kind] = cov
