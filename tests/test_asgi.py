@@ -179,6 +179,8 @@ def test_asgi_answers_like_predict_array(model, server):
 def test_asgi_refuses_bad_requests_as_the_stdlib_service(model, server):
     service = ForecastService(model["path"])
     past, future = model["past"], model["future"]
+    gap = past.tolist()
+    gap[1][2][0] = None
     bad = [
         {"n": 2, "past_target": past[:, :2].tolist()},  # too short: predict_array's words
         {"n": 2, "past_target": past.tolist()},  # covariates missing: Darts' words
@@ -187,6 +189,8 @@ def test_asgi_refuses_bad_requests_as_the_stdlib_service(model, server):
         {"n": 2, "past": 1},
         {"n": 2, "past_target": [[1]], "sample": 3},
         {"n": 2, "past_target": "abc", "future_covariates": [["x"]]},
+        # a gap (null) in the window: named, not blamed on the model's weights
+        {"n": 2, "past_target": gap, "future_covariates": future[:, :5].tolist()},
     ]
     for request in bad:
         status, body = _call(server, "/forecast", request)
@@ -195,6 +199,9 @@ def test_asgi_refuses_bad_requests_as_the_stdlib_service(model, server):
     with pytest.raises(ValueError) as err:
         model["forecaster"].predict_array(past[:, :2], 2)
     assert _call(server, "/forecast", bad[0])[1]["error"] == str(err.value)
+    assert _call(server, "/forecast", bad[-1])[1]["error"].startswith(
+        "`past_target` contains NaN or infinite values in the window the forecast reads"
+    )
     status, body = _call(server, "/forecast", b"{not json")
     assert status == 400 and body == service.answer(b"{not json")[1]
     assert _call(server, "/nothing") == (404, {"error": "No endpoint '/nothing'."})

@@ -190,6 +190,40 @@ def test_service_in_process(exported):
     assert status == 400 and "must be (B, 3, 4)" in body["error"]
 
 
+def test_service_refuses_null_in_the_window_as_predict_array(exported, server):
+    """A JSON null (a gap) where the graph reads values is a 400 naming where, in predict_array's
+    words, not a forecast of NaN blamed on the model's weights; in the always-missing cell it is
+    the masked value it always was."""
+    f: OnnxForecaster = exported["forecaster"]
+    past, future = exported["past"], exported["future"][:, :5]
+    window = past.tolist()
+    window[1][2][0] = None
+    status, body = _post(
+        server, {"n": 2, "past_target": window, "future_covariates": future.tolist()}
+    )
+    gap = past.copy()
+    gap[1, 2, 0] = np.nan
+    with pytest.raises(ValueError) as err:
+        f.predict_array(gap, 2, future_covariates=future)
+    assert status == 400 and body["error"] == str(err.value)
+    assert body["error"].startswith(
+        "`past_target` contains NaN or infinite values in the window the forecast reads: 1 "
+        "value(s), the first at step 2 (of 3, 0 the oldest) of series 1, component 'v_r0_c0'."
+    )
+    covariates = future.tolist()
+    covariates[0][4][0] = None
+    status, body = _post(
+        server, {"n": 2, "past_target": past.tolist(), "future_covariates": covariates}
+    )
+    assert status == 400 and body["error"].startswith("`future_covariates` contains NaN")
+    masked = past.tolist()
+    masked[0][0][3] = None  # the always-missing cell
+    status, body = _post(
+        server, {"n": 2, "past_target": masked, "future_covariates": future.tolist()}
+    )
+    assert status == 200 and body["kind"] == "parameters"
+
+
 def test_service_answers_a_failure_with_500_and_keeps_serving(exported, monkeypatch):
     service = ForecastService(exported["path"], intra_op_num_threads=1)
 

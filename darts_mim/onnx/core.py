@@ -131,6 +131,63 @@ def resolve_sampling(
     return num_samples
 
 
+def check_finite(
+    values: np.ndarray,
+    name: str,
+    components: list[str] | None = None,
+    skip: list[int] | None = None,
+    unit: str = "step",
+) -> None:
+    """Refuse NaN or infinite values in an input array the graph reads, naming the first.
+
+    The array counterpart of :func:`darts_mim.validation.check_window_values` (the message of
+    ``MIMModel.predict`` and ``OnnxForecaster.predict``): a gap in the input is the caller's to
+    fill, not a forecast of NaN later blamed on the model's weights.
+
+    Parameters
+    ----------
+    values
+        ``(B, steps, components)`` numbers.
+    name
+        The argument's name, e.g. ``"past_target"``.
+    components
+        Names of the last axis' columns (a column beyond them is named by its index).
+    skip
+        Columns where NaN is allowed: the always-missing components, which the graph masks.
+    unit
+        What the middle axis counts, for the message (``"step"``, ``"row"``).
+
+    Raises
+    ------
+    ValueError
+        Naming how many values are bad and where the first is.
+    """
+    if values.dtype.kind == "O":
+        try:  # numbers and None (a gap) in Python lists
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            return  # not numbers: the cast before the graph names it
+    if values.dtype.kind not in "fc":
+        return  # integers and booleans hold no NaN
+    bad = ~np.isfinite(values)
+    if skip:
+        bad[..., skip] = False
+    if not bad.any():
+        return
+    b, t, c = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    column = repr(components[c]) if components is not None and c < len(components) else str(c)
+    where, at = " in the window the forecast reads", f"{unit} {t}"
+    if unit == "step":
+        at += f" (of {bad.shape[1]}, 0 the oldest)"
+    else:
+        where = ""
+    raise ValueError(
+        f"`{name}` contains NaN or infinite values{where}: {int(bad.sum())} value(s), the first "
+        f"at {at} of series {b}, component {column}. Fill the gaps first (e.g. "
+        "darts.utils.missing_values.fill_missing_values; over HTTP, a JSON null is such a gap)."
+    )
+
+
 def check_arrays(
     meta: Mapping[str, Any],
     frame: tuple[int, ...],
@@ -177,6 +234,9 @@ def check_arrays(
             f"`past_target` must be (B, {icl}, {n_components}) or (B, {icl}, "
             f"{', '.join(map(str, frame))}), got {np.shape(past_target)}."
         )
+    # NaN only where the graph masks it (the components missing at every training step): a gap
+    # elsewhere would be forecast as NaN and then blamed on the weights.
+    check_finite(arr, "past_target", meta["components"], meta.get("missing_components"))
     batch = arr.shape[0]
     lengths = {
         "past_covariates": icl + max(0, n - ocl),
@@ -198,6 +258,7 @@ def check_arrays(
         if np.shape(value) != shape:
             raise ValueError(f"`{name}` must have shape {shape}, got {np.shape(value)}.")
         out[name] = np.asarray(value)
+        check_finite(out[name], name, (meta[name] or {}).get("components"))
     if "static_covariates" in inputs:
         if static_covariates is None:
             raise needs_covariates("static_covariates", "of shape (B, rows, S)")
@@ -216,6 +277,7 @@ def check_arrays(
                 f"with {cols} static covariate column(s) in {rows} row(s); got {value.shape}. Pass "
                 "the static covariates the model was fitted with."
             )
+        check_finite(value, "static_covariates", unit="row")
         out["static_covariates"] = value
     return arr, five_d, out
 

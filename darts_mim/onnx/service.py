@@ -36,7 +36,9 @@ Endpoints:
     ``random_state``, ``predict_likelihood_parameters``, ``batch_size``. Answer ``{"forecast":
     [...], "shape": [...], "kind": "forecast" | "samples" | "parameters"}`` (``parameter_names``
     too for parameters); NaN (always-missing components) is ``null``. Bad input is a 400 with
-    ``{"error": message}``, the message of ``OnnxForecaster.predict_array``.
+    ``{"error": message}``, the message of ``OnnxForecaster.predict_array``: a ``null`` (or
+    ``NaN``) in the arrays is a gap, refused with the step, series and component of the first,
+    except in the always-missing components.
 
 Covariates are the graph's: for a model fitted with ``add_encoders`` the encoded columns follow the
 user's (``/metadata`` names them), which the client computes (or serve with
