@@ -181,6 +181,8 @@ def test_asgi_refuses_bad_requests_as_the_stdlib_service(model, server):
     past, future = model["past"], model["future"]
     gap = past.tolist()
     gap[1][2][0] = None
+    text = past.tolist()
+    text[1][2][0] = "7"
     bad = [
         {"n": 2, "past_target": past[:, :2].tolist()},  # too short: predict_array's words
         {"n": 2, "past_target": past.tolist()},  # covariates missing: Darts' words
@@ -191,6 +193,9 @@ def test_asgi_refuses_bad_requests_as_the_stdlib_service(model, server):
         {"n": 2, "past_target": "abc", "future_covariates": [["x"]]},
         # a gap (null) in the window: named, not blamed on the model's weights
         {"n": 2, "past_target": gap, "future_covariates": future[:, :5].tolist()},
+        # strings and booleans are not numbers, a string not a boolean
+        {"n": 2, "past_target": text, "future_covariates": future[:, :5].tolist()},
+        {"n": 2, "past_target": past.tolist(), "predict_likelihood_parameters": "false"},
     ]
     for request in bad:
         status, body = _call(server, "/forecast", request)
@@ -199,9 +204,10 @@ def test_asgi_refuses_bad_requests_as_the_stdlib_service(model, server):
     with pytest.raises(ValueError) as err:
         model["forecaster"].predict_array(past[:, :2], 2)
     assert _call(server, "/forecast", bad[0])[1]["error"] == str(err.value)
-    assert _call(server, "/forecast", bad[-1])[1]["error"].startswith(
+    assert _call(server, "/forecast", bad[-3])[1]["error"].startswith(
         "`past_target` contains NaN or infinite values in the window the forecast reads"
     )
+    assert "it holds a string, '7'" in _call(server, "/forecast", bad[-2])[1]["error"]
     status, body = _call(server, "/forecast", b"{not json")
     assert status == 400 and body == service.answer(b"{not json")[1]
     assert _call(server, "/nothing") == (404, {"error": "No endpoint '/nothing'."})

@@ -224,6 +224,55 @@ def test_service_refuses_null_in_the_window_as_predict_array(exported, server):
     assert status == 200 and body["kind"] == "parameters"
 
 
+def test_service_refuses_strings_and_booleans_for_numbers(exported):
+    """A string or a boolean in a numeric array, and a string for a boolean field, are a 400 that
+    names the field (they were cast: "7" read as 7, true as 1, "false" as True)."""
+    f: OnnxForecaster = exported["forecaster"]
+    service = ForecastService(exported["path"], intra_op_num_threads=1)
+    past, future = exported["past"].tolist(), exported["future"][:, :5].tolist()
+
+    def answer(**changes):
+        request = {"n": 2, "past_target": past, "future_covariates": future, **changes}
+        return service.answer(json.dumps(request).encode())
+
+    assert answer()[0] == 200
+    for value, what in (("7", "a string, '7'"), (True, "a boolean, True")):
+        window = json.loads(json.dumps(past))
+        window[1][2][0] = value
+        status, body = answer(past_target=window)
+        assert status == 400, body
+        assert body["error"] == (
+            "`past_target` must hold numbers only (JSON numbers, or null for a gap): at index "
+            f"[1, 2, 0] it holds {what}. Send the value as a number."
+        )
+        covariates = json.loads(json.dumps(future))
+        covariates[0][4][0] = value
+        status, body = answer(future_covariates=covariates)
+        assert status == 400 and body["error"].startswith("`future_covariates` must hold numbers")
+    ragged = json.loads(json.dumps(past))
+    ragged[0][1] = ragged[0][1][:2]
+    status, body = answer(past_target=ragged)
+    assert status == 400 and body["error"].startswith("`past_target` is ragged"), body
+    status, body = answer(past_target="abc")
+    assert status == 400 and body["error"].startswith("`past_target` must be a nested array")
+    status, body = answer(predict_likelihood_parameters="false")
+    message = (
+        "`predict_likelihood_parameters` must be a boolean (true or false in JSON, True or False "
+        "in Python) or None, got 'false'."
+    )
+    assert (status, body) == (400, {"error": message})
+    with pytest.raises(ValueError) as err:  # the runtime's words, shared
+        f.predict_array(
+            exported["past"],
+            2,
+            future_covariates=exported["future"][:, :5],
+            predict_likelihood_parameters="false",
+        )
+    assert str(err.value) == message
+    status, body = answer(predict_likelihood_parameters=False, num_samples=3, random_state=0)
+    assert status == 200 and body["kind"] == "samples"
+
+
 def test_service_answers_a_failure_with_500_and_keeps_serving(exported, monkeypatch):
     service = ForecastService(exported["path"], intra_op_num_threads=1)
 

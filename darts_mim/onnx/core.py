@@ -104,6 +104,14 @@ def resolve_sampling(
     with ``num_samples=1`` (what the runtime returned before it could sample) and samples for
     ``num_samples > 1``; ``False`` draws samples, even one.
     """
+    if predict_likelihood_parameters is not None and not isinstance(
+        predict_likelihood_parameters, bool | np.bool_
+    ):
+        # Not its truthiness: the string "false" (a client's mistake over JSON) would be True.
+        raise ValueError(
+            "`predict_likelihood_parameters` must be a boolean (true or false in JSON, True or "
+            f"False in Python) or None, got {predict_likelihood_parameters!r}."
+        )
     if not isinstance(num_samples, int | np.integer) or isinstance(num_samples, bool):
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
     if num_samples < 1:

@@ -38,7 +38,9 @@ Endpoints:
     too for parameters); NaN (always-missing components) is ``null``. Bad input is a 400 with
     ``{"error": message}``, the message of ``OnnxForecaster.predict_array``: a ``null`` (or
     ``NaN``) in the arrays is a gap, refused with the step, series and component of the first,
-    except in the always-missing components.
+    except in the always-missing components. The arrays hold JSON numbers only (a string or a
+    boolean is a 400 naming the field), and ``predict_likelihood_parameters`` is ``true``,
+    ``false`` or ``null``.
 
 Covariates are the graph's: for a model fitted with ``add_encoders`` the encoded columns follow the
 user's (``/metadata`` names them), which the client computes (or serve with
@@ -197,11 +199,11 @@ class ForecastService:
         arr, five_d, covariates = core.check_arrays(
             meta,
             self.frame,
-            np.asarray(past_target, dtype=np.float32),
+            _array("past_target", past_target),
             n,
-            past_covariates=_array(past_covariates),
-            future_covariates=_array(future_covariates),
-            static_covariates=_array(static_covariates),
+            past_covariates=_array("past_covariates", past_covariates),
+            future_covariates=_array("future_covariates", future_covariates),
+            static_covariates=_array("static_covariates", static_covariates),
         )
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
@@ -400,13 +402,62 @@ def body_too_large(size: int | str, limit: int) -> str:
     return f"The body has {size} bytes, more than {limit}; split it."
 
 
-def _array(value: Any) -> np.ndarray | None:
+def _is_number(kind: type) -> bool:
+    """Whether values of this type are numbers (``None``, a gap, counts as one: NaN)."""
+    return kind is type(None) or (
+        issubclass(kind, int | float | np.integer | np.floating)
+        and not issubclass(kind, bool | np.bool_)
+    )
+
+
+def _array(name: str, value: Any) -> np.ndarray | None:
+    """A request's numeric array as float32 (``None`` stays ``None``; ``null`` becomes NaN, a gap
+    that :func:`core.check_arrays` refuses outside the always-missing components).
+
+    Only numbers: a cast would read the string ``"7"`` as 7 and ``true`` as 1, a forecast from
+    values the client never meant to send.
+
+    Raises
+    ------
+    ValueError
+        Naming the field, what was found and where.
+    """
     if value is None:
         return None
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return value.astype(np.float32, copy=False)
     try:
-        return np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"Covariates must be numeric nested arrays: {err}.") from err
+        objects = np.array(value, dtype=object)
+    except ValueError as err:  # nested lists numpy cannot even hold as objects
+        raise ValueError(
+            f"`{name}` must be a nested array of numbers, each level of one length: {err}."
+        ) from None
+    if objects.ndim == 0:
+        raise ValueError(f"`{name}` must be a nested array of numbers, got {value!r:.60}.")
+    flat = objects.reshape(-1)
+    # The distinct element types: one pass in C, then a check per type, not per value.
+    wrong = [kind for kind in set(map(type, flat)) if not _is_number(kind)]
+    if wrong:
+        first = int(np.argmax(np.fromiter((type(v) in wrong for v in flat), bool, flat.size)))
+        bad = flat[first]
+        where = list(map(int, np.unravel_index(first, objects.shape)))
+        if isinstance(bad, list | tuple | dict):
+            raise ValueError(
+                f"`{name}` is ragged or nested too deep: at index {where} it holds {bad!r:.60} "
+                "where a number belongs; send arrays whose lists have one length at each level."
+            )
+        what = (
+            "a boolean"
+            if isinstance(bad, bool | np.bool_)
+            else "a string"
+            if isinstance(bad, str)
+            else f"a {type(bad).__name__}"
+        )
+        raise ValueError(
+            f"`{name}` must hold numbers only (JSON numbers, or null for a gap): at index "
+            f"{where} it holds {what}, {bad!r:.60}. Send the value as a number."
+        )
+    return objects.astype(np.float32)
 
 
 def _to_json(values: np.ndarray) -> list:
