@@ -10,6 +10,7 @@ This module imports no torch: the model and the ONNX runtime share its checks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,7 +238,43 @@ def grid_spec_of(series: TimeSeries) -> GridSpec | None:
             "components (e.g. series[components]); rebuild the series with "
             "darts_mim.grid_to_series()."
         )
+    _check_component_order(series, spec)
     return spec
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_names(channels: tuple[str, ...], height: int, width: int) -> tuple[pd.Index, frozenset]:
+    """The grid's component names in order and as a set: cached, since :func:`grid_spec_of` runs
+    on every conversion and check, and a large grid has millions of names."""
+    names = GridSpec(channels, height, width).component_names()
+    return pd.Index(names), frozenset(names)
+
+
+def _check_component_order(series: TimeSeries, spec: GridSpec) -> None:
+    """Refuse a gridded series whose components are the grid's names in another order.
+
+    Darts keeps the metadata through ``series[names]``, so ``series[v_names + u_names]`` still says
+    ``u`` comes first and every conversion would read ``v``'s values as ``u``'s. Names that do not
+    follow the grid's ``"<channel>_r<row>_c<col>"`` pattern (renamed by the user) cannot be checked
+    and pass, as before.
+    """
+    components = series.components
+    expected, names = _grid_names(spec.channels, spec.height, spec.width)
+    if components.equals(expected) or not names.issuperset(components):
+        return
+    # the count matched (checked before) and every name is the grid's: a permutation of them
+    first = next(
+        i for i, (got, want) in enumerate(zip(components, expected, strict=True)) if got != want
+    )
+    raise ValueError(
+        "The series' components are not in its grid's order (channel-major, then row, then "
+        f"column): component {first} is {components[first]!r} where the grid has "
+        f"{expected[first]!r}, so the grid would read values under the wrong channel or cell. "
+        "This happens after selecting components in another order (e.g. series[names]). Put them "
+        "back in order with "
+        '`series[darts_mim.GridSpec.from_metadata(series.metadata["darts_mim_grid"])'
+        ".component_names()]`, or rebuild the series with darts_mim.grid_to_series()."
+    )
 
 
 def check_series_grid(series: TimeSeries, expected: GridSpec, what: str = "series") -> None:

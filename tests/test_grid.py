@@ -382,3 +382,29 @@ def test_covariates_on_other_cells_are_refused_as_fit_refuses_them(times):
         TimeSeries.from_times_and_values(times, np.zeros((12, 24))), target, 2, "c"
     )
     check_covariate_grid(grid_to_series(np.zeros((12, 5, 1, 1)), times), target, 0, "c")
+
+
+def test_components_out_of_grid_order_are_refused(times):
+    """series[v_names + u_names] keeps the grid metadata: series_to_grid and series_to_xarray read
+    v's values as u's without a word, and predict forecast them so."""
+    arr = np.random.default_rng(0).random((12, 2, 3, 4)).astype(np.float32)
+    s = grid_to_series(arr, times, ["u", "v"])
+    v_first = s[list(s.components[12:]) + list(s.components[:12])]
+    pattern = (
+        r"components are not in its grid's order \(channel-major, then row, then column\): "
+        r"component 0 is 'v_r0_c0' where the grid has 'u_r0_c0'.*series\[darts_mim\.GridSpec"
+    )
+    for convert in (series_to_grid, series_to_xarray, grid_spec_of):
+        with pytest.raises(ValueError, match=pattern):
+            convert(v_first)
+    with pytest.raises(ValueError, match=pattern):
+        check_series_grid(v_first, GridSpec(("u", "v"), 3, 4))
+    # cells swapped within a channel too
+    with pytest.raises(ValueError, match=r"component 0 is 'u_r0_c1' where the grid has 'u_r0_c0'"):
+        series_to_grid(s[[s.components[1], s.components[0], *s.components[2:]]])
+    # the expression the message gives puts them back
+    fixed = v_first[GridSpec.from_metadata(v_first.metadata[GRID_KEY]).component_names()]
+    np.testing.assert_array_equal(series_to_grid(fixed), arr)
+    # names the user chose (not the grid's pattern) cannot be checked and pass, as before
+    renamed = s.with_columns_renamed(list(s.components), [f"k{i}" for i in range(24)])
+    np.testing.assert_array_equal(series_to_grid(renamed), arr)

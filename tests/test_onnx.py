@@ -404,6 +404,12 @@ def _bad_inputs(gridded, quantile) -> dict:
             dict(series=s[list(s.components[:5])], **covs),
             r"grid metadata says 2 channel\(s\) on 4x4 = 32 components, but the series has 5",
         ),
+        "components of a gridded series, reordered": (
+            gridded,
+            2,
+            dict(series=s[list(s.components[16:]) + list(s.components[:16])], **covs),
+            r"components are not in its grid's order \(channel-major, then row, then column\)",
+        ),
         "plain series, wrong size": (
             gridded,
             2,
