@@ -483,7 +483,7 @@ def grid_to_series(
     times
         The time index (length ``T``). Defaults to a ``RangeIndex``.
     channels
-        Channel names, one per channel. Defaults to ``"ch0", "ch1", ...``.
+        Channel names, one per channel, all different. Defaults to ``"ch0", "ch1", ...``.
     freq
         Optional frequency passed to Darts when the index is a ``DatetimeIndex`` whose frequency cannot be
         inferred.
@@ -535,6 +535,15 @@ def grid_to_series(
     channels = tuple(str(ch) for ch in channels)
     if len(channels) != c:
         raise ValueError(f"Got {len(channels)} channel names for {c} channels.")
+    # Darts would rename the repeated components ("a_r0_c0_1") and series_to_xarray label two
+    # channels alike: one name, one channel.
+    repeated = sorted({ch for ch in channels if channels.count(ch) > 1})
+    if repeated:
+        raise ValueError(
+            f"Channel names must be unique, got {list(channels)} ({repeated} more than once). "
+            "Give each channel its own name, e.g. 'u' and 'v', or leave `channels` out for "
+            "'ch0', 'ch1', ..."
+        )
     spec = GridSpec(channels, h, w, dims=dims, coords=coords)
     index = _as_time_index(times, t)
     flat = values.reshape(t, c * h * w)

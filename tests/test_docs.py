@@ -104,3 +104,26 @@ def test_page_blocks_run(page, tmp_path):
         pytest.fail(f"{page.name}: {result.detail}")
     if result.status == "SKIPPED":
         pytest.skip(result.detail)
+
+
+def test_getting_started_extras_match_pyproject():
+    """Each extra's row in Getting started's table names what pyproject.toml installs (the `serve`
+    row said "nothing more today" while the extra installs Starlette, uvicorn, prometheus-client)."""
+    import re
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = extras["optional-dependencies"]
+    rows = {}
+    for line in (DOCS / "getting-started.md").read_text().splitlines():
+        match = re.match(r"\| `([a-z]+)` \| ([^|]*) \|", line)
+        if match:
+            rows[match.group(1)] = match.group(2).lower()
+    assert {"lazy", "radar", "plot", "serve", "netcdf"} <= set(rows)
+    for extra, row in rows.items():
+        for requirement in extras[extra]:
+            if requirement.startswith("darts-mim["):
+                continue
+            # the distribution's first word: "opencv" of opencv-python-headless, "dask" of dask[array]
+            name = re.split(r"[-\[<>=]", requirement)[0].lower()
+            assert name in row, f"Getting started's `{extra}` row does not name {name}: {row!r}"

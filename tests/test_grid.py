@@ -189,6 +189,16 @@ def test_wrong_channel_count(grid4):
         grid_to_series(grid4, channels=["a", "b", "c"])
 
 
+def test_duplicate_channel_names_are_refused(grid4):
+    """Darts renamed the second channel's components (a_r0_c0_1) and series_to_xarray gave two
+    channels labelled 'a'."""
+    with pytest.raises(ValueError, match=r"Channel names must be unique, got \['a', 'a'\]"):
+        grid_to_series(grid4, channels=["a", "a"])
+    da = xr.DataArray(grid4, dims=("time", "channel", "y", "x"), coords={"channel": ["a", "a"]})
+    with pytest.raises(ValueError, match=r"Channel names must be unique"):
+        grid_to_series(da)
+
+
 def test_wrong_times_length(grid4):
     with pytest.raises(ValueError, match="`times` has 5 entries but the array has 12"):
         grid_to_series(grid4, pd.date_range("2024", periods=5, freq="h"))
