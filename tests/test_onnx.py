@@ -496,6 +496,13 @@ def _bad_inputs(gridded, quantile) -> dict:
             dict(series=q, future_covariates=q_cov),
             r"trained without `future_covariates`; No `future_covariates` should be provided",
         ),
+        # a JSON client's "false" is truthy: both paths refuse it rather than return parameters
+        "predict_likelihood_parameters as a string": (
+            quantile,
+            2,
+            dict(series=q, predict_likelihood_parameters="false"),
+            r"^`predict_likelihood_parameters` must be a boolean .* got 'false'",
+        ),
     }
 
 
@@ -526,6 +533,7 @@ def test_torch_and_onnx_refuse_the_same_inputs(gridded, quantile):
                 "NaN",
                 "stochastic",
                 "past covariates on",
+                "predict_likelihood_parameters",
             )
         ):
             if messages["torch"] != messages["onnx"]:

@@ -35,7 +35,8 @@ settings of ``add_encoders``, see :mod:`darts_mim.onnx.encoders`; the covariate 
 ``n_components`` count the encoded columns too, after the user's), ``export_method`` (``"loop"``:
 the recurrence as ONNX ``Loop`` nodes over one traced step, see :mod:`darts_mim.onnx._loop`;
 ``"unrolled"``: every step in the graph, the fallback), ``quantization`` (int8 graphs: what is
-quantized and the error against the float32 network on the calibration windows), ``scaling``
+quantized and the error against the float32 network on the calibration windows, in the units
+the file serves: ``units`` ``"raw"`` with the scaler in the graph, else ``"model"``), ``scaling``
 (``{"in_graph": true, "units": "raw", "target", "past_covariates", "future_covariates"}``, each of
 the last three ``None`` or ``{"transformer", "n_components"}``: the graph applies those fitted
 scalers itself, see :mod:`darts_mim.onnx.scaling`, and takes and returns raw values). None changes
