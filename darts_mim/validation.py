@@ -15,6 +15,7 @@ from darts import TimeSeries
 
 from darts_mim.anchor import check_naive_anchor
 from darts_mim.grid import GridLayout, GridSpec, always_missing_cells, grid_spec_of
+from darts_mim.onnx.core import covariate_lengths
 from darts_mim.options import CELL_TYPES, DIFF_MODES
 
 
@@ -190,19 +191,6 @@ def check_window_values(
         )
 
 
-def covariate_lengths(
-    n: int, input_chunk_length: int, output_chunk_length: int, output_chunk_shift: int
-) -> dict[str, int]:
-    """How many steps of each kind of covariates a forecast of ``n`` steps reads, from the first
-    step of the input window: the past covariates of the window and of the autoregressive part of
-    the horizon, the future covariates from the window's start to the last step of the output."""
-    icl, ocl, ocs = input_chunk_length, output_chunk_length, output_chunk_shift
-    return {
-        "past_covariates": icl + max(0, n - ocl),
-        "future_covariates": icl + ocs + max(n, ocl),
-    }
-
-
 class Window(NamedTuple):
     """The steps of one input series that a forecast reads (see :func:`prediction_windows`)."""
 
@@ -224,7 +212,7 @@ def prediction_windows(
     output_chunk_shift: int,
 ) -> Iterator[Window]:
     """The steps a forecast of ``n`` steps reads: the last ``input_chunk_length`` steps of each
-    target series, and of its covariates those given by :func:`covariate_lengths` (as far as they
+    target series, and of its covariates those given by :func:`darts_mim.onnx.core.covariate_lengths` (as far as they
     reach). A series too short for the input window, and covariates at another frequency or on
     another kind of index, are skipped: Darts refuses them with its own message.
 

@@ -196,6 +196,20 @@ def check_finite(
     )
 
 
+def covariate_lengths(
+    n: int, input_chunk_length: int, output_chunk_length: int, output_chunk_shift: int
+) -> dict[str, int]:
+    """How many steps of each kind of covariates a forecast of ``n`` steps reads, from the first
+    step of the input window: the past covariates of the window and of the autoregressive part of
+    the horizon, the future covariates from the window's start to the last step of the output.
+    The one rule of :func:`check_arrays`, ``OnnxForecaster`` and ``MIMModel.predict``'s checks."""
+    icl, ocl, ocs = input_chunk_length, output_chunk_length, output_chunk_shift
+    return {
+        "past_covariates": icl + max(0, n - ocl),
+        "future_covariates": icl + ocs + max(n, ocl),
+    }
+
+
 def check_arrays(
     meta: Mapping[str, Any],
     frame: tuple[int, ...],
@@ -246,10 +260,7 @@ def check_arrays(
     # elsewhere would be forecast as NaN and then blamed on the weights.
     check_finite(arr, "past_target", meta["components"], meta.get("missing_components"))
     batch = arr.shape[0]
-    lengths = {
-        "past_covariates": icl + max(0, n - ocl),
-        "future_covariates": icl + ocs + max(n, ocl),
-    }
+    lengths = covariate_lengths(n, icl, ocl, ocs)
     given = {
         "past_covariates": past_covariates,
         "future_covariates": future_covariates,

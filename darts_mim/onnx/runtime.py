@@ -43,7 +43,6 @@ from darts_mim.validation import (
     check_covariate_grid,
     check_deterministic,
     check_window_values,
-    covariate_lengths,
     input_name,
     warn_masked_with_values,
 )
@@ -650,7 +649,7 @@ class OnnxForecaster:
         freq = series.freq
         start = series.time_index[-icl]
         inputs = self.metadata["inputs"]
-        lengths = covariate_lengths(n, icl, ocl, ocs)
+        lengths = core.covariate_lengths(n, icl, ocl, ocs)
         how = {
             "past_covariates": "covering the input window"
             + (" and the forecast horizon beyond output_chunk_length" if n > ocl else ""),
