@@ -1112,17 +1112,11 @@ class MIMModel(MixedCovariatesTorchModel):
         """Backtest forecasts; see Darts' ``historical_forecasts``. Stochastic series or covariates
         are refused as :meth:`predict` refuses them (Darts' optimised path would otherwise read a
         random sample at every origin)."""
-        from darts_mim.validation import check_deterministic, input_name
+        from darts_mim.validation import check_deterministic_inputs
 
-        for kind, given in (
-            ("series", series),
-            ("past_covariates", past_covariates),
-            ("future_covariates", future_covariates),
-        ):
-            items = _as_list(given) or []
-            for i, s in enumerate(items):
-                if isinstance(s, TimeSeries):
-                    check_deterministic(s, input_name(kind, i, len(items)))
+        check_deterministic_inputs(
+            _as_list(series), _as_list(past_covariates), _as_list(future_covariates)
+        )
         return super().historical_forecasts(
             series, past_covariates, future_covariates, *args, **kwargs
         )

@@ -157,6 +157,25 @@ def check_deterministic(series: TimeSeries, what: str) -> None:
         )
 
 
+def check_deterministic_inputs(
+    series: Sequence[TimeSeries] | None,
+    past_covariates: Sequence[TimeSeries] | None,
+    future_covariates: Sequence[TimeSeries] | None,
+) -> None:
+    """:func:`check_deterministic` on every series and covariate series of a forecast call
+    (``predict``, ``historical_forecasts``), each named as :func:`input_name` names it; items that
+    are not series are left to Darts' own checks."""
+    for kind, group in (
+        ("series", series),
+        ("past_covariates", past_covariates),
+        ("future_covariates", future_covariates),
+    ):
+        items = group or []
+        for i, s in enumerate(items):
+            if isinstance(s, TimeSeries):
+                check_deterministic(s, input_name(kind, i, len(items)))
+
+
 def check_window_values(
     values: np.ndarray, what: str, times: Sequence, components: Sequence[str]
 ) -> None:
@@ -337,13 +356,13 @@ def check_prediction_inputs(
     missing
         Indices of the target components that were missing at every training step.
     """
+    check_deterministic_inputs(series, past_covariates, future_covariates)
     for kind, group in (
         ("series", series),
         ("past_covariates", past_covariates),
         ("future_covariates", future_covariates),
     ):
-        for i, s in enumerate(group or []):
-            check_deterministic(s, input_name(kind, i, len(group)))
+        for s in group or []:
             check_series_dtype(s, kind)
     for window in prediction_windows(
         series,
