@@ -61,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from radar_pysteps import _one_origin, sprog_nowcast  # noqa: E402
+from radar_pysteps import _from_db, _one_origin, _to_db, sprog_nowcast  # noqa: E402
 
 from darts_mim.datasets.radar import RADAR_EVENTS, load_radar  # noqa: E402
 from darts_mim.datasets.radar_events import (  # noqa: E402
@@ -72,8 +72,6 @@ from darts_mim.datasets.radar_events import (  # noqa: E402
 )
 from darts_mim.grid import grid_spec_of, grid_to_series, series_to_grid  # noqa: E402
 from darts_mim.nowcast import (  # noqa: E402
-    DB_THRESHOLD,
-    DB_ZERO,
     add_nowcast,
     fit_lead_weights,
     import_pysteps,
@@ -227,21 +225,6 @@ def rebase_on_sprog(
 DB_UNIT = 10.0  # dB per model unit for --units dbr (residuals of a few dB)
 
 
-def to_dbr(rain: np.ndarray) -> np.ndarray:
-    """pysteps' dB transform of rain rates (mm/h): ``10 log10 R``, and -15 dBR below 0.1 mm/h."""
-    rain = np.asarray(rain, dtype=np.float64)
-    out = np.full(rain.shape, DB_ZERO)
-    wet = rain >= DB_THRESHOLD
-    out[wet] = 10.0 * np.log10(rain[wet])
-    return out
-
-
-def from_dbr(dbr: np.ndarray) -> np.ndarray:
-    """Rain rates (mm/h) of dBR values: 0 below pysteps' 0.1 mm/h threshold."""
-    rain = 10.0 ** (np.asarray(dbr, dtype=np.float64) / 10.0)
-    return np.where(rain >= DB_THRESHOLD, rain, 0.0)
-
-
 def rebase_on_dbr(targets: list, covariates: list, scale: float):
     """``--units dbr``: residual windows in dB: the target is ``dBR(observed) - dBR(LK)`` and the
     covariate's nowcast channel ``dBR(LK)``, both in units of :data:`DB_UNIT` dB, so that the loss
@@ -251,8 +234,9 @@ def rebase_on_dbr(targets: list, covariates: list, scale: float):
         c = series_to_grid(cov).astype(np.float64)
         lk = c[:, 0] * scale  # mm/h
         observed = series_to_grid(target)[:, 0].astype(np.float64) * scale + lk
-        t = (to_dbr(observed) - to_dbr(lk))[:, None] / DB_UNIT
-        c[:, 0] = to_dbr(lk) / DB_UNIT
+        lk_db = _to_db(lk)  # pysteps' transform, as the baselines': -15 dBR below 0.1 mm/h
+        t = (_to_db(observed) - lk_db)[:, None] / DB_UNIT
+        c[:, 0] = lk_db / DB_UNIT
         spec = grid_spec_of(target), grid_spec_of(cov)
         new_t.append(
             grid_to_series(t.astype(np.float32), target.time_index, list(spec[0].channels))
@@ -286,7 +270,8 @@ def to_rain(forecast, covariates, args):
         values = forecast.all_values(copy=True)
         base = series_to_grid(covariates.slice_intersect(forecast))[:, :1]
         base = base.reshape(len(base), -1, 1).astype(np.float64)
-        return forecast.with_values(from_dbr((values + base) * DB_UNIT).astype(values.dtype))
+        rain = _from_db((values + base) * DB_UNIT)  # 0 below 0.1 mm/h
+        return forecast.with_values(rain.astype(values.dtype))
     if args.target == "residual":
         return add_nowcast(forecast, covariates, args.scale)
     values = forecast.all_values(copy=True)

@@ -320,7 +320,7 @@ def test_loeo_options_change_what_mim_corrects(tmp_path) -> None:
         dbr["scores"]["LK extrapolation"]["mse"], rel=0.01
     )
     rain = np.array([0.0, 0.05, 0.1, 1.0, 10.0, 100.0])
-    np.testing.assert_allclose(module.from_dbr(module.to_dbr(rain)), [0, 0, 0.1, 1, 10, 100])
+    np.testing.assert_allclose(module._from_db(module._to_db(rain)), [0, 0, 0.1, 1, 10, 100])
     with pytest.raises(SystemExit):
         module.parse_args(["--units", "dbr", "--base", "sprog"])
     # the balanced loss weighs each training window by the rain observed in it
