@@ -210,13 +210,11 @@ def radar(args, work_dir: str) -> Section:
         lk = preds["extrapolation LK"][0].reshape(truth_grid.shape)
         recipe = [p.reshape(truth_grid.shape) for p in preds[RECIPE]]
         if getattr(args, "radar_predictions", None):  # radar_loeo.py --fit-weights reads it
-            np.savez_compressed(
+            from radar_loeo import write_predictions
+
+            write_predictions(
                 args.radar_predictions,
-                **{
-                    "radar_knmi/truth": truth_grid.astype(np.float32),
-                    "radar_knmi/base": lk.astype(np.float32),
-                    "radar_knmi/mim": np.stack(recipe).astype(np.float32),
-                },
+                {"radar_knmi": {"truth": truth_grid, "base": lk, "mim": recipe}},
             )
         weights = getattr(args, "radar_lead_weights", None)
         if weights is not None:  # the correction of LK's extrapolation, weighted per lead

@@ -434,9 +434,12 @@ def fit_correction_weights(path: str) -> np.ndarray:
     )
 
 
-def write_predictions(path: str) -> None:
+def write_predictions(path: str, runs: dict | None = None) -> None:
+    """The file :func:`fit_correction_weights` reads: per event, its observed frames, base nowcast
+    and MIM's nowcast of each seed (``runs``: event -> ``{"truth", "base", "mim": [per seed]}``;
+    default: this run's)."""
     arrays = {}
-    for e, d in saved.items():
+    for e, d in (saved if runs is None else runs).items():
         key = e.replace("/", "_")
         arrays[f"{key}/truth"] = d["truth"].astype(np.float32)
         arrays[f"{key}/base"] = d["base"].astype(np.float32)
