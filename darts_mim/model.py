@@ -1014,14 +1014,10 @@ class MIMModel(MixedCovariatesTorchModel):
         """
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}.")
-        flag = kwargs.get("predict_likelihood_parameters", False)
-        if flag is not None and not isinstance(flag, bool | np.bool_):
-            # Darts reads its truthiness: the string "false" would return the parameters
-            # (the ONNX paths refuse it in the same words, onnx.core.resolve_sampling)
-            raise ValueError(
-                "`predict_likelihood_parameters` must be a boolean (true or false in JSON, True or "
-                f"False in Python) or None, got {flag!r}."
-            )
+        # Darts reads its truthiness: the string "false" would return the parameters
+        from darts_mim.onnx.core import check_parameters_flag
+
+        check_parameters_flag(kwargs.get("predict_likelihood_parameters"))
         layout = self.layout
         if layout is not None:
             n_series = 1 if series is None else len(_as_list(series))

@@ -92,6 +92,19 @@ def check_n(
     return int(n)
 
 
+def check_parameters_flag(predict_likelihood_parameters: Any) -> None:
+    """Refuse a ``predict_likelihood_parameters`` that is not a boolean or ``None``: read for its
+    truthiness, the string ``"false"`` (a client's mistake over JSON) would be true. Shared by
+    :func:`resolve_sampling` and ``MIMModel.predict``, so both answer in the same words."""
+    if predict_likelihood_parameters is not None and not isinstance(
+        predict_likelihood_parameters, bool | np.bool_
+    ):
+        raise ValueError(
+            "`predict_likelihood_parameters` must be a boolean (true or false in JSON, True or "
+            f"False in Python) or None, got {predict_likelihood_parameters!r}."
+        )
+
+
 def resolve_sampling(
     likelihood: Mapping[str, Any] | None,
     num_samples: Any,
@@ -104,14 +117,7 @@ def resolve_sampling(
     with ``num_samples=1`` (what the runtime returned before it could sample) and samples for
     ``num_samples > 1``; ``False`` draws samples, even one.
     """
-    if predict_likelihood_parameters is not None and not isinstance(
-        predict_likelihood_parameters, bool | np.bool_
-    ):
-        # Not its truthiness: the string "false" (a client's mistake over JSON) would be True.
-        raise ValueError(
-            "`predict_likelihood_parameters` must be a boolean (true or false in JSON, True or "
-            f"False in Python) or None, got {predict_likelihood_parameters!r}."
-        )
+    check_parameters_flag(predict_likelihood_parameters)
     if not isinstance(num_samples, int | np.integer) or isinstance(num_samples, bool):
         raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
     if num_samples < 1:
