@@ -1015,9 +1015,10 @@ class MIMModel(MixedCovariatesTorchModel):
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}.")
         # Darts reads its truthiness: the string "false" would return the parameters
-        from darts_mim.onnx.core import check_parameters_flag
+        from darts_mim.onnx.core import check_parameters_flag, check_random_state
 
         check_parameters_flag(kwargs.get("predict_likelihood_parameters"))
+        check_random_state(kwargs.get("random_state"))
         layout = self.layout
         if layout is not None:
             n_series = 1 if series is None else len(_as_list(series))

@@ -503,6 +503,25 @@ def _bad_inputs(gridded, quantile) -> dict:
             dict(series=q, predict_likelihood_parameters="false"),
             r"^`predict_likelihood_parameters` must be a boolean .* got 'false'",
         ),
+        # numpy's TypeError (ONNX) and sklearn's message (torch) before the shared check
+        "random_state as a float": (
+            quantile,
+            2,
+            dict(series=q, num_samples=3, random_state=1.5),
+            r"^`random_state` must be None or an integer seed in \[0, 2\*\*32 - 1\], got 1\.5\.$",
+        ),
+        "random_state as a list": (
+            quantile,
+            2,
+            dict(series=q, num_samples=3, random_state=[1, 2]),
+            r"^`random_state` must be None or an integer seed .* got \[1, 2\]\.$",
+        ),
+        "negative random_state": (
+            quantile,
+            2,
+            dict(series=q, num_samples=3, random_state=-1),
+            r"^`random_state` must be None or an integer seed .* got -1\.$",
+        ),
     }
 
 

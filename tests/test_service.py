@@ -271,6 +271,16 @@ def test_service_refuses_strings_and_booleans_for_numbers(exported):
     assert str(err.value) == message
     status, body = answer(predict_likelihood_parameters=False, num_samples=3, random_state=0)
     assert status == 200 and body["kind"] == "samples"
+    # a seed numpy would reject with a TypeError (a 500 before): a 400 in the runtime's words
+    for seed in (1.5, "7", True, -3):
+        status, body = answer(num_samples=3, random_state=seed)
+        assert (status, body) == (
+            400,
+            {
+                "error": "`random_state` must be None or an integer seed in [0, 2**32 - 1], got "
+                f"{seed!r}."
+            },
+        ), seed
 
 
 def test_service_answers_a_failure_with_500_and_keeps_serving(exported, monkeypatch):

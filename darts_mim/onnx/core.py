@@ -105,6 +105,26 @@ def check_parameters_flag(predict_likelihood_parameters: Any) -> None:
         )
 
 
+# The seeds numpy's RandomState takes, which Darts' torch models use (sklearn's check_random_state).
+MAX_SEED = 2**32 - 1
+
+
+def check_random_state(random_state: Any, generator_ok: bool = False) -> None:
+    """Refuse a ``random_state`` that is not ``None`` or an integer seed in ``[0, 2**32 - 1]``
+    (or, where ``generator_ok``, a ``numpy.random.Generator``). Unchecked, a float or a string
+    stopped numpy with a ``TypeError`` on the ONNX paths, and sklearn with its own message on the
+    torch path; a list seeded ONNX's generator and was refused by torch. Shared by
+    ``MIMModel.predict``, ``OnnxForecaster`` and the services, so all answer in the same words.
+    """
+    if random_state is None or (generator_ok and isinstance(random_state, np.random.Generator)):
+        return
+    integral = isinstance(random_state, int | np.integer) and not isinstance(random_state, bool)
+    if not integral or not 0 <= random_state <= MAX_SEED:
+        raise ValueError(
+            f"`random_state` must be None or an integer seed in [0, 2**32 - 1], got {random_state!r}."
+        )
+
+
 def resolve_sampling(
     likelihood: Mapping[str, Any] | None,
     num_samples: Any,

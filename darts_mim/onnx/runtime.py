@@ -809,6 +809,7 @@ class OnnxForecaster:
             future_covariates=future_covariates,
             static_covariates=static_covariates,
         )
+        core.check_random_state(random_state, generator_ok=True)
         rng = (
             random_state
             if isinstance(random_state, np.random.Generator)

@@ -205,6 +205,7 @@ class ForecastService:
             future_covariates=_array("future_covariates", future_covariates),
             static_covariates=_array("static_covariates", static_covariates),
         )
+        core.check_random_state(random_state)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         kind = "samples" if samples is not None else "parameters" if parameters else "forecast"
