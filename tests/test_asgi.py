@@ -237,8 +237,19 @@ def test_asgi_api_key_and_metrics(server):
     assert status == 401 and "API key" in body["error"]
     assert _call(server, "/metadata", key=None, **{"X-API-Key": KEY})[0] == 200
 
+    # unknown paths and methods are counted too, unknown paths under one label
+    assert _call(server, "/scanner/probe-1")[0] == 404
+    assert _call(server, "/scanner/probe-2")[0] == 404
+    assert _call(server, "/health", {"n": 1})[0] == 405
+
     status, text = _call(server, "/metrics")
     assert status == 200
+    assert 'darts_mim_requests_total{endpoint="other",status="404"}' in text
+    assert "probe" not in text
+    assert 'darts_mim_requests_total{endpoint="/health",status="405"}' in text
+    assert 'darts_mim_requests_total{endpoint="/metrics",status="401"} 2.0' in text
+    # a scrape counts itself
+    assert 'darts_mim_requests_total{endpoint="/metrics",status="200"}' in text
     assert 'darts_mim_requests_total{endpoint="/forecast",status="401"}' in text
     assert 'darts_mim_requests_total{endpoint="/health",status="200"}' in text
     assert 'darts_mim_request_seconds_bucket{endpoint="/forecast",le="0.04"}' in text

@@ -345,9 +345,16 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
         return response
 
     async def metrics_endpoint(request: Request) -> Response:
+        start = time.perf_counter()
         if not authorized(request):
-            return _http.unauthorized()
-        return Response(metrics.render(), media_type=prom.CONTENT_TYPE_LATEST)
+            response = _http.unauthorized()
+            count("/metrics", response.status_code, start)
+            return response
+        # counted before rendering, so that a scrape sees itself
+        metrics.requests.labels("/metrics", "200").inc()
+        response = Response(metrics.render(), media_type=prom.CONTENT_TYPE_LATEST)
+        metrics.latency.labels("/metrics").observe(time.perf_counter() - start)
+        return response
 
     async def forecast(request: Request) -> Response:
         start = time.perf_counter()
@@ -379,12 +386,18 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         # an unknown path (404) or method (405): JSON, as every other answer
+        start = time.perf_counter()
         message = str(exc.detail)
+        path = request.url.path
         if exc.status_code == 404:
-            message = _http.not_found(request.url.path)
+            message = _http.not_found(path)
         elif exc.status_code == 405:
-            message = _http.not_allowed(request.method, request.url.path)
-        return _http.error_response(exc.status_code, message, exc.headers)
+            message = _http.not_allowed(request.method, path)
+        # unknown paths share one label: a scanner's many paths must not grow the metrics
+        endpoint = path if path in known_paths else "other"
+        response = _http.error_response(exc.status_code, message, exc.headers)
+        count(endpoint, response.status_code, start)
+        return response
 
     @asynccontextmanager
     async def lifespan(app):
@@ -396,13 +409,15 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
             state["stopping"] = True
             await batcher.stop()
 
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/metadata", metadata, methods=["GET"]),
+        Route("/forecast", forecast, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    known_paths = {route.path for route in routes}
     app = Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/metadata", metadata, methods=["GET"]),
-            Route("/forecast", forecast, methods=["POST"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ],
+        routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
