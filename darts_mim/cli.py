@@ -151,6 +151,31 @@ def _legacy_scaling_path(model_path: str | os.PathLike) -> Path:
     return Path(os.fspath(model_path) + LEGACY_SCALING_SUFFIX)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)  # also through hard links and case-insensitive names
+    return a.resolve() == b.resolve()
+
+
+def _check_outputs(
+    written: Sequence[str | os.PathLike], inputs: dict[str, str | os.PathLike], option: str
+) -> None:
+    """Refuse an output path that would replace one of the command's input files.
+
+    ``predict --data sales.csv --out sales.csv`` would replace the user's data with the forecast,
+    ``export --model mim.pt --out mim.pt`` the model with its graph: checked before any work, so
+    that nothing is written and no training time is lost.
+    """
+    for out in written:
+        out_path = Path(out).expanduser()
+        for what, path in inputs.items():
+            if _same_file(out_path, Path(path).expanduser()):
+                raise CliError(
+                    f"{option} {out_path} would overwrite {what} {Path(path).expanduser()}, an "
+                    f"input of this command; write to another file"
+                )
+
+
 def fit_scaler(series: TimeSeries, scale: bool = True) -> Scaler:
     """The Darts ``Scaler`` that ``darts-mim fit`` fits: min-max per component to [0, 1].
 
@@ -355,6 +380,16 @@ def _scale(scaler: Scaler | None, series: TimeSeries, model_path: str) -> TimeSe
 def _unscale(scaler: Scaler | None, forecast: TimeSeries) -> TimeSeries:
     """Forecasts back on the original scale."""
     return forecast if scaler is None else scaler.inverse_transform(forecast)
+
+
+def _model_files(path: str) -> dict[str, Path]:
+    """A saved model's files, named for :func:`_check_outputs`'s message."""
+    p = Path(path).expanduser()
+    return {
+        "the model file": p,
+        "the model's weights": Path(str(p) + ".ckpt"),
+        "the model's scaler": _scaler_path(p),
+    }
 
 
 def _load_model(path: str):
@@ -565,8 +600,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from darts_mim.grid import grid_spec_of
     from darts_mim.model import MIMModel
 
-    series = _load_series(args.data, args)
     out = Path(args.out).expanduser()
+    _check_outputs(
+        [out, str(out) + ".ckpt", _scaler_path(out)], {"the data file": args.data}, "--out"
+    )
+    series = _load_series(args.data, args)
     train, val, icl, why = _split(series, args)
     spec = grid_spec_of(series)
     gridded = spec is not None and spec.height * spec.width > 1
@@ -677,6 +715,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if out.suffix.lower() not in (".csv", ".npz"):
         raise CliError(f"--out must end in .csv or .npz, got {out.name!r}")
+    _check_outputs([out], {"the data file": args.data, **_model_files(args.model)}, "--out")
     model = _load_model(args.model)
     series = _load_series(args.data, args)
     _check_columns(model, series, args.model)
@@ -798,10 +837,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from darts_mim.integrity import CHECKSUM_SUFFIX
 
+    out = Path(args.out).expanduser()
+    _check_outputs([out, _scaler_path(out)], _model_files(args.model), "--out")
     model = _load_model(args.model)
     # Read before exporting (tens of seconds): a missing scaler fails the command at once.
     scaler = _read_scaler(args.model, args.no_scale)
-    out = Path(args.out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
     beside = _scaler_path(out)
     if scaler is not None and not args.no_scaler:

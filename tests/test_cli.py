@@ -275,6 +275,25 @@ def test_bad_output_extension(fitted, tmp_path, capsys):
     _one_line_error(capsys, code, "--out must end in .csv or .npz")
 
 
+def test_outputs_never_overwrite_the_inputs(fitted, tmp_path, capsys):
+    """`--out` naming the data file or the model (a slip of the shell's history) is refused before
+    any work: the user's data and model stay as they were."""
+    data, model = fitted
+    model = _copy_model(model, tmp_path)
+    csv = _write_hourly_csv(tmp_path / "sales.csv")
+    before = {p: p.read_bytes() for p in (csv, model, Path(str(model) + ".scaler"))}
+    code = main(["fit", "--data", str(csv), "--out", str(csv), *FIT_ARGS])
+    _one_line_error(capsys, code, f"--out {csv} would overwrite the data file")
+    code = main(["predict", "--model", str(model), "--data", str(csv), "--out", str(csv)])
+    _one_line_error(capsys, code, "would overwrite the data file")
+    code = main(["export", "--model", str(model), "--out", str(model)])
+    _one_line_error(capsys, code, "would overwrite the model file")
+    # the same file by another name
+    code = main(["export", "--model", str(model), "--out", str(tmp_path / "." / model.name)])
+    _one_line_error(capsys, code, "would overwrite the model file")
+    assert {p: p.read_bytes() for p in before} == before
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
