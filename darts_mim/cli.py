@@ -643,6 +643,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
         )
     if val is not None or args.holdout:
         print("  " + "; ".join(parts))
+    if out.exists():
+        # Said before the training, not after: there is still time to stop and pick another name.
+        print(
+            f"{PROG} fit: note: {out} exists; the new model will replace it (and its weights and "
+            "scaler) when the training ends",
+            file=sys.stderr,
+        )
     # Lightning's logs go to a temporary work dir: the model file is the only output.
     work_dir = tempfile.mkdtemp(prefix="darts-mim-fit-")
     try:

@@ -105,6 +105,17 @@ def test_fit_writes_model_and_darts_scaler(fitted):
     assert scaled.metadata == series.metadata
 
 
+def test_fit_says_when_it_replaces_a_model(tmp_path, capsys):
+    """Fitting to the --out of an earlier model replaces it: said on stderr before the training,
+    not silently."""
+    data = _write_grid(tmp_path / "grid.npz", t=16)
+    model = tmp_path / "mim.pt"
+    assert main(["fit", "--data", str(data), "--out", str(model), *FIT_ARGS]) == 0
+    assert "replace" not in capsys.readouterr().err
+    assert main(["fit", "--data", str(data), "--out", str(model), *FIT_ARGS]) == 0
+    assert f"note: {model} exists; the new model will replace it" in capsys.readouterr().err
+
+
 def test_predict_npz_matches_library(fitted, tmp_path, capsys):
     from darts_mim.datasets import load_grid_npz
     from darts_mim.model import MIMModel
