@@ -99,6 +99,22 @@ def test_text_column_is_refused_unless_dropped(tmp_path):
     assert list(load_csv_series(path, value_cols="OT").components) == ["OT"]
 
 
+def test_unnamed_index_column_is_refused_unless_dropped(tmp_path):
+    """DataFrame.to_csv() without index=False writes the row numbers under an empty header cell:
+    they were loaded as a component "Unnamed: 0" (the row number as a feature)."""
+    frame = pd.DataFrame({"date": HOURS, "OT": np.arange(8.0)})
+    path = tmp_path / "with_index.csv"
+    frame.to_csv(path)
+    with pytest.raises(ValueError) as err:
+        load_csv_series(path)
+    text = str(err.value)
+    assert "column 1 has no name in the header" in text and "index=False" in text
+    assert "drop=['Unnamed: 0']" in text and "--drop 'Unnamed: 0'" in text
+    assert list(load_csv_series(path, drop="Unnamed: 0").components) == ["OT"]
+    frame.to_csv(path, index=False)
+    assert list(load_csv_series(path).components) == ["OT"]
+
+
 def test_missing_value_markers_stay_nan(tmp_path):
     """ "n/a", "NA" and empty cells are missing values (NaN), refused later by MIMModel.fit."""
     for cell in ("n/a", "NA", ""):

@@ -598,8 +598,9 @@ def load_csv_series(
         When the file does not exist.
     ValueError
         For an unknown column, a cell that is not a number in a loaded column, a time stamp that
-        does not parse, repeated time stamps or column names, rows out of time order (without
-        ``fill_missing_dates``), or uneven time steps.
+        does not parse, repeated time stamps or column names, a column without a name in the
+        header (a row index written by ``DataFrame.to_csv()``) unless ``drop`` or ``value_cols``
+        names it, rows out of time order (without ``fill_missing_dates``), or uneven time steps.
 
     Examples
     --------
@@ -657,6 +658,18 @@ def load_csv_series(
         value_cols = [c for c in columns if c != time_col]
         if not value_cols:
             raise ValueError(f"{p} has no value columns to load (columns {list(df.columns)}).")
+        # pandas names a column with an empty header cell "Unnamed: <position>": mostly the row
+        # index that DataFrame.to_csv() writes without index=False, which would become a
+        # component (the row number as a feature) without a word
+        unnamed = [c for i, c in enumerate(df.columns) if c in value_cols and c == f"Unnamed: {i}"]
+        if unnamed:
+            col = unnamed[0]
+            raise ValueError(
+                f"{p.name}: column {df.columns.get_loc(col) + 1} has no name in the header (pandas "
+                f"calls it {col!r}); it is likely a row index written by DataFrame.to_csv() "
+                f"without index=False. Leave it out with drop=[{col!r}] (darts-mim: --drop "
+                f"'{col}'), or give it a name in the header to load it."
+            )
     else:
         value_cols = _as_names(value_cols)
         missing = [c for c in value_cols if c not in df.columns]
