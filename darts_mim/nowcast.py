@@ -604,6 +604,15 @@ def fit_lead_weights(
             f"`base` {base.shape}, `nowcast` {nowcast.shape} and `observed` {observed.shape} must "
             "all be (origins, leads, H, W) arrays of the same shape."
         )
+    for name, values in (("base", base), ("nowcast", nowcast), ("observed", observed)):
+        # a NaN would make its lead's sums NaN, and that lead's weight 0 (the correction dropped)
+        if not np.isfinite(values).all():
+            bad = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(
+                f"`{name}` holds a non-finite value (first at origin {bad[0]}, lead {bad[1]}, row "
+                f"{bad[2]}, column {bad[3]}); leave out the origins with missing cells, or fill "
+                "them, before fitting the weights."
+            )
     labels = np.zeros(len(base), dtype=int) if groups is None else np.asarray(groups)
     if len(labels) != len(base):
         raise ValueError(f"`groups` has {len(labels)} labels for {len(base)} origins.")

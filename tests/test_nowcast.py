@@ -356,3 +356,10 @@ def test_fit_lead_weights_scale_each_lead_and_add_nowcast_applies_them() -> None
         nc.fit_lead_weights(base, corrected[:, :2], observed)
     with pytest.raises(ValueError, match="labels"):
         nc.fit_lead_weights(base, corrected, observed, groups=[0, 1])
+    # a missing observed cell made its lead's weight 0 (the whole correction dropped), silently
+    gap = observed.copy()
+    gap[2, 0, 1, 3] = np.nan
+    with pytest.raises(
+        ValueError, match=r"`observed` holds a non-finite value \(first at origin 2, "
+    ):
+        nc.fit_lead_weights(base, corrected, gap)
