@@ -633,6 +633,13 @@ def weigh_corrections(base: np.ndarray, nowcast: np.ndarray, lead_weights) -> np
     """``base + w * (nowcast - base)`` per lead, >= 0, for ``(origins, leads, H, W)`` rain rates
     (the array form of :func:`add_nowcast`'s ``lead_weights``)."""
     base, nowcast = np.asarray(base, dtype=np.float64), np.asarray(nowcast, dtype=np.float64)
+    # numpy would broadcast one origin's nowcast over every base (or read a (leads, H, W) array's
+    # rows as leads) without a word
+    if base.shape != nowcast.shape or base.ndim != 4:
+        raise ValueError(
+            f"`base` {base.shape} and `nowcast` {nowcast.shape} must both be (origins, leads, H, W) "
+            "arrays of the same shape (one origin: base[None], nowcast[None])."
+        )
     w = _lead_weights(lead_weights, base.shape[1]).reshape(1, -1, 1, 1)
     return np.clip(base + w * (nowcast - base), 0.0, None)
 

@@ -357,6 +357,10 @@ def test_fit_lead_weights_scale_each_lead_and_add_nowcast_applies_them() -> None
     with pytest.raises(ValueError, match="labels"):
         nc.fit_lead_weights(base, corrected, observed, groups=[0, 1])
     # a missing observed cell made its lead's weight 0 (the whole correction dropped), silently
+    with pytest.raises(ValueError, match=r"same shape"):  # was broadcast over every origin
+        nc.weigh_corrections(base, corrected[:1], weights)
+    with pytest.raises(ValueError, match=r"\(origins, leads, H, W\)"):  # one origin, no axis
+        nc.weigh_corrections(base[0], corrected[0], weights)
     gap = observed.copy()
     gap[2, 0, 1, 3] = np.nan
     with pytest.raises(
