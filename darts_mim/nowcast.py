@@ -39,6 +39,7 @@ is called, not with this module, which needs neither pysteps nor torch to import
 from __future__ import annotations
 
 import importlib
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,6 +110,19 @@ def _check_frames(frames: np.ndarray, what: str, min_frames: int) -> np.ndarray:
     return values
 
 
+def _check_steps(n: int) -> int:
+    """``n`` as a Python int >= 1: pysteps takes only an ``int`` as a number of steps and reads
+    anything else (``numpy.int64(6)``) as a list of time steps, failing with "diff requires input
+    that is at least one dimensional"."""
+    try:
+        steps = operator.index(n)
+    except TypeError:
+        raise ValueError(f"n must be a whole number of steps, got {n!r}.") from None
+    if steps < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
+    return int(steps)
+
+
 def _check_options(motion: str, fill: str, motion_frames: int) -> None:
     if motion not in MOTION_METHODS:
         raise ValueError(f"motion={motion!r} is not one of {MOTION_METHODS}.")
@@ -171,8 +185,7 @@ def extrapolate(
         ``(n, H, W)``, finite.
     """
     _check_options("LK", fill, 3)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}.")
+    n = _check_steps(n)
     import_pysteps()
     from pysteps import extrapolation
 
@@ -311,8 +324,7 @@ def nowcast_covariates(
     >>> forecast = model.predict(6, series=residual, future_covariates=cov)  # doctest: +SKIP
     >>> rain = add_nowcast(forecast, cov, scale=10.0)  # mm/h  # doctest: +SKIP
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}.")
+    n = _check_steps(n)
     _check_scale(scale)
     grid = _rain_grid(series, "series")
     values = _scale_nowcast(

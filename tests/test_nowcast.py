@@ -150,6 +150,11 @@ def test_bad_input_gives_clear_errors() -> None:
         nc.nowcast_frames(frames, 3, fill="nan")
     with pytest.raises(ValueError, match="n must be >= 1"):
         nc.nowcast_covariates(series, 0)
+    with pytest.raises(ValueError, match="n must be a whole number of steps, got 2.5"):
+        nc.nowcast_covariates(series, 2.5)
+    # a numpy integer (e.g. from an array of lead times) is a number of steps like an int; pysteps
+    # read it as a list of time steps and failed with "diff requires input that is at least ..."
+    assert len(nc.nowcast_covariates(series, np.int64(2))) == len(series) + 2
     with pytest.raises(ValueError, match=r"origins \[1\] are outside 5..6"):
         nc.nowcast_windows(series, 6, 3, origins=[1])
     with pytest.raises(ValueError, match="one window needs"):
