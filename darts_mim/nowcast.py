@@ -421,8 +421,17 @@ def nowcast_windows(
 
 def _nowcast_on(series: TimeSeries, covariates: TimeSeries, what: str) -> np.ndarray:
     """The covariates' nowcast channel at the steps of ``series``, shaped like its values."""
-    if grid_spec_of(series) is None or grid_spec_of(covariates) is None:
+    spec, cov_spec = grid_spec_of(series), grid_spec_of(covariates)
+    if spec is None or cov_spec is None:
         raise ValueError(f"{what} needs gridded series (target and covariates).")
+    # the cells are matched by position: a 16 x 64 series and 32 x 32 covariates have as many
+    # cells, and the nowcast would land on other cells than its own
+    if (spec.height, spec.width) != (cov_spec.height, cov_spec.width):
+        raise ValueError(
+            f"{what}: the series is on a {spec.height} x {spec.width} grid, the covariates on a "
+            f"{cov_spec.height} x {cov_spec.width} one; pass the covariates built from this "
+            "series' grid (nowcast_covariates of the same history)."
+        )
     missing = series.time_index.difference(covariates.time_index)
     if len(missing):
         raise ValueError(

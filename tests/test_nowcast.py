@@ -163,6 +163,13 @@ def test_bad_input_gives_clear_errors() -> None:
         nc.nowcast_windows(series, 2, 3)
     with pytest.raises(ValueError, match="do not cover"):
         nc.add_nowcast(series[-2:], nc.nowcast_covariates(series[:5], 2))
+    # as many cells on another grid: the nowcast was added to other cells than its own
+    cov = nc.nowcast_covariates(series[:5], 2)
+    wide = grid_to_series(frames.reshape(10, 16, 64), series.time_index, ["rain_rate"])
+    with pytest.raises(ValueError, match="16 x 64 grid, the covariates on a 32 x 32 one"):
+        nc.add_nowcast(wide[5:7], cov)
+    with pytest.raises(ValueError, match="16 x 64 grid, the covariates on a 32 x 32 one"):
+        nc.subtract_nowcast(wide[:5], cov)
 
 
 def test_missing_pysteps_says_how_to_install(monkeypatch) -> None:
