@@ -38,7 +38,7 @@ def infer_period(freq) -> int | None:
 
     Sub-daily steps give a daily cycle (hourly: 24, 30 minutes: 48, 15 minutes: 96), steps under 15
     minutes an hourly one (minutes: 60), days a weekly one (7; business days 5), weeks (also
-    ``7D``) a yearly one (52), months 12, quarters 4. Years, integer indexes and
+    ``7D``) a yearly one (52), months 12, semi-months 24, quarters 4. Years, integer indexes and
     steps that do not divide a day give ``None``.
 
     Parameters
@@ -59,7 +59,9 @@ def infer_period(freq) -> int | None:
         return 5 if offset.n == 1 else None
     if name.startswith("W"):
         return 52 if offset.n == 1 else None
-    if name.startswith(("M", "SM", "BM", "CBM")) and name not in ("min", "ms"):
+    if name.startswith("SM"):  # semi-month steps (15th and month end/start): 24 in a year
+        return 24 // offset.n if 24 % offset.n == 0 and offset.n < 24 else None
+    if name.startswith(("M", "BM", "CBM")) and name not in ("min", "ms"):
         return 12 // offset.n if 12 % offset.n == 0 and offset.n < 12 else None
     if name.startswith(("Q", "BQ")):
         return 4 if offset.n == 1 else None

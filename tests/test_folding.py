@@ -46,6 +46,9 @@ def _daily_cycle(n: int = 240, components: int = 3, freq: str = "h", period: int
         ("7D", 52),  # weekly data read without an anchored offset (ILINet)
         ("MS", 12),
         ("ME", 12),
+        ("SMS", 24),  # semi-monthly: 24 steps a year (was 12, half a year)
+        ("SME", 24),
+        ("BMS", 12),
         ("QS", 4),
         ("min", 60),
         ("YS", None),
