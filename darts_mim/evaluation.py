@@ -57,7 +57,8 @@ def forecast_windows(
     Raises
     ------
     ValueError
-        When ``forecasts`` is empty, a forecast is stochastic, or ``series`` does not cover a forecast.
+        When ``forecasts`` is empty, a forecast is stochastic, ``series`` does not cover a forecast,
+        or a component of a forecast is at another position in ``series``.
     """
     if len(forecasts) == 0:
         raise ValueError("`forecasts` is empty: pass at least one forecast to score.")
@@ -75,6 +76,17 @@ def forecast_windows(
                 f"the series covers {len(observed)} of the {len(fc)} steps of forecast {i} (from "
                 f"{fc.start_time()}) with {observed.n_components} of its {fc.n_components} "
                 "components; score forecasts only against a series that covers them."
+            )
+        # Values are compared column by column: a forecast of ["b", "a"] scored against a series of
+        # ["a", "b"] would compare b's forecast with a's observations. Names that differ altogether
+        # (the "a_q0.500" of forecast.quantile(0.5)) do not say anything and are compared in order.
+        names, observed_names = list(fc.components), list(observed.components)
+        moved = [c for j, c in enumerate(names) if c in observed_names and observed_names[j] != c]
+        if moved:
+            raise ValueError(
+                f"forecast {i} has the components {names}, the series {observed_names}: component "
+                f"{moved[0]!r} is at another position; select the series' components in the "
+                "forecast's order (series[forecast.components]) before scoring."
             )
         preds.append(fc.values(copy=False))
         trues.append(observed.values(copy=False))

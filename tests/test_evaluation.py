@@ -94,6 +94,19 @@ def test_forecast_windows_errors():
         forecast_windows([stochastic], series)
 
 
+def test_forecast_windows_refuses_components_in_another_order():
+    """A forecast of ["b", "a"] was scored column by column against ["a", "b"] (b against a)."""
+    series = _series().with_columns_renamed(["0", "1"], ["a", "b"])
+    swapped = series[4:7][["b", "a"]]
+    with pytest.raises(ValueError, match=r"component 'b' is at another position"):
+        forecast_windows([swapped], series)
+    pred, true = forecast_windows([swapped], series[["b", "a"]])
+    assert rmse(pred, true) == 0.0
+    # other names altogether (forecast.quantile(0.5) names them "a_q0.500") are compared in order
+    median = series[4:7].with_columns_renamed(["a", "b"], ["a_q0.500", "b_q0.500"])
+    assert rmse(*forecast_windows([median], series)) == 0.0
+
+
 def test_evaluation_imports_no_torch():
     code = "import sys, darts_mim.evaluation; print('torch' in sys.modules)"
     proc = subprocess.run(
