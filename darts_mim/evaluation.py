@@ -57,8 +57,9 @@ def forecast_windows(
     Raises
     ------
     ValueError
-        When ``forecasts`` is empty, a forecast is stochastic, ``series`` does not cover a forecast,
-        or a component of a forecast is at another position in ``series``.
+        When ``forecasts`` is empty, forecasts differ in length, a forecast is stochastic,
+        ``series`` does not cover a forecast, or a component of a forecast is at another position
+        in ``series``.
     """
     if len(forecasts) == 0:
         raise ValueError("`forecasts` is empty: pass at least one forecast to score.")
@@ -69,6 +70,13 @@ def forecast_windows(
             raise ValueError(
                 f"forecast {i} has {fc.n_samples} samples; reduce it to one first, e.g. with "
                 "`forecast.quantile(0.5)`."
+            )
+        if len(fc) != len(forecasts[0]):
+            # np.stack would fail with "all input arrays must have the same shape"
+            raise ValueError(
+                f"forecast {i} has {len(fc)} steps, forecast 0 {len(forecasts[0])}: the windows "
+                "are scored per horizon step, so every forecast needs the same length (e.g. one "
+                "forecast_horizon in historical_forecasts)."
             )
         observed = series.slice_intersect(fc)
         if len(observed) != len(fc) or observed.n_components != fc.n_components:

@@ -92,6 +92,8 @@ def test_forecast_windows_errors():
     stochastic = TimeSeries.from_times_and_values(series.time_index[:3], np.zeros((3, 2, 5)))
     with pytest.raises(ValueError, match="5 samples"):
         forecast_windows([stochastic], series)
+    with pytest.raises(ValueError, match="forecast 1 has 2 steps, forecast 0 3"):  # was numpy's
+        forecast_windows([series[4:7], series[7:9]], series)
 
 
 def test_forecast_windows_refuses_components_in_another_order():
