@@ -213,7 +213,7 @@ def plot_cell_series(
         The observed series (its last part is usually enough; slice it before).
     forecast
         A forecast, or a list of forecasts (e.g. from ``historical_forecasts(last_points_only=False)``),
-        with the same components as ``history``.
+        with the same components as ``history``; of a probabilistic forecast, its median is drawn.
     component
         Component name (e.g. ``"inflow_r5_c3"``) or index.
     path
@@ -234,7 +234,7 @@ def plot_cell_series(
     Raises
     ------
     ValueError
-        When the component does not exist in the series.
+        When the component does not exist in the series or in a forecast.
     """
     names = list(history.components)
     if isinstance(component, int | np.integer):
@@ -255,12 +255,24 @@ def plot_cell_series(
             truth.time_index, truth[name].values()[:, 0], "k--", lw=1, alpha=0.7, label="observed"
         )
     for i, fc in enumerate(forecasts):
+        if name not in fc.components:
+            shown = ", ".join(list(fc.components)[:5]) + (", ..." if fc.n_components > 5 else "")
+            raise ValueError(
+                f"forecast {i} has no component {name!r} (components: {shown}); pass forecasts "
+                "of the history's components."
+            )
+        # all_values: values() of a probabilistic forecast is its first sample, one random draw
+        # that would be drawn as "the forecast"; its median is
+        samples = fc[name].all_values(copy=False)[:, 0, :]
+        label = (
+            "forecast" if fc.is_deterministic else f"forecast (median of {fc.n_samples} samples)"
+        )
         ax.plot(
             fc.time_index,
-            fc[name].values()[:, 0],
+            np.median(samples, axis=1),
             color="tab:red",
             lw=1.5,
-            label="forecast" if i == 0 else None,
+            label=label if i == 0 else None,
         )
     ax.set_title(title or name)
     ax.set_ylabel(ylabel or name)

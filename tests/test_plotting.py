@@ -130,3 +130,15 @@ def test_plot_cell_series_errors():
         plot_cell_series(series, series, "c")
     with pytest.raises(ValueError, match="out of range"):
         plot_cell_series(series, series, 5)
+    with pytest.raises(ValueError, match="forecast 0 has no component 'a'"):  # was KeyError: 'a'
+        plot_cell_series(series, series[["b"]], "a")
+
+
+def test_plot_cell_series_draws_the_median_of_a_probabilistic_forecast():
+    """values() of a forecast with samples is its first sample: one draw was shown as the forecast."""
+    series = TimeSeries.from_values(np.zeros((10, 1)), columns=["a"])
+    samples = np.arange(5.0)[None, None, :].repeat(3, axis=0)  # 3 steps, samples 0..4
+    forecast = TimeSeries.from_times_and_values(pd.RangeIndex(10, 13), samples, columns=["a"])
+    line = plot_cell_series(series, forecast, "a").axes[0].get_lines()[1]
+    np.testing.assert_allclose(line.get_ydata(), [2.0, 2.0, 2.0])
+    assert line.get_label() == "forecast (median of 5 samples)"
