@@ -36,6 +36,7 @@ from darts_mim.nowcast import (
     add_nowcast,
     import_pysteps,
     nowcast_windows,
+    recentre_ensemble,
     verify,
     weigh_corrections,
 )
@@ -224,6 +225,7 @@ def radar(args, work_dir: str) -> Section:
             ]
             timing[label] = timing[RECIPE]
             per_nowcast[label] = per_nowcast[RECIPE]
+    ensemble_lines = _ensemble_table(preds, ensembles, truth_grid)
     rows, curves, scores = [], {}, {}
     for label, runs in preds.items():
         verified = [verify(p.reshape(truth_grid.shape), truth_grid) for p in runs]
@@ -281,6 +283,7 @@ def radar(args, work_dir: str) -> Section:
                 for label, s in scores.items()
             ],
         )
+    sec.lines += ensemble_lines
     tag = "radar" if args.split == "test" else "radar_val"
     fname = plot_by_step(tag, curves, "MSE (mm/h)^2", args)
     sec.lines += ["", f"![{tag}]({fname})"]
@@ -295,6 +298,46 @@ def radar(args, work_dir: str) -> Section:
     )
     sec.lines += ["", f"![{tag} frames]({frames_png})"]
     return sec
+
+
+def _ensemble_table(preds: dict, ensembles: np.ndarray, truth: np.ndarray) -> list[str]:
+    """STEPS' ensemble against STEPS' members recentred on the MIM recipe's nowcast (each seed's;
+    with lead weights, the weighted one): CRPS, rank histogram and reliability (pysteps)."""
+    from radar_loeo import ensemble_scores
+
+    scored = {"STEPS": ensemble_scores(ensembles, truth)}
+    lk = preds["extrapolation LK"][0].reshape(truth.shape)[:, None]
+    for label in (RECIPE, f"{RECIPE}, lead weights"):
+        if label not in preds:
+            continue
+        points = [p.reshape(truth.shape) for p in preds[label]]
+        for name, make in (
+            (f"STEPS recentred on {label}", lambda p: recentre_ensemble(ensembles, p)),
+            (
+                f"STEPS + correction of {label}",
+                lambda p: np.clip(ensembles + p[:, None] - lk, 0, None),
+            ),
+        ):
+            per_seed = [ensemble_scores(make(p), truth) for p in points]
+            scored[name] = {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}
+    members = ensembles.shape[1]
+    lines = [
+        "",
+        f"Ensembles of {members} members, mean over seeds: `STEPS recentred on`: each STEPS member "
+        "minus the STEPS mean plus MIM's nowcast (`darts_mim.nowcast.recentre_ensemble`); `STEPS + "
+        "correction of`: MIM's nowcast minus LK's extrapolation added to each STEPS member "
+        "(`radar_loeo.py`'s `MIM + STEPS noise`). Rank histogram: share of the observations in its "
+        f"two outer bins over rainy cells (calibrated: {2 / (members + 1):.3f}); BS: Brier score, "
+        "REL: its reliability term, at 1 and 5 mm/h:",
+        "",
+    ]
+    return lines + markdown_table(
+        ["ensemble", "CRPS mm/h", "rank hist. outer bins", "BS 1", "REL 1", "BS 5", "REL 5"],
+        [
+            [label] + [float(s[k]) for k in ("crps", "rank_outer", "bs1", "rel1", "bs5", "rel5")]
+            for label, s in scored.items()
+        ],
+    )
 
 
 def _out_name(tag: str, what: str, args) -> str:

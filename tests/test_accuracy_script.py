@@ -107,6 +107,12 @@ def test_quick_etth1_radar_mnist(data_dir: Path, tmp_path: Path, capsys) -> None
     assert "CSI at 1 / 5 mm/h by lead time" in md and "FSS at 1 mm/h over 5 / 15 cells" in md
     weighted = _table_rows(md, "MIM + LK nowcast (residual), lead weights")[0]
     assert weighted[1] == _table_rows(md, "extrapolation LK")[0][1]
+    # the ensembles: STEPS' own (the CRPS of the main table) and STEPS recentred on MIM's nowcast
+    steps_crps = dict(zip(columns, _table_rows(md, "STEPS mean (LK)")[0], strict=True))["CRPS mm/h"]
+    assert _table_rows(md, "STEPS")[0][1] == steps_crps
+    for label in ("MIM + LK nowcast (residual)", "MIM + LK nowcast (residual), lead weights"):
+        crps, outer = (float(x) for x in _table_rows(md, f"STEPS recentred on {label}")[0][1:3])
+        assert crps > 0 and 0.0 <= outer <= 1.0, label
     saved = np.load(out / "r.npz")
     assert saved["radar_knmi/mim"].shape == (2, *saved["radar_knmi/truth"].shape)  # per seed
     mim_mnist = _table_rows(md, "MIM")[-2]  # Moving MNIST (the last row is its by-seed table)

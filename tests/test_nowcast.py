@@ -379,3 +379,31 @@ def test_fit_lead_weights_scale_each_lead_and_add_nowcast_applies_them() -> None
         ValueError, match=r"`observed` holds a non-finite value \(first at origin 2, "
     ):
         nc.fit_lead_weights(base, corrected, gap)
+
+
+def test_recentre_ensemble_keeps_the_spread_around_the_nowcast() -> None:
+    """Each member minus the ensemble's mean plus the nowcast: the recentred ensemble's mean is the
+    nowcast and its deviations the members' own; rain below 0 is clipped; bad shapes refused."""
+    rng = np.random.default_rng(1)
+    members = 10 + rng.normal(0, 1, (2, 5, 3, 4, 4))  # 2 origins, 5 members, 3 leads
+    nowcast = 20 + rng.random((2, 3, 4, 4))
+    out = nc.recentre_ensemble(members, nowcast)
+    assert out.shape == members.shape
+    np.testing.assert_allclose(out.mean(axis=1), nowcast)
+    np.testing.assert_allclose(
+        out - out.mean(axis=1, keepdims=True), members - members.mean(axis=1, keepdims=True)
+    )
+    # each origin is recentred on its own nowcast, not on another's
+    np.testing.assert_allclose(nc.recentre_ensemble(members[1:], nowcast[1:]), out[1:])
+    dry = nc.recentre_ensemble(members, np.zeros_like(nowcast))
+    assert dry.min() == 0.0 and np.any(dry > 0)
+    with pytest.raises(ValueError, match=r"\(origins, members, leads, H, W\)"):
+        nc.recentre_ensemble(members, nowcast[0])  # would broadcast over the origins
+    with pytest.raises(ValueError, match=r"\(origins, members, leads, H, W\)"):
+        nc.recentre_ensemble(members[0], nowcast[0])
+    with pytest.raises(ValueError, match="at least 2"):
+        nc.recentre_ensemble(members[:, :1], nowcast)
+    gap = members.copy()
+    gap[0, 2, 1, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="`members` holds 1 non-finite"):
+        nc.recentre_ensemble(gap, nowcast)
