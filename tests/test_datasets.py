@@ -327,6 +327,11 @@ def test_load_grid_npz_errors(tmp_path):
     np.savez(tmp_path / "badtime.npz", data=np.zeros((4, 2, 2)), time=np.array(["x"] * 4))
     with pytest.raises(ValueError, match="cannot be parsed as dates"):
         load_grid_npz(tmp_path / "badtime.npz")
+    # Unix seconds were read as nanoseconds since 1970: 1800 ns steps in January 1970
+    unix = pd.date_range("2024", periods=4, freq="30min").asi8 // 10**9
+    np.savez(tmp_path / "unix.npz", data=np.zeros((4, 2, 2)), time=unix)
+    with pytest.raises(ValueError, match=r"time stamps are numbers \(e.g. \[1704067200\]\)"):
+        load_grid_npz(tmp_path / "unix.npz")
 
 
 def test_load_grid_array_and_covariate_names():

@@ -75,6 +75,15 @@ class GriddedData:
 
 def _datetime_index(times, n: int, what: str, freq: str | None = None) -> pd.DatetimeIndex:
     """Parse ``times`` into a ``DatetimeIndex`` of length ``n`` with a frequency."""
+    raw = np.asarray(times)
+    if raw.dtype.kind in "biuf":
+        # pandas reads numbers as nanoseconds since 1970: Unix seconds (1704067200, 1704069000)
+        # became a series of 1800 ns steps in January 1970, without a word
+        raise ValueError(
+            f"{what}: the time stamps are numbers (e.g. {raw.reshape(-1)[:1].tolist()}), not "
+            "dates. Convert them first, e.g. pandas.to_datetime(times, unit='s') for Unix seconds, "
+            "and store ISO strings or datetime64 values."
+        )
     try:
         index = pd.DatetimeIndex(pd.to_datetime(np.asarray(times)))
     except (ValueError, TypeError) as err:
