@@ -44,7 +44,6 @@ __all__ = [
     "checksum_path",
     "corrupt_pickle_error",
     "file_sha256",
-    "input_range_note",
     "read_checksums",
     "verify_checkpoint_file",
     "verify_checksums",
@@ -620,38 +619,17 @@ def short_cause(err: BaseException, limit: int = 300) -> str:
 #: it, the network's products and an instance normalisation's variance can overflow to inf.
 FLOAT32_SAFE_INPUT = float(np.sqrt(np.finfo(np.float32).max))
 
+FLOAT32_RANGE_ADVICE = (
+    f"beyond what float32 arithmetic holds (products of values above {FLOAT32_SAFE_INPUT:.2g} "
+    "overflow). Scale the series (e.g. with Darts' Scaler) and forecast on the scaled values."
+)
+"""The end of the message that refuses inputs above :data:`FLOAT32_SAFE_INPUT` (torch and ONNX
+alike: torch's network overflowed to NaN where ONNX Runtime's kernels returned a finite forecast)."""
+
 
 class NonFiniteForecastError(ValueError):
     """A forecast with NaN or infinite values outside the always-missing components (see
     :func:`check_finite_forecasts`)."""
-
-
-def input_range_note(inputs: Iterable[Any] | None) -> str | None:
-    """The sentence that opens a non-finite forecast's message when the inputs are out of float32's
-    range, else ``None``.
-
-    Parameters
-    ----------
-    inputs
-        The arrays the forecast read (input windows, covariates), or ``None``.
-    """
-    peak = 0.0
-    for values in inputs or ():
-        values = np.asarray(values)
-        if values.size and np.issubdtype(values.dtype, np.inexact):
-            # NaN is an always-missing cell; inf here is a value cast to float32 that overflowed
-            # (infinite inputs are refused before the forecast)
-            known = np.abs(values[~np.isnan(values)])
-            if known.size:
-                peak = max(peak, float(known.max()))
-    if peak <= FLOAT32_SAFE_INPUT:
-        return None
-    reach = "exceed float32's range" if np.isinf(peak) else f"reach |x| = {peak:.3g}"
-    return (
-        f"The inputs {reach}, beyond what float32 arithmetic holds (products of values above "
-        f"{FLOAT32_SAFE_INPUT:.2g} overflow): that is the likely cause. Scale the series (e.g. with "
-        "Darts' Scaler) and forecast on the scaled values."
-    )
 
 
 def check_finite_forecasts(
@@ -662,7 +640,6 @@ def check_finite_forecasts(
     component_axis: int,
     components: Sequence[str] | None = None,
     source: str = "The model",
-    inputs: Iterable[Any] | None = None,
 ) -> None:
     """Refuse forecasts with NaN or infinite values outside the always-missing components.
 
@@ -686,9 +663,6 @@ def check_finite_forecasts(
         Names of the target components, for the message.
     source
         What produced the forecasts, for the message.
-    inputs
-        The arrays the forecast read: when they exceed float32's range
-        (:func:`input_range_note`), the message says so first.
 
     Raises
     ------
@@ -727,8 +701,7 @@ def check_finite_forecasts(
         "re-fit it (a lower learning rate helps a diverging fit); check also that the inputs are "
         "finite, and scale large ones (e.g. with Darts' Scaler)."
     )
-    note = input_range_note(inputs)
-    raise NonFiniteForecastError(f"{note} {message}" if note else message)
+    raise NonFiniteForecastError(message)
 
 
 def check_model_forecasts(forecasts: Any, layout: Any) -> None:

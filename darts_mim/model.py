@@ -1074,28 +1074,7 @@ class MIMModel(MixedCovariatesTorchModel):
                 output_chunk_shift=self.output_chunk_shift,
                 missing=layout.missing,
             )
-        from darts_mim.integrity import NonFiniteForecastError, input_range_note
-
-        try:
-            return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
-        except NonFiniteForecastError as err:
-            # inputs beyond float32's range are the likelier cause: said first, as the ONNX
-            # runtime says it
-            from darts_mim.validation import prediction_windows
-
-            windows = prediction_windows(
-                _as_list(series) or _as_list(self.training_series) or [],
-                _as_list(past_covariates) or _as_list(self.past_covariate_series),
-                _as_list(future_covariates) or _as_list(self.future_covariate_series),
-                n,
-                input_chunk_length=self.input_chunk_length,
-                output_chunk_length=self.output_chunk_length,
-                output_chunk_shift=self.output_chunk_shift,
-            )
-            note = input_range_note(w.values for w in windows)
-            if note is None:
-                raise
-            raise NonFiniteForecastError(f"{note} {err}") from None
+        return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
 
     def fit_from_dataset(self, *args, **kwargs):
         # never more torch threads than the process has CPUs (torch counts the machine's cores,

@@ -15,6 +15,7 @@ from darts import TimeSeries
 
 from darts_mim.anchor import check_naive_anchor
 from darts_mim.grid import GridLayout, GridSpec, always_missing_cells, grid_spec_of
+from darts_mim.integrity import FLOAT32_RANGE_ADVICE, FLOAT32_SAFE_INPUT
 from darts_mim.onnx.core import covariate_lengths
 from darts_mim.options import CELL_TYPES, DIFF_MODES
 
@@ -179,7 +180,8 @@ def check_deterministic_inputs(
 def check_window_values(
     values: np.ndarray, what: str, times: Sequence, components: Sequence[str]
 ) -> None:
-    """Refuse NaN or infinite values among the steps a forecast reads.
+    """Refuse NaN or infinite values among the steps a forecast reads, and values beyond what
+    float32 arithmetic holds (:data:`~darts_mim.integrity.FLOAT32_SAFE_INPUT`).
 
     The one message of ``MIMModel.predict`` and ``OnnxForecaster.predict``: values outside the
     input window (and the covariate steps the forecast reads) are never read, so a gap there is
@@ -207,6 +209,13 @@ def check_window_values(
             f"{int(bad.sum())} value(s), the first at time {times[t]} in component "
             f"{components[c]!r}. Fill the gaps first (e.g. "
             "darts.utils.missing_values.fill_missing_values)."
+        )
+    huge = np.abs(values) > FLOAT32_SAFE_INPUT
+    if huge.any():
+        t, c = np.argwhere(huge)[0]
+        raise ValueError(
+            f"{what} reaches |x| = {float(np.abs(values[t, c])):.3g} at time {times[t]} in "
+            f"component {components[c]!r}, {FLOAT32_RANGE_ADVICE}"
         )
 
 

@@ -18,9 +18,7 @@ from conftest import make_grid_series, tiny_kwargs
 from darts_mim import MIMModel, OnnxForecaster
 from darts_mim.cli import fit_scaler, load_scaler, main, save_scaler
 from darts_mim.integrity import (
-    NonFiniteForecastError,
     check_finite_forecasts,
-    input_range_note,
     is_real_global,
     read_checksums,
     short_cause,
@@ -290,31 +288,27 @@ def test_nan_weights_raise_instead_of_forecasting_nan(saved, tmp_path):
             )
 
 
-def test_inputs_beyond_float32_are_named_as_the_cause(saved, tmp_path):
-    """A non-finite forecast from inputs near float32's limit says so first, from both paths; any
-    non-finite forecast names the input range among the causes."""
+def test_inputs_beyond_float32_are_refused_alike(saved, tmp_path):
+    """Inputs that float32 arithmetic cannot multiply: torch's network overflowed to a NaN
+    forecast (blamed on the weights) while ONNX Runtime returned a finite one. Both paths, and the
+    array path the services use, now refuse them before the forecast, in the same words."""
     huge = saved["series"] * 1e30
-    model = _nan_weights(saved, tmp_path)  # non-finite whatever the inputs: the message is tested
-    with pytest.raises(
-        NonFiniteForecastError, match=r"^The inputs reach \|x\| = 1\.\d+e\+30, beyond"
-    ):
-        model.predict(3, huge)
-    with pytest.raises(NonFiniteForecastError) as err:
-        model.predict(3, saved["series"])
-    assert str(err.value).startswith("The model produced non-finite forecasts")
-    assert "inputs exceed what float32 holds" in str(err.value)
+    message = (
+        r"reaches \|x\| = \d\.\d+e\+(29|30) at .*, beyond what float32 arithmetic holds \(products of "
+        r"values above 1\.8e\+19 overflow\)\. Scale the series"
+    )
+    with pytest.raises(ValueError, match=r"^`series` at index 0 " + message) as torch_err:
+        saved["model"].predict(3, huge)
     forecaster = OnnxForecaster(saved["model"].to_onnx(str(tmp_path / "huge.onnx")))
-    forecaster._run = lambda feeds: np.full((1, 3, 48, 1), np.nan, dtype=np.float32)
-    with pytest.raises(ValueError, match=r"^The inputs reach \|x\| = 1\.\d+e\+30, .*ONNX model"):
+    with pytest.raises(ValueError) as onnx_err:
         forecaster.predict(3, huge)
-
-
-def test_input_range_note():
-    assert input_range_note([np.array([1e18, np.nan])]) is None  # NaN: an always-missing cell
-    assert input_range_note(None) is None
-    assert "reach |x| = 1e+25" in input_range_note([np.zeros(2), np.array([[-1e25]])])
-    cast = np.array([1e300]).astype(np.float32)  # overflowed to inf when cast for the graph
-    assert "exceed float32's range" in input_range_note([cast, None])
+    assert str(onnx_err.value) == str(torch_err.value)
+    window = huge.values()[None, -forecaster.input_chunk_length :].astype(np.float32)
+    with pytest.raises(ValueError, match=r"^`past_target` " + message):
+        forecaster.predict_array(window, 3)
+    # below the limit, a forecast (NaN only on the always-missing cells, as at the usual scale)
+    finite = np.isfinite(forecaster.predict(3, saved["series"] * 1e15).values())
+    assert (finite == np.isfinite(forecaster.predict(3, saved["series"]).values())).all()
 
 
 def test_always_missing_cells_still_forecast_nan(saved):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from darts_mim.integrity import FLOAT32_RANGE_ADVICE, FLOAT32_SAFE_INPUT
 from darts_mim.onnx.sampling import check_likelihood, draw
 
 Runner = Callable[[dict[str, "np.ndarray | None"]], np.ndarray]
@@ -172,7 +173,8 @@ def check_finite(
     skip: list[int] | None = None,
     unit: str = "step",
 ) -> None:
-    """Refuse NaN or infinite values in an input array the graph reads, naming the first.
+    """Refuse NaN or infinite values in an input array the graph reads, naming the first, and
+    values beyond what float32 arithmetic holds (as ``MIMModel.predict`` refuses them).
 
     The array counterpart of :func:`darts_mim.validation.check_window_values` (the message of
     ``MIMModel.predict`` and ``OnnxForecaster.predict``): a gap in the input is the caller's to
@@ -206,19 +208,28 @@ def check_finite(
     bad = ~np.isfinite(values)
     if skip:
         bad[..., skip] = False
-    if not bad.any():
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(values) > FLOAT32_SAFE_INPUT  # NaN compares False
+    if not bad.any() and not huge.any():
         return
-    b, t, c = np.unravel_index(int(np.argmax(bad)), bad.shape)
-    column = repr(components[c]) if components is not None and c < len(components) else str(c)
-    where, at = " in the window the forecast reads", f"{unit} {t}"
-    if unit == "step":
-        at += f" (of {bad.shape[1]}, 0 the oldest)"
-    else:
-        where = ""
+
+    def first(mask: np.ndarray) -> tuple[str, str]:
+        b, t, c = np.unravel_index(int(np.argmax(mask)), mask.shape)
+        column = repr(components[c]) if components is not None and c < len(components) else str(c)
+        at = f"{unit} {t}" + (f" (of {mask.shape[1]}, 0 the oldest)" if unit == "step" else "")
+        return f"{at} of series {b}, component {column}", (b, t, c)
+
+    if bad.any():
+        at, _ = first(bad)
+        where = " in the window the forecast reads" if unit == "step" else ""
+        raise ValueError(
+            f"`{name}` contains NaN or infinite values{where}: {int(bad.sum())} value(s), the "
+            f"first at {at}. Fill the gaps first (e.g. darts.utils.missing_values."
+            "fill_missing_values; over HTTP, a JSON null is such a gap)."
+        )
+    at, index = first(huge)
     raise ValueError(
-        f"`{name}` contains NaN or infinite values{where}: {int(bad.sum())} value(s), the first "
-        f"at {at} of series {b}, component {column}. Fill the gaps first (e.g. "
-        "darts.utils.missing_values.fill_missing_values; over HTTP, a JSON null is such a gap)."
+        f"`{name}` reaches |x| = {float(np.abs(values[index])):.3g} at {at}, {FLOAT32_RANGE_ADVICE}"
     )
 
 

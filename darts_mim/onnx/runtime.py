@@ -35,7 +35,7 @@ from darts.utils.onnx.inference import OnnxModelSpec
 from darts.utils.utils import generate_index
 
 from darts_mim.grid import GridSpec, check_series_grid
-from darts_mim.integrity import check_finite_forecasts, verify_checksums
+from darts_mim.integrity import FLOAT32_SAFE_INPUT, check_finite_forecasts, verify_checksums
 from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import darts_spec, read_metadata
@@ -220,6 +220,12 @@ def select_providers(
                 "the CPU)."
             )
     return chosen
+
+
+def _in_float32_range(values: np.ndarray) -> bool:
+    """Whether every value is finite and within what float32 arithmetic holds (one pass; NaN
+    compares False): else :func:`check_window_values` names the first bad value."""
+    return bool((np.abs(values) <= FLOAT32_SAFE_INPUT).all())
 
 
 class _DeviceBinding:
@@ -643,7 +649,7 @@ class OnnxForecaster:
         # NaN in the target window first, as before Darts' slicing: checked on a view.
         window = series.values(copy=False)[-icl:]
         window = window[:, ~self._missing] if self._missing.any() else window
-        if not np.isfinite(window).all():
+        if not _in_float32_range(window):
             keep = [c for c, m in zip(self.components, self._missing, strict=True) if not m]
             check_window_values(window, f"`series` at index {idx}", series.time_index[-icl:], keep)
         freq = series.freq
@@ -689,7 +695,7 @@ class OnnxForecaster:
             parts = []
             if kind in user:
                 values = np.concatenate([sliced[p] for p in parts_of[kind] if p in sliced])
-                if not np.isfinite(values).all():
+                if not _in_float32_range(values):
                     times = generate_index(start=start, length=lengths[kind], freq=freq)
                     check_window_values(
                         values, f"`{kind}` at index {idx}", times, user[kind].components
@@ -835,7 +841,6 @@ class OnnxForecaster:
             component_axis=2,
             components=self.components,
             source=f"The ONNX model {self.path}",
-            inputs=[arr, *covariates.values()],
         )
         if five_d:
             # (B, n, D[, P or K]) -> (B, n, C, H, W[, P or K])

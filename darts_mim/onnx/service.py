@@ -272,7 +272,6 @@ class ForecastService:
             component_axis=2,
             components=meta["components"],
             source=f"The ONNX model {self.path}",
-            inputs=[request.past_target, *request.covariates.values()],
         )
         if request.five_d:
             out = out.reshape(out.shape[:2] + self.frame + out.shape[3:])
