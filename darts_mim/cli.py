@@ -108,7 +108,7 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def _load_series(path: str, args: argparse.Namespace | None = None):
     """Read a data file into a float32 ``TimeSeries`` (gridded for ``.npz`` / ``.nc``).
 
-    ``args`` carries the CSV options ``--drop``, ``--decimal`` and ``--sep``.
+    ``args`` carries the CSV options ``--drop``, ``--decimal``, ``--sep`` and ``--date-order``.
     """
     from darts_mim.datasets import load_csv_series, load_grid_npz, load_netcdf
 
@@ -126,12 +126,16 @@ def _load_series(path: str, args: argparse.Namespace | None = None):
     drop = getattr(args, "drop", None) or []
     decimal, sep = getattr(args, "decimal", "."), getattr(args, "sep", ",")
     sep = "\t" if sep in ("\\t", "tab") else sep  # `--sep '\t'` arrives as backslash + t
-    if ext != ".csv" and (drop or decimal != "." or sep != ","):
-        raise CliError(f"--drop, --decimal and --sep read .csv files; {p.name} is not one")
+    order = getattr(args, "date_order", None)
+    if ext != ".csv" and (drop or decimal != "." or sep != "," or order):
+        raise CliError(
+            f"--drop, --decimal, --sep and --date-order read .csv files; {p.name} is not one"
+        )
     if ext == ".npz":
         series = load_grid_npz(p).series
     elif ext == ".csv":
-        series = load_csv_series(p, drop=drop, decimal=decimal, sep=sep)
+        dayfirst = None if order is None else order == "day-first"
+        series = load_csv_series(p, drop=drop, decimal=decimal, sep=sep, dayfirst=dayfirst)
     else:
         series = load_netcdf(p).series
     # ONNX Runtime has no float64 convolution: keep everything float32 from the start.
@@ -888,7 +892,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    """``--drop``, ``--decimal`` and ``--sep`` (CSV data) and ``--threads``."""
+    """``--drop``, ``--decimal``, ``--sep`` and ``--date-order`` (CSV data) and ``--threads``."""
     p.add_argument(
         "--drop",
         action="append",
@@ -898,6 +902,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--decimal", default=".", help="decimal mark of a CSV file, e.g. ','")
     p.add_argument("--sep", default=",", help="field separator of a CSV file, e.g. ';'")
+    p.add_argument(
+        "--date-order",
+        choices=("day-first", "month-first"),
+        default=None,
+        help="how to read CSV dates like 01/02/2020 (1 February day first); default: the order "
+        "the whole column allows, an error when both read every date",
+    )
     p.add_argument(
         "--threads",
         type=_positive_int,

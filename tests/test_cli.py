@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from darts_mim.cli import load_scaler, main
+from darts_mim.cli import _load_series, load_scaler, main
 
 T, C, H, W = 48, 1, 4, 4
 FIT_ARGS = ["--icl", "4", "--ocl", "2", "--hidden", "4,4", "--epochs", "1", "--quiet"]
@@ -839,3 +840,27 @@ def test_scaler_file_mode_follows_the_umask(tmp_path, umask):
     finally:
         os.umask(before)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask == plain.stat().st_mode & 0o777
+
+
+def test_date_order_reads_csv_dates_day_first(tmp_path, capsys):
+    """--date-order day-first / month-first is load_csv_series' dayfirst; ambiguous dates without
+    it are refused (exit 2 and the loader's message), and it is refused for a grid file."""
+    months = pd.date_range("2020-01-01", periods=12, freq="MS")
+    path = tmp_path / "monthly.csv"
+    pd.DataFrame({"date": months.strftime("%d/%m/%Y"), "a": np.arange(12.0)}).to_csv(
+        path, index=False
+    )
+
+    def args(order):
+        return argparse.Namespace(drop=None, decimal=".", sep=",", date_order=order)
+
+    assert list(_load_series(str(path), args("day-first")).time_index) == list(months)
+    assert _load_series(str(path), args("month-first")).time_index[1] == pd.Timestamp("2020-01-02")
+    with pytest.raises(ValueError, match="read day first or month first alike"):
+        _load_series(str(path), args(None))
+    assert main(["fit", "--data", str(path), "--out", str(tmp_path / "m.pt")]) == 2
+    assert "--date-order day-first or month-first" in capsys.readouterr().err
+    grid = tmp_path / "grid.npz"
+    np.savez(grid, data=np.zeros((30, 1, 2, 2), np.float32))
+    with pytest.raises(Exception, match="--date-order read .csv files"):
+        _load_series(str(grid), args("day-first"))

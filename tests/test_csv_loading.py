@@ -204,3 +204,46 @@ def test_etth1_still_loads_the_same():
     assert list(series.components) == list(frame.columns[1:])
     np.testing.assert_array_equal(series.values(), frame.iloc[:, 1:].to_numpy())
     assert series.freq_str == "h"
+
+
+def _dated_csv(path: Path, stamps, column: str = "date") -> Path:
+    pd.DataFrame({column: stamps, "a": np.arange(len(stamps), dtype=float)}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_day_first_dates_are_never_read_month_first_silently(tmp_path):
+    """Monthly dates written day first (01/02/2020 = 1 February) read month first as 12 days of
+    January without a word; now both readings are refused until dayfirst= says which."""
+    months = pd.date_range("2020-01-01", periods=12, freq="MS")
+    for fmt in ("%d/%m/%Y", "%d.%m.%Y"):
+        path = _dated_csv(tmp_path / "monthly.csv", months.strftime(fmt))
+        with pytest.raises(
+            ValueError,
+            match=r"^monthly.csv: the dates of column 'date' read day first or month first alike "
+            r"\('01.02.2020' is 02 January 2020 month first, 01 February 2020 day first\)\. Say "
+            r"which: dayfirst=True or False \(darts-mim: --date-order",
+        ):
+            load_csv_series(path)
+        assert list(load_csv_series(path, dayfirst=True).time_index) == list(months)
+        assert load_csv_series(path, dayfirst=False).time_index[1] == pd.Timestamp("2020-01-02")
+
+
+def test_day_first_dates_read_as_the_column_allows(tmp_path):
+    """One order reads every date (a 13th day), or only one gives evenly spaced stamps (hours over
+    1-2 March, which month first jump from 3 January to 3 February): that order, without asking.
+    ISO dates ignore dayfirst (pandas would read 2024-01-02 as 1 February)."""
+    days = pd.date_range("2024-01-01", periods=40, freq="D")
+    # not named like a time column: found as one although month first fails from the 13th
+    for fmt, column in (("%d/%m/%Y", "x"), ("%m/%d/%Y", "date")):
+        loaded = load_csv_series(_dated_csv(tmp_path / "days.csv", days.strftime(fmt), column))
+        assert list(loaded.time_index) == list(days) and loaded.components.tolist() == ["a"]
+    hours = pd.date_range("2024-03-01", periods=48, freq="h")
+    loaded = load_csv_series(_dated_csv(tmp_path / "hours.csv", hours.strftime("%d.%m.%Y %H:%M")))
+    assert list(loaded.time_index) == list(hours)
+    iso = _dated_csv(tmp_path / "iso.csv", days.strftime("%Y-%m-%d"))
+    assert list(load_csv_series(iso, dayfirst=True).time_index) == list(days)
+    # an order that does not read the dates: the first bad cell is named
+    with pytest.raises(ValueError, match=r"has '01/13/2024' on line 14"):
+        load_csv_series(_dated_csv(tmp_path / "us.csv", days.strftime("%m/%d/%Y")), dayfirst=True)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from darts import TimeSeries
+from pandas.tseries.api import guess_datetime_format
 
 from ..grid import (
     GridSpec,
@@ -500,8 +501,80 @@ def _numbers(column: pd.Series, name, decimal: str, rows: _CsvRows, path: Path) 
     )
 
 
-def _parse_times(column: pd.Series, name, rows: _CsvRows, path: Path) -> pd.DatetimeIndex:
+def _day_month_formats(column: pd.Series) -> tuple[str, str] | None:
+    """The month-first and day-first formats of a time column whose first date reads both ways
+    (``01/02/2020``, ``01.02.2020 10:00``), else ``None`` (ISO dates, year first, never are)."""
+    first = column.dropna()
+    if first.empty or not isinstance(first.iloc[0], str):
+        return None
+    formats = tuple(guess_datetime_format(first.iloc[0].strip(), dayfirst=d) for d in (False, True))
+    if None in formats or formats[0] == formats[1] or any(f.startswith("%Y") for f in formats):
+        return None
+    return formats
+
+
+def _read_dates(column: pd.Series, fmt: str) -> pd.DatetimeIndex | None:
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(column.str.strip(), format=fmt))
+    except (ValueError, TypeError, OverflowError, AttributeError):
+        return None
+
+
+def _parse_day_month(
+    column: pd.Series, name, path: Path, dayfirst: bool | None
+) -> pd.DatetimeIndex | None:
+    """Dates like ``01/02/2020``: read day first or month first as the whole column allows.
+
+    pandas reads them month first unless told, so a day-first file whose days are all 12 or less
+    (monthly data: ``01/02/2020``, ``01/03/2020``, ...) became days in January without a word, and
+    a longer one failed on its 13th day with an error about that cell. Returns ``None`` for other
+    columns (or one that parses neither way: the caller names its bad cell).
+    """
+    formats = _day_month_formats(column)
+    if formats is None:
+        return None
+    readings = {
+        order: _read_dates(column, fmt) for order, fmt in zip((False, True), formats, strict=True)
+    }
+    readings = {order: stamps for order, stamps in readings.items() if stamps is not None}
+    if dayfirst is not None:
+        if bool(dayfirst) in readings:
+            return readings[bool(dayfirst)]
+        # the order asked for does not read every date: NaT where not, named by the caller
+        fmt = formats[int(bool(dayfirst))]
+        return pd.DatetimeIndex(pd.to_datetime(column.str.strip(), format=fmt, errors="coerce"))
+    if len(readings) == 2 and not readings[False].equals(readings[True]):
+        # one reading evenly spaced (hourly over 1-2 March), the other with jumps (3 January,
+        # then 3 February): the even one
+        even = [order for order, stamps in readings.items() if _evenly_spaced(stamps)]
+        if len(even) == 1:
+            return readings[even[0]]
+        row = int(np.argmax(np.asarray(readings[False] != readings[True])))
+        month, day = readings[False][row], readings[True][row]
+        raise ValueError(
+            f"{path.name}: the dates of column {name!r} read day first or month first alike "
+            f"({str(column.iloc[row]).strip()!r} is {month:%d %B %Y} month first, "
+            f"{day:%d %B %Y} day first). Say which: dayfirst=True or False (darts-mim: "
+            "--date-order day-first or month-first)."
+        )
+    return next(iter(readings.values()), None)
+
+
+def _evenly_spaced(stamps: pd.DatetimeIndex) -> bool:
+    """Whether pandas finds a frequency in the stamps (calendar steps like months included)."""
+    try:
+        return len(stamps) >= 3 and pd.infer_freq(stamps) is not None
+    except (TypeError, ValueError):
+        return False
+
+
+def _parse_times(
+    column: pd.Series, name, rows: _CsvRows, path: Path, dayfirst: bool | None = None
+) -> pd.DatetimeIndex:
     """Parse a time column, or raise a ``ValueError`` naming the first cell that is not a date."""
+    stamps = _parse_day_month(column, name, path, dayfirst)
+    if stamps is not None:
+        return _check_dates(stamps, column, name, rows, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format" for odd cells
         for fmt in (None, "ISO8601"):
@@ -517,6 +590,13 @@ def _parse_times(column: pd.Series, name, rows: _CsvRows, path: Path) -> pd.Date
                 raise ValueError(
                     f"{path.name}: column {name!r} does not parse as dates ({err})."
                 ) from err
+    return _check_dates(stamps, column, name, rows, path)
+
+
+def _check_dates(
+    stamps: pd.DatetimeIndex, column: pd.Series, name, rows: _CsvRows, path: Path
+) -> pd.DatetimeIndex:
+    """Refuse a time column with cells that did not parse (NaT), naming the first."""
     bad = np.flatnonzero(np.asarray(stamps.isna()))
     if len(bad):
         row = int(bad[0])
@@ -562,6 +642,7 @@ def load_csv_series(
     sep: str = ",",
     freq: str | None = None,
     fill_missing_dates: bool = False,
+    dayfirst: bool | None = None,
 ) -> TimeSeries:
     """Load a CSV file (e.g. ETTh1) as a plain multivariate ``TimeSeries``.
 
@@ -595,6 +676,11 @@ def load_csv_series(
         Insert rows of NaN for missing time stamps (e.g. ILINet's missing weeks), at ``freq`` or else
         the most common step; the rows are sorted by time first. A time stamp off that step's grid
         is refused (reindexing would drop its row).
+    dayfirst
+        For dates written day and month first alike (``01/02/2020``): ``True`` reads 1 February,
+        ``False`` 2 January. Default ``None``: the order the whole column allows (``13/02/2020``
+        is day first), and an error when both orders read every date (all days 12 or less, as in
+        monthly data). ISO dates (``2020-02-01``) are never ambiguous and ignore it.
 
     Returns
     -------
@@ -609,7 +695,8 @@ def load_csv_series(
         For an unknown column, a cell that is not a number in a loaded column, a time stamp that
         does not parse, repeated time stamps or column names, a column without a name in the
         header (a row index written by ``DataFrame.to_csv()``) unless ``drop`` or ``value_cols``
-        names it, rows out of time order (without ``fill_missing_dates``), or uneven time steps.
+        names it, rows out of time order (without ``fill_missing_dates``), uneven time steps, or
+        dates that read day first and month first alike without ``dayfirst``.
 
     Examples
     --------
@@ -658,7 +745,11 @@ def load_csv_series(
                 parsed = None
         # mostly dates: the time column (its odd cells are refused below); else a text column,
         # refused below unless dropped
-        if parsed is not None and parsed.notna().sum() * 2 > first.notna().sum():
+        formats = _day_month_formats(first) or ()
+        # day-first dates past the 12th do not parse month first: still the time column
+        if (parsed is not None and parsed.notna().sum() * 2 > first.notna().sum()) or any(
+            _read_dates(first, fmt) is not None for fmt in formats
+        ):
             time_col = columns[0]
     if time_col is not None and time_col not in df.columns:
         raise ValueError(f"{p} has no column {time_col!r}; columns are {list(df.columns)}.")
@@ -688,7 +779,7 @@ def load_csv_series(
     names = [str(c) for c in value_cols]
     if time_col is None:
         return TimeSeries.from_values(values, columns=names)
-    stamps = _parse_times(df[time_col], time_col, rows, p)
+    stamps = _parse_times(df[time_col], time_col, rows, p, dayfirst)
     _check_time_order(stamps, rows, p, sort=fill_missing_dates)
     times = stamps
     if fill_missing_dates:
