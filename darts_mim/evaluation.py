@@ -57,8 +57,9 @@ def forecast_windows(
     Raises
     ------
     ValueError
-        When ``forecasts`` is empty, forecasts differ in length, a forecast is stochastic,
-        ``series`` does not cover a forecast, or a component of a forecast is at another position
+        When ``forecasts`` is empty, forecasts differ in length, a forecast is stochastic or
+        indexed otherwise than ``series`` (dates vs. positions), ``series`` does not cover a
+        forecast, or a component of a forecast is at another position
         in ``series``.
     """
     if len(forecasts) == 0:
@@ -77,6 +78,14 @@ def forecast_windows(
                 f"forecast {i} has {len(fc)} steps, forecast 0 {len(forecasts[0])}: the windows "
                 "are scored per horizon step, so every forecast needs the same length (e.g. one "
                 "forecast_horizon in historical_forecasts)."
+            )
+        if fc.has_datetime_index != series.has_datetime_index:
+            # Darts' slice_intersect fails with "The type of your index was not matched."
+            kinds = {True: "dates", False: "integer positions"}
+            raise ValueError(
+                f"forecast {i} is indexed by {kinds[fc.has_datetime_index]}, the series by "
+                f"{kinds[series.has_datetime_index]}: score forecasts made from this series (or "
+                "one with its time index)."
             )
         observed = series.slice_intersect(fc)
         if len(observed) != len(fc) or observed.n_components != fc.n_components:

@@ -636,8 +636,11 @@ def fit_lead_weights(
                 "them, before fitting the weights."
             )
     labels = np.zeros(len(base), dtype=int) if groups is None else np.asarray(groups)
-    if len(labels) != len(base):
-        raise ValueError(f"`groups` has {len(labels)} labels for {len(base)} origins.")
+    if labels.ndim != 1 or len(labels) != len(base):
+        raise ValueError(
+            f"`groups` must hold one label per origin ({len(base)}), got an array of shape "
+            f"{labels.shape}."
+        )
     correction, error = nowcast - base, observed - base
     num = np.zeros(base.shape[1])
     den = np.zeros(base.shape[1])
@@ -716,6 +719,10 @@ def verify(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray | float]
     observed frames: CSI at 1 and 5 mm/h and FSS at 1 mm/h over 5 and 15 cells, each from one
     contingency table (or FSS accumulator) over all origins, cells and, for the totals, lead times.
 
+    Cells where either array is NaN (outside a radar's range, a missing observation) are left out
+    of every score, as pysteps leaves them out of CSI and FSS; MSE and MAE are means over the other
+    cells (``nan`` where there are none).
+
     Returns
     -------
     dict
@@ -760,7 +767,13 @@ def verify(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray | float]
     out: dict[str, np.ndarray | float] = dict(computed(total))
     for key in ("csi1", "csi5", "fss5", "fss15"):
         out[f"{key}_lead"] = np.array([lead[key] for lead in per_lead], dtype=float)
-    out["mse_lead"] = np.mean((pred - truth) ** 2, axis=(0, 2, 3))
-    out["mse"] = float(np.mean((pred - truth) ** 2))
-    out["mae"] = float(np.mean(np.abs(pred - truth)))
+    # NaN in either array: the cell is not scored (a NaN MSE beside finite CSI and FSS scores
+    # said nothing about the forecast)
+    error = np.asarray(pred, dtype=np.float64) - np.asarray(truth, dtype=np.float64)
+    scored = ~np.isnan(pred) & ~np.isnan(truth)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        squared, absolute = np.where(scored, error**2, 0.0), np.where(scored, np.abs(error), 0.0)
+        out["mse_lead"] = squared.sum(axis=(0, 2, 3)) / scored.sum(axis=(0, 2, 3))
+        out["mse"] = float(squared.sum() / scored.sum())
+        out["mae"] = float(absolute.sum() / scored.sum())
     return out

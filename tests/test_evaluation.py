@@ -94,6 +94,9 @@ def test_forecast_windows_errors():
         forecast_windows([stochastic], series)
     with pytest.raises(ValueError, match="forecast 1 has 2 steps, forecast 0 3"):  # was numpy's
         forecast_windows([series[4:7], series[7:9]], series)
+    positions = TimeSeries.from_values(series[4:7].values())  # a RangeIndex: Darts' IndexError
+    with pytest.raises(ValueError, match="forecast 0 is indexed by integer positions, the series"):
+        forecast_windows([positions], series)
 
 
 def test_forecast_windows_refuses_components_in_another_order():

@@ -329,6 +329,15 @@ def test_verify_scores_by_lead_and_in_total():
     np.testing.assert_allclose(dry["mse_lead"], np.mean(rain**2, axis=(0, 2, 3)))
     with pytest.raises(ValueError, match=r"\(origins, leads, H, W\)"):
         nc.verify(rain[0], rain[0])
+    # a cell missing from the observations (outside the radar's range) is left out of every
+    # score: MSE was NaN beside finite CSI and FSS
+    gappy = rain.copy()
+    gappy[:, :, 0, 0] = np.nan
+    shifted = rain + 1.0
+    scores = nc.verify(shifted, gappy)
+    assert scores["mse"] == pytest.approx(1.0) and scores["mae"] == pytest.approx(1.0)
+    np.testing.assert_allclose(scores["mse_lead"], 1.0)
+    assert np.isfinite(scores["csi1"]) and np.isfinite(scores["fss5"])
 
 
 def test_fit_lead_weights_scale_each_lead_and_add_nowcast_applies_them() -> None:
@@ -366,7 +375,9 @@ def test_fit_lead_weights_scale_each_lead_and_add_nowcast_applies_them() -> None
         nc.add_nowcast(residual, nowcast_cov, 4.0, lead_weights=[1.0, 1.0])
     with pytest.raises(ValueError, match="same shape"):
         nc.fit_lead_weights(base, corrected[:, :2], observed)
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ValueError, match=r"one label per origin \(6\), got .* shape \(6, 2\)"):
+        nc.fit_lead_weights(base, corrected, observed, groups=np.zeros((6, 2)))  # numpy's error
+    with pytest.raises(ValueError, match="one label per origin"):
         nc.fit_lead_weights(base, corrected, observed, groups=[0, 1])
     # a missing observed cell made its lead's weight 0 (the whole correction dropped), silently
     with pytest.raises(ValueError, match=r"same shape"):  # was broadcast over every origin
