@@ -657,3 +657,12 @@ def test_quiet_exporter_drops_only_the_noise(caplog):
         "Skipping constant folding for op Split with multiple outputs.",
     ]
     assert [str(w.message) for w in caught] == ["a real warning"]
+
+
+def test_export_creates_the_folder_of_its_path(quantile, tmp_path):
+    # as MIMModel.save does; the write used to fail after the whole export, on the name of a
+    # hidden temporary file ('.x.onnx.<pid>.<hex>.tmp.onnx') the user never gave
+    path = quantile["model"].to_onnx(str(tmp_path / "new" / "folder" / "x.onnx"))
+    assert path == str(tmp_path / "new" / "folder" / "x.onnx")
+    got = OnnxForecaster(path).predict(2, quantile["series"])
+    _close(quantile["forecaster"].predict(2, quantile["series"]), got)

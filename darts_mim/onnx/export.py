@@ -614,7 +614,8 @@ def export_model(
         attributes, cyclic, position, importable custom functions, a fitted ``Scaler``); an encoder
         that cannot be saved (a lambda, another transformer) is a ``ValueError`` before export.
     path
-        Where to write the file. Default: Darts' ``"{ModelClass}_{date}.onnx"`` in the working directory.
+        Where to write the file (its folder is created if need be, as by ``MIMModel.save``).
+        Default: Darts' ``"{ModelClass}_{date}.onnx"`` in the working directory.
     fp16
         Export the network in half precision (inputs and outputs float16; for GPU serving). The
         runtime casts inputs to float16 and forecasts back to float32.
@@ -668,6 +669,9 @@ def export_model(
     if path is None:
         path = model._default_save_path() + ".onnx"
     path = os.fspath(path)
+    # As MIMModel.save: the folder is created now, before the (slow) export. Without it the write
+    # at the end failed on the hidden temporary file's name, after the whole export.
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     dtype_name = "float16" if fp16 else "float32"
     dtype = _DTYPES[dtype_name]
 
