@@ -1076,6 +1076,19 @@ class MIMModel(MixedCovariatesTorchModel):
             )
         return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
 
+    def _validate_predict_ds_output(self, train_sample, inference_sample) -> None:
+        """Darts' checks, and static covariates of the training shape: Darts compares their
+        counts only, and MIM reads the rows (one for all components, or one per component), so
+        that per-component values (2 x 1) in a model of one row of two columns (1 x 2) were read
+        as the two columns, silently; ``OnnxForecaster.predict`` refuses them in the same words."""
+        super()._validate_predict_ds_output(train_sample, inference_sample)
+        trained = getattr(train_sample, "static_covariates", None)
+        given = getattr(inference_sample, "static_covariates", None)
+        if trained is not None and given is not None:
+            from darts_mim.onnx.core import check_static_shape
+
+            check_static_shape(tuple(trained.shape[-2:]), *given.shape[-2:])
+
     def fit_from_dataset(self, *args, **kwargs):
         # never more torch threads than the process has CPUs (torch counts the machine's cores,
         # which a container's quota may not give the process)

@@ -294,6 +294,39 @@ def test_static_covariates_of_another_width_get_torchs_error(plain):
     forecaster.predict_array(window, 2, past, future, static_covariates=np.ones((1, 1, 1)))
 
 
+def test_static_covariates_of_another_shape_are_refused_by_both_paths(tmp_path):
+    """Per-component static covariates (2 rows x 1 column) for a model fitted with one row of two
+    columns: Darts compares counts only, and torch read the second component's value as the
+    first's second covariate, silently, where the ONNX runtime refused them; now both refuse
+    them, word for word."""
+    rng = np.random.default_rng(4)
+    series = _hourly(40, rng.random((40, 2)).astype("float32"), columns=list("ab"))
+    series = series.with_static_covariates(pd.DataFrame({"site": [2.0], "height": [1.0]}))
+    model = _model(tmp_path, filter_size=1)
+    model.fit(series)
+    forecaster = OnnxForecaster(model.to_onnx(str(tmp_path / "static.onnx")))
+    per_component = series.with_static_covariates(
+        pd.DataFrame({"site": [2.0, 1.0]}, index=["a", "b"])
+    )
+    messages = []
+    for predict in (
+        lambda: model.predict(2, per_component, verbose=False),
+        lambda: model.historical_forecasts(
+            per_component, start=30, forecast_horizon=2, retrain=False, verbose=False
+        ),
+        lambda: forecaster.predict(2, per_component),
+    ):
+        with pytest.raises(ValueError) as err:
+            predict()
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] == messages[2]
+    assert "2 row(s) x 1 column(s)" in messages[0] and "1 row(s) x 2 column(s)" in messages[0]
+    # the training shape still forecasts, with the same numbers on both paths
+    expected = model.predict(2, series, verbose=False)
+    got = forecaster.predict(2, series)
+    np.testing.assert_allclose(got.values(), expected.values(), atol=TOL)
+
+
 def test_encoders_are_the_users_job(encoded):
     """Darts' runtime computes no encodings: the graph's future covariates are missing, unless the
     user computes the same encodings and passes them as covariates."""

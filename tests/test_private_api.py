@@ -92,6 +92,10 @@ RELIED_ON: dict[str, str] = {
         "override: adds the early-stopping callbacks of a fit with a validation series to that fit's "
         "trainer only"
     ),
+    "darts.models.forecasting.torch_forecasting_model.MixedCovariatesTorchModel._validate_predict_ds_output": (
+        "override: Darts' check of each prediction sample against the training sample; refuses "
+        "static covariates of another shape (Darts compares their counts only)"
+    ),
     "darts.models.forecasting.torch_forecasting_model._get_checkpoint_fname": (
         "finds the checkpoint file Darts' load_from_checkpoint() would read"
     ),

@@ -68,6 +68,32 @@ def check_static_count(meta: Mapping[str, Any], rows: int, columns: int) -> None
             "`static_covariates` used to train the model. Received number of components: "
             f"`{rows * columns}`, expected: `{expected[0] * expected[1]}`."
         )
+    if expected is not None:
+        check_static_shape(expected, rows, columns)
+
+
+def check_static_shape(expected: tuple[int, int], rows: int, columns: int) -> None:
+    """Refuse static covariates of ``rows`` x ``columns`` where the model was trained with
+    ``expected`` (rows, columns) of the same count (Darts compares counts only).
+
+    MIM reads the rows: one row is broadcast to every component, one row per component is read
+    per component. Per-component values (2 x 1) in a model of one row of two columns (1 x 2) would
+    be read as the two columns, the second component's value as the first's second covariate;
+    ``MIMModel.predict`` and ``OnnxForecaster.predict`` refuse them in these words.
+    """
+    if (rows, columns) == tuple(expected):
+        return
+
+    def layout(n_rows: int) -> str:
+        return "one row for all components" if n_rows == 1 else "one row per component"
+
+    raise ValueError(
+        f"The provided `static_covariates` are {rows} row(s) x {columns} column(s) "
+        f"({layout(rows)}), the `static_covariates` used to train the model {expected[0]} row(s) "
+        f"x {expected[1]} column(s) ({layout(expected[0])}): their values would be read in the "
+        "wrong places. Attach static covariates of the training shape "
+        "(series.with_static_covariates())."
+    )
 
 
 def check_n(
