@@ -325,6 +325,19 @@ def test_static_covariates_of_another_shape_are_refused_by_both_paths(tmp_path):
     expected = model.predict(2, series, verbose=False)
     got = forecaster.predict(2, series)
     np.testing.assert_allclose(got.values(), expected.values(), atol=TOL)
+    # a model saved with clean=True keeps no static values: its file still knows their shape, and
+    # a third column gets Darts' words, not onnxruntime's "Got invalid dimensions"
+    model.save(str(tmp_path / "clean.pt"), clean=True)
+    cleaned = MIMModel.load(str(tmp_path / "clean.pt"))
+    clean_forecaster = OnnxForecaster(cleaned.to_onnx(str(tmp_path / "clean.onnx")))
+    wider = series.with_static_covariates(
+        pd.DataFrame({"site": [2.0], "height": [1.0], "z": [0.0]})
+    )
+    with pytest.raises(ValueError, match=r"Received number of components: `3`, expected: `2`"):
+        clean_forecaster.predict(2, wider)
+    np.testing.assert_allclose(
+        clean_forecaster.predict(2, series).values(), expected.values(), atol=TOL
+    )
 
 
 def test_encoders_are_the_users_job(encoded):

@@ -50,12 +50,16 @@ def refuse_unused(inputs: list[str], **covariates: Any) -> None:
 
 def static_shape(meta: Mapping[str, Any]) -> tuple[int, int] | None:
     """``(rows, columns)`` of the static covariates the model was trained with (one row for global
-    ones, one per component otherwise), from the file's ``static_covariates`` entry; ``None`` for a
-    model without them or a file that does not say."""
-    static = meta.get("static_covariates")
-    if not static or "inputs" in meta and "static_covariates" not in meta["inputs"]:
+    ones, one per component otherwise), from the file's ``static_covariates`` entry, else its
+    ``static_covariates_shape`` (a model saved with ``clean=True`` keeps only the shape); ``None``
+    for a model without them or a file that does not say."""
+    if "inputs" in meta and "static_covariates" not in meta["inputs"]:
         return None
-    return len(static["values"]), len(static["columns"])
+    static = meta.get("static_covariates")
+    if static:
+        return len(static["values"]), len(static["columns"])
+    shape = meta.get("static_covariates_shape")
+    return (int(shape[0]), int(shape[1])) if shape else None
 
 
 def check_static_count(meta: Mapping[str, Any], rows: int, columns: int) -> None:

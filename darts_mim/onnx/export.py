@@ -235,6 +235,13 @@ def build_metadata(
             model, "future", (shapes.get("future_covariates") or [None])[-1]
         ),
         "static_covariates": static,
+        # the shape alone survives save(clean=True), which drops the values: the runtime checks
+        # the width of a request's static covariates against it
+        "static_covariates_shape": (
+            [int(d) for d in shapes["static_covariates"][-2:]]
+            if "static_covariates" in feature_names and shapes.get("static_covariates")
+            else None
+        ),
         "likelihood": _likelihood_info(model.likelihood),
         "nr_params": int(module.net.nr_params),
         "freq": _freq_info(model),

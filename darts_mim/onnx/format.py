@@ -30,7 +30,8 @@ dtype, training_dtype
 missing_components
     Indices of target components that were NaN at every training step (forecast as NaN).
 
-Optional entries: ``version`` (of darts-mim), ``static_covariates``, ``freq``, ``encoders`` (the
+Optional entries: ``version`` (of darts-mim), ``static_covariates``, ``static_covariates_shape``
+(``[rows, columns]``, also for a model saved with ``clean=True``, which keeps no values), ``freq``, ``encoders`` (the
 settings of ``add_encoders``, see :mod:`darts_mim.onnx.encoders`; the covariate entries'
 ``n_components`` count the encoded columns too, after the user's), ``export_method`` (``"loop"``:
 the recurrence as ONNX ``Loop`` nodes over one traced step, see :mod:`darts_mim.onnx._loop`;
