@@ -242,6 +242,11 @@ def worker_argv(args, name: str, out: Path) -> list[str]:
     argv += ["--section-json", str(out), "--seeds", ",".join(map(str, args.seeds))]
     argv += ["--models", ";".join(args.models), "--mim-kwargs", json.dumps(args.mim_kwargs)]
     argv += ["--tag", args.tag]
+    # the radar options: a worker without them scored no lead weights and wrote no predictions
+    if getattr(args, "radar_lead_weights", None) is not None:
+        argv += ["--radar-lead-weights", ",".join(f"{w!r}" for w in args.radar_lead_weights)]
+    if getattr(args, "radar_predictions", None):
+        argv += ["--radar-predictions", str(args.radar_predictions)]
     if args.steps:
         argv += ["--steps", str(args.steps)]
     argv += [flag for flag, on in (("--quick", args.quick), ("--paper", args.paper)) if on]

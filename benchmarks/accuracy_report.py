@@ -34,10 +34,15 @@ def split_sections(lines: list[str]) -> dict[str, list[str]]:
 
 
 def extra_flags(args) -> str:
-    """The --models / --mim-kwargs part of a run's command line, when given."""
+    """The --models / --tag / --mim-kwargs / --radar-lead-weights part of a run's command line,
+    when given."""
     out = f" --models '{';'.join(args.models)}'" if args.models else ""
     out += f' --tag "{args.tag}"' if args.tag else ""
-    return out + (f" --mim-kwargs '{json.dumps(args.mim_kwargs)}'" if args.mim_kwargs else "")
+    out += f" --mim-kwargs '{json.dumps(args.mim_kwargs)}'" if args.mim_kwargs else ""
+    weights = getattr(args, "radar_lead_weights", None)
+    if weights is not None:  # they change the radar section's table: the line must say so
+        out += f" --radar-lead-weights {','.join(f'{w:g}' for w in weights)}"
+    return out
 
 
 def write_results(args, sections: list[Section], total: float) -> None:

@@ -213,11 +213,17 @@ def test_quick_bike(data_dir: Path, tmp_path: Path) -> None:
 def test_quick_jobs_runs_data_sets_in_worker_processes(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = ["--quick", "--jobs", "2", "--data", str(data_dir), "--only", "radar,etth1"]
+    argv += ["--radar-lead-weights", "0.5,0.5,0.5,0.5,0.5,0.5"]
+    argv += ["--radar-predictions", str(tmp_path / "r.npz")]
     assert accuracy.main([*argv, "--seeds", "3", "--out-dir", str(out)]) == 0
     md = (out / "accuracy_results.md").read_text()
     # sections in the order of accuracy.DATASETS, whichever worker finished first
     assert md.index("## etth1") < md.index("## radar")
     assert "one run, seed 3" in md  # the workers got the seeds
+    # and the radar options (a worker dropped them), which the run line records
+    assert _table_rows(md, "MIM + LK nowcast (residual), lead weights")
+    assert (tmp_path / "r.npz").is_file()
+    assert "--radar-lead-weights 0.5,0.5,0.5,0.5,0.5,0.5`" in md
     assert np.isfinite(float(_table_rows(md, "persistence")[0][1]))
     assert np.isfinite(float(_table_rows(md, "MIM (frame differences)")[0][1]))
 
