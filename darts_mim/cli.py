@@ -990,7 +990,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_fold_period,
         default="auto",
         help="fold a plain series into periods of this many steps: an integer, 'auto' (the "
-        "period of the frequency when the input holds two) or 'none'",
+        "period of the frequency when the input holds two and the training data show that "
+        "season) or 'none'",
     )
     p.add_argument(
         "--linear-residual",
