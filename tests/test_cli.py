@@ -604,7 +604,9 @@ def test_fit_refuses_a_text_column_unless_dropped(tmp_path, capsys):
 def test_csv_options_are_for_csv_files(fitted, tmp_path, capsys):
     data, model = fitted
     argv = ["predict", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "f.npz")]
-    _one_line_error(capsys, main([*argv, "--drop", "flow"]), "--drop, --decimal and --sep", ".csv")
+    needle = "--drop, --decimal, --sep and --date-order"
+    _one_line_error(capsys, main([*argv, "--drop", "flow"]), needle, ".csv")
+    _one_line_error(capsys, main([*argv, "--date-order", "day-first"]), needle, ".csv")
 
 
 def test_fit_and_predict_semicolon_decimal_comma_csv_with_threads(tmp_path, capsys, monkeypatch):

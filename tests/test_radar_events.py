@@ -219,11 +219,13 @@ def test_loeo_quick_run_scores_every_event(tmp_path) -> None:
     assert list(results) == ["knmi_a", "knmi_b", "knmi_c"]
     for r in results.values():
         assert set(r["scores"]) == {module.MIM, *module.BASELINES}
-        assert set(r["ensembles"]) == {"STEPS ensemble", module.MIM_ENS}
-        assert np.isfinite(r["ensembles"][module.MIM_ENS]["crps"])
+        assert set(r["ensembles"]) == {"STEPS ensemble", module.MIM_ENS, module.MIM_ENS_CENTRED}
+        for label in (module.MIM_ENS, module.MIM_ENS_CENTRED):
+            assert np.isfinite(r["ensembles"][label]["crps"])
         assert r["n_train_windows"] == 2 * 19  # windows of the two other pseudo-events only
     text = out.read_text()
     assert "targets met per test event" in text and "events met" in text
+    assert "the ensemble `STEPS recentred on MIM` (`--ensemble recentred`)" in text
     assert (tmp_path / "s.json").exists()
 
 
