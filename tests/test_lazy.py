@@ -277,3 +277,30 @@ def test_auto_anchor_ranks_naive_forecasts_on_a_recent_window(tmp_path, store):
     lag = model._resolve_config(dataset, dataset.grid_layout).anchor_lag
     assert lag in (1, 24)
     assert lag == model._resolve_config(memory, dataset.grid_layout).anchor_lag
+
+
+@pytest.mark.parametrize(
+    "times, match",
+    [
+        (pd.date_range("2024-01-01", periods=20, freq="h")[::-1], "increasing"),
+        (np.r_[0:3, 4:21], "evenly spaced"),
+        (np.arange(20)[::-1].copy(), "evenly spaced and increasing"),
+        (np.arange(20) * 0.5, "neither datetimes nor integers"),
+        (
+            xr.date_range("2000-01-01", periods=20, freq="D", calendar="noleap", use_cftime=True),
+            "neither datetimes nor integers",
+        ),
+    ],
+    ids=["descending-dates", "uneven-integers", "descending-integers", "floats", "cftime"],
+)
+def test_a_time_coordinate_the_loader_cannot_read_is_refused(times, match):
+    # these were read as a plain 0, 1, 2... axis (or backwards in time): the model trained on
+    # and forecast the wrong time steps, and covariates were aligned by position, silently
+    da = xr.DataArray(
+        np.zeros((len(times), 2, 3), dtype="float32"),
+        dims=("time", "lat", "lon"),
+        name="t2m",
+        coords={"time": times},
+    ).chunk({"time": 5})
+    with pytest.raises(ValueError, match=match):
+        LazyGridTrainingDataset(da, 4, 2)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from darts_mim.grid import GridLayout, GridSpec, dataarray_to_grid
+from darts_mim.grid import GridLayout, GridSpec, _integer_index, dataarray_to_grid
 
 from .stats import GridStats, _as_frames
 
@@ -180,23 +180,43 @@ class _LazyGrid:
 
 
 def _time_index(da: xr.DataArray, tdim: str) -> pd.Index:
-    if tdim in da.coords:
-        index = pd.Index(da.coords[tdim].values)
-        if isinstance(index, pd.DatetimeIndex):
-            if len(index) >= 3:
-                freq = pd.infer_freq(index)
-                if freq is None:
-                    raise ValueError(
-                        f"The time coordinate of the DataArray is not evenly spaced (starts "
-                        f"{list(index[:3])}); Darts needs a regular time axis. Resample it "
-                        "lazily first, e.g. da.resample(time='1h').mean()."
-                    )
-                return pd.DatetimeIndex(index, freq=freq)
-            return index
-        if pd.api.types.is_integer_dtype(index.dtype) and len(index) >= 1:
-            step = int(index[1] - index[0]) if len(index) > 1 else 1
-            return pd.RangeIndex(int(index[0]), int(index[0]) + step * len(index), step)
-    return pd.RangeIndex(da.sizes[tdim])
+    """The time axis of ``da`` as Darts needs it, read from its coordinate (positions without one).
+
+    The same rules as for a series in memory (:func:`darts_mim.grid_to_series`): increasing,
+    evenly spaced datetimes or integers. Anything else is refused rather than read as the steps
+    0, 1, 2...: the model would train on and forecast other times than the store's, and the
+    covariates would be aligned by position.
+    """
+    if tdim not in da.coords:
+        return pd.RangeIndex(da.sizes[tdim])
+    index = pd.Index(da.coords[tdim].values)
+    if isinstance(index, pd.DatetimeIndex):
+        # a descending axis has a frequency too ("-1h"): the model would learn time backwards
+        if not (index.is_monotonic_increasing and index.is_unique):
+            raise ValueError(
+                f"The time coordinate '{tdim}' of the DataArray must be increasing without "
+                f"repeats (it starts {list(index[:3])}); sort it lazily first, e.g. "
+                f"da.sortby('{tdim}'), and drop repeated steps."
+            )
+        if len(index) >= 3:
+            freq = pd.infer_freq(index)
+            if freq is None:
+                raise ValueError(
+                    f"The time coordinate of the DataArray is not evenly spaced (starts "
+                    f"{list(index[:3])}); Darts needs a regular time axis. Resample it "
+                    "lazily first, e.g. da.resample(time='1h').mean()."
+                )
+            return pd.DatetimeIndex(index, freq=freq)
+        return index
+    if pd.api.types.is_integer_dtype(index.dtype):
+        return _integer_index(index)  # refuses uneven or decreasing steps, as in memory
+    raise ValueError(
+        f"The time coordinate '{tdim}' of the DataArray holds {index.dtype} values (e.g. "
+        f"{index[0]!r}), neither datetimes nor integers, which are the time axes Darts knows. "
+        "Convert a cftime calendar to datetimes (da.convert_calendar('standard', "
+        "use_cftime=False), or da.indexes['time'].to_datetimeindex()), or drop the coordinate "
+        f"(da.drop_vars('{tdim}')) to index the steps 0, 1, 2..."
+    )
 
 
 def _time_dim_of_plain(cov: xr.DataArray, what: str) -> str:
