@@ -432,7 +432,11 @@ def check_hyper_parameters(params: dict) -> None:
     positive_int("output_chunk_length", params["output_chunk_length"])
     positive_int("output_chunk_shift", params.get("output_chunk_shift", 0), minimum=0)
     num_hidden = params.get("num_hidden", (32, 32))
-    if isinstance(num_hidden, int | np.integer) or not len(num_hidden):
+    if (
+        not isinstance(num_hidden, Sequence | np.ndarray)
+        or isinstance(num_hidden, str)
+        or not len(num_hidden)
+    ):
         raise ValueError(
             f"`num_hidden` must be a sequence of layer widths, e.g. (64, 64, 64, 64); got {num_hidden!r}."
         )
@@ -475,11 +479,18 @@ def check_hyper_parameters(params: dict) -> None:
     if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
         raise ValueError(f"`fold_rows` must be an integer >= 1 (1: a 1 x P strip), got {rows!r}.")
     grid_shape = params.get("grid_shape")
+    # integers only: int() would truncate 2.5 rows to 2 (the rest read as channels, silently)
     if grid_shape is not None and (
-        len(grid_shape) not in (2, 3) or any(int(g) < 1 for g in grid_shape)
+        not isinstance(grid_shape, Sequence | np.ndarray)
+        or isinstance(grid_shape, str)
+        or len(grid_shape) not in (2, 3)
+        or any(
+            isinstance(g, bool) or not isinstance(g, int | np.integer) or g < 1 for g in grid_shape
+        )
     ):
         raise ValueError(
-            f"`grid_shape` must be (C, H, W) or (H, W) of positive sizes, got {grid_shape}."
+            "`grid_shape` must be (C, H, W) or (H, W) of positive integers, e.g. (2, 14, 8); "
+            f"got {grid_shape!r}."
         )
 
 

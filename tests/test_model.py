@@ -506,6 +506,11 @@ def test_invalid_n(tmp_path, grid_series, n):
         ({"diff_mode": "sideways"}, "diff_mode"),
         ({"cell_type": "gru"}, "cell_type"),
         ({"grid_shape": (0, 3)}, "grid_shape"),
+        # a fractional size was truncated (2.5 rows: a 2-row grid, the rest read as channels)
+        ({"grid_shape": (2.5, 4)}, "grid_shape"),
+        ({"grid_shape": ("a", 4)}, "grid_shape"),
+        ({"grid_shape": "44"}, "grid_shape"),
+        ({"num_hidden": None}, "num_hidden"),
     ],
 )
 def test_invalid_hyper_parameters(tmp_path, overrides, message):
