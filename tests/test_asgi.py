@@ -442,3 +442,27 @@ def test_cli_serve(model):
         assert _call(url, "/metadata")[0] == 200
     finally:
         assert _stop(proc) in STOPPED
+
+
+@pytest.mark.parametrize(
+    "given, env",
+    [("", None), ("  ", None), (None, "")],
+    ids=["empty-option", "blank-option", "empty-variable"],
+)
+def test_an_empty_api_key_is_refused_rather_than_serving_without_one(
+    monkeypatch, capsys, tmp_path, given, env
+):
+    # `--api-key "$KEY"` with KEY unset passes "", which served every endpoint without a key
+    from darts_mim.cli import main as cli_main
+    from darts_mim.onnx.asgi import ServeConfig, create_app
+
+    monkeypatch.delenv("DARTS_MIM_API_KEY", raising=False)
+    if env is not None:
+        monkeypatch.setenv("DARTS_MIM_API_KEY", env)
+    path = str(tmp_path / "never-loaded.onnx")
+    with pytest.raises(ValueError, match="API key from .* is empty"):
+        create_app(ServeConfig(path) if given is None else ServeConfig(path, api_key=given))
+    (tmp_path / "never-loaded.onnx").write_bytes(b"")
+    argv = ["serve", path, "--port", "0"] + ([] if given is None else ["--api-key", given])
+    assert cli_main(argv) != 0
+    assert "is empty, which would serve without authentication" in capsys.readouterr().err

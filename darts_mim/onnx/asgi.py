@@ -86,10 +86,10 @@ from starlette.routing import Route  # noqa: E402
 
 from darts_mim.onnx import _http  # noqa: E402
 from darts_mim.onnx.serve_options import (  # noqa: E402
-    API_KEY_ENV,
     ServeConfig,
     add_arguments,
     config_from_args,
+    resolve_api_key,
 )
 from darts_mim.onnx.service import ForecastService, PreparedRequest  # noqa: E402
 
@@ -308,7 +308,7 @@ def create_app(config: ServeConfig | None = None, service: ForecastService | Non
         if not raw:
             raise ValueError(f"Pass a ServeConfig or set {CONFIG_ENV} (JSON of its fields).")
         config = ServeConfig(**json.loads(raw))
-    api_key = config.api_key or os.environ.get(API_KEY_ENV) or None
+    api_key = resolve_api_key(config.api_key)
     if service is None:
         service = ForecastService(
             config.path,
@@ -509,6 +509,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     config = config_from_args(args)  # no key: DARTS_MIM_API_KEY, read by create_app
     if not os.path.isfile(config.path):
         raise FileNotFoundError(f"No ONNX file at {config.path!r}.")
+    resolve_api_key(config.api_key)  # an empty key fails here, not in every worker
     serve(config, args.host, args.port, workers=args.workers, verbose=args.verbose)
 
 

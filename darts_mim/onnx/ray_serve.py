@@ -58,13 +58,13 @@ from starlette.responses import Response  # noqa: E402
 
 from darts_mim.onnx import _http  # noqa: E402
 from darts_mim.onnx.serve_options import (  # noqa: E402
-    API_KEY_ENV,
     MAX_BODY_BYTES,
     MAX_HORIZON,
     MAX_SAMPLES,
     ServeConfig,
     add_arguments,
     config_from_args,
+    resolve_api_key,
 )
 from darts_mim.onnx.service import ForecastService, PreparedRequest  # noqa: E402
 
@@ -236,7 +236,7 @@ def build_app(
         max_wait_ms=max_wait_ms,
         max_body_bytes=max_body_bytes,
         # read here, in the driver: replicas may run on machines without the variable
-        api_key=api_key or os.environ.get(API_KEY_ENV) or None,
+        api_key=resolve_api_key(api_key),
         providers=providers,
         max_horizon=max_horizon,
         max_samples=max_samples,

@@ -9,6 +9,7 @@ take the same options; they live here so that ``darts-mim --help`` works without
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 
 #: The environment variable holding the API key (``--api-key`` overrides it).
@@ -73,6 +74,38 @@ class ServeConfig:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}.")
         if self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}.")
+        if self.api_key is not None:
+            _check_api_key(self.api_key, "--api-key")
+
+
+def _check_api_key(key: str, source: str) -> None:
+    # An empty key is what `--api-key "$KEY"` passes when KEY is unset: taking it for "no key"
+    # would serve every endpoint without authentication, the opposite of what was asked.
+    if not key.strip():
+        raise ValueError(
+            f"The API key from {source} is empty, which would serve without authentication. "
+            f"Pass a non-empty key, or leave --api-key out and unset {API_KEY_ENV} to serve "
+            "without one."
+        )
+
+
+def resolve_api_key(api_key: str | None) -> str | None:
+    """The API key a server requires: ``api_key`` (``--api-key``), else :data:`API_KEY_ENV`
+    when it is set, else ``None`` (no authentication).
+
+    Raises
+    ------
+    ValueError
+        When the key given or the variable is empty (or blank): an unset shell variable passed
+        as ``--api-key "$KEY"`` must not turn authentication off.
+    """
+    if api_key is not None:
+        _check_api_key(api_key, "--api-key")
+        return api_key
+    key = os.environ.get(API_KEY_ENV)
+    if key is not None:
+        _check_api_key(key, f"${API_KEY_ENV}")
+    return key
 
 
 def positive_int(text: str) -> int:
