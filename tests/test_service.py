@@ -317,3 +317,14 @@ def test_service_limits_refuse_too_much_work(exported):
     assert status == 400 and "`num_samples`=11 exceeds" in body["error"]
     with pytest.raises(ValueError, match="max_horizon"):
         ForecastService(exported["path"], max_horizon=0)
+
+
+@pytest.mark.parametrize("threads", ["0", "-3"])
+def test_service_refuses_threads_below_one(threads, capsys):
+    # onnxruntime reads 0 or less as its default (all cores): the server started silently
+    from darts_mim.onnx.service import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["never-loaded.onnx", "--threads", threads])
+    assert stop.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err

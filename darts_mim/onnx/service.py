@@ -68,6 +68,7 @@ import onnxruntime as ort
 from darts_mim.integrity import check_finite_forecasts, verify_checksums
 from darts_mim.onnx import core
 from darts_mim.onnx.format import read_metadata
+from darts_mim.onnx.serve_options import positive_int
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 # Requests larger than this are refused before they are read (a 413): a batch of 256 windows of 12
@@ -549,7 +550,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("path", help="the .onnx file written by MIMModel.to_onnx()")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 for any free port")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads per request")
+    # positive: onnxruntime takes 0 (or less) for its default, all cores, which is not what
+    # --threads 0 reads as
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="intra-op threads per request"
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     service = ForecastService(args.path, intra_op_num_threads=args.threads)
