@@ -475,6 +475,10 @@ def check_hyper_parameters(params: dict) -> None:
             "`use_reversible_instance_norm` must be 'auto', True, False or a dict of RINorm "
             f"arguments, got {rin!r}."
         )
+    for name in ("layer_norm", "linear_residual", "use_static_covariates"):
+        # bool("no") and bool("False") are True: a string would switch the option on, silently
+        if isinstance(params.get(name), str):
+            raise ValueError(f"`{name}` must be True or False, got the string {params[name]!r}.")
     rows = params.get("fold_rows", 1)
     if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows < 1:
         raise ValueError(f"`fold_rows` must be an integer >= 1 (1: a 1 x P strip), got {rows!r}.")

@@ -511,6 +511,10 @@ def test_invalid_n(tmp_path, grid_series, n):
         ({"grid_shape": ("a", 4)}, "grid_shape"),
         ({"grid_shape": "44"}, "grid_shape"),
         ({"num_hidden": None}, "num_hidden"),
+        # bool("no") is True: these switched the option on
+        ({"layer_norm": "no"}, "layer_norm"),
+        ({"linear_residual": "False"}, "linear_residual"),
+        ({"use_static_covariates": "no"}, "use_static_covariates"),
     ],
 )
 def test_invalid_hyper_parameters(tmp_path, overrides, message):
