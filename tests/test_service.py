@@ -328,3 +328,21 @@ def test_service_refuses_threads_below_one(threads, capsys):
         main(["never-loaded.onnx", "--threads", threads])
     assert stop.value.code == 2
     assert "expected a positive integer" in capsys.readouterr().err
+
+
+def test_service_startup_failures_are_one_line(tmp_path, capsys):
+    """A missing file, a file that is not ONNX or a port out of range: one line on stderr and exit
+    2, as darts-mim serve answers them (raw tracebacks before)."""
+    from darts_mim.onnx.service import main
+
+    not_onnx = tmp_path / "model.onnx"
+    not_onnx.write_text("not a graph")
+    for argv, needle in (
+        ([str(tmp_path / "missing.onnx")], "missing.onnx"),
+        ([str(not_onnx)], "model.onnx"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and "\n" not in err and "Traceback" not in err, err
+        assert "error: " in err and needle in err, err

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from darts_mim.integrity import check_finite_forecasts, verify_checksums
+from darts_mim.integrity import check_finite_forecasts, short_cause, verify_checksums
 from darts_mim.onnx import core
 from darts_mim.onnx.format import read_metadata
 from darts_mim.onnx.serve_options import positive_int
@@ -546,7 +546,9 @@ def make_server(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m darts_mim.onnx.service FILE [--host H] [--port P] [--threads T]``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m darts_mim.onnx.service", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("path", help="the .onnx file written by MIMModel.to_onnx()")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 for any free port")
@@ -557,8 +559,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    service = ForecastService(args.path, intra_op_num_threads=args.threads)
-    server = make_server(service, args.host, args.port, quiet=not args.verbose)
+    try:
+        service = ForecastService(args.path, intra_op_num_threads=args.threads)
+        server = make_server(service, args.host, args.port, quiet=not args.verbose)
+    except Exception as err:  # a missing or bad file, a port in use: one line, as darts-mim serve
+        parser.exit(2, f"{parser.prog}: error: {short_cause(err)}\n")
     host, port = server.server_address[:2]
     # The first line says where it listens (the load benchmark and the tests read it).
     print(f"serving {args.path} on http://{host}:{port}", flush=True)
