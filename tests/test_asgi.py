@@ -466,3 +466,20 @@ def test_an_empty_api_key_is_refused_rather_than_serving_without_one(
     argv = ["serve", path, "--port", "0"] + ([] if given is None else ["--api-key", given])
     assert cli_main(argv) != 0
     assert "is empty, which would serve without authentication" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "needle"),
+    [
+        ("--max-body-mb", "0", "expected a positive number, got '0'"),  # was "max_body_bytes"
+        ("--max-wait-ms", "nan", "expected a number >= 0, got 'nan'"),  # was accepted
+        ("--max-wait-ms", "-1", "expected a number >= 0, got '-1'"),
+    ],
+)
+def test_serve_limits_are_checked_under_their_option_names(option, value, needle, capsys):
+    from darts_mim.cli import main as cli_main
+
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["serve", "never-loaded.onnx", option, value])
+    assert stop.value.code == 2
+    assert f"argument {option}: {needle}" in capsys.readouterr().err

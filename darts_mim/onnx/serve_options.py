@@ -9,6 +9,7 @@ take the same options; they live here so that ``darts-mim --help`` works without
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass
 
@@ -70,7 +71,7 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch}.")
-        if self.max_wait_ms < 0:
+        if not (math.isfinite(self.max_wait_ms) and self.max_wait_ms >= 0):
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}.")
         if self.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive, got {self.max_body_bytes}.")
@@ -119,6 +120,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _float_at_least(text: str, low: float, strict: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        kind = "a positive number" if strict else f"a number >= {low:g}"
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (``--max-body-mb``: 0 was refused under the
+    internal name ``max_body_bytes``)."""
+    return _float_at_least(text, 0.0, strict=True)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0 (``--max-wait-ms``: ``nan`` was accepted)."""
+    return _float_at_least(text, 0.0, strict=False)
+
+
 def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> None:
     """Add the server's options (a model path, address, workers, batching, limits, API key).
 
@@ -161,12 +184,15 @@ def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> N
     )
     parser.add_argument(
         "--max-wait-ms",
-        type=float,
+        type=non_negative_float,
         default=2.0,
         help="how long a batch waits for more requests when more are expected (0: never)",
     )
     parser.add_argument(
-        "--max-body-mb", type=float, default=MAX_BODY_MB, help="larger request bodies get a 413"
+        "--max-body-mb",
+        type=positive_float,
+        default=MAX_BODY_MB,
+        help="larger request bodies get a 413",
     )
     parser.add_argument(
         "--max-horizon",
