@@ -89,6 +89,15 @@ def import_pysteps() -> Any:
     return pysteps
 
 
+def _refuse_non_finite(values: np.ndarray, what: str, axes: Sequence[str], fix: str) -> None:
+    """Refuse NaN or inf in ``values``, naming the first one by ``axes`` (one name per axis)."""
+    if np.isfinite(values).all():
+        return
+    first = np.argwhere(~np.isfinite(values))[0]
+    where = ", ".join(f"{axis} {i}" for axis, i in zip(axes, first, strict=True))
+    raise ValueError(f"{what} holds a non-finite value (first at {where}); {fix}")
+
+
 def _check_frames(frames: np.ndarray, what: str, min_frames: int) -> np.ndarray:
     values = np.asarray(frames, dtype=np.float64)
     if values.ndim != 3:
@@ -99,13 +108,13 @@ def _check_frames(frames: np.ndarray, what: str, min_frames: int) -> np.ndarray:
         raise ValueError(
             f"{what} has {len(values)} frame(s); estimating the motion needs at least {min_frames}."
         )
-    if not np.isfinite(values).all():
-        bad = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(
-            f"{what} holds a non-finite value (first at frame {bad[0]}, row {bad[1]}, column "
-            f"{bad[2]}); the optical flow needs finite rain rates. Fill missing cells first (e.g. "
-            "np.nan_to_num(frames, nan=0.0))."
-        )
+    _refuse_non_finite(
+        values,
+        what,
+        ("frame", "row", "column"),
+        "the optical flow needs finite rain rates. Fill missing cells first (e.g. "
+        "np.nan_to_num(frames, nan=0.0)).",
+    )
     if (values < 0).any():
         raise ValueError(f"{what} holds negative values; expected rain rates (mm/h) >= 0.")
     return values
@@ -628,13 +637,12 @@ def fit_lead_weights(
         )
     for name, values in (("base", base), ("nowcast", nowcast), ("observed", observed)):
         # a NaN would make its lead's sums NaN, and that lead's weight 0 (the correction dropped)
-        if not np.isfinite(values).all():
-            bad = np.argwhere(~np.isfinite(values))[0]
-            raise ValueError(
-                f"`{name}` holds a non-finite value (first at origin {bad[0]}, lead {bad[1]}, row "
-                f"{bad[2]}, column {bad[3]}); leave out the origins with missing cells, or fill "
-                "them, before fitting the weights."
-            )
+        _refuse_non_finite(
+            values,
+            f"`{name}`",
+            ("origin", "lead", "row", "column"),
+            "leave out the origins with missing cells, or fill them, before fitting the weights.",
+        )
     labels = np.zeros(len(base), dtype=int) if groups is None else np.asarray(groups)
     if labels.ndim != 1 or len(labels) != len(base):
         raise ValueError(
