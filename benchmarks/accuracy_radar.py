@@ -303,20 +303,17 @@ def radar(args, work_dir: str) -> Section:
 def _ensemble_table(preds: dict, ensembles: np.ndarray, truth: np.ndarray) -> list[str]:
     """STEPS' ensemble against STEPS' members recentred on the MIM recipe's nowcast (each seed's;
     with lead weights, the weighted one): CRPS, rank histogram and reliability (pysteps)."""
-    from radar_loeo import ensemble_scores
+    from radar_loeo import correction_ensemble, ensemble_scores
 
     scored = {"STEPS": ensemble_scores(ensembles, truth)}
-    lk = preds["extrapolation LK"][0].reshape(truth.shape)[:, None]
+    lk = preds["extrapolation LK"][0].reshape(truth.shape)
     for label in (RECIPE, f"{RECIPE}, lead weights"):
         if label not in preds:
             continue
         points = [p.reshape(truth.shape) for p in preds[label]]
         for name, make in (
             (f"STEPS recentred on {label}", lambda p: recentre_ensemble(ensembles, p)),
-            (
-                f"STEPS + correction of {label}",
-                lambda p: np.clip(ensembles + p[:, None] - lk, 0, None),
-            ),
+            (f"STEPS + correction of {label}", lambda p: correction_ensemble(ensembles, p, lk)),
         ):
             per_seed = [ensemble_scores(make(p), truth) for p in points]
             scored[name] = {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}

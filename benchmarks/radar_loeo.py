@@ -151,6 +151,13 @@ _LABELS = {
 }
 
 
+def correction_ensemble(members: np.ndarray, nowcast: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``MIM + STEPS noise``: MIM's correction of its base (``nowcast - base``) added to each
+    member of ``(origins, members, leads, H, W)``, clipped at 0 (the members keep STEPS' own mean,
+    moved by the correction; compare ``darts_mim.nowcast.recentre_ensemble``)."""
+    return np.clip(members + (nowcast - base)[:, None], 0.0, None)
+
+
 def ensemble_scores(ens: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """CRPS, rank histogram outer-bin share and reliability at 1 / 5 mm/h of ``(n, members, OUT,
     H, W)`` ensembles against ``(n, OUT, H, W)`` observations (pysteps.verification)."""
@@ -383,8 +390,7 @@ def run_fold(test: str, events: dict, windows: dict, pick: dict, args, work_dir:
         if args.correction_weights is not None:
             mim = weigh_corrections(base_nowcast, mim, args.correction_weights)
         mim_runs.append(mim)
-        correction = mim - base_nowcast
-        ens_runs.append(np.clip(steps_ens + correction[:, None], 0.0, None))
+        ens_runs.append(correction_ensemble(steps_ens, mim, base_nowcast))
         centred_runs.append(recentre_ensemble(steps_ens, mim))
         print(
             f"  {test} seed {seed}: fit {fit_s[-1]:.0f} s ({steps_done} steps)"
