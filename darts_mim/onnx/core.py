@@ -243,7 +243,7 @@ def check_finite(
     if not bad.any() and not huge.any():
         return
 
-    def first(mask: np.ndarray) -> tuple[str, str]:
+    def first(mask: np.ndarray) -> tuple[str, tuple[int, int, int]]:
         b, t, c = np.unravel_index(int(np.argmax(mask)), mask.shape)
         column = repr(components[c]) if components is not None and c < len(components) else str(c)
         at = f"{unit} {t}" + (f" (of {mask.shape[1]}, 0 the oldest)" if unit == "step" else "")

@@ -120,13 +120,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _float_at_least(text: str, low: float, strict: bool) -> float:
+def _finite_float(text: str, zero_ok: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        kind = "a positive number" if strict else f"a number >= {low:g}"
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        kind = "a number >= 0" if zero_ok else "a positive number"
         raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}")
     return value
 
@@ -134,12 +134,12 @@ def _float_at_least(text: str, low: float, strict: bool) -> float:
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0 (``--max-body-mb``: 0 was refused under the
     internal name ``max_body_bytes``)."""
-    return _float_at_least(text, 0.0, strict=True)
+    return _finite_float(text, zero_ok=False)
 
 
 def non_negative_float(text: str) -> float:
     """An argparse type: a finite number >= 0 (``--max-wait-ms``: ``nan`` was accepted)."""
-    return _float_at_least(text, 0.0, strict=False)
+    return _finite_float(text, zero_ok=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> None:
