@@ -35,15 +35,27 @@ STEPS' own members, by CRPS, the rank histogram (share of observations in its tw
 calibrated ensemble of m members puts 2 / (m + 1) there) and the reliability diagram at 1 and 5 mm/h
 (Brier score and its reliability term) with pysteps.verification.
 
+``--blend-weights`` blends MIM's nowcast with the STEPS mean per lead (``STEPS mean + w * (MIM -
+STEPS mean)``, :func:`darts_mim.nowcast.weigh_corrections` with the STEPS mean as the base): MIM's row
+and both ensembles then use the blend. ``--fit-blend`` fits those weights on a validation run's
+``--predictions`` file, as ``--fit-weights`` fits the weights of MIM's correction of LK.
+
 Choosing settings without the test events (``--validation``): for each test event T, the next event
 of the list (V) is the validation event; MIM is trained on the events other than T and V and scored
 on V's origins, so T is never read. Compare runs that differ in one setting (``--loss``,
 ``--anchor``, ``--target``, ``--base``) on these scores only, then run the test protocol once with the chosen setting.
 
-Run from the repository root::
+``--nested-weights NPZ`` fits, for each test event, the weights of MIM's correction and of its blend
+with the STEPS mean on a validation run's ``--predictions`` without that event's own predictions
+(every event is another fold's validation event, so weights fitted on all of them would have read the
+test event's frames).
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/radar_loeo.py --pool 2 --steps 200 --seeds 0,1
-    OMP_NUM_THREADS=1 python benchmarks/radar_loeo.py --validation --seeds 0 --loss mae  # settings
+Run from the repository root (the recipe of darts-mim 0.13: validation predictions, then the test
+events with nested weights)::
+
+    OMP_NUM_THREADS=1 python benchmarks/radar_loeo.py --validation --seeds 0 --predictions val.npz
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/radar_loeo.py --pool 2 --steps 200 --seeds 0,1 \
+        --nested-weights val.npz
     python benchmarks/radar_loeo.py --quick     # smoke test: the bundled KNMI event cut in 3, < 60 s
 """
 
@@ -272,9 +284,12 @@ def model_anchor(args):
 def mim_label(args) -> str:
     """MIM's row label for the run's ``--base`` and ``--target``."""
     base = "LK" if args.base == "lk" else "S-PROG"
-    if args.target == "covariate":
-        return f"MIM, {base} nowcast as a covariate"
-    return f"MIM + {base} nowcast (residual)"
+    label = (
+        f"MIM, {base} nowcast as a covariate"
+        if args.target == "covariate"
+        else f"MIM + {base} nowcast (residual)"
+    )
+    return label if args.blend_weights is None else label + ", blended with the STEPS mean"
 
 
 def to_rain(forecast, covariates, args):
@@ -368,7 +383,8 @@ def run_fold(test: str, events: dict, windows: dict, pick: dict, args, work_dir:
 
     train_t = [s for e, (t, _) in windows.items() if e != test for s in t]
     train_c = [s for e, (_, c) in windows.items() if e != test for s in c]
-    mim_runs, ens_runs, centred_runs, fit_s, pred_s = [], [], [], [], []
+    mim_runs, ens_runs, fit_s, pred_s = [], [], [], []
+    centred_runs = {k: [] for k in args.spreads}  # per spread factor
     for seed in args.seeds:
         model = make_model(args, seed, work_dir)
         t0 = time.perf_counter()
@@ -386,12 +402,18 @@ def run_fold(test: str, events: dict, windows: dict, pick: dict, args, work_dir:
         pred_s.append((time.perf_counter() - t0) / len(tg))
         mim = np.stack([series_to_grid(r)[:, 0] for r in rain]).astype(np.float64)
         base_nowcast = preds[BASE_LABEL[args.base]]
-        saved.setdefault(test, {"truth": truth, "base": base_nowcast, "mim": []})["mim"].append(mim)
+        saved.setdefault(
+            test,
+            {"truth": truth, "base": base_nowcast, "steps_mean": preds["STEPS mean"], "mim": []},
+        )["mim"].append(mim)
         if args.correction_weights is not None:
             mim = weigh_corrections(base_nowcast, mim, args.correction_weights)
+        if args.blend_weights is not None:  # STEPS mean + w * (MIM - STEPS mean), per lead
+            mim = weigh_corrections(preds["STEPS mean"], mim, args.blend_weights)
         mim_runs.append(mim)
         ens_runs.append(correction_ensemble(steps_ens, mim, base_nowcast))
-        centred_runs.append(recentre_ensemble(steps_ens, mim))
+        for k in args.spreads:
+            centred_runs[k].append(recentre_ensemble(steps_ens, mim, spread=k))
         print(
             f"  {test} seed {seed}: fit {fit_s[-1]:.0f} s ({steps_done} steps)"
             f" on {len(train_t)} windows",
@@ -403,12 +425,16 @@ def run_fold(test: str, events: dict, windows: dict, pick: dict, args, work_dir:
     scores[MIM] = {k: float(np.mean([s[k] for s in per_seed])) for k in per_seed[0]}
     scores[MIM]["mse_seeds"] = [s["mse"] for s in per_seed]
     ens = {"STEPS ensemble": ensemble_scores(steps_ens, truth)}
-    for label, runs in ((MIM_ENS, ens_runs), (MIM_ENS_CENTRED, centred_runs)):
+    scored = [(MIM_ENS, ens_runs), (MIM_ENS_CENTRED, centred_runs[args.spreads[0]])]
+    scored += [(f"{MIM_ENS_CENTRED}, spread x{k:g}", centred_runs[k]) for k in args.spreads[1:]]
+    for label, runs in scored:
         ens_seed = [ensemble_scores(e, truth) for e in runs]
         ens[label] = {k: float(np.mean([s[k] for s in ens_seed])) for k in ens_seed[0]}
     # covariates of one window: motion + 12 extrapolated frames, measured when they were built
     seconds = dict(base_s)
     seconds[MIM] = windows_s[test] + float(np.mean(pred_s))
+    if args.blend_weights is not None:  # the blend needs STEPS' members too
+        seconds[MIM] += base_s["STEPS mean"]
     return {
         "event": event.describe(),
         "step_minutes": event.step_minutes,
@@ -430,16 +456,34 @@ saved: dict[str, dict] = {}
 
 
 # ------------------------------------------------------------------- lead weights of the correction
-def fit_correction_weights(path: str) -> np.ndarray:
+def fit_weights(
+    path: str,
+    blend: bool = False,
+    correction_weights: list[float] | None = None,
+    exclude: str | None = None,
+) -> np.ndarray:
     """:func:`darts_mim.nowcast.fit_lead_weights` on a run's ``--predictions`` file (every event and
-    seed; each event its own group): fitted on validation events, applied to the test events with
-    ``--correction-weights``."""
+    seed; each event its own group), fitted on validation events and applied to test events.
+
+    ``blend=False``: the weight per lead of MIM's correction of its base (``--correction-weights``).
+    ``blend=True``: MIM's weight per lead in its blend with the STEPS mean (``STEPS mean + w *
+    (MIM - STEPS mean)``, ``--blend-weights``), MIM's correction first scaled by
+    ``correction_weights``. ``exclude``: leave this event's predictions out (``--nested-weights``:
+    the weights of a test event never read its own frames)."""
     data = np.load(path)
-    events = sorted({k.split("/")[0] for k in data.files})
+    events = sorted({k.split("/")[0] for k in data.files} - {exclude})
+    if not events:
+        raise SystemExit(f"{path} holds no event's predictions besides {exclude!r}")
+    if blend and any(f"{e}/steps_mean" not in data.files for e in events):
+        raise SystemExit(
+            f"{path} holds no STEPS mean: write it again with this version's --predictions"
+        )
     base, mim, truth, groups = [], [], [], []
     for e in events:
         for run in data[f"{e}/mim"]:
-            base.append(data[f"{e}/base"])
+            if correction_weights is not None:
+                run = weigh_corrections(data[f"{e}/base"], run, correction_weights)
+            base.append(data[f"{e}/steps_mean" if blend else f"{e}/base"])
             mim.append(run)
             truth.append(data[f"{e}/truth"])
             groups += [e] * len(run)
@@ -448,8 +492,16 @@ def fit_correction_weights(path: str) -> np.ndarray:
     )
 
 
+def nested_weights(path: str, test: str) -> tuple[list[float], list[float]]:
+    """The correction and blend weights of test event ``test``, both fitted on the other events'
+    validation predictions in ``path`` (``--nested-weights``)."""
+    correction = [float(w) for w in fit_weights(path, exclude=test)]
+    blend = fit_weights(path, blend=True, correction_weights=correction, exclude=test)
+    return correction, [float(w) for w in blend]
+
+
 def write_predictions(path: str, runs: dict | None = None) -> None:
-    """The file :func:`fit_correction_weights` reads: per event, its observed frames, base nowcast
+    """The file :func:`fit_weights` reads: per event, its observed frames, base nowcast
     and MIM's nowcast of each seed (``runs``: event -> ``{"truth", "base", "mim": [per seed]}``;
     default: this run's)."""
     arrays = {}
@@ -457,6 +509,8 @@ def write_predictions(path: str, runs: dict | None = None) -> None:
         key = e.replace("/", "_")
         arrays[f"{key}/truth"] = d["truth"].astype(np.float32)
         arrays[f"{key}/base"] = d["base"].astype(np.float32)
+        if "steps_mean" in d:
+            arrays[f"{key}/steps_mean"] = d["steps_mean"].astype(np.float32)
         arrays[f"{key}/mim"] = np.stack(d["mim"]).astype(np.float32)
     np.savez_compressed(path, **arrays)
 
@@ -464,6 +518,10 @@ def write_predictions(path: str, runs: dict | None = None) -> None:
 # ------------------------------------------------------------------------------------ report
 def _f(x: float) -> str:
     return f"{x:.4g}" if np.isfinite(x) else "nan"
+
+
+def _weights(weights: list[float]) -> str:
+    return ",".join(f"{w:.3f}" for w in weights)
 
 
 def _scored(args) -> str:
@@ -492,7 +550,14 @@ def report(results: dict, args, settings: str) -> list[str]:
             f"{r['event']}; {len(r['origins'])} scored origins (frames {r['origins']}), "
             f"leads +{step}..+{OUT * step} min; MIM trained on {r['n_train_windows']} windows of "
             f"the other events ({r['fit_s']:.0f} s per fit{steps}); mean observed rain "
-            f"{r['truth_mean']:.3g} mm/h.",
+            f"{r['truth_mean']:.3g} mm/h."
+            + (
+                f" Weights per lead fitted without this event: correction "
+                f"{_weights(r['weights']['correction'])}, MIM's share of the blend "
+                f"{_weights(r['weights']['blend'])}."
+                if "weights" in r
+                else ""
+            ),
             "",
             f"| method | MSE | MAE | MSE +{step} min | CSI 1 mm/h | CSI 5 mm/h | FSS 5 cells | "
             "FSS 15 cells | s / nowcast |",
@@ -604,6 +669,12 @@ def parse_args(argv=None):
         "recentred on MIM's nowcast (chosen on the KNMI event's validation origins), or MIM's "
         "correction of LK added to each member",
     )
+    p.add_argument(
+        "--spreads",
+        default="1",
+        help="comma-separated factors on the recentred members' deviations from their mean: the "
+        "first is the ensemble the target counts, the others are scored beside it",
+    )
     p.add_argument("--hidden", default="16,16")
     p.add_argument("--patch", type=int, default=4)
     p.add_argument("--anchor", action="store_true", help="KNMI recipe: anchor on the last frame")
@@ -649,16 +720,54 @@ def parse_args(argv=None):
         default=None,
         help="comma-separated weight per lead of MIM's correction (base + w * (MIM - base))",
     )
+    p.add_argument(
+        "--fit-blend",
+        default=None,
+        metavar="NPZ",
+        help="print the per-lead weights of MIM's nowcast in a blend with the STEPS mean fitted on "
+        "a --predictions file (after --correction-weights), exit",
+    )
+    p.add_argument(
+        "--blend-weights",
+        default=None,
+        help="comma-separated weight per lead of MIM's nowcast blended with the STEPS mean "
+        "(STEPS mean + w * (MIM - STEPS mean)), applied after --correction-weights",
+    )
+    p.add_argument(
+        "--nested-weights",
+        default=None,
+        metavar="NPZ",
+        help="per test event, fit the correction and blend weights on a --validation run's "
+        "--predictions file without that event's predictions (instead of --correction-weights "
+        "and --blend-weights)",
+    )
     p.add_argument("--data", default=None, help="data directory (default: the usual look-up)")
     p.add_argument("--out", default=None, help="write the markdown report here")
     p.add_argument("--json", default=None, help="write the raw scores here")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s]
     args.hidden = tuple(int(h) for h in args.hidden.split(","))
+    try:
+        args.spreads = list(dict.fromkeys(float(k) for k in args.spreads.split(",")))
+    except ValueError:
+        p.error(f"--spreads takes comma-separated numbers, got {args.spreads!r}")
+    if not all(np.isfinite(k) and k >= 0 for k in args.spreads):
+        p.error(f"--spreads must be finite numbers >= 0, got {args.spreads}")
     if args.correction_weights is not None:
         args.correction_weights = [float(w) for w in args.correction_weights.split(",")]
         if len(args.correction_weights) != OUT:
             p.error(f"--correction-weights needs {OUT} weights, one per lead")
+    if args.blend_weights is not None:
+        args.blend_weights = [float(w) for w in args.blend_weights.split(",")]
+        if len(args.blend_weights) != OUT:
+            p.error(f"--blend-weights needs {OUT} weights, one per lead")
+    if args.nested_weights and (
+        args.validation or args.correction_weights is not None or args.blend_weights is not None
+    ):
+        p.error(
+            "--nested-weights fits the weights of each test event itself: drop "
+            "--correction-weights / --blend-weights, and use it without --validation"
+        )
     if args.units == "dbr" and (args.target != "residual" or args.base != "lk"):
         p.error("--units dbr is for the residual on LK's extrapolation (the defaults)")
     if args.quick:
@@ -670,8 +779,12 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.fit_weights:
-        weights = fit_correction_weights(args.fit_weights)
+        weights = fit_weights(args.fit_weights)
         print("--correction-weights " + ",".join(f"{w:.3f}" for w in weights))
+        return {"weights": weights}
+    if args.fit_blend:
+        weights = fit_weights(args.fit_blend, True, args.correction_weights)
+        print("--blend-weights " + ",".join(f"{w:.3f}" for w in weights))
         return {"weights": weights}
     saved.clear()
     import_pysteps()
@@ -711,7 +824,22 @@ def main(argv=None) -> dict:
                 results[label] = run_fold(val, events, kept, pick, args, work_dir)
         else:
             for test in tests:
+                if args.nested_weights:
+                    args.correction_weights, args.blend_weights = nested_weights(
+                        args.nested_weights, test
+                    )
+                    print(
+                        f"  {test}: correction weights {_weights(args.correction_weights)}, "
+                        f"blend weights {_weights(args.blend_weights)} (the other events' "
+                        "validation predictions)",
+                        flush=True,
+                    )
                 results[test] = run_fold(test, events, windows, pick, args, work_dir)
+                if args.nested_weights:
+                    results[test]["weights"] = {
+                        "correction": args.correction_weights,
+                        "blend": args.blend_weights,
+                    }
     wall = time.perf_counter() - t_start
     settings = (
         (
@@ -727,9 +855,26 @@ def main(argv=None) -> dict:
         f"{args.target} targets on the {BASE_LABEL[args.base]} base"
         f"{' in dB (dBR)' if args.units == 'dbr' else ''}, "
         + (
+            "correction weighted per lead and blended with the STEPS mean, both weights fitted "
+            f"per test event on {args.nested_weights} without that event (nested), "
+            if args.nested_weights
+            else ""
+        )
+        + (
             ""
-            if args.correction_weights is None
+            if args.correction_weights is None or args.nested_weights
             else f"correction weighted per lead {args.correction_weights}, "
+        )
+        + (
+            ""
+            if args.blend_weights is None or args.nested_weights
+            else f"blended with the STEPS mean, MIM's weight per lead {args.blend_weights}, "
+        )
+        + (
+            ""
+            if args.spreads == [1.0]
+            else f"recentred members' spread x{args.spreads[0]:g} (also scored: "
+            f"{args.spreads[1:]}), "
         )
         + f"{'anchor on the last frame' if model_anchor(args) is True else 'no anchor, head zeroed before training'};"
         f" seeds {args.seeds}; up to {args.origins} test origins per event spread over its windows;"

@@ -614,11 +614,16 @@ def fit_lead_weights(
     already explains; the weight scales it down where it does (``base + w * (nowcast - base)``,
     ``w`` in [0, 1]).
 
+    The same fit blends two nowcasts: with the STEPS mean as ``base`` and MIM's nowcast as
+    ``nowcast``, ``w`` is MIM's share per lead of their blend (``weigh_corrections(steps_mean,
+    mim, w)``), which keeps the STEPS mean's smoothing where it pays at the later leads.
+
     Parameters
     ----------
     base, nowcast, observed
-        ``(origins, leads, H, W)`` rain rates (mm/h): the base nowcast (e.g. the LK extrapolation),
-        the corrected nowcast (e.g. :func:`add_nowcast` of MIM's forecast) and the observed frames.
+        ``(origins, leads, H, W)`` rain rates (mm/h): the base nowcast (e.g. the LK extrapolation,
+        or the STEPS mean for a blend), the corrected nowcast (e.g. :func:`add_nowcast` of MIM's
+        forecast) and the observed frames.
     groups
         One label per origin (its event). Each group's squared errors are divided by its base's
         mean squared error at that lead, so that a heavy-rain event does not decide alone.
@@ -664,7 +669,8 @@ def fit_lead_weights(
 
 def weigh_corrections(base: np.ndarray, nowcast: np.ndarray, lead_weights) -> np.ndarray:
     """``base + w * (nowcast - base)`` per lead, >= 0, for ``(origins, leads, H, W)`` rain rates
-    (the array form of :func:`add_nowcast`'s ``lead_weights``)."""
+    (the array form of :func:`add_nowcast`'s ``lead_weights``; with the STEPS mean as ``base``, the
+    blend of :func:`fit_lead_weights`)."""
     base, nowcast = np.asarray(base, dtype=np.float64), np.asarray(nowcast, dtype=np.float64)
     # numpy would broadcast one origin's nowcast over every base (or read a (leads, H, W) array's
     # rows as leads) without a word
@@ -677,9 +683,9 @@ def weigh_corrections(base: np.ndarray, nowcast: np.ndarray, lead_weights) -> np
     return np.clip(base + w * (nowcast - base), 0.0, None)
 
 
-def recentre_ensemble(members: np.ndarray, nowcast: np.ndarray) -> np.ndarray:
+def recentre_ensemble(members: np.ndarray, nowcast: np.ndarray, spread: float = 1.0) -> np.ndarray:
     """An ensemble of ``nowcast``: each member of another ensemble (e.g. STEPS') minus that
-    ensemble's mean, plus ``nowcast``; clipped at 0 mm/h.
+    ensemble's mean, times ``spread``, plus ``nowcast``; clipped at 0 mm/h.
 
     STEPS' members spread around a mean that its cascade decay smooths toward zero rain at the
     later leads; MIM's nowcast is the better mean (lower MSE). Recentring keeps STEPS' spread, its
@@ -694,12 +700,22 @@ def recentre_ensemble(members: np.ndarray, nowcast: np.ndarray) -> np.ndarray:
     nowcast
         ``(origins, leads, H, W)`` rain rates (mm/h) of the same origins, leads and cells, e.g.
         :func:`add_nowcast` of MIM's forecast (or :func:`weigh_corrections`).
+    spread
+        Factor on each member's deviation from the ensemble's mean: above 1 widens an ensemble
+        whose observations fall too often outside its members (its rank histogram's outer bins),
+        1 keeps the members' own spread. Choose it on validation origins.
 
     Returns
     -------
     numpy.ndarray
         ``(origins, members, leads, H, W)``: the recentred members, >= 0.
     """
+    if isinstance(spread, bool) or not isinstance(spread, (int, float, np.integer, np.floating)):
+        raise TypeError(f"`spread` must be a number, got {type(spread).__name__}.")
+    if not np.isfinite(spread) or spread < 0:
+        raise ValueError(
+            f"`spread` must be a finite number >= 0 (1 keeps the members' spread), got {spread}."
+        )
     members, nowcast = np.asarray(members, dtype=np.float64), np.asarray(nowcast, dtype=np.float64)
     # numpy would broadcast a (leads, H, W) nowcast over every origin without a word
     if members.ndim != 5 or nowcast.shape != members.shape[:1] + members.shape[2:]:
@@ -718,8 +734,8 @@ def recentre_ensemble(members: np.ndarray, nowcast: np.ndarray) -> np.ndarray:
                 f"`{name}` holds {int(np.sum(~np.isfinite(values)))} non-finite values; fill the "
                 "cells the nowcast could not reach (e.g. pysteps' extrapolation leaves NaN) first."
             )
-    spread = members - members.mean(axis=1, keepdims=True)
-    return np.clip(nowcast[:, None] + spread, 0.0, None)
+    deviations = members - members.mean(axis=1, keepdims=True)
+    return np.clip(nowcast[:, None] + spread * deviations, 0.0, None)
 
 
 def verify(pred: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray | float]:

@@ -418,3 +418,25 @@ def test_recentre_ensemble_keeps_the_spread_around_the_nowcast() -> None:
     gap[0, 2, 1, 0, 0] = np.nan
     with pytest.raises(ValueError, match="`members` holds 1 non-finite"):
         nc.recentre_ensemble(gap, nowcast)
+
+
+def test_recentre_ensemble_spread_scales_the_deviations() -> None:
+    """``spread`` multiplies each member's deviation from the mean (the mean stays the nowcast);
+    0 collapses the ensemble onto the nowcast; bad factors are refused by name."""
+    rng = np.random.default_rng(2)
+    members = 10 + rng.normal(0, 1, (2, 4, 3, 4, 4))
+    nowcast = 20 + rng.random((2, 3, 4, 4))
+    wide = nc.recentre_ensemble(members, nowcast, spread=1.5)
+    np.testing.assert_allclose(wide.mean(axis=1), nowcast)
+    np.testing.assert_allclose(
+        wide - nowcast[:, None], 1.5 * (members - members.mean(axis=1, keepdims=True))
+    )
+    np.testing.assert_allclose(
+        nc.recentre_ensemble(members, nowcast, spread=0), nowcast[:, None].repeat(4, 1)
+    )
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="`spread` must be a finite number >= 0"):
+            nc.recentre_ensemble(members, nowcast, spread=bad)
+    for bad in ("1.5", None, True):
+        with pytest.raises(TypeError, match="`spread` must be a number"):
+            nc.recentre_ensemble(members, nowcast, spread=bad)

@@ -268,6 +268,75 @@ def test_correction_weights_are_fitted_per_lead_and_applied(tmp_path) -> None:
         module.parse_args(["--correction-weights", "1,1"])
 
 
+def test_blend_weights_are_fitted_against_the_steps_mean(tmp_path) -> None:
+    """--fit-blend: per lead, the weight of MIM's nowcast (its correction first scaled by
+    --correction-weights) in a blend with the STEPS mean; --blend-weights applies it."""
+    module = _load_script()
+    rng = np.random.default_rng(1)
+    leads = module.OUT
+    truth = rng.random((4, leads, 5, 5)) + 1.0
+    steps_mean = truth + rng.normal(0, 1, truth.shape)
+    base = truth + rng.normal(0, 1, truth.shape)
+    # MIM's nowcast after correction weights of 0.5 is base + 0.5 * 2 * (x - base) = x: the truth
+    # at lead 0, the STEPS mean's error doubled at lead 1, twice the truth's distance from the STEPS
+    # mean at the other leads (a weight of 0.5 halves it)
+    target = 2 * truth - steps_mean
+    target[:, 0], target[:, 1] = truth[:, 0], 2 * steps_mean[:, 1] - truth[:, 1]
+    mim = base + 2.0 * (target - base)
+    path = tmp_path / "p.npz"
+    arrays = {"e/truth": truth, "e/base": base, "e/steps_mean": steps_mean, "e/mim": mim[None]}
+    np.savez(path, **arrays)
+    half = ",".join(["0.5"] * leads)
+    weights = module.main(["--fit-blend", str(path), "--correction-weights", half])["weights"]
+    np.testing.assert_allclose(weights[:2], [1.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(weights[2:], 0.5, atol=0.05)  # not exact: rain is clipped at 0
+    # unscaled, MIM's correction overshoots (2 * truth - base at lead 0): a smaller weight
+    assert module.main(["--fit-blend", str(path)])["weights"][0] < 0.9
+    np.savez(path, **{k: v for k, v in arrays.items() if k != "e/steps_mean"})
+    with pytest.raises(SystemExit, match="no STEPS mean"):
+        module.main(["--fit-blend", str(path)])
+    with pytest.raises(SystemExit):
+        module.parse_args(["--blend-weights", "1,1"])
+    for clash in (["--validation"], ["--blend-weights", half], ["--correction-weights", half]):
+        with pytest.raises(SystemExit):
+            module.parse_args(["--nested-weights", str(path), *clash])
+    args = module.parse_args(["--quick", "--blend-weights", half])
+    assert args.blend_weights == [0.5] * leads
+    assert module.mim_label(args).endswith(", blended with the STEPS mean")
+
+
+def test_nested_weights_never_read_the_test_event(tmp_path) -> None:
+    """--nested-weights: a test event's correction and blend weights are fitted on the other
+    events' validation predictions only."""
+    module = _load_script()
+    rng = np.random.default_rng(3)
+    shape = (3, module.OUT, 4, 4)
+    arrays = {}
+    for event, factor in (("a", 1.0), ("b", 4.0), ("c", 4.0)):
+        truth = rng.random(shape) + 1.0
+        base = truth + rng.normal(0, 1, shape)
+        # a's correction is exact (weight 1), b's and c's overshoot 4x (weight 0.25)
+        arrays |= {
+            f"{event}/truth": truth,
+            f"{event}/base": base,
+            f"{event}/steps_mean": truth + rng.normal(0, 1, shape),
+            f"{event}/mim": (base + factor * (truth - base))[None],
+        }
+    path = tmp_path / "val.npz"
+    np.savez(path, **arrays)
+    correction, blend = module.nested_weights(str(path), "a")
+    np.testing.assert_allclose(correction, 0.25, atol=0.02)  # b and c only
+    assert len(blend) == module.OUT and all(0 <= w <= 1 for w in blend)
+    np.testing.assert_allclose(module.fit_weights(str(path), exclude="a"), correction)
+    correction_b, _ = module.nested_weights(str(path), "b")
+    # a's exact correction now counts: each event normalised by its base's error, the weight is
+    # (1 + 4) / (1 + 16)
+    np.testing.assert_allclose(correction_b, 5 / 17, atol=1e-9)
+    np.savez(path, **{k: v for k, v in arrays.items() if k.startswith("a/")})
+    with pytest.raises(SystemExit, match="besides"):
+        module.nested_weights(str(path), "a")
+
+
 def test_sprog_base_keeps_the_observations_and_the_input_steps() -> None:
     """--base sprog: the forecast steps' covariate is S-PROG's nowcast and the residual target
     under it still adds up to the observed frames; the input steps are left as LK made them."""
@@ -321,6 +390,25 @@ def test_loeo_options_change_what_mim_corrects(tmp_path) -> None:
     assert dbr["scores"][module.MIM]["mse"] == pytest.approx(
         dbr["scores"]["LK extrapolation"]["mse"], rel=0.01
     )
+    # a blend that gives MIM no weight is the STEPS mean, and the recentred ensemble STEPS' own
+    out = tmp_path / "blend.md"
+    zero = ",".join(["0"] * module.OUT)
+    (blend,) = module.main(
+        [*args, "--blend-weights", zero, "--spreads", "1,0", "--out", str(out)]
+    ).values()
+    assert "| MIM + LK nowcast (residual), blended with the STEPS mean |" in out.read_text()
+    scores, ens = blend["scores"], blend["ensembles"]
+    assert scores[module.MIM]["mse"] == pytest.approx(scores["STEPS mean"]["mse"], rel=1e-6)
+    assert ens[module.MIM_ENS_CENTRED]["crps"] == pytest.approx(
+        ens["STEPS ensemble"]["crps"], rel=1e-6
+    )
+    # --spreads scores more factors beside the first: x0 collapses the members onto the nowcast,
+    # whose CRPS is then its MAE
+    collapsed = ens[f"{module.MIM_ENS_CENTRED}, spread x0"]["crps"]
+    assert collapsed == pytest.approx(scores[module.MIM]["mae"], rel=1e-6)
+    for bad in ("1,-1", "1,x", "nan"):
+        with pytest.raises(SystemExit):
+            module.parse_args(["--spreads", bad])
     rain = np.array([0.0, 0.05, 0.1, 1.0, 10.0, 100.0])
     np.testing.assert_allclose(module._from_db(module._to_db(rain)), [0, 0, 0.1, 1, 10, 100])
     with pytest.raises(SystemExit):
