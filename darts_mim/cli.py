@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from darts_mim.onnx.serve_options import add_arguments as add_serve_options
+from darts_mim.onnx.serve_options import default_workers
 from darts_mim.onnx.serve_options import positive_int as _positive_int
 
 if TYPE_CHECKING:
@@ -834,6 +835,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers is None:  # each engine's own default: 1 uvicorn worker, 2 Ray Serve replicas
+        args.workers = default_workers(args.engine)
     try:
         if args.engine == "ray":
             from darts_mim.onnx import ray_serve as server
@@ -1123,12 +1126,13 @@ def build_parser() -> argparse.ArgumentParser:
         "call), GET /metadata, /health and Prometheus /metrics. Needs neither torch nor Darts at "
         'run time, but the serve extra: pip install "darts-mim[serve]". Stop it with Ctrl-C or '
         "SIGTERM: open requests are answered first. With --engine ray, the same endpoints (but "
-        "/metrics) on Ray Serve instead, --workers being replicas.",
+        "/metrics) on Ray Serve instead, --workers being replicas (2 by default, as for "
+        "python -m darts_mim.onnx.ray_serve).",
         epilog="example: darts-mim serve mim.onnx --host 0.0.0.0 --port 8080 --workers 2 "
         "--threads 1 (see darts_mim.onnx.asgi; darts_mim.onnx.ray_serve for --engine ray)",
         formatter_class=fmt,
     )
-    add_serve_options(p)
+    add_serve_options(p, engine="any")
     p.add_argument(
         "--engine",
         choices=["uvicorn", "ray"],

@@ -64,6 +64,7 @@ from darts_mim.resources import (
     check_training_memory,
 )
 from darts_mim.validation import (
+    check_accelerator,
     check_hyper_parameters,
     check_same_layout,
     check_series_values,
@@ -243,9 +244,11 @@ class MIMModel(MixedCovariatesTorchModel):
         lr_scheduler_kwargs
             Optionally, keyword arguments for the learning rate scheduler. Default: ``None``.
         batch_size
-            Number of time series (input and output sequences) used in each training pass. Default: ``32``.
+            Number of time series (input and output sequences) used in each training pass, a positive
+            integer. Default: ``32``.
         n_epochs
-            Number of epochs over which to train the model. Default: ``100``.
+            Number of epochs over which to train the model, an integer >= 0 (``0``: ``fit`` builds the
+            network without training it, e.g. to forecast the naive anchor). Default: ``100``.
         model_name
             Name of the model. Used for creating checkpoints and saving tensorboard data.
         work_dir
@@ -272,7 +275,9 @@ class MIMModel(MixedCovariatesTorchModel):
             Keyword arguments for the PyTorch Lightning Trainer, e.g. ``{"accelerator": "gpu", "devices":
             [0]}``, ``{"devices": 2, "strategy": "ddp"}`` for data-parallel training, or
             ``{"callbacks": [EarlyStopping(...)]}``. Prediction always runs on a single device, even when
-            training used several processes. Default: ``None``.
+            training used several processes. ``accelerator="gpu"`` or ``"cuda"`` where torch sees no
+            CUDA GPU is a ``ValueError`` at ``fit`` (and ``predict``); ``"auto"`` falls back to the
+            CPU. Default: ``None``.
         show_warnings
             Whether to show warnings raised from PyTorch Lightning. Default: ``False``.
 
@@ -326,6 +331,9 @@ class MIMModel(MixedCovariatesTorchModel):
         if recipe.peak_lr is not None and adam:
             optimizer_kwargs.setdefault("lr", recipe.peak_lr)
         model_kwargs["optimizer_kwargs"] = optimizer_kwargs
+        for name in ("batch_size", "n_epochs"):  # checked: integers; torch's loader takes int only
+            if name in model_kwargs:
+                model_kwargs[name] = int(model_kwargs[name])
         super().__init__(**self._extract_torch_model_params(**model_kwargs))
         self.pl_module_params = self._extract_pl_module_params(**model_kwargs)
 
@@ -543,13 +551,14 @@ class MIMModel(MixedCovariatesTorchModel):
         # Darts' one path from a training dataset to a network, shared by fit, fit_from_dataset,
         # lr_find and scale_batch_size: derive the layout from the data here, check the data, and
         # resolve the configuration once, where _create_model reads it.
+        check_accelerator(self.trainer_params)  # before any work (_init_trainer checks it too)
         layout = self._layout_of_dataset(train_dataset)
         if self.model_created and self.layout is not None:
             check_same_layout(self.layout, layout)
         self._check_training_data(train_dataset, layout)
         if val_dataset is not None:
             self._check_training_data(val_dataset, layout)
-        self._check_memory(layout)
+        self._check_memory(layout, _dataset_dtype(train_dataset))
         if not self.model_created:
             config = self._resolve_config(train_dataset, layout)
             self.pl_module_params["config"] = config.to_dict()
@@ -564,8 +573,11 @@ class MIMModel(MixedCovariatesTorchModel):
 
     @staticmethod
     def _init_trainer(trainer_params: dict, max_epochs: int | None = None):
-        # Darts builds a Trainer for every fit and predict; Lightning then logs its device
-        # inventory and a tip each time. Warnings (e.g. a GPU left unused) still show.
+        # Darts builds a Trainer for every fit and predict (lr_find, scale_batch_size and a loaded
+        # model's too): a GPU that torch cannot see is refused here in our words, not Lightning's.
+        check_accelerator(trainer_params)
+        # Lightning then logs its device inventory and a tip each time. Warnings (e.g. a GPU left
+        # unused) still show.
         with quiet_trainer_setup():
             return MixedCovariatesTorchModel._init_trainer(
                 trainer_params=trainer_params, max_epochs=max_epochs
@@ -965,10 +977,22 @@ class MIMModel(MixedCovariatesTorchModel):
             for cov in covs or []:
                 check_series_values(cov, kind)
 
-    def _check_memory(self, layout: GridLayout) -> None:
-        """Fail before training when one training step clearly cannot fit in memory."""
-        precision = str(self.trainer_params.get("precision", "32"))
-        bytes_per_value = 8 if precision.startswith("64") else 4
+    def _check_memory(self, layout: GridLayout, dtype: np.dtype | type | None = None) -> None:
+        """Fail before training when one training step clearly cannot fit in memory.
+
+        Parameters
+        ----------
+        layout
+            The training data's grid layout.
+        dtype
+            The training samples' dtype: without a Lightning ``precision`` of the user's, Darts
+            trains the network in it (float64 series: 8 bytes a value). ``None``: float32.
+        """
+        precision = self.trainer_params.get("precision")
+        if precision is None:  # the first fit: Darts sets "64-true" for float64 data, else 32 bits
+            bytes_per_value = 8 if dtype is not None and np.dtype(dtype).itemsize >= 8 else 4
+        else:
+            bytes_per_value = 8 if str(precision).startswith("64") else 4
         steps = self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length
         height, width = layout.grid.height, layout.grid.width
         if layout.fold > 1:  # the network runs over R x P / R frames, one per period
@@ -1138,6 +1162,19 @@ def _as_list(x) -> list[TimeSeries] | None:
     if x is None:
         return None
     return [x] if isinstance(x, TimeSeries) else list(x)
+
+
+def _dataset_dtype(dataset) -> np.dtype:
+    """The dtype of a training dataset's samples, which Darts trains the network in (without a
+    Lightning ``precision`` of the user's): its series', a lazy grid's, else its first sample's."""
+    series = _as_list(getattr(dataset, "series", None))
+    if series:
+        return np.dtype(series[0].dtype)
+    if getattr(dataset, "dtype", None) is not None:  # a lazy grid (darts_mim.datasets.lazy)
+        return np.dtype(dataset.dtype)
+    sample = dataset[0]  # a TorchTrainingSample, or a tuple in datasets written for Darts <= 0.47
+    past_target = sample.past_target if hasattr(sample, "past_target") else sample[0]
+    return np.dtype(past_target.dtype)
 
 
 def _values_of(series: Sequence[TimeSeries]) -> list[np.ndarray]:

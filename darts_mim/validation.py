@@ -408,6 +408,84 @@ MOVED_TO_RECIPE = {
 }
 
 
+def _is_integer(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def check_training_sizes(params: dict) -> None:
+    """Clear errors for Darts' training sizes, which Darts takes as they are: ``batch_size=0``
+    failed in the first data loader, a negative ``n_epochs`` trained until interrupted
+    (Lightning's ``max_epochs=-1``), and a fractional one or a string reached Lightning.
+
+    Parameters
+    ----------
+    params
+        The model's arguments (``MIMModel.model_params``); one not given has Darts' default.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter and the value: ``batch_size`` not a positive integer, ``n_epochs`` not
+        an integer >= 0 (0 builds the network without training it, as in Darts), or
+        ``nr_epochs_val_period`` neither a positive integer nor ``None``.
+    """
+    batch_size = params.get("batch_size", 32)
+    if not _is_integer(batch_size) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive integer (training samples per step), got "
+            f"{batch_size!r}."
+        )
+    n_epochs = params.get("n_epochs", 100)
+    if not _is_integer(n_epochs) or n_epochs < 0:
+        raise ValueError(
+            "`n_epochs` must be an integer >= 0 (0 builds the network without training it), got "
+            f"{n_epochs!r}."
+        )
+    period = params.get("nr_epochs_val_period", 1)
+    if period is not None and (not _is_integer(period) or period < 1):
+        raise ValueError(
+            "`nr_epochs_val_period` must be a positive integer (epochs between validation "
+            f"scores), got {period!r}."
+        )
+
+
+def check_accelerator(trainer_params: dict) -> None:
+    """Refuse a GPU accelerator that torch cannot see, before Lightning fails on it in its own
+    words ("No supported gpu backend found!").
+
+    Parameters
+    ----------
+    trainer_params
+        The Lightning ``Trainer``'s arguments (``pl_trainer_kwargs`` and Darts' own). Only the
+        strings ``"gpu"`` and ``"cuda"`` are checked: ``"auto"`` falls back to the CPU by itself,
+        and an ``Accelerator`` object is Lightning's to check.
+
+    Raises
+    ------
+    ValueError
+        When ``accelerator`` is ``"cuda"`` and ``torch.cuda.is_available()`` is ``False``, or
+        ``"gpu"`` and neither CUDA nor Apple's MPS (which Lightning also takes for ``"gpu"``) is
+        available.
+    """
+    import torch
+
+    accelerator = trainer_params.get("accelerator")
+    if not isinstance(accelerator, str) or accelerator.lower() not in ("gpu", "cuda"):
+        return
+    if torch.cuda.is_available():
+        return
+    mps = getattr(torch.backends, "mps", None)
+    if accelerator.lower() == "gpu" and mps is not None and mps.is_available():
+        return
+    raise ValueError(
+        f"pl_trainer_kwargs={{'accelerator': {accelerator!r}}} asks for a GPU, but no CUDA GPU is "
+        "visible to torch (torch.cuda.is_available() is False: a CPU-only torch build, no NVIDIA "
+        "driver, or CUDA_VISIBLE_DEVICES hides the devices). Use accelerator='auto' (falls back to "
+        "the CPU) or accelerator='cpu'; a model trained on a GPU loads for the CPU with "
+        "MIMModel.load(path, pl_trainer_kwargs={'accelerator': 'cpu'}, map_location='cpu')."
+    )
+
+
 def check_hyper_parameters(params: dict) -> None:
     """Clear errors for hyper-parameters that would fail deep inside the network, and for the
     training options that moved into :class:`darts_mim.TrainingRecipe`."""
@@ -431,6 +509,7 @@ def check_hyper_parameters(params: dict) -> None:
     positive_int("input_chunk_length", params["input_chunk_length"])
     positive_int("output_chunk_length", params["output_chunk_length"])
     positive_int("output_chunk_shift", params.get("output_chunk_shift", 0), minimum=0)
+    check_training_sizes(params)
     num_hidden = params.get("num_hidden", (32, 32))
     if (
         not isinstance(num_hidden, Sequence | np.ndarray)

@@ -307,6 +307,30 @@ def test_outputs_never_overwrite_the_inputs(fitted, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
+    ("engine", "more"),
+    [
+        ("uvicorn", []),
+        ("uvicorn", ["--workers", "2", "--port", "8765"]),  # checked before the workers start
+        ("ray", []),  # checked before Ray starts
+    ],
+)
+def test_serve_a_file_that_is_not_onnx_is_one_error_without_a_checksum_warning(
+    tmp_path, capsys, engine, more
+):
+    """`serve data.csv` warned that the file had no checksum file (nor could be verified), then
+    failed with onnxruntime's InvalidProtobuf (exit 1); now one line saying it is not ONNX."""
+    pytest.importorskip("uvicorn" if engine == "uvicorn" else "ray.serve")
+    for name, text in (("data.csv", "date,sales\n2024-01-01,3\n"), ("model.onnx", "not a graph")):
+        path = tmp_path / name
+        path.write_text(text)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = main(["serve", str(path), "--engine", engine, *more])
+        _one_line_error(capsys, code, f"{name}' could not be read as an ONNX model", "not an ONNX")
+        assert not [str(w.message) for w in caught if "checksum" in str(w.message)]
+
+
+@pytest.mark.parametrize(
     ("argv", "needle"),
     [
         (["fit", "--data", "x.npz", "--out", "m.pt", "--hidden", "a,b"], "--hidden"),

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
+from conftest import make_grid_series, tiny_kwargs
 
+import darts_mim.model as model_module
 from darts_mim import MIMModel
 from darts_mim.grid import GridLayout, GridSpec
 from darts_mim.resources import (
@@ -79,3 +82,37 @@ def test_model_names_a_patch_size_before_training_a_256x256_grid(tmp_path, monke
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         patched._check_memory(layout)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_estimate_counts_the_bytes_of_the_dtype_the_network_trains_in(tmp_path, monkeypatch, dtype):
+    """Darts trains a float64 series in float64 (8 bytes a value); the first fit's estimate
+    counted 4, half the memory, so a configuration twice too big for the device passed."""
+    seen = []
+    real = model_module.check_training_memory
+
+    def spy(*args, **kwargs):
+        seen.append(args[8])  # bytes_per_value
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "check_training_memory", spy)
+    series = make_grid_series(n_steps=20, dtype=dtype)
+    # n_epochs=0: fit builds the network (in the series' dtype) and trains nothing
+    model = MIMModel(**tiny_kwargs(tmp_path, n_epochs=0))
+    model.fit(series)
+    itemsize = next(model.model.parameters()).element_size()
+    assert itemsize == np.dtype(dtype).itemsize
+    assert seen == [itemsize]
+
+
+def test_a_float64_step_is_refused_where_its_float32_twin_fits(tmp_path, monkeypatch):
+    layout = GridLayout(GridSpec(("t2m",), 256, 256))
+    config = dict(input_chunk_length=12, output_chunk_length=6, num_hidden=(4, 4), batch_size=8)
+    model = MIMModel(**config, work_dir=str(tmp_path))
+    needed = estimate_training_bytes(patch_size=1, batch_size=8, **BIG)
+    # between the float32 and the float64 estimates: the float32 step fits (with a warning)
+    monkeypatch.setattr(model_module, "available_bytes", lambda accelerator=None: needed + GIB)
+    with pytest.warns(UserWarning, match="more than a quarter"):
+        model._check_memory(layout, np.float32)
+    with pytest.raises(ValueError, match="needs about"):
+        model._check_memory(layout, np.float64)

@@ -523,6 +523,66 @@ def test_invalid_hyper_parameters(tmp_path, overrides, message):
 
 
 @pytest.mark.parametrize(
+    "overrides, message",
+    [
+        # Darts took these as they were: batch_size=0 failed in torch's data loader at fit, a
+        # negative n_epochs trained until interrupted (Lightning's max_epochs=-1), a float or a
+        # string reached Lightning's Trainer
+        ({"batch_size": 0}, r"`batch_size` must be a positive integer .*got 0\."),
+        ({"batch_size": -4}, r"`batch_size` must be a positive integer .*got -4\."),
+        ({"batch_size": 8.0}, r"`batch_size` must be a positive integer .*got 8\.0\."),
+        ({"batch_size": True}, r"`batch_size` must be a positive integer .*got True\."),
+        ({"n_epochs": -1}, r"`n_epochs` must be an integer >= 0 .*got -1\."),
+        ({"n_epochs": 1.5}, r"`n_epochs` must be an integer >= 0 .*got 1\.5\."),
+        ({"n_epochs": "3"}, r"`n_epochs` must be an integer >= 0 .*got '3'\."),
+        ({"nr_epochs_val_period": 0}, r"`nr_epochs_val_period` must be a positive integer"),
+    ],
+)
+def test_invalid_training_sizes_are_refused_at_construction(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        MIMModel(**tiny_kwargs(tmp_path, **overrides))
+
+
+def test_zero_epochs_and_numpy_integer_sizes_still_work(tmp_path, grid_series):
+    """``n_epochs=0`` is Darts' way to build the network without training it (an anchored model
+    then forecasts its naive anchor); numpy integers (from a grid search) are cast to int, which
+    torch's data loader needs."""
+    model = MIMModel(**tiny_kwargs(tmp_path, n_epochs=0, batch_size=np.int64(8)))
+    assert (model.n_epochs, model.batch_size) == (0, 8) and type(model.batch_size) is int
+    model.fit(grid_series)
+    assert model.model.epochs_trained == 0
+    assert model.predict(3).n_timesteps == 3
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda", "GPU"])
+def test_gpu_accelerator_without_a_visible_gpu_is_a_clear_error(
+    tmp_path, grid_series, monkeypatch, accelerator
+):
+    """Lightning failed deep in its Trainer ("No supported gpu backend found!"); the error now says
+    what is wrong and what to use instead, before the network is built."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    trainer = {**FAST_TRAINER, "accelerator": accelerator}
+    model = MIMModel(**tiny_kwargs(tmp_path, pl_trainer_kwargs=trainer))
+    with pytest.raises(ValueError, match="no CUDA GPU is visible to torch") as err:
+        model.fit(grid_series)
+    assert "accelerator='auto' (falls back to the CPU) or accelerator='cpu'" in str(err.value)
+    assert not model.model_created
+    # a model fitted elsewhere (here on the CPU) and then asked for a GPU: predict says it too
+    fitted = _fit(tmp_path / "cpu", grid_series)
+    fitted.trainer_params["accelerator"] = accelerator
+    with pytest.raises(ValueError, match="no CUDA GPU is visible to torch"):
+        fitted.predict(3)
+
+
+def test_auto_accelerator_falls_back_to_the_cpu_without_a_gpu(tmp_path, grid_series, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    trainer = {**FAST_TRAINER, "accelerator": "auto"}
+    model = _fit(tmp_path, grid_series, pl_trainer_kwargs=trainer)
+    assert model.predict(3).n_timesteps == 3
+
+
+@pytest.mark.parametrize(
     "fields, message",
     [
         ({"sampling_schedule": "sometimes"}, "sampling_schedule"),

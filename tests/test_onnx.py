@@ -317,6 +317,26 @@ def test_missing_file(tmp_path):
         OnnxForecaster(tmp_path / "nope.onnx")
 
 
+def test_a_file_that_is_not_onnx_gets_no_checksum_warning_first(gridded, tmp_path):
+    """A CSV passed for the graph was first warned about as an ONNX file without a checksum file,
+    then refused; the one error now says it is not ONNX. A real graph without its checksum file
+    still loads with that warning (once read)."""
+    from darts_mim.onnx.service import ForecastService
+
+    data = tmp_path / "data.csv"
+    data.write_text("date,sales\n2024-01-01,3\n")
+    for load in (OnnxForecaster, ForecastService):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(ValueError, match="could not be read as an ONNX model"):
+                load(data)
+        assert not [str(w.message) for w in caught if "checksum" in str(w.message)]
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(open(gridded["path"], "rb").read())  # without its .sha256
+    with pytest.warns(UserWarning, match="has no checksum file"):
+        OnnxForecaster(bare)
+
+
 def test_foreign_onnx_file(tmp_path):
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
     y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])

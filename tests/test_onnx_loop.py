@@ -214,10 +214,44 @@ def test_int8_refusals(tmp_path):
     model.fit(series, future_covariates=_hourly(80, 1, 11))
     with pytest.raises(ValueError, match="exclude each other"):
         model.to_onnx(str(tmp_path / "x.onnx"), fp16=True, int8_calibration=series)
-    with pytest.raises(ValueError, match="dict of arrays"):
+    with pytest.raises(ValueError, match="dict of arrays") as err:
         model.to_onnx(str(tmp_path / "x.onnx"), int8_calibration=series)
+    # the graph's shapes, which are not predict_array's (it pointed there)
+    shapes = (
+        "past_target (B, 3, 2), historic_future_covariates (B, 3, 1), future_covariates (B, 2, 1)"
+    )
+    assert shapes in str(err.value)
     with pytest.raises(ValueError, match="lacks the graph inputs"):
         model.to_onnx(str(tmp_path / "x.onnx"), int8_calibration={"past_target": np.zeros(1)})
+
+
+def test_int8_calibration_of_a_model_with_future_covariates(tmp_path):
+    """The dict the ONNX guide describes: the future covariates split at the forecast's start; one
+    array over the input window and the horizon (predict_array's) is refused with the shape."""
+    series, future = _hourly(60, 2, 10), _hourly(80, 1, 11)
+    model = MIMModel(**tiny_kwargs(tmp_path, input_chunk_length=3, output_chunk_length=2))
+    model.fit(series, future_covariates=future)
+    target, cov = series.values(), future.values()
+    ends = range(3, 40, 9)
+    calibration = {
+        "past_target": np.stack([target[e - 3 : e] for e in ends]),
+        "historic_future_covariates": np.stack([cov[e - 3 : e] for e in ends]),
+        "future_covariates": np.stack([cov[e : e + 2] for e in ends]),
+    }
+    whole = {**calibration, "future_covariates": np.stack([cov[e - 3 : e + 2] for e in ends])}
+    message = (
+        r"`int8_calibration\['future_covariates'\]` has the shape \(5, 5, 1\); "
+        r"the graph takes \(B, 2, 1\)"
+    )
+    with pytest.raises(ValueError, match=message):
+        model.to_onnx(str(tmp_path / "x.onnx"), int8_calibration=whole)
+    forecaster = OnnxForecaster(
+        model.to_onnx(str(tmp_path / "m8.onnx"), int8_calibration=calibration)
+    )
+    assert forecaster.metadata["quantization"]["calibration_windows"] == len(ends)
+    expected = model.predict(2, series, future_covariates=future, verbose=False).values()
+    got = forecaster.predict(2, series, future_covariates=future).values()
+    assert np.abs(got - expected).max() < 0.1 * np.abs(expected).max()
 
 
 def test_fp16_graph_is_looped_and_close_on_the_cpu(tmp_path):

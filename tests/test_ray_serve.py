@@ -220,3 +220,27 @@ def test_cli_engine_ray(monkeypatch):
     (args,) = seen
     assert (args.path, args.workers, args.threads) == ("m.onnx", 3, 1)
     assert ray_serve.config_from_args(args).max_batch == 64
+
+
+def test_cli_and_module_start_the_same_number_of_replicas(monkeypatch):
+    """``darts-mim serve --engine ray`` started 1 replica, ``python -m darts_mim.onnx.ray_serve``
+    2 (the number the docs show): one default, :data:`RAY_REPLICAS`, for both and for
+    ``build_app``/``run``; uvicorn keeps its 1 worker."""
+    import inspect
+
+    from darts_mim import cli
+    from darts_mim.onnx import asgi, ray_serve
+    from darts_mim.onnx.serve_options import RAY_REPLICAS
+
+    assert RAY_REPLICAS == 2
+    seen = []
+    monkeypatch.setattr(ray_serve, "run_from_args", seen.append)
+    monkeypatch.setattr(asgi, "run_from_args", seen.append)
+    assert cli.main(["serve", "m.onnx", "--engine", "ray"]) == 0
+    ray_serve.main(["m.onnx"])
+    assert cli.main(["serve", "m.onnx"]) == 0
+    cli_ray, module, uvicorn = seen
+    assert cli_ray.workers == module.workers == RAY_REPLICAS
+    assert uvicorn.workers == 1
+    for function, name in ((ray_serve.build_app, "num_replicas"), (ray_serve.run, "replicas")):
+        assert inspect.signature(function).parameters[name].default == RAY_REPLICAS

@@ -91,7 +91,11 @@ from darts_mim.onnx.serve_options import (  # noqa: E402
     config_from_args,
     resolve_api_key,
 )
-from darts_mim.onnx.service import ForecastService, PreparedRequest  # noqa: E402
+from darts_mim.onnx.service import (  # noqa: E402
+    ForecastService,
+    PreparedRequest,
+    check_onnx_file,
+)
 
 __all__ = ["ServeConfig", "create_app", "main", "serve"]
 
@@ -489,6 +493,8 @@ def serve(
         return
     if port == 0:
         raise ValueError("With several workers pass a port (not 0): they share it.")
+    # A file that is not ONNX (or fails its checksum): one error here, not one per worker.
+    check_onnx_file(config.path)
     # Each worker is a fresh interpreter that imports create_app and calls it with these settings.
     os.environ[CONFIG_ENV] = json.dumps(asdict(config))
     multiproc_dir = None

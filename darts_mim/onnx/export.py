@@ -137,6 +137,17 @@ def _example_inputs(
     generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
     """Random inputs shaped like the training sample (batch > 1 so the batch axis stays symbolic)."""
+    return {
+        name: torch.rand((batch,) + shape, generator=generator).to(dtype)
+        for name, shape in _input_shapes(module).items()
+    }
+
+
+def _input_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The graph's inputs and their shapes after the batch axis, in :data:`FEATURE_NAMES` order:
+    ``(input_chunk_length, D)`` for the target, the past covariates and the future covariates of
+    the input window (``historic_future_covariates``), ``(output_chunk_length, K)`` for those of the
+    output chunk (``future_covariates``), ``(rows, S)`` for the static covariates."""
     shapes = module.train_sample_shape
     icl, ocl = module.input_chunk_length, module.output_chunk_length
     time_dims = {
@@ -151,8 +162,7 @@ def _example_inputs(
         shape = shapes.get(name)
         if not shape:
             continue
-        shape = tuple(shape) if time_dims[name] is None else (time_dims[name], shape[-1])
-        inputs[name] = torch.rand((batch,) + shape, generator=generator).to(dtype)
+        inputs[name] = tuple(shape) if time_dims[name] is None else (time_dims[name], shape[-1])
     return inputs
 
 
@@ -453,12 +463,30 @@ def _calibration_inputs(
         missing = [n for n in names if n not in calibration]
         if missing:
             raise ValueError(f"`int8_calibration` lacks the graph inputs {missing}.")
-        return {n: torch.as_tensor(np.asarray(calibration[n])).to(dtype) for n in names}
+        expected = _input_shapes(model.model)
+        arrays = {n: np.asarray(calibration[n], dtype=np.float32) for n in names}
+        for name, array in arrays.items():
+            shape_ok = array.ndim == 1 + len(expected[name]) and array.shape[1:] == expected[name]
+            if not shape_ok or not len(array):
+                want = ", ".join(str(d) for d in expected[name])
+                raise ValueError(
+                    f"`int8_calibration['{name}']` has the shape {array.shape}; the graph takes "
+                    f"(B, {want}), B >= 1 windows (see the ONNX guide: int8 calibration with "
+                    "covariates)."
+                )
+        return {n: torch.from_numpy(a).to(dtype) for n, a in arrays.items()}
     series = [calibration] if isinstance(calibration, TimeSeries) else list(calibration)
     if names != ["past_target"]:
+        # The graph's own inputs: the future covariates split at the forecast's start (not the one
+        # array of OnnxForecaster.predict_array), the encoded columns after the user's.
+        shapes = ", ".join(
+            f"{name} (B, {', '.join(str(d) for d in shape)})"
+            for name, shape in _input_shapes(model.model).items()
+        )
         raise ValueError(
             f"This model's graph takes {names}: pass `int8_calibration` as a dict of arrays with "
-            "those names (batch first, as OnnxForecaster.predict_array takes them)."
+            f"those names, batch first, as the graph takes them: {shapes}. See the ONNX guide "
+            "(int8 calibration with covariates)."
         )
     icl = int(model.input_chunk_length)
     windows = []
@@ -631,8 +659,12 @@ def export_model(
     int8_calibration
         Write an int8 graph for CPU serving: the recurrent steps' convolutions quantized (QDQ, int8
         per-channel weights, uint8 activations) with ranges from forecasting this data: series
-        (cut into up to 64 input windows; models without covariates) or a dict of arrays named like
-        the graph's inputs. Inputs and outputs stay float32. The error against the float32 network
+        (cut into up to 64 input windows; models without covariates) or a dict of arrays named and
+        shaped like the graph's inputs, batch first (not as ``predict_array`` takes them):
+        ``past_target`` ``(B, input_chunk_length, D)``, ``past_covariates`` and
+        ``historic_future_covariates`` ``(B, input_chunk_length, K)``, ``future_covariates``
+        ``(B, output_chunk_length, K)`` (the output chunk's), ``static_covariates``
+        ``(B, rows, S)``; covariates with the ``add_encoders`` columns after the user's. Inputs and outputs stay float32. The error against the float32 network
         on the calibration windows is saved in the metadata (``quantization``: ``max_abs_diff``,
         ``rmse``, ``relative_rmse``), in the units the file serves (its ``units``: ``"raw"`` with
         ``scaler``, else ``"model"``). Not with ``fp16``. With ``scaler``, in the units the graph

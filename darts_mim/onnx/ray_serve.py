@@ -12,7 +12,7 @@ runs them on one inference thread, so an answer is the same, bit for bit, as whe
 alone. It needs the ``ray`` extra (``pip install "darts-mim[ray]"``: ``ray[serve]``, which installs
 Starlette and uvicorn too); torch, Darts and pandas are still not imported.
 
-Run it::
+Run it (``--replicas`` defaults to 2, as ``--workers`` does with ``darts-mim serve --engine ray``)::
 
     python -m darts_mim.onnx.ray_serve mim.onnx --replicas 2 --port 8000 --threads 1
     darts-mim serve mim.onnx --engine ray --workers 2 --port 8000       # the same, from the CLI
@@ -61,12 +61,17 @@ from darts_mim.onnx.serve_options import (  # noqa: E402
     MAX_BODY_BYTES,
     MAX_HORIZON,
     MAX_SAMPLES,
+    RAY_REPLICAS,
     ServeConfig,
     add_arguments,
     config_from_args,
     resolve_api_key,
 )
-from darts_mim.onnx.service import ForecastService, PreparedRequest  # noqa: E402
+from darts_mim.onnx.service import (  # noqa: E402
+    ForecastService,
+    PreparedRequest,
+    check_onnx_file,
+)
 
 __all__ = ["REPLICA_HEADER", "ForecastDeployment", "build_app", "main", "run"]
 
@@ -188,7 +193,7 @@ def _compute_grouped(
 def build_app(
     model_path: str | os.PathLike,
     *,
-    num_replicas: int = 2,
+    num_replicas: int = RAY_REPLICAS,
     max_batch: int = 64,
     max_wait_ms: float = 2.0,
     threads: int | None = 1,
@@ -208,6 +213,7 @@ def build_app(
         cluster it must be at this path on every node (a shared file system, or the same image).
     num_replicas
         Replicas (processes, each loading the model); Ray places them on the cluster's nodes.
+        Default :data:`~darts_mim.onnx.serve_options.RAY_REPLICAS` (2), as ``--replicas``.
     max_batch, max_wait_ms, max_body_bytes, max_horizon, max_samples, providers
         As :class:`~darts_mim.onnx.serve_options.ServeConfig` has them (``max_wait_ms`` is how long
         a batch waits for more requests once it has one: ``@serve.batch``'s
@@ -241,8 +247,8 @@ def build_app(
         max_horizon=max_horizon,
         max_samples=max_samples,
     )
-    if not os.path.isfile(config.path):  # fail here, not in every replica
-        raise FileNotFoundError(f"No ONNX file at {config.path!r}.")
+    # a missing file, one that is not ONNX or fails its checksum: fail here, not in every replica
+    check_onnx_file(config.path)
     return ForecastDeployment.options(
         num_replicas=num_replicas,
         max_ongoing_requests=max_ongoing_requests or max(max_batch, 5),
@@ -254,7 +260,7 @@ def run(
     config: ServeConfig,
     host: str = "127.0.0.1",
     port: int = 8000,
-    replicas: int = 2,
+    replicas: int = RAY_REPLICAS,
     verbose: bool = False,
     address: str | None = None,
 ) -> None:
@@ -273,7 +279,7 @@ def run(
     host, port
         Where Serve's HTTP proxy listens (a port, not 0).
     replicas
-        Replicas of the model.
+        Replicas of the model; default :data:`~darts_mim.onnx.serve_options.RAY_REPLICAS` (2).
     verbose
         Ray's info messages, replica logs and access log.
     address
@@ -317,8 +323,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     """Serve with the options of :func:`~darts_mim.onnx.serve_options.add_arguments`
     (``args.workers`` replicas)."""
     config = config_from_args(args)
-    if not os.path.isfile(config.path):
-        raise FileNotFoundError(f"No ONNX file at {config.path!r}.")
+    check_onnx_file(config.path)  # before Ray starts
     address = getattr(args, "ray_address", None)
     run(config, args.host, args.port, args.workers, verbose=args.verbose, address=address)
 

@@ -35,10 +35,12 @@ from darts.utils.onnx.inference import OnnxModelSpec
 from darts.utils.utils import generate_index
 
 from darts_mim.grid import GridSpec, check_series_grid
-from darts_mim.integrity import FLOAT32_SAFE_INPUT, check_finite_forecasts, verify_checksums
+from darts_mim.integrity import FLOAT32_SAFE_INPUT, check_finite_forecasts
 from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import darts_spec, read_metadata
+from darts_mim.onnx.service import ONNX_FIX as _ONNX_FIX
+from darts_mim.onnx.service import open_session
 from darts_mim.validation import (
     check_covariate_grid,
     check_deterministic,
@@ -48,10 +50,6 @@ from darts_mim.validation import (
 )
 
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-#: How to get an intact ONNX file again, for the integrity messages.
-_ONNX_FIX = (
-    "export it again from the original model with MIMModel.to_onnx() (or `darts-mim export`)"
-)
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
 # Shared libraries of the execution providers that onnxruntime-gpu lists as available even where
@@ -407,8 +405,6 @@ class OnnxForecaster:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
-        # Its checksum file (written by the export) first: a corrupted graph can load and forecast.
-        verify_checksums([path], what="ONNX", fix=_ONNX_FIX)
         self.providers = select_providers(providers)
         if session_options is not None:
             options = session_options
@@ -419,15 +415,10 @@ class OnnxForecaster:
             options.log_severity_level = 3
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)
-        try:
-            self.session = ort.InferenceSession(
-                path, sess_options=options, providers=self.providers
-            )
-        except Exception as err:  # ORT raises its own exception types for unreadable files
-            raise ValueError(
-                f"{path!r} could not be read as an ONNX model (not an ONNX file, truncated or "
-                f"corrupt): {err}. Export it again with MIMModel.to_onnx()."
-            ) from err
+        # Its checksum file (written by the export) first: a corrupted graph can load and forecast;
+        # a file without one is read before it is warned about, so that a file that is not ONNX
+        # gets that error alone.
+        self.session = open_session(path, options, self.providers, fix=_ONNX_FIX)
         if providers is not None:
             self._check_started(self.session, self.providers)
         self.path = path

@@ -19,6 +19,12 @@ API_KEY_ENV = "DARTS_MIM_API_KEY"
 MAX_BODY_MB = 256.0
 MAX_HORIZON = 10_000
 MAX_SAMPLES = 1_000
+#: Ray Serve replicas unless told otherwise: ``python -m darts_mim.onnx.ray_serve --replicas``,
+#: ``darts-mim serve --engine ray --workers``, ``build_app(num_replicas=...)`` and ``run(replicas=...)``.
+RAY_REPLICAS = 2
+#: uvicorn worker processes of ``darts-mim serve`` and ``python -m darts_mim.onnx.asgi`` unless told
+#: otherwise.
+UVICORN_WORKERS = 1
 #: :data:`MAX_BODY_MB` in bytes (``darts_mim.onnx.service.MAX_BODY_BYTES``, without importing
 #: onnxruntime here).
 MAX_BODY_BYTES = int(MAX_BODY_MB * 2**20)
@@ -142,11 +148,19 @@ def non_negative_float(text: str) -> float:
     return _finite_float(text, zero_ok=True)
 
 
+def default_workers(engine: str) -> int:
+    """The processes an engine serves with when ``--workers`` (``--replicas``) is not given:
+    :data:`RAY_REPLICAS` for ``"ray"``, else :data:`UVICORN_WORKERS`."""
+    return RAY_REPLICAS if engine == "ray" else UVICORN_WORKERS
+
+
 def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> None:
     """Add the server's options (a model path, address, workers, batching, limits, API key).
 
     ``engine="ray"`` (:mod:`darts_mim.onnx.ray_serve`): ``--replicas`` (stored as ``workers``)
-    instead of ``--workers``, port 8000, and ``--ray-address``.
+    instead of ``--workers``, port 8000, and ``--ray-address``. ``engine="any"`` (``darts-mim
+    serve``, whose ``--engine`` picks one): ``--workers`` defaults to ``None``, which stands for
+    the chosen engine's :func:`default_workers`.
     """
     parser.add_argument("path", metavar="MODEL.onnx", help="the file written by MIMModel.to_onnx()")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -156,8 +170,9 @@ def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> N
             "--replicas",
             dest="workers",
             type=positive_int,
-            default=2,
-            help="Ray Serve replicas (processes on the Ray cluster's nodes), each loading the model",
+            default=RAY_REPLICAS,
+            help="Ray Serve replicas (processes on the Ray cluster's nodes), each loading the model "
+            f"(default: {RAY_REPLICAS})",
         )
         parser.add_argument(
             "--ray-address",
@@ -169,8 +184,18 @@ def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> N
         parser.add_argument(
             "--port", type=int, default=8080, help="0 for any free port (one worker)"
         )
+        if engine == "any":
+            workers_help = (
+                f"processes, each loading the model (default: {UVICORN_WORKERS}); with --engine "
+                f"ray, Ray Serve replicas (default: {RAY_REPLICAS})"
+            )
+        else:
+            workers_help = "processes, each loading the model"
         parser.add_argument(
-            "--workers", type=positive_int, default=1, help="processes, each loading the model"
+            "--workers",
+            type=positive_int,
+            default=None if engine == "any" else UVICORN_WORKERS,
+            help=workers_help,
         )
     parser.add_argument(
         "--threads",

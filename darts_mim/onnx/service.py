@@ -87,6 +87,85 @@ _REQUEST_KEYS = {
 }
 
 
+#: How to get an intact ONNX file, for the messages (the phrase follows "Fix:" or "To add one:").
+ONNX_FIX = "export it again from the original model with MIMModel.to_onnx() (or `darts-mim export`)"
+
+
+def open_session(
+    path: str,
+    sess_options: ort.SessionOptions | None = None,
+    providers: Sequence[Any] | None = None,
+    fix: str = ONNX_FIX,
+) -> ort.InferenceSession:
+    """The ONNX Runtime session of an exported file, its integrity checked first.
+
+    A checksum file beside it (``path + ".sha256"``, written by the export) is verified before the
+    file is read: a corrupted graph can load and forecast. A file without one is read first and
+    only then warned about (its integrity cannot be verified): a file that is not an ONNX model at
+    all (a CSV, a saved ``MIMModel``) gets the one error that says so, not a checksum warning
+    before it.
+
+    Parameters
+    ----------
+    path
+        The ``.onnx`` file (it exists).
+    sess_options
+        ONNX Runtime's session options.
+    providers
+        ONNX Runtime execution providers; default the CPU.
+    fix
+        How to get an intact file, for the messages.
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+        The session.
+
+    Raises
+    ------
+    ValueError
+        When the file does not match its checksum file, or ONNX Runtime cannot read it (not an ONNX
+        file, truncated or corrupt).
+    """
+    verified = verify_checksums([path], what="ONNX", fix=fix, warn_unverified=False)
+    try:
+        session = ort.InferenceSession(
+            path,
+            sess_options=sess_options,
+            providers=list(providers or ["CPUExecutionProvider"]),
+        )
+    except Exception as err:  # ORT raises its own exception types for unreadable files
+        raise ValueError(
+            f"{path!r} could not be read as an ONNX model (not an ONNX file, truncated or "
+            f"corrupt): {short_cause(err)}. Pass a file written by MIMModel.to_onnx() or "
+            f"`darts-mim export`; if it is one, {fix}."
+        ) from err
+    if not verified:
+        verify_checksums([path], what="ONNX", fix=fix)  # no checksum file: its warning, once
+    return session
+
+
+def check_onnx_file(path: str | os.PathLike, fix: str = ONNX_FIX) -> None:
+    """Fail as :func:`open_session` fails (a missing file, a checksum mismatch, a file that is not
+    ONNX), with graph optimizations off: what a server's driver checks before it starts workers or
+    replicas, so that the error comes once, in the driver, instead of from every process.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    ValueError
+        As :func:`open_session`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No ONNX file at {path!r}.")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3  # errors only: the session is thrown away
+    open_session(path, options, fix=fix)
+
+
 class ForecastService:
     """An exported model loaded once, answering forecast requests (thread-safe).
 
@@ -120,16 +199,11 @@ class ForecastService:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No ONNX file at {path!r}.")
-        # as OnnxForecaster: a corrupted graph can load and forecast, so its checksum file first
-        verify_checksums(
-            [path], what="ONNX", fix="export it again from the original model (darts-mim export)"
-        )
         options = ort.SessionOptions()
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = int(intra_op_num_threads)
-        self.session = ort.InferenceSession(
-            path, sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
-        )
+        # as OnnxForecaster: its checksum file first, a file that is not ONNX one clear error
+        self.session = open_session(path, options, providers)
         self.path = path
         self.metadata = read_metadata(
             self.session.get_modelmeta().custom_metadata_map,
