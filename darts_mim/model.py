@@ -9,8 +9,10 @@ atomic saving, and single-device prediction after multi-process training. The te
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import zipfile
@@ -65,10 +67,13 @@ from darts_mim.resources import (
 )
 from darts_mim.validation import (
     check_accelerator,
+    check_fold_freq,
     check_hyper_parameters,
     check_same_layout,
     check_series_values,
+    check_some_series,
     resolve_layout,
+    series_list,
     warn_masked_with_values,
 )
 
@@ -472,6 +477,15 @@ class MIMModel(MixedCovariatesTorchModel):
             )
         return GridLayout(GridSpec(tuple(f"ch{i}" for i in range(n_channels)), height, width))
 
+    def _fitted_freq(self) -> Any:
+        """The training series' frequency (a pandas offset, or an integer step), ``None`` when
+        unknown: a model built by an earlier darts-mim on several series, or from a dataset
+        that does not say."""
+        freq = getattr(self, "_training_freq", None)
+        if freq is None and self.training_series is not None:
+            freq = self.training_series.freq
+        return freq
+
     @property
     def anchor_lag(self) -> int | None:
         """The anchor's lag in time steps (0: no anchor, 1: persistence, ``P``: the seasonal naive),
@@ -563,6 +577,10 @@ class MIMModel(MixedCovariatesTorchModel):
             config = self._resolve_config(train_dataset, layout)
             self.pl_module_params["config"] = config.to_dict()
             logger.info("MIMModel: %s", config)
+            # kept for predict: a model folded by a period refuses series of another frequency
+            # (Darts keeps none when it is fitted on several series)
+            series = _as_list(getattr(train_dataset, "series", None)) or []
+            self._training_freq = series[0].freq if series else getattr(train_dataset, "freq", None)
         patience = self.config.recipe.early_stopping_patience
         self._stop_early = (
             val_dataset is not None
@@ -1035,29 +1053,45 @@ class MIMModel(MixedCovariatesTorchModel):
         :func:`darts_mim.series_to_grid`. A forecast with NaN or infinite values outside the
         always-missing components (corrupt weights, a diverged fit) raises a ``ValueError``, here
         and in ``historical_forecasts`` / ``backtest`` (checked in :meth:`predict_from_dataset`).
+        A model folded by a period (``fold_period``) refuses a series of another frequency than
+        the training series'.
+
+        Samples drawn with a ``random_state`` (a likelihood's, or ``mc_dropout``) are drawn for
+        each series alone with that seed, so that a series gets the same samples whatever other
+        series are in the call and their order (for one ``batch_size``: Darts draws the samples
+        in groups of that size).
         """
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"`n` must be a positive integer, got {n!r}.")
-        # Darts reads its truthiness: the string "false" would return the parameters
-        from darts_mim.onnx.core import check_parameters_flag, check_random_state
+        from darts_mim.onnx.core import check_num_samples, check_parameters_flag, check_random_state
 
+        args, kwargs = _by_name(args, kwargs)
+        # Darts reads its truthiness: the string "false" would return the parameters
         check_parameters_flag(kwargs.get("predict_likelihood_parameters"))
         check_random_state(kwargs.get("random_state"))
+        # the ONNX runtime's words; torch stopped on 2.0 or True with a TypeError from tile()
+        num_samples = check_num_samples(kwargs.get("num_samples", 1))
+        # [], [g, None] or an array: Darts stopped on an IndexError or AttributeError
+        series_l = series_list(series, "series")
+        if series_l is not None:
+            check_some_series(series_l)
+        series_list(past_covariates, "past_covariates")
+        series_list(future_covariates, "future_covariates")
         layout = self.layout
         if layout is not None:
-            n_series = 1 if series is None else len(_as_list(series))
+            n_series = 1 if series is None else len(series_l)
             n_values = n * layout.grid.n_components * n_series
             check_fits_in_memory(
-                8 * n_values * max(1, int(kwargs.get("num_samples", 1))),
+                8 * n_values * num_samples,
                 int(psutil.virtual_memory().available),
                 f"A forecast of n={n} steps",
                 "Forecast fewer steps at a time, or fewer samples or series per call.",
             )
         if layout is not None and series is not None:
-            series_l = _as_list(series)
             for i, s in enumerate(series_l):
                 what = "`series`" if len(series_l) == 1 else f"`series` at index {i}"
                 check_series_grid(s, layout.grid, what)
+                check_fold_freq(s.freq, self._fitted_freq(), layout.fold, what)
                 warn_masked_with_values(s, layout.missing, what)
         if layout is not None:
             # Darts counts covariate components only: one gridded on other cells (8x14 for a 14x8
@@ -1098,7 +1132,26 @@ class MIMModel(MixedCovariatesTorchModel):
                 output_chunk_shift=self.output_chunk_shift,
                 missing=layout.missing,
             )
+        if series_l is not None and len(series_l) > 1 and self._draws_seeded(kwargs):
+            each = _per_series(past_covariates, future_covariates, len(series_l))
+            if each is not None:
+                # Darts draws every series' samples from one seeded stream, in the batch's order
+                # and tiling: a series' samples depended on the others, their order and
+                # batch_size. Alone, with the same seed, each gets what it gets on its own.
+                forecasts = []
+                for i, (s, (pc, fc)) in enumerate(zip(series_l, each, strict=True)):
+                    with _named_at(i):
+                        forecasts.append(super().predict(n, s, pc, fc, *args, **kwargs))
+                return forecasts
         return super().predict(n, series, past_covariates, future_covariates, *args, **kwargs)
+
+    def _draws_seeded(self, kwargs: dict) -> bool:
+        """Whether a ``predict`` call with these keyword arguments draws random numbers (a
+        likelihood's samples, Monte Carlo dropout) from a ``random_state``."""
+        if kwargs.get("random_state") is None:
+            return False
+        samples = self.likelihood is not None and not kwargs.get("predict_likelihood_parameters")
+        return bool(samples or kwargs.get("mc_dropout"))
 
     def _validate_predict_ds_output(self, train_sample, inference_sample) -> None:
         """Darts' checks, and static covariates of the training shape: Darts compares their
@@ -1162,6 +1215,49 @@ def _as_list(x) -> list[TimeSeries] | None:
     if x is None:
         return None
     return [x] if isinstance(x, TimeSeries) else list(x)
+
+
+def _by_name(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``predict``'s positional arguments after ``future_covariates`` (Darts' ``trainer``,
+    ``batch_size``, ...) moved to the keywords, so that the checks find them and Darts seeds
+    with a ``random_state`` (its ``random_method`` reads the keyword only). Left as they are when
+    Darts would refuse them (too many, or also given by keyword)."""
+    if not args:
+        return args, kwargs
+    names = list(inspect.signature(MixedCovariatesTorchModel.predict).parameters)[5:]
+    if len(args) > len(names) or set(names[: len(args)]) & set(kwargs):
+        return args, kwargs
+    return (), {**dict(zip(names, args, strict=False)), **kwargs}
+
+
+@contextmanager
+def _named_at(idx: int) -> Iterator[None]:
+    """Darts' errors for a series forecast alone, naming it by its index ``idx`` in the call (alone
+    it is "series sequence index `0`"), as the batched call and ``OnnxForecaster`` name it."""
+    try:
+        yield
+    except ValueError as err:
+        message = re.sub(r"(series sequence (?:index|idx) )`0`", rf"\g<1>`{idx}`", str(err))
+        if idx == 0 or message == str(err):
+            raise
+        raise ValueError(message).with_traceback(err.__traceback__) from None
+
+
+def _per_series(
+    past_covariates: Any, future_covariates: Any, count: int
+) -> list[tuple[TimeSeries | None, TimeSeries | None]] | None:
+    """Each of ``count`` series' own covariates (``None`` where none are given: Darts then uses
+    the fit's for each alike), or ``None`` when they are not one per series (Darts' error)."""
+    columns = []
+    for covariates in (past_covariates, future_covariates):
+        if covariates is None:
+            columns.append([None] * count)
+            continue
+        covs = _as_list(covariates)
+        if len(covs) != count:
+            return None
+        columns.append(covs)
+    return list(zip(*columns, strict=True))
 
 
 def _dataset_dtype(dataset) -> np.dtype:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from darts import TimeSeries
 
 from darts_mim.anchor import check_naive_anchor
@@ -122,6 +123,105 @@ def check_series_values(
                 f"`{name}` contains {what}: {int(bad.sum())} value(s), the first at time "
                 f"{series.time_index[t_idx]} in component {series.components[c_idx]!r}. {fix}."
             )
+
+
+def series_list(value: object, name: str) -> list[TimeSeries] | None:
+    """``value`` (a series or a sequence of series) as a list, ``None`` as ``None``.
+
+    The one check of ``MIMModel.predict`` and ``OnnxForecaster.predict``: Darts read ``[g, None]``
+    or a numpy array until an ``AttributeError`` deep inside it.
+
+    Parameters
+    ----------
+    value
+        What was passed as ``name``.
+    name
+        The argument, for the message (``"series"``, ``"past_covariates"``...).
+
+    Raises
+    ------
+    ValueError
+        When ``value`` is neither a ``TimeSeries`` nor a sequence of them.
+    """
+    if value is None:
+        return None
+    if isinstance(value, TimeSeries):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:  # not iterable: a number, say
+        items = None
+    if items is None or not all(isinstance(item, TimeSeries) for item in items):
+        raise ValueError(f"`{name}` must be a TimeSeries or a sequence of TimeSeries.")
+    return items
+
+
+def check_some_series(series: Sequence[TimeSeries]) -> None:
+    """Refuse an empty sequence of series to forecast (Darts: an ``IndexError``)."""
+    if not series:
+        raise ValueError("Got no series to forecast.")
+
+
+def _freq_name(freq: object) -> str:
+    if isinstance(freq, int | np.integer):
+        return f"{int(freq)} (an integer index)"
+    return repr(pd.tseries.frequencies.to_offset(freq).freqstr)
+
+
+def _same_freq(a: object, b: object) -> bool:
+    """Whether two frequencies (pandas offsets, their strings, or integer steps) are one."""
+    a_int, b_int = isinstance(a, int | np.integer), isinstance(b, int | np.integer)
+    if a_int or b_int:
+        return a_int and b_int and int(a) == int(b)
+    try:
+        return pd.tseries.frequencies.to_offset(a) == pd.tseries.frequencies.to_offset(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_fold_freq(freq: object, trained_freq: object, fold: int, what: str) -> None:
+    """Refuse a series of another frequency than the training series' for a model that folds
+    ``fold`` steps into each frame (``fold_period``).
+
+    A folded model reads each frame as one period of the training frequency (24 hourly steps: a
+    day); 24 steps of 30 minutes or of days are another span of time, forecast without a word.
+    Unfolded models are not checked (nor are Darts' own). The one check of ``MIMModel.predict``
+    and ``OnnxForecaster.predict``.
+
+    Parameters
+    ----------
+    freq
+        The series' frequency (``series.freq``).
+    trained_freq
+        The training series' (a pandas offset, its string as the ONNX metadata keeps it, or an
+        integer step); ``None`` when unknown, which is not checked.
+    fold
+        Steps per frame (1: not folded).
+    what
+        How to name the series in the message (see :func:`input_name`).
+
+    Raises
+    ------
+    ValueError
+        Naming both frequencies and the fold, and how to fix it.
+    """
+    if fold <= 1 or trained_freq is None or _same_freq(freq, trained_freq):
+        return
+    try:
+        trained = _freq_name(trained_freq)
+    except (TypeError, ValueError):  # not a frequency pandas reads: unknown, as None
+        return
+    resample = (
+        f" (e.g. series.resample({pd.tseries.frequencies.to_offset(trained_freq).freqstr!r}))"
+        if not isinstance(trained_freq, int | np.integer)
+        else ""
+    )
+    raise ValueError(
+        f"{what} has frequency {_freq_name(freq)}, but this model folds {fold} steps of frequency "
+        f"{trained} into each frame (fold_period): at another frequency a frame would span "
+        f"another stretch of time. Resample the series to {trained}{resample}, or fit a model on "
+        "its frequency."
+    )
 
 
 def input_name(kind: str, idx: int, count: int) -> str:

@@ -280,6 +280,50 @@ def test_missing_or_short_covariates(gridded):
         f.predict(2, s, past_covariates=gridded["future"], future_covariates=gridded["future"])
 
 
+def test_left_out_covariates_are_refused_saying_why_torch_differs(gridded):
+    """MIMModel.predict (Darts) reuses the covariates given to fit, for another series too; the
+    ONNX file holds none, so the ONNX paths refuse, and now say so (they claimed to answer as
+    MIMModel.predict)."""
+    f, s = gridded["forecaster"], gridded["series"]
+    other = s * 3 + 1
+    kept = gridded["model"].predict(2, other, verbose=False)
+    given = gridded["model"].predict(
+        2,
+        other,
+        past_covariates=gridded["past"],
+        future_covariates=gridded["future"],
+        verbose=False,
+    )
+    np.testing.assert_array_equal(kept.values(), given.values())
+    why = (
+        r"MIMModel\.predict would reuse the `past_covariates` given to fit; the ONNX file holds "
+        r"no covariates, so pass them\.$"
+    )
+    with pytest.raises(ValueError, match=r"^This model has been trained with `past_covariates`.*"):
+        f.predict(2, other)
+    with pytest.raises(ValueError, match=why):
+        f.predict(2, other, future_covariates=gridded["future"])
+    icl = f.input_chunk_length
+    with pytest.raises(ValueError, match=why):  # predict_array and the service alike
+        f.predict_array(
+            other.values()[-icl:][None],
+            2,
+            future_covariates=gridded["future"].values()[54:62][None],
+        )
+
+
+def test_predict_array_refuses_an_empty_batch(gridded):
+    """No window: numpy's "need at least one array to concatenate" before."""
+    f: OnnxForecaster = gridded["forecaster"]
+    for shape in ((0, 3, 32), (0, 3, 2, 4, 4)):
+        with pytest.raises(
+            ValueError,
+            match=r"^`past_target` holds no window \(shape \(0, 3, .*\)\): pass at least one, "
+            r"\(B, 3, 32\) or \(B, 3, 2, 4, 4\) with B >= 1\.$",
+        ):
+            f.predict_array(np.zeros(shape, "float32"), 2)
+
+
 def test_nan_in_input_window(gridded):
     s = gridded["series"]
     values = s.values().copy()
@@ -404,6 +448,10 @@ def _bad_inputs(gridded, quantile) -> dict:
     def stochastic(ts: TimeSeries) -> TimeSeries:  # e.g. an ensemble fed back in
         noise = np.random.default_rng(0).normal(size=ts.all_values().shape[:2] + (4,))
         return ts.with_values(ts.all_values() + noise)
+
+    huge_values = past.values().copy()  # float64: finite, but beyond what float32 holds
+    huge_values[59, 0] = 1e39  # the last step of the input window
+    huge_past = past.with_values(huge_values)
 
     q = quantile["series"]
     # Long enough for any use: Darts checks the time span before whether the model takes them.
@@ -542,6 +590,40 @@ def _bad_inputs(gridded, quantile) -> dict:
             dict(series=q, num_samples=3, random_state=-1),
             r"^`random_state` must be None or an integer seed .* got -1\.$",
         ),
+        # torch: an IndexError, an AttributeError, and a TypeError from tile()
+        "no series": (quantile, 2, dict(series=[]), r"^Got no series to forecast\.$"),
+        "None among the series": (
+            quantile,
+            2,
+            dict(series=[q, None]),
+            r"^`series` must be a TimeSeries or a sequence of TimeSeries\.$",
+        ),
+        "series as an array": (
+            quantile,
+            2,
+            dict(series=q.values()),
+            r"^`series` must be a TimeSeries or a sequence of TimeSeries\.$",
+        ),
+        "num_samples as a float": (
+            quantile,
+            2,
+            dict(series=q, num_samples=2.0),
+            r"^`num_samples` must be a positive integer, got 2\.0\.$",
+        ),
+        "num_samples as a boolean": (
+            quantile,
+            2,
+            dict(series=q, num_samples=True),
+            r"^`num_samples` must be a positive integer, got True\.$",
+        ),
+        # ONNX read it after Darts' slicing cast it to float32: an infinite "gap" to fill
+        "past covariates beyond float32": (
+            gridded,
+            2,
+            dict(series=s, past_covariates=huge_past, future_covariates=future),
+            r"^`past_covariates` at index 0 reaches \|x\| = 1e\+39 at time .* in component "
+            r"'.*', beyond what float32 arithmetic holds .* Scale the series",
+        ),
     }
 
 
@@ -572,7 +654,12 @@ def test_torch_and_onnx_refuse_the_same_inputs(gridded, quantile):
                 "NaN",
                 "stochastic",
                 "past covariates on",
+                "past covariates beyond",
                 "predict_likelihood_parameters",
+                "no series",
+                "None among",
+                "series as",
+                "num_samples",
             )
         ):
             if messages["torch"] != messages["onnx"]:

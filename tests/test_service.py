@@ -224,6 +224,51 @@ def test_service_refuses_null_in_the_window_as_predict_array(exported, server):
     assert status == 200 and body["kind"] == "parameters"
 
 
+def test_service_names_values_beyond_float32_as_predict_array(exported):
+    """A finite 1e39 (beyond what float32 arithmetic holds) is refused with the advice to scale, as
+    predict_array and MIMModel.predict refuse it: the service cast it to float32 first, an infinity
+    then refused as a gap to fill."""
+    f: OnnxForecaster = exported["forecaster"]
+    service = ForecastService(exported["path"], intra_op_num_threads=1)
+    past, future = exported["past"].astype(np.float64), exported["future"][:, :5]
+    huge = past.copy()
+    huge[1, 2, 0] = 1e39
+    status, body = service.answer(
+        json.dumps(
+            {"n": 2, "past_target": huge.tolist(), "future_covariates": future.tolist()}
+        ).encode()
+    )
+    with pytest.raises(ValueError) as err:
+        f.predict_array(huge, 2, future_covariates=future)
+    assert status == 400 and body["error"] == str(err.value)
+    assert body["error"].startswith(
+        "`past_target` reaches |x| = 1e+39 at step 2 (of 3, 0 the oldest) of series 1, component "
+        "'v_r0_c0', beyond what float32 arithmetic holds"
+    )
+    covariates = future.astype(np.float64)
+    covariates[0, 4, 0] = -1e39
+    status, body = service.answer(
+        json.dumps(
+            {"n": 2, "past_target": past.tolist(), "future_covariates": covariates.tolist()}
+        ).encode()
+    )
+    assert status == 400 and body["error"].startswith("`future_covariates` reaches |x| = 1e+39")
+    with pytest.raises(ValueError, match=r"^`future_covariates` reaches \|x\| = 1e\+39"):
+        service.forecast(2, past, future_covariates=covariates)  # arrays, not JSON
+
+
+def test_service_refuses_an_empty_batch_as_predict_array(exported):
+    f: OnnxForecaster = exported["forecaster"]
+    service = ForecastService(exported["path"], intra_op_num_threads=1)
+    empty = np.zeros((0, 3, 4), "float32")
+    with pytest.raises(ValueError) as err:
+        f.predict_array(empty, 2)
+    assert str(err.value).startswith("`past_target` holds no window (shape (0, 3, 4))")
+    with pytest.raises(ValueError) as served:
+        service.forecast(2, empty)
+    assert str(served.value) == str(err.value)
+
+
 def test_service_refuses_strings_and_booleans_for_numbers(exported):
     """A string or a boolean in a numeric array, and a string for a boolean field, are a 400 that
     names the field (they were cast: "7" read as 7, true as 1, "false" as True)."""

@@ -30,11 +30,19 @@ Runner = Callable[[dict[str, "np.ndarray | None"]], np.ndarray]
 
 
 def needs_covariates(kind: str, how: str) -> ValueError:
-    """Darts' error for missing covariates, plus what to pass (Darts falls back on the covariates
-    the model was fitted with, which an ONNX file does not store)."""
+    """Darts' error for missing covariates, plus what to pass and why the ONNX paths differ here
+    from ``MIMModel.predict``: Darts falls back on the covariates the model was fitted with, which
+    an ONNX file does not store."""
+    # static covariates travel with the series, in torch too: Darts has nothing to reuse there
+    differs = (
+        f" MIMModel.predict would reuse the `{kind}` given to fit; the ONNX file holds no "
+        "covariates, so pass them."
+        if kind in ("past_covariates", "future_covariates")
+        else ""
+    )
     return ValueError(
         f"This model has been trained with `{kind}`; some `{kind}` of matching dimensionality are "
-        f"needed for prediction: pass `{kind}` (one per series) {how}."
+        f"needed for prediction: pass `{kind}` (one per series) {how}.{differs}"
     )
 
 
@@ -156,6 +164,16 @@ def check_random_state(random_state: Any, generator_ok: bool = False) -> None:
         )
 
 
+def check_num_samples(num_samples: Any) -> int:
+    """``num_samples`` as an int; refuses anything but a positive integer (``2.0`` and ``True``
+    included: torch stopped on them with a ``TypeError`` from ``tile()``). Shared by
+    :func:`resolve_sampling` and ``MIMModel.predict``, so both answer in the same words."""
+    integral = isinstance(num_samples, int | np.integer) and not isinstance(num_samples, bool)
+    if not integral or num_samples < 1:
+        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+    return int(num_samples)
+
+
 def resolve_sampling(
     likelihood: Mapping[str, Any] | None,
     num_samples: Any,
@@ -169,11 +187,7 @@ def resolve_sampling(
     ``num_samples > 1``; ``False`` draws samples, even one.
     """
     check_parameters_flag(predict_likelihood_parameters)
-    if not isinstance(num_samples, int | np.integer) or isinstance(num_samples, bool):
-        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
-    if num_samples < 1:
-        raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
-    num_samples = int(num_samples)
+    num_samples = check_num_samples(num_samples)
     if predict_likelihood_parameters:
         if likelihood is None:
             raise ValueError(
@@ -317,11 +331,16 @@ def check_arrays(
     if five_d:
         if tuple(arr.shape[2:]) != tuple(frame):
             raise ValueError(f"`past_target` frames are {arr.shape[2:]}, the model's {frame}.")
-        arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
+        arr = arr.reshape(arr.shape[0], arr.shape[1], int(np.prod(frame)))  # -1: not for B = 0
     if arr.ndim != 3 or arr.shape[1:] != (icl, n_components):
         raise ValueError(
             f"`past_target` must be (B, {icl}, {n_components}) or (B, {icl}, "
             f"{', '.join(map(str, frame))}), got {np.shape(past_target)}."
+        )
+    if arr.shape[0] == 0:  # else numpy's "need at least one array to concatenate", later
+        raise ValueError(
+            f"`past_target` holds no window (shape {np.shape(past_target)}): pass at least one, "
+            f"(B, {icl}, {n_components}) or (B, {icl}, {', '.join(map(str, frame))}) with B >= 1."
         )
     # NaN only where the graph masks it (the components missing at every training step): a gap
     # elsewhere would be forecast as NaN and then blamed on the weights.
@@ -454,9 +473,10 @@ def forecast(
     static_covariates: np.ndarray | None = None,
     num_samples: int | None = None,
     rng: np.random.Generator | None = None,
+    seed: int | None = None,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """Forecast ``n`` steps for a batch of input windows, in chunks of at most ``batch_size`` rows.
+    """Forecast ``n`` steps for a batch of input windows, at most ``batch_size`` rows per graph call.
 
     Parameters
     ----------
@@ -476,10 +496,14 @@ def forecast(
     num_samples
         ``None``: the deterministic forecast, or a likelihood model's parameters (``n <=
         output_chunk_length``). An integer: that many sample paths per window, drawn from the
-        likelihood with ``rng``; each path feeds its own draws back beyond ``output_chunk_length``,
-        as Darts does.
+        likelihood; each path feeds its own draws back beyond ``output_chunk_length``, as Darts
+        does.
     rng
-        The generator for the draws (default: a fresh unseeded one).
+        The one generator the whole batch draws from, when ``seed`` is ``None`` (default: a fresh
+        unseeded one).
+    seed
+        Each window draws from its own generator seeded with it: a window's samples are then those
+        it gets alone, whatever the other windows of the batch, its position and ``batch_size``.
     batch_size
         Largest number of rows (windows times samples) per graph call.
 
@@ -499,10 +523,22 @@ def forecast(
     }
     if num_samples is not None:
         check_likelihood(likelihood)
-        rng = np.random.default_rng() if rng is None else rng
+        if seed is not None:
+            rngs = [np.random.default_rng(seed) for _ in range(batch)]
 
-        def feedback(raw: np.ndarray) -> np.ndarray:
-            return draw(likelihood, raw, rng).astype(np.float32)
+            def feedback(raw: np.ndarray) -> np.ndarray:
+                # Window b's rows (b, B + b, ...: sample-major) from its own generator, all its
+                # samples of a chunk in one draw: what it draws alone.
+                out = np.empty(raw.shape[:-1], dtype=np.float32)
+                for b, own in enumerate(rngs):
+                    out[b::batch] = draw(likelihood, raw[b::batch], own)
+                return out
+
+        else:
+            shared = np.random.default_rng() if rng is None else rng
+
+            def feedback(raw: np.ndarray) -> np.ndarray:
+                return draw(likelihood, raw, shared).astype(np.float32)
 
         # Sample-major rows, as Darts tiles a batch: row s * B + b is sample s of window b.
         inputs = {
@@ -516,26 +552,35 @@ def forecast(
 
     else:
         feedback = None  # parameters
-    rows = inputs["past_target"].shape[0]
     step = max(1, int(batch_size))
-    parts = []
-    for lo in range(0, rows, step):
-        part = {k: None if v is None else v[lo : lo + step] for k, v in inputs.items()}
-        parts.append(
-            _chunk_loop(
-                run,
-                part["past_target"],
-                n,
-                icl,
-                ocl,
-                ocs,
-                part["past_covariates"],
-                part["future_covariates"],
-                part["static_covariates"],
-                feedback,
-            )
+
+    def run_in_parts(feeds: dict[str, np.ndarray | None]) -> np.ndarray:
+        # Every row advances chunk by chunk together, the graph called on at most `step` rows at
+        # a time: the draws of a chunk are then made over all rows at once, in the same order
+        # whatever `batch_size` (each part running its own loop drew them part by part).
+        rows = feeds["past_target"].shape[0]
+        if rows <= step:
+            return run(feeds)
+        return np.concatenate(
+            [
+                run({k: None if v is None else v[lo : lo + step] for k, v in feeds.items()})
+                for lo in range(0, rows, step)
+            ],
+            axis=0,
         )
-    out = np.concatenate(parts, axis=0)
+
+    out = _chunk_loop(
+        run_in_parts,
+        inputs["past_target"],
+        n,
+        icl,
+        ocl,
+        ocs,
+        inputs["past_covariates"],
+        inputs["future_covariates"],
+        inputs["static_covariates"],
+        feedback,
+    )
     if num_samples is not None:
         # (K * B, n, D) -> (B, n, D, K)
         out = np.moveaxis(out.reshape((num_samples, batch) + out.shape[1:]), 0, -1)

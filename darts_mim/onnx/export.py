@@ -192,10 +192,10 @@ def _likelihood_info(likelihood: Any) -> dict | None:
 
 
 def _freq_info(model: Any) -> str | int | None:
-    series = model.training_series
-    if series is None:
+    """The training frequency as the file keeps it: an offset's string, or an integer step."""
+    freq = model._fitted_freq()
+    if freq is None:
         return None
-    freq = series.freq
     return int(freq) if isinstance(freq, int) else str(freq.freqstr)
 
 
@@ -255,6 +255,8 @@ def build_metadata(
         "likelihood": _likelihood_info(model.likelihood),
         "nr_params": int(module.net.nr_params),
         "freq": _freq_info(model),
+        # steps per frame: the runtime refuses series of another frequency than `freq` when > 1
+        "fold": int(layout.fold),
         "dtype": dtype,
         "training_dtype": str(module.dtype).removeprefix("torch."),
         "missing_components": [int(i) for i in layout.missing],

@@ -31,7 +31,10 @@ missing_components
     Indices of target components that were NaN at every training step (forecast as NaN).
 
 Optional entries: ``version`` (of darts-mim), ``static_covariates``, ``static_covariates_shape``
-(``[rows, columns]``, also for a model saved with ``clean=True``, which keeps no values), ``freq``, ``encoders`` (the
+(``[rows, columns]``, also for a model saved with ``clean=True``, which keeps no values), ``freq``
+(the training series' frequency: an offset's string, or an integer step), ``fold`` (steps folded
+into each frame by ``fold_period``; when above 1 the runtime refuses series of another frequency
+than ``freq``; files written before darts-mim 0.13 lack it and are not checked), ``encoders`` (the
 settings of ``add_encoders``, see :mod:`darts_mim.onnx.encoders`; the covariate entries'
 ``n_components`` count the encoded columns too, after the user's), ``export_method`` (``"loop"``:
 the recurrence as ONNX ``Loop`` nodes over one traced step, see :mod:`darts_mim.onnx._loop`;

@@ -44,8 +44,11 @@ from darts_mim.onnx.service import open_session
 from darts_mim.validation import (
     check_covariate_grid,
     check_deterministic,
+    check_fold_freq,
+    check_some_series,
     check_window_values,
     input_name,
+    series_list,
     warn_masked_with_values,
 )
 
@@ -343,14 +346,7 @@ def _is_series(x: Any) -> bool:
     return isinstance(x, TimeSeries)
 
 
-def _as_list(x: Any, name: str) -> list[TimeSeries] | None:
-    if x is None:
-        return None
-    items = [x] if _is_series(x) else list(x)
-    for item in items:
-        if not _is_series(item):
-            raise ValueError(f"`{name}` must be a TimeSeries or a sequence of TimeSeries.")
-    return items
+_as_list = series_list  # the check MIMModel.predict makes, in its words
 
 
 _needs_covariates = core.needs_covariates
@@ -496,6 +492,8 @@ class OnnxForecaster:
     def _check_series(self, series: TimeSeries, idx: int, what: str) -> None:
         """The grid and length checks of ``MIMModel.predict`` and Darts, with the same messages."""
         check_series_grid(series, self.grid, what)
+        # a file exported before darts-mim 0.13 does not say whether it folds: not checked
+        check_fold_freq(series.freq, self.metadata.get("freq"), self.metadata.get("fold", 1), what)
         if len(series) < self.input_chunk_length:
             raise ValueError(
                 f"The target `series` at series sequence idx `{idx}` is too short to extract the model "
@@ -660,6 +658,16 @@ class OnnxForecaster:
                 self._check_covariates(cov, kind, idx, count)
                 self._check_freq(cov, freq, kind, idx)
                 self._check_covers(cov, start, lengths[kind], kind, idx, n, ocl)
+                # The steps the forecast reads, in the covariates' own dtype: Darts' slicing casts
+                # them to the series' (float32), where 1e39 would read as an infinite gap to fill
+                # rather than a value to scale (MIMModel.predict's message).
+                pos = cov.time_index.get_loc(start)
+                read = slice(pos, pos + lengths[kind])
+                values = cov.values(copy=False)[read]
+                if not _in_float32_range(values):
+                    check_window_values(
+                        values, f"`{kind}` at index {idx}", cov.time_index[read], cov.components
+                    )
                 user[kind] = cov
         if self.uses_static_covariates and series.static_covariates is None:
             raise ValueError(
@@ -685,13 +693,8 @@ class OnnxForecaster:
                 continue
             parts = []
             if kind in user:
-                values = np.concatenate([sliced[p] for p in parts_of[kind] if p in sliced])
-                if not _in_float32_range(values):
-                    times = generate_index(start=start, length=lengths[kind], freq=freq)
-                    check_window_values(
-                        values, f"`{kind}` at index {idx}", times, user[kind].components
-                    )
-                parts.append(values)
+                # checked (as read, before the cast) in the loop above
+                parts.append(np.concatenate([sliced[p] for p in parts_of[kind] if p in sliced]))
             side = self._encoder_side(kind)
             if side:
                 # Darts stacks the encodings after the user's covariates. It encodes the index of
@@ -776,8 +779,10 @@ class OnnxForecaster:
             For a likelihood model, the number of sample paths to draw per series (see
             :meth:`predict`).
         random_state
-            Seed or ``numpy.random.Generator`` for the draws; the same seed, inputs and
-            ``batch_size`` give the same samples.
+            Seed or ``numpy.random.Generator`` for the draws. With a seed each window draws from its
+            own generator seeded with it, so that a window gets the samples it gets alone, whatever
+            the other windows, its position and ``batch_size``; a ``Generator`` is one stream for
+            the whole batch.
         predict_likelihood_parameters
             As in :meth:`predict`.
 
@@ -807,11 +812,9 @@ class OnnxForecaster:
             static_covariates=static_covariates,
         )
         core.check_random_state(random_state, generator_ok=True)
-        rng = (
-            random_state
-            if isinstance(random_state, np.random.Generator)
-            else np.random.default_rng(random_state)
-        )
+        # A seed gives each window its own generator (its samples as alone); a Generator is one
+        # stream that the whole batch draws from, in order.
+        generator = isinstance(random_state, np.random.Generator)
         out = core.forecast(
             self._graph_runner(),
             arr,
@@ -822,7 +825,8 @@ class OnnxForecaster:
             likelihood=self.likelihood,
             **covariates,
             num_samples=samples,
-            rng=rng,
+            rng=random_state if generator else None,
+            seed=None if generator else random_state,
             batch_size=batch_size,
         )
         # NaN or inf outside the always-missing components: corrupt weights or a diverged fit.
@@ -879,8 +883,10 @@ class OnnxForecaster:
             draws back, as ``MIMModel.predict(n, num_samples=...)`` does. ``> 1`` for a
             deterministic model is Darts' ``ValueError``.
         random_state
-            Seed or ``numpy.random.Generator`` for the draws: the same seed, inputs and
-            ``batch_size`` give the same samples (not torch's numbers: the same distribution).
+            Seed or ``numpy.random.Generator`` for the draws (not torch's numbers: the same
+            distribution). With a seed, each series is sampled as if forecast alone with that
+            seed, so its samples do not depend on the other series in the call, their order or
+            ``batch_size``.
         predict_likelihood_parameters
             ``True``: the likelihood parameters (``num_samples=1`` and ``n <= output_chunk_length``,
             as in Darts). ``False``: samples. ``None`` (default): parameters for a likelihood model
@@ -904,8 +910,7 @@ class OnnxForecaster:
         )
         single = _is_series(series)
         series_l = _as_list(series, "series")
-        if not series_l:
-            raise ValueError("Got no series to forecast.")
+        check_some_series(series_l)
         covs = {}
         for name, value in (
             ("past_covariates", past_covariates),

@@ -65,7 +65,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from darts_mim.integrity import check_finite_forecasts, short_cause, verify_checksums
+from darts_mim.integrity import (
+    FLOAT32_SAFE_INPUT,
+    check_finite_forecasts,
+    short_cause,
+    verify_checksums,
+)
 from darts_mim.onnx import core
 from darts_mim.onnx.format import read_metadata
 from darts_mim.onnx.serve_options import positive_int
@@ -331,7 +336,7 @@ class ForecastService:
             likelihood=meta["likelihood"],
             **covariates,
             num_samples=first.samples,
-            rng=np.random.default_rng(first.random_state),
+            seed=first.random_state,
             batch_size=min(r.batch_size for r in requests),
         )
         bounds = np.cumsum([0] + [r.rows for r in requests])
@@ -500,7 +505,7 @@ def _array(name: str, value: Any) -> np.ndarray | None:
     if value is None:
         return None
     if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
-        return value.astype(np.float32, copy=False)
+        return _as_float32(value)
     try:
         objects = np.array(value, dtype=object)
     except ValueError as err:  # nested lists numpy cannot even hold as objects
@@ -532,7 +537,20 @@ def _array(name: str, value: Any) -> np.ndarray | None:
             f"`{name}` must hold numbers only (JSON numbers, or null for a gap): at index "
             f"{where} it holds {what}, {bad!r:.60}. Send the value as a number."
         )
-    return objects.astype(np.float32)
+    return _as_float32(objects.astype(np.float64))
+
+
+def _as_float32(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32, or unchanged when a finite value lies beyond what float32 arithmetic
+    holds: the cast would make it infinite, and :func:`core.check_arrays` would then ask to fill a
+    gap that is not there instead of naming the value with the advice to scale, as
+    ``OnnxForecaster.predict_array`` and ``MIMModel.predict`` do."""
+    if values.dtype.kind == "f" and values.dtype.itemsize <= 4:
+        return values.astype(np.float32, copy=False)  # float16 or float32: in range
+    values = values.astype(np.float64, copy=False)  # integers too: the check reads floats
+    with np.errstate(invalid="ignore"):
+        huge = bool((np.abs(values) > FLOAT32_SAFE_INPUT).any())  # NaN compares False
+    return values if huge else values.astype(np.float32, copy=False)
 
 
 def _to_json(values: np.ndarray) -> list:
