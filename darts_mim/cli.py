@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from darts_mim.onnx.serve_options import add_arguments as add_serve_options
-from darts_mim.onnx.serve_options import default_workers
+from darts_mim.onnx.serve_options import default_port, default_workers
 from darts_mim.onnx.serve_options import positive_int as _positive_int
 
 if TYPE_CHECKING:
@@ -837,6 +837,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers is None:  # each engine's own default: 1 uvicorn worker, 2 Ray Serve replicas
         args.workers = default_workers(args.engine)
+    if args.port is None:  # and its own port: 8080 for uvicorn, Ray Serve's 8000
+        args.port = default_port(args.engine)
     try:
         if args.engine == "ray":
             from darts_mim.onnx import ray_serve as server

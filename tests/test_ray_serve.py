@@ -242,5 +242,8 @@ def test_cli_and_module_start_the_same_number_of_replicas(monkeypatch):
     cli_ray, module, uvicorn = seen
     assert cli_ray.workers == module.workers == RAY_REPLICAS
     assert uvicorn.workers == 1
+    # and one port: Ray Serve's 8000 from both, where the CLI listened on uvicorn's 8080
+    assert cli_ray.port == module.port == 8000
+    assert uvicorn.port == 8080
     for function, name in ((ray_serve.build_app, "num_replicas"), (ray_serve.run, "replicas")):
         assert inspect.signature(function).parameters[name].default == RAY_REPLICAS

@@ -25,6 +25,10 @@ RAY_REPLICAS = 2
 #: uvicorn worker processes of ``darts-mim serve`` and ``python -m darts_mim.onnx.asgi`` unless told
 #: otherwise.
 UVICORN_WORKERS = 1
+#: HTTP ports unless told otherwise: Ray Serve's own default for ``--engine ray`` (and
+#: ``python -m darts_mim.onnx.ray_serve``), 8080 for uvicorn.
+RAY_PORT = 8000
+UVICORN_PORT = 8080
 #: :data:`MAX_BODY_MB` in bytes (``darts_mim.onnx.service.MAX_BODY_BYTES``, without importing
 #: onnxruntime here).
 MAX_BODY_BYTES = int(MAX_BODY_MB * 2**20)
@@ -154,18 +158,29 @@ def default_workers(engine: str) -> int:
     return RAY_REPLICAS if engine == "ray" else UVICORN_WORKERS
 
 
+def default_port(engine: str) -> int:
+    """The port an engine listens on when ``--port`` is not given: :data:`RAY_PORT` for
+    ``"ray"``, else :data:`UVICORN_PORT`."""
+    return RAY_PORT if engine == "ray" else UVICORN_PORT
+
+
 def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> None:
     """Add the server's options (a model path, address, workers, batching, limits, API key).
 
     ``engine="ray"`` (:mod:`darts_mim.onnx.ray_serve`): ``--replicas`` (stored as ``workers``)
     instead of ``--workers``, port 8000, and ``--ray-address``. ``engine="any"`` (``darts-mim
-    serve``, whose ``--engine`` picks one): ``--workers`` defaults to ``None``, which stands for
-    the chosen engine's :func:`default_workers`.
+    serve``, whose ``--engine`` picks one): ``--workers`` and ``--port`` default to ``None``, which
+    stand for the chosen engine's :func:`default_workers` and :func:`default_port`.
     """
     parser.add_argument("path", metavar="MODEL.onnx", help="the file written by MIMModel.to_onnx()")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     if engine == "ray":
-        parser.add_argument("--port", type=int, default=8000, help="Ray Serve's HTTP port")
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=RAY_PORT,
+            help=f"Ray Serve's HTTP port (default: {RAY_PORT})",
+        )
         parser.add_argument(
             "--replicas",
             dest="workers",
@@ -181,8 +196,18 @@ def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> N
             "start Ray here)",
         )
     else:
+        if engine == "any":
+            port_help = (
+                f"default: {UVICORN_PORT}; with --engine ray, {RAY_PORT} (Ray Serve's); 0 for any "
+                "free port (one uvicorn worker)"
+            )
+        else:
+            port_help = f"default: {UVICORN_PORT}; 0 for any free port (one worker)"
         parser.add_argument(
-            "--port", type=int, default=8080, help="0 for any free port (one worker)"
+            "--port",
+            type=int,
+            default=None if engine == "any" else UVICORN_PORT,
+            help=port_help,
         )
         if engine == "any":
             workers_help = (
