@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from darts_mim.onnx.serve_options import add_arguments as add_serve_options
-from darts_mim.onnx.serve_options import default_port, default_workers
+from darts_mim.onnx.serve_options import default_port, default_threads, default_workers
 from darts_mim.onnx.serve_options import positive_int as _positive_int
 
 if TYPE_CHECKING:
@@ -839,6 +839,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.workers = default_workers(args.engine)
     if args.port is None:  # and its own port: 8080 for uvicorn, Ray Serve's 8000
         args.port = default_port(args.engine)
+    if args.threads is None:  # and threads: 1 per Ray replica (as build_app), uvicorn divides
+        args.threads = default_threads(args.engine)
     try:
         if args.engine == "ray":
             from darts_mim.onnx import ray_serve as server

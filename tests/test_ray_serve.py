@@ -245,5 +245,10 @@ def test_cli_and_module_start_the_same_number_of_replicas(monkeypatch):
     # and one port: Ray Serve's 8000 from both, where the CLI listened on uvicorn's 8080
     assert cli_ray.port == module.port == 8000
     assert uvicorn.port == 8080
+    # and one thread count per replica, build_app's (the command lines let each replica use every
+    # core while reserving one of Ray's CPUs); uvicorn divides the cores among its workers
+    assert cli_ray.threads == module.threads == 1
+    assert inspect.signature(ray_serve.build_app).parameters["threads"].default == 1
+    assert uvicorn.threads is None
     for function, name in ((ray_serve.build_app, "num_replicas"), (ray_serve.run, "replicas")):
         assert inspect.signature(function).parameters[name].default == RAY_REPLICAS

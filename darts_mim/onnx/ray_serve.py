@@ -62,6 +62,7 @@ from darts_mim.onnx.serve_options import (  # noqa: E402
     MAX_HORIZON,
     MAX_SAMPLES,
     RAY_REPLICAS,
+    RAY_THREADS,
     ServeConfig,
     add_arguments,
     config_from_args,
@@ -196,7 +197,7 @@ def build_app(
     num_replicas: int = RAY_REPLICAS,
     max_batch: int = 64,
     max_wait_ms: float = 2.0,
-    threads: int | None = 1,
+    threads: int | None = RAY_THREADS,
     api_key: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_horizon: int | None = MAX_HORIZON,
@@ -219,8 +220,10 @@ def build_app(
         a batch waits for more requests once it has one: ``@serve.batch``'s
         ``batch_wait_timeout_s``).
     threads
-        ONNX Runtime intra-op threads per call; each replica reserves this many of Ray's CPUs (1
-        for ``None``), so that Ray does not place more replicas on a node than it has cores.
+        ONNX Runtime intra-op threads per call (default
+        :data:`~darts_mim.onnx.serve_options.RAY_THREADS`, 1, as ``--threads``); each replica
+        reserves this many of Ray's CPUs (1 for ``None``), so that Ray does not place more
+        replicas on a node than it has cores.
     api_key
         When set, every endpoint but ``/health`` needs it (as asgi's ``--api-key``); default
         ``DARTS_MIM_API_KEY`` when set.

@@ -29,6 +29,9 @@ UVICORN_WORKERS = 1
 #: ``python -m darts_mim.onnx.ray_serve``), 8080 for uvicorn.
 RAY_PORT = 8000
 UVICORN_PORT = 8080
+#: ONNX Runtime intra-op threads per Ray Serve replica unless told otherwise: each replica reserves
+#: that many of Ray's CPUs, so a replica using every core would oversubscribe a node.
+RAY_THREADS = 1
 #: :data:`MAX_BODY_MB` in bytes (``darts_mim.onnx.service.MAX_BODY_BYTES``, without importing
 #: onnxruntime here).
 MAX_BODY_BYTES = int(MAX_BODY_MB * 2**20)
@@ -158,6 +161,13 @@ def default_workers(engine: str) -> int:
     return RAY_REPLICAS if engine == "ray" else UVICORN_WORKERS
 
 
+def default_threads(engine: str) -> int | None:
+    """ONNX Runtime's intra-op threads per call when ``--threads`` is not given:
+    :data:`RAY_THREADS` per replica for ``"ray"``; ``None`` (the server divides the cores among its
+    workers) for uvicorn."""
+    return RAY_THREADS if engine == "ray" else None
+
+
 def default_port(engine: str) -> int:
     """The port an engine listens on when ``--port`` is not given: :data:`RAY_PORT` for
     ``"ray"``, else :data:`UVICORN_PORT`."""
@@ -222,12 +232,17 @@ def add_arguments(parser: argparse.ArgumentParser, engine: str = "uvicorn") -> N
             default=None if engine == "any" else UVICORN_WORKERS,
             help=workers_help,
         )
+    uvicorn_threads = "all cores; with several workers, cores / workers"
+    threads_help = {
+        "ray": f"ONNX Runtime intra-op threads per call (default: {RAY_THREADS} per replica)",
+        "any": f"ONNX Runtime intra-op threads per call (default: {uvicorn_threads}; with "
+        f"--engine ray, {RAY_THREADS} per replica)",
+    }.get(engine, f"ONNX Runtime intra-op threads per call (default: {uvicorn_threads})")
     parser.add_argument(
         "--threads",
         type=positive_int,
-        default=None,
-        help="ONNX Runtime intra-op threads per call (default: all cores; with several workers, "
-        "cores / workers)",
+        default=RAY_THREADS if engine == "ray" else None,
+        help=threads_help,
     )
     parser.add_argument(
         "--max-batch", type=positive_int, default=64, help="most series in one ONNX call"
