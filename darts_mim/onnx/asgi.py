@@ -91,11 +91,8 @@ from darts_mim.onnx.serve_options import (  # noqa: E402
     config_from_args,
     resolve_api_key,
 )
-from darts_mim.onnx.service import (  # noqa: E402
-    ForecastService,
-    PreparedRequest,
-    check_onnx_file,
-)
+from darts_mim.onnx.service import ForecastService, PreparedRequest  # noqa: E402
+from darts_mim.onnx.session import check_onnx_file  # noqa: E402
 
 __all__ = ["ServeConfig", "create_app", "main", "serve"]
 

@@ -61,6 +61,7 @@ from darts_mim.onnx.serve_options import (  # noqa: E402
     MAX_BODY_BYTES,
     MAX_HORIZON,
     MAX_SAMPLES,
+    RAY_PORT,
     RAY_REPLICAS,
     RAY_THREADS,
     ServeConfig,
@@ -68,11 +69,8 @@ from darts_mim.onnx.serve_options import (  # noqa: E402
     config_from_args,
     resolve_api_key,
 )
-from darts_mim.onnx.service import (  # noqa: E402
-    ForecastService,
-    PreparedRequest,
-    check_onnx_file,
-)
+from darts_mim.onnx.service import ForecastService, PreparedRequest  # noqa: E402
+from darts_mim.onnx.session import check_onnx_file  # noqa: E402
 
 __all__ = ["REPLICA_HEADER", "ForecastDeployment", "build_app", "main", "run"]
 
@@ -262,7 +260,7 @@ def build_app(
 def run(
     config: ServeConfig,
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: int = RAY_PORT,
     replicas: int = RAY_REPLICAS,
     verbose: bool = False,
     address: str | None = None,

@@ -39,8 +39,7 @@ from darts_mim.integrity import FLOAT32_SAFE_INPUT, check_finite_forecasts
 from darts_mim.onnx import core
 from darts_mim.onnx.encoders import describe, encode, n_encoded
 from darts_mim.onnx.format import darts_spec, read_metadata
-from darts_mim.onnx.service import ONNX_FIX as _ONNX_FIX
-from darts_mim.onnx.service import open_session
+from darts_mim.onnx.session import open_session
 from darts_mim.validation import (
     check_covariate_grid,
     check_deterministic,
@@ -414,7 +413,7 @@ class OnnxForecaster:
         # Its checksum file (written by the export) first: a corrupted graph can load and forecast;
         # a file without one is read before it is warned about, so that a file that is not ONNX
         # gets that error alone.
-        self.session = open_session(path, options, self.providers, fix=_ONNX_FIX)
+        self.session = open_session(path, options, self.providers)
         if providers is not None:
             self._check_started(self.session, self.providers)
         self.path = path
