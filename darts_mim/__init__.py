@@ -1,6 +1,6 @@
 """darts-mim: the Memory In Memory network (Wang et al., CVPR 2019) as a Darts forecasting model."""
 
-__version__ = "0.13.0"
+__version__ = "0.14.0"
 
 # Names of darts_mim.grid, which imports Darts: imported on first use, so that the numpy-only ONNX
 # service (darts_mim.onnx.service) can import this package where Darts is not installed.

@@ -15,6 +15,9 @@ pick it did worse on the robustness benchmark's validation parts on balance (see
 :func:`auto_anchor_errors`). ``"zero"`` has no anchor and starts the head at zero, so the untrained
 model forecasts zero: the start for a target that is a correction to another forecast (the radar
 recipe's residual on an extrapolation, :mod:`darts_mim.nowcast`), where zero *is* that forecast.
+``"combined"`` anchors as "auto" does (persistence where "auto" would choose no anchor) and adds a
+per-lead least-squares combination of naive forecasts fitted on the training series
+(:mod:`darts_mim.naive_combination`).
 
 This module holds the torch-free decision of the lag, made once when the network is built, from the
 model's settings and the training series; the network applies it (:class:`darts_mim.nn.MIMNetwork`).
@@ -28,7 +31,7 @@ import numpy as np
 
 from darts_mim.folding import infer_period
 
-ANCHOR_CHOICES = ("auto", "seasonal", "mean", "zero")
+ANCHOR_CHOICES = ("auto", "combined", "seasonal", "mean", "zero")
 """The string values of ``naive_anchor`` (besides ``True``, ``False`` and an integer lag)."""
 
 # "auto" reads at most this many of the most recent training steps of each series: enough to rank the
@@ -43,7 +46,8 @@ def check_naive_anchor(naive_anchor) -> None:
     if isinstance(naive_anchor, (int, np.integer)) and naive_anchor >= 1:
         return
     raise ValueError(
-        "`naive_anchor` must be True, False, 'auto', 'seasonal', 'mean', 'zero' or a lag in steps "
+        "`naive_anchor` must be True, False, 'auto', 'combined', 'seasonal', 'mean', 'zero' or a "
+        "lag in steps "
         f">= 1, got {naive_anchor!r}."
     )
 
@@ -222,7 +226,8 @@ def resolve_anchor(
         the caller starts the head at zero) or ``"auto"`` (the naive
         candidate of :func:`auto_anchor_errors` with the lowest in-sample error over the output
         horizon, or none when the training series' mean forecasts it better; none for a likelihood
-        without a location).
+        without a location) or ``"combined"`` ("auto"'s naive candidate, persistence where "auto"
+        would choose none; the caller adds the combination of :mod:`darts_mim.naive_combination`).
     freq
         The training series' frequency.
     input_chunk_length, output_chunk_length
@@ -264,13 +269,32 @@ def resolve_anchor(
             raise ValueError(
                 f"naive_anchor='seasonal' repeats the values one period earlier, but the series' "
                 f"frequency ({freq!r}) has "
-                + ("no natural period" if period is None else f"a period of {period}")
-                + f" that an input of {input_chunk_length} steps cannot hold. Pass the period as "
-                "an integer lag (naive_anchor=24), True for the last value, or 'auto'."
+                + (
+                    "no natural period"
+                    if period is None
+                    else f"a period of {period} that an input of {input_chunk_length} steps "
+                    "cannot hold"
+                )
+                + ". Pass the period as an integer lag (naive_anchor=24), True for the last "
+                "value, or 'auto'."
             )
         return period, False
     if naive_anchor == "mean":
         return 0, True
+    if naive_anchor == "combined":
+        # the combination corrects a naive forecast: "auto"'s, but never none (the training mean is
+        # one of the combined candidates)
+        lag, _ = resolve_anchor(
+            "auto",
+            freq,
+            input_chunk_length,
+            output_chunk_length,
+            fold,
+            values,
+            has_location,
+            gridded,
+        )
+        return max(lag, 1), False
     if naive_anchor == "auto":
         if not values:
             return 1, False

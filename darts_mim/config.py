@@ -342,6 +342,10 @@ class ResolvedConfig:
     linear_residual
         Whether a learned linear map of the input window (one for all components, starting at
         zero) is added to the forecast (``MIMModel(linear_residual=True)``).
+    naive_combination
+        With ``naive_anchor="combined"``: the fitted per-lead combination of naive forecasts added
+        to the anchor's forecast (:meth:`darts_mim.naive_combination.NaiveCombination.to_dict`),
+        else ``None``.
     recipe
         The training recipe as it applies (:class:`TrainingRecipe`).
     recipe_source
@@ -359,6 +363,7 @@ class ResolvedConfig:
     channel_independent: bool = False
     instance_norm: bool | dict = False
     linear_residual: bool = False
+    naive_combination: dict | None = None
     recipe: TrainingRecipe = dataclasses.field(default_factory=TrainingRecipe)
     recipe_source: str = "mim"
     lr_scheduler: str | None = None

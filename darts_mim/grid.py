@@ -483,7 +483,8 @@ def grid_to_series(
     times
         The time index (length ``T``). Defaults to a ``RangeIndex``.
     channels
-        Channel names, one per channel, all different. Defaults to ``"ch0", "ch1", ...``.
+        Channel names, one per channel, all different (a string names the one channel). Defaults
+        to ``"ch0", "ch1", ...``.
     freq
         Optional frequency passed to Darts when the index is a ``DatetimeIndex`` whose frequency cannot be
         inferred.
@@ -504,6 +505,10 @@ def grid_to_series(
     """
     dims: tuple[str, str] = ("y", "x")
     coords = None
+    if isinstance(channels, str):
+        # one name, not its letters: channels="temp" named 4 channels "t", "e", "m", "p" (or, on
+        # one channel, failed with "Got 4 channel names for 1 channels")
+        channels = [channels]
     if isinstance(array, xr.DataArray):
         array, da_times, da_spec = dataarray_to_grid(array, channels)
         channels, dims, coords = da_spec.channels, da_spec.dims, da_spec.coords
@@ -534,7 +539,10 @@ def grid_to_series(
         channels = [f"ch{i}" for i in range(c)]
     channels = tuple(str(ch) for ch in channels)
     if len(channels) != c:
-        raise ValueError(f"Got {len(channels)} channel names for {c} channels.")
+        raise ValueError(
+            f"Got {len(channels)} channel names for {c} channels ({list(channels)} for axis 1 "
+            f"of the (T, C, H, W) array of shape {values.shape}); give one name per channel."
+        )
     # Darts would rename the repeated components ("a_r0_c0_1") and series_to_xarray label two
     # channels alike: one name, one channel.
     repeated = sorted({ch for ch in channels if channels.count(ch) > 1})

@@ -59,6 +59,7 @@ from darts_mim.module import (
     _likelihood_feedback_param,
     _MIMModule,
 )
+from darts_mim.naive_combination import fit_naive_combination
 from darts_mim.resources import (
     available_bytes,
     capped_threads,
@@ -169,8 +170,13 @@ class MIMModel(MixedCovariatesTorchModel):
             persistence and the seasonal naive, the one with the lower error on the training series
             over the output horizon; for a plain series the last frame (for a folded series, the
             seasonal naive); no anchor where the training series' mean forecasts it better than
-            that naive forecast; ``False``: no anchor, better for mean-zero targets such as
-            differences.
+            that naive forecast; ``"combined"``: "auto"'s naive forecast (persistence where "auto"
+            chooses none) plus a fixed combination, per lead, of the naive forecasts the input
+            window holds (persistence, the seasonal naive of the frequency's period and of the
+            fold, the window's mean, the drift line) and the training mean (left out under instance
+            norm), with weights fitted by least squares on the training series, so that the
+            untrained model forecasts that combination (:mod:`darts_mim.naive_combination`);
+            ``False``: no anchor, better for mean-zero targets such as differences.
             With a likelihood, the location (a Gaussian's mean, every quantile) is anchored and the
             scale is not; likelihoods without a location on the target's scale (Poisson, Beta, ...)
             are refused, and not anchored by ``"auto"``. The choice is made once, when the network is
@@ -371,7 +377,18 @@ class MIMModel(MixedCovariatesTorchModel):
                 "QuantileRegression(), whose outputs are all values of the series."
             )
         if naive_anchor not in (False, "auto"):  # refuse a likelihood without a location now
-            _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
+            try:
+                _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
+            except ValueError:
+                # the module's words name True, 'seasonal' or a lag only: name the value given
+                # ('combined', 'zero' and 'mean' are refused for the same reason)
+                raise ValueError(
+                    f"naive_anchor ({naive_anchor!r}) needs outputs on the target's scale (it starts "
+                    "them from a naive forecast or from zero), which "
+                    f"{type(likelihood).__name__}'s parameters are not. Use no likelihood, "
+                    "QuantileRegression, or a Gaussian, Laplace or Cauchy likelihood; or "
+                    "naive_anchor=False or 'auto' (which does not anchor such a likelihood)."
+                ) from None
         if self.linear_residual and not _has_location(likelihood):
             raise ValueError(
                 "linear_residual=True adds a linear forecast to the outputs' location, which "
@@ -500,7 +517,7 @@ class MIMModel(MixedCovariatesTorchModel):
         series = _as_list(getattr(dataset, "series", None)) or []
         freq = series[0].freq if series else getattr(dataset, "freq", None)
         values = []
-        if self.naive_anchor == "auto":
+        if self.naive_anchor in ("auto", "combined"):
             values = _values_of(series)
             if not series and hasattr(dataset, "recent_values"):
                 values = [dataset.recent_values()]
@@ -539,7 +556,20 @@ class MIMModel(MixedCovariatesTorchModel):
             outputs_are_values=outputs_are_values,
         )
         zero_start = self.naive_anchor == "zero"
-        if window_mean:
+        combination = None
+        if self.naive_anchor == "combined":
+            period = infer_period(freq)
+            combination = fit_naive_combination(
+                values,
+                self.input_chunk_length,
+                self.output_chunk_length + self.output_chunk_shift,
+                lag * layout.fold,
+                periods=[p for p in (period, layout.fold) if p is not None],
+                climatology=not instance_norm,
+            )
+        if combination is not None:
+            anchor = combination.describe(describe_anchor(lag * layout.fold, infer_period(freq)))
+        elif window_mean:
             anchor = "the input window's mean (instance norm, no naive anchor)"
         elif zero_start:
             anchor = "none (the outputs start from zero)"
@@ -556,6 +586,7 @@ class MIMModel(MixedCovariatesTorchModel):
             channel_independent=independent,
             instance_norm=instance_norm,
             linear_residual=self.linear_residual,
+            naive_combination=None if combination is None else combination.to_dict(),
             recipe=self.training_recipe,
             recipe_source=self._recipe_source,
             lr_scheduler=getattr(self.pl_module_params.get("lr_scheduler_cls"), "__name__", None),
@@ -571,7 +602,7 @@ class MIMModel(MixedCovariatesTorchModel):
             check_same_layout(self.layout, layout)
         self._check_training_data(train_dataset, layout)
         if val_dataset is not None:
-            self._check_training_data(val_dataset, layout)
+            self._check_training_data(val_dataset, layout, kind="val_series")
         self._check_memory(layout, _dataset_dtype(train_dataset))
         if not self.model_created:
             config = self._resolve_config(train_dataset, layout)
@@ -724,7 +755,15 @@ class MIMModel(MixedCovariatesTorchModel):
 
         if path is None:
             path = self._default_save_path() + ".pt"
-        path = os.fspath(path)
+        # "~/models/mim.pt" means the home directory, as for the CLI: without expanding it, the
+        # missing-directory creation below made a directory literally named "~" in the working
+        # directory, and load("~/models/mim.pt") then looked for the weights in the home directory
+        path = os.path.expanduser(os.fspath(path))
+        if path.endswith(("/", os.sep)) or os.path.isdir(path):
+            raise ValueError(
+                f"MIMModel.save() needs a file name, but {path!r} is a directory. Pass a file path "
+                f"such as {os.path.join(path, 'mim.pt')!r}."
+            )
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         tmp_dir = tempfile.mkdtemp(prefix=".mim-save-", dir=directory)
@@ -780,7 +819,7 @@ class MIMModel(MixedCovariatesTorchModel):
             verify_model_files,
         )
 
-        path = os.fspath(path)
+        path = os.path.expanduser(os.fspath(path))  # as save() writes "~/mim.pt"
         for file in (path, path + ".ckpt"):
             if os.path.exists(file) and os.path.getsize(file) == 0:
                 raise ValueError(f"The saved model file {file} is empty (an interrupted copy?).")
@@ -817,6 +856,35 @@ class MIMModel(MixedCovariatesTorchModel):
         # just loaded has neither: save() copies the checkpoint it was loaded from instead.
         model._loaded_weights = path + ".ckpt" if model.model_created else None
         return model
+
+    def load_weights(self, path: str, *args, **kwargs) -> None:
+        """Load the weights saved with :meth:`save` at ``path``; see Darts'
+        ``TorchForecastingModel.load_weights``. ``"~"`` is the home directory, as in :meth:`save`."""
+        super().load_weights(os.path.expanduser(os.fspath(path)), *args, **kwargs)
+
+    def _check_combination_fits(self, config: dict, path: str) -> None:
+        """Refuse a checkpoint's ``naive_anchor="combined"`` weights for other chunk lengths.
+
+        The recurrent network reads any window length, so ``load_weights(..., skip_checks=True)``
+        into a model with another ``input_chunk_length`` or ``output_chunk_length`` works, except
+        for the fitted combination, a fixed ``(horizon, input_chunk_length)`` matrix: it loaded, and
+        every ``predict`` then stopped on a torch einsum or broadcasting error.
+        """
+        combination = config.get("naive_combination")
+        if combination is None:
+            return
+        rows = len(combination["matrix"])
+        columns = len(combination["matrix"][0]) if rows else 0
+        horizon = self.output_chunk_length + self.output_chunk_shift
+        if (rows, columns) == (horizon, self.input_chunk_length):
+            return
+        raise ValueError(
+            f"The checkpoint {path} holds a naive_anchor='combined' model whose combination was "
+            f"fitted for input_chunk_length={columns} and a horizon of {rows} steps "
+            "(output_chunk_length + output_chunk_shift); this model has "
+            f"input_chunk_length={self.input_chunk_length} and a horizon of {horizon}. Create the "
+            "model with the checkpoint's chunk lengths, or fit a new model with these."
+        )
 
     def load_weights_from_checkpoint(
         self,
@@ -858,6 +926,7 @@ class MIMModel(MixedCovariatesTorchModel):
         # the configuration the network's shape depends on (checkpoints of 0.1-0.5 in their form)
         config = upgrade_checkpoint_hparams(hparams).get("config")
         if config is not None:
+            self._check_combination_fits(config, path)
             self.pl_module_params["config"] = config
         with _readable(path):
             super().load_weights_from_checkpoint(
@@ -904,15 +973,42 @@ class MIMModel(MixedCovariatesTorchModel):
         return model
 
     # ------------------------------------------------------------------ validation
-    def _check_training_data(self, dataset, layout: GridLayout) -> None:
+    def _check_training_data(self, dataset, layout: GridLayout, kind: str = "series") -> None:
         """NaN and infinite values (outside always-missing components) in a training or validation
         dataset that holds its series (Darts' datasets do)."""
+        series = _as_list(getattr(dataset, "series", None)) or []
         self._check_inputs(
-            _as_list(getattr(dataset, "series", None)) or [],
+            series,
             _as_list(getattr(dataset, "past_covariates", None)),
             _as_list(getattr(dataset, "future_covariates", None)),
             layout.missing,
         )
+        self._check_static_covariates_alike(series, kind)
+
+    def _check_static_covariates_alike(self, series: Sequence[TimeSeries], kind: str) -> None:
+        """Static covariates of one shape in every training series, once the first has some.
+
+        Darts reads them from every series when the first has them; a series without them, or with
+        other columns, stopped training with an error from inside the network ("Expected `cond`
+        of shape ..., got None") or from numpy's batch stacking (Darts' own models share the
+        latter), which named neither the series nor the fix.
+        """
+        if not getattr(self, "_considers_static_covariates", True) or not series:
+            return
+        first = series[0].static_covariates
+        if first is None:
+            return  # Darts then ignores every series' static covariates
+        for i, s in enumerate(series[1:], start=1):
+            static = s.static_covariates
+            if static is not None and static.shape == first.shape:
+                continue
+            got = "none" if static is None else f"shape {static.shape}"
+            raise ValueError(
+                f"`{kind}` at index 0 has static covariates of shape {first.shape} "
+                f"(rows x columns), but the one at index {i} has {got}: the model reads them from "
+                "every series. Give every series static covariates with the same columns (and "
+                "one row, or one per component), or pass use_static_covariates=False."
+            )
 
     def fit(
         self,
@@ -930,10 +1026,15 @@ class MIMModel(MixedCovariatesTorchModel):
         every series is long enough for one training sample.
         """
         min_len = self.input_chunk_length + self.output_chunk_shift + self.output_chunk_length
-        for s in _as_list(series) + (_as_list(val_series) or []):
-            if len(s) < min_len:
+        for kind, given_series in (("series", series), ("val_series", val_series)):
+            # name the argument and index: "a series" did not say which of several was short
+            given_list = _as_list(given_series) or []
+            for i, s in enumerate(given_list):
+                if len(s) >= min_len:
+                    continue
+                what = f"`{kind}`" if len(given_list) == 1 else f"`{kind}` at index {i}"
                 raise ValueError(
-                    f"A series has {len(s)} time steps but MIMModel needs at least "
+                    f"{what} has {len(s)} time steps but MIMModel needs at least "
                     "input_chunk_length + output_chunk_shift + output_chunk_length = "
                     f"{min_len} to make one training sample. Use a longer series or shorter chunks."
                 )

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from darts_mim.config import ResolvedConfig
 from darts_mim.legacy import upgrade_checkpoint_hparams
+from darts_mim.naive_combination import NaiveCombination
 from darts_mim.nn.graphed_network import GraphedNetwork
 from darts_mim.nn.network import MIMNetwork
 from darts_mim.nn.precision import training_autocast, use_auto_bf16
@@ -171,6 +172,21 @@ class _MIMModule(PLForecastingModule):
             mask = torch.zeros(nr_params)
             mask[list(_anchored_params(self.likelihood, nr_params))] = 1.0
             self.register_buffer("_residual_mask", mask, persistent=False)
+        # naive_anchor="combined": the fitted per-lead combination of naive forecasts, a fixed linear
+        # map of the window plus a constant, added to the anchored forecast (darts_mim.naive_combination)
+        self.naive_combination = None
+        if resolved.naive_combination is not None:
+            combination = NaiveCombination.from_dict(resolved.naive_combination)
+            self.naive_combination = combination
+            # the forecast's leads: after output_chunk_shift
+            leads = slice(self.output_chunk_shift, None)
+            matrix = torch.as_tensor(combination.matrix[leads], dtype=torch.float32)
+            offset = torch.as_tensor(combination.offset[leads], dtype=torch.float32)
+            self.register_buffer("_combination_matrix", matrix, persistent=False)
+            self.register_buffer("_combination_offset", offset, persistent=False)
+            mask = torch.zeros(nr_params)
+            mask[list(_anchored_params(self.likelihood, nr_params))] = 1.0
+            self.register_buffer("_combination_mask", mask, persistent=False)
         missing = torch.zeros(self.layout.grid.n_components, dtype=torch.bool)
         missing_components = list(self.layout.missing)
         if missing_components:
@@ -403,6 +419,8 @@ class _MIMModule(PLForecastingModule):
         forecast = steps[:, n_window + shift : n_window + n_out]
         if self.linear_residual is not None:
             forecast = self._add_linear_residual(forecast, past)
+        if self.naive_combination is not None:
+            forecast = self._add_naive_combination(forecast, past)
         if n_window:
             forecast = torch.cat([steps[:, :n_window], forecast], dim=1)
         if self.has_missing and x_in.stage is ModuleStage.PREDICT:
@@ -414,6 +432,15 @@ class _MIMModule(PLForecastingModule):
         parameters (all of them for point forecasts and quantiles)."""
         linear = self.linear_residual(past.transpose(1, 2)).transpose(1, 2)  # (B, ocl, D)
         return forecast + linear[..., None] * self._residual_mask.to(forecast.dtype)
+
+    def _add_naive_combination(self, forecast: Tensor, past: Tensor) -> Tensor:
+        """``forecast (B, ocl, D, P)`` plus the fitted combination of ``past (B, icl, D)``'s naive
+        forecasts (minus the anchor's, which the forecast already holds) on the location parameters."""
+        matrix = self._combination_matrix.to(past.dtype)
+        combined = torch.einsum("ht,btd->bhd", matrix, past) + self._combination_offset.to(
+            past.dtype
+        )
+        return forecast + combined[..., None] * self._combination_mask.to(forecast.dtype)
 
     # ------------------------------------------------------------------ training steps
     def _prepare_batch(self, batch: TorchTrainingBatch, stage: ModuleStage) -> TorchTrainingBatch:

@@ -196,12 +196,36 @@ def extrapolate(
     """
     _check_options("LK", fill, 3)
     n = _check_steps(n)
+    # checked here rather than left to pysteps, whose errors ("cannot reshape array of size 128",
+    # "precip contains non-finite values") name neither argument, and which clips negatives silently
+    frame = np.asarray(frame, dtype=np.float64)
+    if frame.ndim != 2:
+        raise ValueError(f"frame must be an (H, W) array of rain rates, got shape {frame.shape}.")
+    _refuse_non_finite(
+        frame,
+        "frame",
+        ("row", "column"),
+        "extrapolation needs finite rain rates. Fill missing cells first (e.g. "
+        "np.nan_to_num(frame, nan=0.0)).",
+    )
+    if (frame < 0).any():
+        raise ValueError("frame holds negative values; expected rain rates (mm/h) >= 0.")
+    velocity = np.asarray(velocity, dtype=np.float64)
+    if velocity.shape != (2, *frame.shape):
+        raise ValueError(
+            f"velocity must be a (2, H, W) motion field for the {frame.shape} frame (see "
+            f"motion_field), got shape {velocity.shape}."
+        )
+    _refuse_non_finite(
+        velocity,
+        "velocity",
+        ("component", "row", "column"),
+        "a motion field needs finite values (motion_field returns finite ones).",
+    )
     import_pysteps()
     from pysteps import extrapolation
 
-    out = extrapolation.get_method("semilagrangian")(
-        np.asarray(frame, dtype=np.float64), velocity, n, outval=np.nan
-    )
+    out = extrapolation.get_method("semilagrangian")(frame, velocity, n, outval=np.nan)
     out = np.asarray(out, dtype=np.float64)
     empty = ~np.isfinite(out)
     if fill == "persistence":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,76 @@ def test_day_first_dates_read_as_the_column_allows(tmp_path):
     # an order that does not read the dates: the first bad cell is named
     with pytest.raises(ValueError, match=r"has '01/13/2024' on line 14"):
         load_csv_series(_dated_csv(tmp_path / "us.csv", days.strftime("%m/%d/%Y")), dayfirst=True)
+
+
+# ------------------------------------------------------------------ user data defects (0.14)
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("timestamp,a\n1577836800,1\n1577840400,2\n1577844000,3\n", "timestamp"),  # Unix seconds
+        ("date,a\n2000,1\n2001,2\n2002,3\n", "date"),  # years
+        ("year,month,value\n2020,1,5\n2020,2,6\n2020,3,7\n", "month"),
+    ],
+)
+def test_numeric_time_column_is_refused_not_read_as_nanoseconds(tmp_path, text, column):
+    # pandas read the numbers as nanoseconds after 1970: 2000, 2001, 2002 became three time
+    # stamps 2 microseconds into 1970, a series with a frequency of one nanosecond
+    path = _write(tmp_path / "numbers.csv", text)
+    with pytest.raises(ValueError, match=rf"time column '{column}' holds numbers .* line 2"):
+        load_csv_series(path)
+    with pytest.raises(ValueError, match=r"drop=\["):
+        load_csv_series(path, time_col=column)
+    # step numbers: left out, the series is indexed 0, 1, 2
+    assert load_csv_series(path, drop=[column]).time_index.equals(pd.RangeIndex(3))
+
+
+def test_utc_offsets_changing_with_daylight_saving_time_load_as_utc(tmp_path):
+    # local time written with its offset (DataFrame.to_csv of a Europe/Amsterdam index): the
+    # offset changes in the column, which pandas refused ("Tz-aware datetime.datetime cannot be
+    # converted to datetime64 unless utc=True") and the loader passed on as the error
+    local = pd.date_range("2020-10-25 00:00", periods=6, freq="h", tz="Europe/Amsterdam")
+    path = tmp_path / "local.csv"
+    pd.DataFrame({"date": local, "a": np.arange(6.0)}).to_csv(path, index=False)
+    series = load_csv_series(path)
+    expected = pd.date_range("2020-10-24 22:00", periods=6, freq="h")  # the same instants, UTC
+    assert series.time_index.equals(expected)
+    np.testing.assert_array_equal(series.values()[:, 0], np.arange(6.0))
+
+
+def test_day_first_dates_give_no_pandas_warning_about_dayfirst(tmp_path):
+    # guessing the format made pandas warn "Parsing dates in %d/%m/%Y format when dayfirst=False
+    # (the default) was specified. Pass `dayfirst=True`" (and "... dayfirst=True was specified"
+    # for ISO dates with a time), about a column that was read right
+    day_first = _write(tmp_path / "d.csv", "date,a\n13/01/2020,1\n14/01/2020,2\n15/01/2020,3\n")
+    iso = _write(
+        tmp_path / "i.csv", "date,a\n2020-03-29 01:00,1\n2020-03-29 02:00,2\n2020-03-29 03:00,3\n"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # (pandas' warning from Cython ignores "error")
+        assert load_csv_series(day_first).start_time() == pd.Timestamp("2020-01-13")
+        assert load_csv_series(iso).start_time() == pd.Timestamp("2020-03-29 01:00")
+    assert not [str(w.message) for w in caught if "dayfirst" in str(w.message)]
+
+
+def test_header_without_rows_is_refused_as_empty(tmp_path):
+    # it asked for freq=, and with freq="D" gave an empty series
+    path = _write(tmp_path / "empty.csv", "date,a\n")
+    for kwargs in ({}, {"freq": "D"}):
+        with pytest.raises(ValueError, match="has a header .* but no data rows"):
+            load_csv_series(path, **kwargs)
+
+
+def test_thousands_separator_is_named_before_the_decimal_comma_advice(tmp_path):
+    # the error advised decimal="," for "1,200", which then loaded it as 1.2 without a word
+    path = _write(
+        tmp_path / "t.csv", 'date,a\n2020-01-01,"1,200"\n2020-01-02,"1,300"\n2020-01-03,900\n'
+    )
+    with pytest.raises(ValueError, match=r"If ',' separates thousands \('1,200' meaning 1200\)"):
+        load_csv_series(path)
+    semi = _write(
+        tmp_path / "s.csv", "date;a\n2020-01-01;1.200,5\n2020-01-02;1.300,5\n2020-01-03;4,5\n"
+    )
+    with pytest.raises(ValueError, match=r"If '\.' separates thousands .*thousands='\.'"):
+        load_csv_series(semi, sep=";", decimal=",")

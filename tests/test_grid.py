@@ -189,6 +189,17 @@ def test_wrong_channel_count(grid4):
         grid_to_series(grid4, channels=["a", "b", "c"])
 
 
+def test_one_channel_name_as_a_string_is_one_name_not_its_letters():
+    # channels="temp" was iterated: 4 channels "t", "e", "m", "p", or on one channel the error
+    # "Got 4 channel names for 1 channels"
+    one = grid_to_series(np.zeros((5, 3, 4), dtype=np.float32), channels="temp")
+    assert grid_spec_of(one).channels == ("temp",)
+    with pytest.raises(ValueError, match=r"Got 1 channel names for 4 channels \(\['temp'\]"):
+        grid_to_series(np.zeros((5, 4, 3, 4), dtype=np.float32), channels="temp")
+    da = xr.DataArray(np.zeros((5, 3, 4), dtype=np.float32), dims=("time", "lat", "lon"))
+    assert grid_spec_of(grid_to_series(da, channels="t2m")).channels == ("t2m",)
+
+
 def test_duplicate_channel_names_are_refused(grid4):
     """Darts renamed the second channel's components (a_r0_c0_1) and series_to_xarray gave two
     channels labelled 'a'."""

@@ -304,3 +304,28 @@ def test_a_time_coordinate_the_loader_cannot_read_is_refused(times, match):
     ).chunk({"time": 5})
     with pytest.raises(ValueError, match=match):
         LazyGridTrainingDataset(da, 4, 2)
+
+
+def test_predict_to_zarr_refuses_to_replace_the_input_store_or_other_files(tmp_path, store):
+    # to_zarr(mode="w") empties the directory it is given: predict_to_zarr(path=<the input store>)
+    # deleted the data being forecast, and a path naming a folder of other files deleted them
+    t2m = open_grid(store, "t2m")
+    model = MIMModel(**tiny_kwargs(tmp_path))
+    model.fit_from_dataset(LazyGridTrainingDataset(t2m, 6, 3))
+    before = t2m.values.copy()
+    with pytest.raises(FileExistsError, match="not a forecast store written by predict_to_zarr"):
+        predict_to_zarr(model, t2m, 3, store)
+    np.testing.assert_array_equal(open_grid(store, "t2m").values, before)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="Choose a new path"):
+        predict_to_zarr(model, t2m, 3, folder)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    # its own forecast store (and an empty folder) is still replaced, as documented
+    out = tmp_path / "fc.zarr"
+    predict_to_zarr(model, t2m, 3, out)
+    again = predict_to_zarr(model, t2m, 3, out, input_ends=t2m.time.values[-4:-2])
+    assert again.sizes["forecast_start"] == 2
+    (tmp_path / "empty").mkdir()
+    assert predict_to_zarr(model, t2m, 3, tmp_path / "empty").sizes["forecast_start"] == 1

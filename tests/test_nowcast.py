@@ -172,6 +172,29 @@ def test_bad_input_gives_clear_errors() -> None:
         nc.subtract_nowcast(wide[:5], cov)
 
 
+def test_extrapolate_names_a_bad_frame_or_motion_field() -> None:
+    # pysteps' own errors named neither argument ("cannot reshape array of size 128 into shape
+    # (16,16)", "precip contains non-finite values") and it clipped negative rain rates silently
+    frames = moving_rain(4)
+    velocity = nc.motion_field(frames)
+    frame = frames[-1]
+    assert nc.extrapolate(frame, velocity, 2).shape == (2, *frame.shape)
+    with pytest.raises(ValueError, match=r"velocity must be a \(2, H, W\) motion field"):
+        nc.extrapolate(frame, velocity[:, :16, :4], 2)
+    with pytest.raises(ValueError, match=r"frame must be an \(H, W\) array"):
+        nc.extrapolate(frames, velocity, 2)
+    bad = frame.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="frame holds a non-finite value .first at row 2, column 3"):
+        nc.extrapolate(bad, velocity, 2)
+    with pytest.raises(ValueError, match="negative"):
+        nc.extrapolate(frame - 1.0, velocity, 2)
+    broken = velocity.copy()
+    broken[1, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="velocity holds a non-finite value"):
+        nc.extrapolate(frame, broken, 2)
+
+
 def test_missing_pysteps_says_how_to_install(monkeypatch) -> None:
     real = importlib.import_module
 

@@ -485,6 +485,22 @@ def _numbers(column: pd.Series, name, decimal: str, rows: _CsvRows, path: Path) 
         if decimal == "." and _DECIMAL_COMMA.match(cell)
         else ""
     )
+    group = "," if decimal == "." else "."
+    if re.match(rf"^\s*[+-]?\d{{1,3}}(\{group}\d{{3}})+(\{decimal}\d+)?\s*$", cell):
+        # "1,200" read with the decimal="," the hint above advised is 1.2, not 1200, without a
+        # word: name the thousands separator before that reading
+        comma_hint = (
+            f"If {group!r} separates thousands ({cell.strip()!r} meaning "
+            f"{cell.strip().replace(group, '')}), remove the separators first (e.g. "
+            f"pandas.read_csv(path, thousands={group!r}, decimal={decimal!r}) and save it again): "
+            + (
+                f'decimal="," would read {cell.strip()!r} as {cell.strip().replace(",", ".")}. '
+                'If the comma is the decimal mark, load it with decimal="," (darts-mim: '
+                "--decimal ,). Otherwise "
+                if group == ","
+                else "otherwise "
+            )
+        )
     if len(bad) == sum(v is not None for v in cells):
         todo = "leave it out" if comma_hint else "Leave it out"
         raise ValueError(
@@ -507,7 +523,14 @@ def _day_month_formats(column: pd.Series) -> tuple[str, str] | None:
     first = column.dropna()
     if first.empty or not isinstance(first.iloc[0], str):
         return None
-    formats = tuple(guess_datetime_format(first.iloc[0].strip(), dayfirst=d) for d in (False, True))
+    with warnings.catch_warnings():
+        # pandas warns "Parsing dates in %d/%m/%Y format when dayfirst=False (the default) was
+        # specified" while guessing, even for ISO dates: a user saw that advice about an argument
+        # of a function they never called, for a column read correctly
+        warnings.simplefilter("ignore", UserWarning)
+        formats = tuple(
+            guess_datetime_format(first.iloc[0].strip(), dayfirst=d) for d in (False, True)
+        )
     if None in formats or formats[0] == formats[1] or any(f.startswith("%Y") for f in formats):
         return None
     return formats
@@ -572,17 +595,38 @@ def _parse_times(
     column: pd.Series, name, rows: _CsvRows, path: Path, dayfirst: bool | None = None
 ) -> pd.DatetimeIndex:
     """Parse a time column, or raise a ``ValueError`` naming the first cell that is not a date."""
+    if pd.api.types.is_numeric_dtype(column):
+        # pandas reads numbers as nanoseconds after 1970: years (2000, 2001) and Unix seconds
+        # became time stamps a few microseconds into 1970 without a word
+        row = int(np.argmax(column.notna().to_numpy())) if len(column) else 0
+        example = column.iloc[row] if len(column) else "no value"
+        raise ValueError(
+            f"{path.name}: the time column {name!r} holds numbers (e.g. {example} on "
+            f"{rows.line(row)}), not dates; pandas would read them as nanoseconds after 1970. Write "
+            f"the times as dates (2020-01-01), convert the column first (years: "
+            f"pd.to_datetime(df[{str(name)!r}].astype(str), format='%Y'); Unix seconds: "
+            f"pd.to_datetime(df[{str(name)!r}], unit='s')), or, for step numbers, leave it out "
+            f"with drop=[{str(name)!r}] (darts-mim: --drop {name}) to index the steps 0, 1, 2..."
+        )
     stamps = _parse_day_month(column, name, path, dayfirst)
     if stamps is not None:
         return _check_dates(stamps, column, name, rows, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "could not infer format" for odd cells
+        # "parsing datetimes with mixed time zones will raise an error unless utc=True": pandas'
+        # note on an attempt that _utc_stamps below makes right, not something the user can act on
+        warnings.simplefilter("ignore", FutureWarning)
         for fmt in (None, "ISO8601"):
             try:
                 stamps = pd.DatetimeIndex(pd.to_datetime(column, format=fmt))
                 break
             except (ValueError, TypeError, OverflowError):
                 stamps = None
+        if stamps is None:
+            # several UTC offsets in one column (local time across a daylight saving change:
+            # +01:00 then +02:00): pandas parses them only into UTC, and refused the column with
+            # "Tz-aware datetime.datetime cannot be converted to datetime64 unless utc=True"
+            stamps = _utc_stamps(column)
         if stamps is None:
             try:
                 stamps = pd.DatetimeIndex(pd.to_datetime(column, errors="coerce"))
@@ -591,6 +635,22 @@ def _parse_times(
                     f"{path.name}: column {name!r} does not parse as dates ({err})."
                 ) from err
     return _check_dates(stamps, column, name, rows, path)
+
+
+def _utc_stamps(column: pd.Series) -> pd.DatetimeIndex | None:
+    """Time stamps with mixed UTC offsets as one UTC index, else ``None``.
+
+    Like a column of one offset, the index keeps its time zone here and Darts removes it (with its
+    warning), so the series' times are UTC wall-clock times, evenly spaced across the change.
+    """
+    for fmt in (None, "ISO8601"):
+        try:
+            stamps = pd.DatetimeIndex(pd.to_datetime(column, format=fmt, utc=True))
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if not stamps.isna().any():
+            return stamps
+    return None
 
 
 def _check_dates(
@@ -659,7 +719,9 @@ def load_csv_series(
     time_col
         The column of time stamps. By default a column named ``date``, ``time``, ``datetime``,
         ``timestamp`` or ``month`` (any case), else the first column if it is not numeric and most
-        of its cells parse as dates; without one the series gets a ``RangeIndex``.
+        of its cells parse as dates; without one the series gets a ``RangeIndex``. A time column of
+        numbers (years, Unix seconds) is refused: pandas would read them as nanoseconds. Time
+        stamps whose UTC offset changes (local time across daylight saving) are read as UTC.
     value_cols
         Columns to load; default: every column but the time column and ``drop``.
     drop
@@ -693,7 +755,8 @@ def load_csv_series(
         When the file does not exist.
     ValueError
         For an unknown column, a cell that is not a number in a loaded column, a time stamp that
-        does not parse, repeated time stamps or column names, a column without a name in the
+        does not parse, a time column of numbers, a header without data rows, repeated time
+        stamps or column names, a column without a name in the
         header (a row index written by ``DataFrame.to_csv()``) unless ``drop`` or ``value_cols``
         names it, rows out of time order (without ``fill_missing_dates``), uneven time steps, or
         dates that read day first and month first alike without ``dayfirst``.
@@ -717,6 +780,13 @@ def load_csv_series(
         ) from err
     rows = _CsvRows(p, sep, df)
     _check_header(p, sep)
+    if df.empty and len(df.columns):
+        # a header and no rows asked for freq= ("cannot infer a frequency from 0 time stamps"),
+        # and with it gave an empty series
+        raise ValueError(
+            f"{p.name} has a header ({', '.join(map(str, df.columns))}) but no data rows; check "
+            "that it is the file you meant and that it was written completely."
+        )
     if len(df.columns) == 1 and _separator_hint(p, sep):
         raise ValueError(
             f"{p.name} has one column {str(df.columns[0])!r}.{_separator_hint(p, sep)}"

@@ -21,6 +21,38 @@ from darts_mim._optional import require
 from .inference import LazyGridInferenceDataset
 from .stats import GridStats
 
+# Group attribute that marks a store as forecasts written by predict_to_zarr, the only kind of
+# existing path it replaces.
+FORECAST_STORE_ATTR = "darts_mim_forecasts"
+
+
+def _check_replaceable(path: str) -> None:
+    """Refuse a ``path`` that holds anything but a forecast store written by :func:`predict_to_zarr`.
+
+    ``to_zarr(mode="w")`` empties the directory it is given: ``path`` naming the store the series
+    is read from (``predict_to_zarr(model, open_grid("era5.zarr"), 6, "era5.zarr")``) or a folder
+    of other files deleted them without a word. A missing path or an empty directory is fine; a
+    store of this function's (marked by :data:`FORECAST_STORE_ATTR`, or, written before the mark,
+    with only ``(forecast_start, lead, ...)`` variables) is replaced as documented.
+    """
+    if not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path)):
+        return
+    zarr = require("zarr", extra="lazy")
+    try:
+        if zarr.open_group(path, mode="r").attrs.get(FORECAST_STORE_ATTR):
+            return
+        variables = list(xr.open_zarr(path, consolidated=False).data_vars.values())
+    except (zarr.errors.BaseZarrError, OSError, ValueError, KeyError):
+        variables = []  # not a Zarr store: a file or a folder of other things
+    if variables and all(v.dims[:2] == ("forecast_start", "lead") for v in variables):
+        return
+    raise FileExistsError(
+        f"{path} exists and is not a forecast store written by predict_to_zarr (it may be the "
+        "store the series is read from, or other files); writing the forecasts there would "
+        "delete what it holds. Choose a new path, e.g. 'forecasts.zarr', or delete it yourself "
+        "first."
+    )
+
 
 def predict_to_zarr(
     model,
@@ -51,7 +83,9 @@ def predict_to_zarr(
     n
         Forecast horizon in steps.
     path
-        The Zarr store to write (replaced if it exists).
+        The Zarr store to write. An existing forecast store of this function's is replaced; any
+        other existing path (the input store, a folder of other files) is refused with a
+        ``FileExistsError``, since writing there would delete its contents.
     input_ends
         The last input step of each forecast. Default: the target's last step.
     past_covariates, future_covariates
@@ -79,6 +113,7 @@ def predict_to_zarr(
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"`block_size` must be a positive integer, got {block_size!r}.")
     path = os.fspath(path)
+    _check_replaceable(path)  # before any work: nothing is written to a path that is refused
     common = dict(
         n=n,
         input_chunk_length=model.input_chunk_length,
@@ -116,7 +151,8 @@ def predict_to_zarr(
     chunks = [1, n, *spec.shape] + ([num_samples] if num_samples > 1 else [])
     template = xr.DataArray(
         dsa.zeros(shape, chunks=chunks, dtype=np.float32), dims=dims, coords=coords, name=name
-    )
+    ).to_dataset()
+    template.attrs[FORECAST_STORE_ATTR] = 1  # what _check_replaceable lets a later call replace
     # the metadata and coordinates first, then each block into its region
     template.to_zarr(path, mode="w", compute=False)
     for first in range(0, len(full.positions), block_size):
