@@ -185,7 +185,9 @@ def test_extrapolate_names_a_bad_frame_or_motion_field() -> None:
         nc.extrapolate(frames, velocity, 2)
     bad = frame.copy()
     bad[2, 3] = np.nan
-    with pytest.raises(ValueError, match="frame holds a non-finite value .first at row 2, column 3"):
+    with pytest.raises(
+        ValueError, match="frame holds a non-finite value .first at row 2, column 3"
+    ):
         nc.extrapolate(bad, velocity, 2)
     with pytest.raises(ValueError, match="negative"):
         nc.extrapolate(frame - 1.0, velocity, 2)
