@@ -377,18 +377,8 @@ class MIMModel(MixedCovariatesTorchModel):
                 "QuantileRegression(), whose outputs are all values of the series."
             )
         if naive_anchor not in (False, "auto"):  # refuse a likelihood without a location now
-            try:
-                _anchored_params(likelihood, 1 if likelihood is None else likelihood.num_parameters)
-            except ValueError:
-                # the module's words name True, 'seasonal' or a lag only: name the value given
-                # ('combined', 'zero' and 'mean' are refused for the same reason)
-                raise ValueError(
-                    f"naive_anchor ({naive_anchor!r}) needs outputs on the target's scale (it starts "
-                    "them from a naive forecast or from zero), which "
-                    f"{type(likelihood).__name__}'s parameters are not. Use no likelihood, "
-                    "QuantileRegression, or a Gaussian, Laplace or Cauchy likelihood; or "
-                    "naive_anchor=False or 'auto' (which does not anchor such a likelihood)."
-                ) from None
+            n_params = 1 if likelihood is None else likelihood.num_parameters
+            _anchored_params(likelihood, n_params, naive_anchor)
         if self.linear_residual and not _has_location(likelihood):
             raise ValueError(
                 "linear_residual=True adds a linear forecast to the outputs' location, which "
@@ -556,9 +546,9 @@ class MIMModel(MixedCovariatesTorchModel):
             outputs_are_values=outputs_are_values,
         )
         zero_start = self.naive_anchor == "zero"
+        period = infer_period(freq)
         combination = None
         if self.naive_anchor == "combined":
-            period = infer_period(freq)
             combination = fit_naive_combination(
                 values,
                 self.input_chunk_length,
@@ -568,13 +558,13 @@ class MIMModel(MixedCovariatesTorchModel):
                 climatology=not instance_norm,
             )
         if combination is not None:
-            anchor = combination.describe(describe_anchor(lag * layout.fold, infer_period(freq)))
+            anchor = combination.describe(describe_anchor(lag * layout.fold, period))
         elif window_mean:
             anchor = "the input window's mean (instance norm, no naive anchor)"
         elif zero_start:
             anchor = "none (the outputs start from zero)"
         elif lag or self.naive_anchor != "auto" or not _has_location(self.likelihood):
-            anchor = describe_anchor(lag * layout.fold, infer_period(freq))
+            anchor = describe_anchor(lag * layout.fold, period)
         else:
             anchor = "none (the series' mean forecast it better than a naive forecast)"
         return ResolvedConfig(

@@ -168,10 +168,6 @@ class _MIMModule(PLForecastingModule):
             with torch.no_grad():
                 self.linear_residual.weight.zero_()
                 self.linear_residual.bias.zero_()
-            # 1 on the location parameters it moves (all of them for points and quantiles)
-            mask = torch.zeros(nr_params)
-            mask[list(_anchored_params(self.likelihood, nr_params))] = 1.0
-            self.register_buffer("_residual_mask", mask, persistent=False)
         # naive_anchor="combined": the fitted per-lead combination of naive forecasts, a fixed linear
         # map of the window plus a constant, added to the anchored forecast (darts_mim.naive_combination)
         self.naive_combination = None
@@ -184,9 +180,11 @@ class _MIMModule(PLForecastingModule):
             offset = torch.as_tensor(combination.offset[leads], dtype=torch.float32)
             self.register_buffer("_combination_matrix", matrix, persistent=False)
             self.register_buffer("_combination_offset", offset, persistent=False)
+        if self.linear_residual is not None or self.naive_combination is not None:
+            # 1 on the location parameters they move (all of them for points and quantiles)
             mask = torch.zeros(nr_params)
             mask[list(_anchored_params(self.likelihood, nr_params))] = 1.0
-            self.register_buffer("_combination_mask", mask, persistent=False)
+            self.register_buffer("_location_mask", mask, persistent=False)
         missing = torch.zeros(self.layout.grid.n_components, dtype=torch.bool)
         missing_components = list(self.layout.missing)
         if missing_components:
@@ -431,7 +429,7 @@ class _MIMModule(PLForecastingModule):
         """``forecast (B, ocl, D, P)`` plus the linear map of ``past (B, icl, D)`` on the location
         parameters (all of them for point forecasts and quantiles)."""
         linear = self.linear_residual(past.transpose(1, 2)).transpose(1, 2)  # (B, ocl, D)
-        return forecast + linear[..., None] * self._residual_mask.to(forecast.dtype)
+        return forecast + linear[..., None] * self._location_mask.to(forecast.dtype)
 
     def _add_naive_combination(self, forecast: Tensor, past: Tensor) -> Tensor:
         """``forecast (B, ocl, D, P)`` plus the fitted combination of ``past (B, icl, D)``'s naive
@@ -440,7 +438,7 @@ class _MIMModule(PLForecastingModule):
         combined = torch.einsum("ht,btd->bhd", matrix, past) + self._combination_offset.to(
             past.dtype
         )
-        return forecast + combined[..., None] * self._combination_mask.to(forecast.dtype)
+        return forecast + combined[..., None] * self._location_mask.to(forecast.dtype)
 
     # ------------------------------------------------------------------ training steps
     def _prepare_batch(self, batch: TorchTrainingBatch, stage: ModuleStage) -> TorchTrainingBatch:
@@ -570,7 +568,7 @@ _BATCH_TENSORS = (
 _LOCATION_SCALE = ("GaussianLikelihood", "LaplaceLikelihood", "CauchyLikelihood")
 
 
-def _anchored_params(likelihood, nr_params: int) -> tuple[int, ...]:
+def _anchored_params(likelihood, nr_params: int, naive_anchor=True) -> tuple[int, ...]:
     """The outputs that forecast a change from the naive forecast: the value itself without a
     likelihood, every quantile of a quantile regression, the location of a location-scale likelihood.
 
@@ -578,15 +576,17 @@ def _anchored_params(likelihood, nr_params: int) -> tuple[int, ...]:
     ------
     ValueError
         For likelihoods whose parameters are not on the target's scale (Poisson's rate, a Beta's
-        shape...), where adding the last frame means nothing.
+        shape...), where adding the last frame means nothing; the message names ``naive_anchor``,
+        the value given (``'combined'``, ``'zero'`` and ``'mean'`` are refused for the same reason).
     """
     if likelihood is None or isinstance(likelihood, QuantileRegression):
         return tuple(range(nr_params))
     if type(likelihood).__name__ in _LOCATION_SCALE:
         return (0,)
     raise ValueError(
-        f"naive_anchor (True, 'seasonal' or a lag) needs outputs on the target's scale: no likelihood, QuantileRegression, "
-        f"or one of {', '.join(_LOCATION_SCALE)}; {type(likelihood).__name__} has none. Pass "
+        f"naive_anchor ({naive_anchor!r}) needs outputs on the target's scale (it starts them from "
+        f"a naive forecast or from zero), which {type(likelihood).__name__}'s parameters are not. "
+        "Use no likelihood, QuantileRegression, or a Gaussian, Laplace or Cauchy likelihood; or "
         "naive_anchor=False or 'auto' (which does not anchor such a likelihood)."
     )
 

@@ -108,16 +108,21 @@ def _check_frames(frames: np.ndarray, what: str, min_frames: int) -> np.ndarray:
         raise ValueError(
             f"{what} has {len(values)} frame(s); estimating the motion needs at least {min_frames}."
         )
-    _refuse_non_finite(
+    _check_rain_rates(
         values,
         what,
         ("frame", "row", "column"),
         "the optical flow needs finite rain rates. Fill missing cells first (e.g. "
         "np.nan_to_num(frames, nan=0.0)).",
     )
+    return values
+
+
+def _check_rain_rates(values: np.ndarray, what: str, axes: Sequence[str], fix: str) -> None:
+    """Refuse non-finite values (``fix`` says what to do) and negative rain rates."""
+    _refuse_non_finite(values, what, axes, fix)
     if (values < 0).any():
         raise ValueError(f"{what} holds negative values; expected rain rates (mm/h) >= 0.")
-    return values
 
 
 def _check_steps(n: int) -> int:
@@ -201,15 +206,13 @@ def extrapolate(
     frame = np.asarray(frame, dtype=np.float64)
     if frame.ndim != 2:
         raise ValueError(f"frame must be an (H, W) array of rain rates, got shape {frame.shape}.")
-    _refuse_non_finite(
+    _check_rain_rates(
         frame,
         "frame",
         ("row", "column"),
         "extrapolation needs finite rain rates. Fill missing cells first (e.g. "
         "np.nan_to_num(frame, nan=0.0)).",
     )
-    if (frame < 0).any():
-        raise ValueError("frame holds negative values; expected rain rates (mm/h) >= 0.")
     velocity = np.asarray(velocity, dtype=np.float64)
     if velocity.shape != (2, *frame.shape):
         raise ValueError(

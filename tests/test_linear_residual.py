@@ -79,7 +79,7 @@ def test_linear_residual_moves_locations_only(tmp_path, likelihood):
     module = model.model
     # a forecast of the location parameters only: the Gaussian's scale is left alone
     expected = [1.0, 1.0, 1.0] if isinstance(likelihood, QuantileRegression) else [1.0, 0.0]
-    assert module._residual_mask.tolist() == expected
+    assert module._location_mask.tolist() == expected
     params = model.predict(3, series=series, predict_likelihood_parameters=True)
     assert np.isfinite(params.values()).all()
 

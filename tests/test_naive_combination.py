@@ -124,7 +124,7 @@ def test_combined_moves_every_quantile(tmp_path):
     likelihood = QuantileRegression([0.1, 0.5, 0.9])
     model = MIMModel(**tiny_kwargs(tmp_path, naive_anchor="combined", likelihood=likelihood))
     model.fit(series)
-    assert model.model._combination_mask.tolist() == [1.0, 1.0, 1.0]
+    assert model.model._location_mask.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_combined_refuses_a_likelihood_without_location(tmp_path):
